@@ -1,0 +1,53 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
+)
+
+// chain is one subject's tip as this writer knows it: the last sequence
+// (the fence for the next append) and the hash the next commit links to.
+type chain struct {
+	subject  string
+	lastSeq  uint64
+	lastHash string
+}
+
+// append stores events as one commit fenced on the known tip, and moves the
+// tip on success.
+func (c *chain) append(ctx context.Context, store Store, at time.Time, events []domain.Envelope) (uint64, error) {
+	data, err := eventstore.EncodeCommit(eventstore.Commit{RecordedAt: at.UTC(), Prev: c.lastHash, Events: events})
+	if err != nil {
+		return 0, fmt.Errorf("encode commit: %w", err)
+	}
+	if len(data) > commitBytesMax {
+		return 0, fmt.Errorf("%w: %d bytes", ErrCommitTooLarge, len(data))
+	}
+	seq, err := store.Append(ctx, c.subject, c.lastSeq, data)
+	if err != nil {
+		return 0, err
+	}
+	c.lastSeq, c.lastHash = seq, eventstore.Hash(data)
+	return seq, nil
+}
+
+// catchUp applies every commit stored on the subject after the known tip,
+// checking that each links to the one before it.
+func (c *chain) catchUp(ctx context.Context, store Store, apply func(seq uint64, commit eventstore.Commit)) error {
+	return store.ReadSubject(ctx, c.subject, c.lastSeq, func(msg eventstore.StoredMsg) error {
+		commit, err := eventstore.DecodeCommit(msg.Data)
+		if err != nil {
+			return fmt.Errorf("%s at %d: %w", c.subject, msg.Sequence, err)
+		}
+		if commit.Prev != c.lastHash {
+			return fmt.Errorf("%w: %s at %d links to %q, expected %q", ErrBrokenChain, c.subject, msg.Sequence, commit.Prev, c.lastHash)
+		}
+		apply(msg.Sequence, commit)
+		c.lastSeq, c.lastHash = msg.Sequence, eventstore.Hash(msg.Data)
+		return nil
+	})
+}

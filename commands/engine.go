@@ -1,0 +1,225 @@
+// Package commands is creditd's write side: it decides each write against
+// the line's state with the pure rules of package domain and appends the
+// resulting events to the log through one writer per partition.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
+)
+
+// Options configures an Engine.
+type Options struct {
+	// Clock is the time decisions are taken at; nil means time.Now.
+	Clock func() time.Time
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// CheckInvariants asserts the line invariants after every event
+	// (domain.Line.CheckInvariants); tests turn it on.
+	CheckInvariants bool
+	// SweepInterval is how often due expiries are looked for; zero means
+	// sweepIntervalDefault.
+	SweepInterval time.Duration
+}
+
+// sweepIntervalDefault keeps expiries within a second of their time.
+const sweepIntervalDefault = 250 * time.Millisecond
+
+// Engine accepts writes. It is safe for concurrent use.
+type Engine struct {
+	store      Store
+	loader     CommitLoader
+	clock      func() time.Time
+	log        *slog.Logger
+	partitions []*partition
+	registry   *registry
+
+	mu     sync.RWMutex // guards closed against sends on the inboxes
+	closed bool
+	wg     sync.WaitGroup
+	stop   chan struct{}
+}
+
+// CommitLoader reads one stored commit back, to answer a duplicate with the
+// original outcome. *eventstore.Store satisfies it.
+type CommitLoader interface {
+	Load(ctx context.Context, seq uint64) (eventstore.StoredMsg, error)
+}
+
+// FullStore is a Store that can also load single commits.
+type FullStore interface {
+	Store
+	CommitLoader
+}
+
+// New loads the write model from the log and starts the writers and the
+// expiry sweeper. Close stops them.
+func New(ctx context.Context, store FullStore, opts Options) (*Engine, error) {
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = sweepIntervalDefault
+	}
+	e := &Engine{store: store, loader: store, clock: opts.Clock, log: opts.Logger, stop: make(chan struct{})}
+	e.registry = newRegistry(store, opts.Clock)
+	if err := e.registry.load(ctx); err != nil {
+		return nil, fmt.Errorf("load registry: %w", err)
+	}
+	e.partitions = make([]*partition, store.Partitions())
+	loadErrs := make([]error, len(e.partitions))
+	var loading sync.WaitGroup
+	for i := range e.partitions {
+		e.partitions[i] = newPartition(i, store, opts.Logger, opts.Clock, opts.CheckInvariants)
+		loading.Go(func() { loadErrs[i] = e.partitions[i].load(ctx) })
+	}
+	loading.Wait()
+	if err := errors.Join(loadErrs...); err != nil {
+		return nil, fmt.Errorf("load partitions: %w", err)
+	}
+	for _, p := range e.partitions {
+		e.wg.Go(p.run)
+	}
+	e.wg.Go(func() { e.sweep(opts.SweepInterval) })
+	return e, nil
+}
+
+// Close stops accepting writes, lets every queued write finish, and stops
+// the writers. Nothing acknowledged is lost: acknowledgement follows the
+// store's.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	close(e.stop)
+	for _, p := range e.partitions {
+		close(p.inbox)
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+}
+
+// submit hands a request to its partition's writer and waits for the answer.
+func (e *Engine) submit(ctx context.Context, r *request) error {
+	if _, err := e.registry.tenant(r.tenantID); err != nil {
+		return err
+	}
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
+		return ErrClosed
+	}
+	p := e.partitions[e.store.PartitionOf(r.tenantID)]
+	select {
+	case p.inbox <- r:
+		e.mu.RUnlock()
+	case <-ctx.Done():
+		e.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		// The write may still land; a retry with the same id is answered
+		// as a duplicate.
+		return ctx.Err()
+	}
+}
+
+// single runs one idempotent op and, for a duplicate, reads the original
+// events back so the caller gets the original outcome.
+func (e *Engine) single(ctx context.Context, tenantID int64, o op) (Result, error) {
+	r := newRequest(tenantID, []op{o})
+	if err := e.submit(ctx, r); err != nil {
+		return Result{}, err
+	}
+	res := r.results[0]
+	if res.Err != nil {
+		return res, res.Err
+	}
+	if res.Duplicate && o.key != (idKey{}) {
+		events, err := e.originalEvents(ctx, res.Position, tenantID, o.creditType, o.key)
+		if err != nil {
+			return res, err
+		}
+		res.Events = events
+	}
+	return res, nil
+}
+
+// originalEvents reads the commit at position and returns the events of
+// the write named by key (and any auto-reload it caused).
+func (e *Engine) originalEvents(ctx context.Context, position uint64, tenantID int64, creditType string, key idKey) ([]domain.Event, error) {
+	msg, err := e.loader.Load(ctx, position)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	commit, err := eventstore.DecodeCommit(msg.Data)
+	if err != nil {
+		return nil, err
+	}
+	var events []domain.Event
+	for _, env := range commit.Events {
+		if env.TenantID != tenantID || env.CreditType != creditType {
+			continue
+		}
+		for _, ko := range outcomesOf(tenantID, creditType, env.Event) {
+			if ko.key == key {
+				events = append(events, env.Event)
+			}
+		}
+	}
+	return events, nil
+}
+
+// sweep asks every partition, each interval, to expire what is due. A
+// partition whose previous sweep is still queued is skipped, so sweeps never
+// pile up behind a busy writer.
+func (e *Engine) sweep(interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	pending := make([]*request, len(e.partitions))
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-ticker.C:
+		}
+		for i, p := range e.partitions {
+			if r := pending[i]; r != nil {
+				select {
+				case <-r.done:
+				default:
+					continue
+				}
+			}
+			r := &request{sweep: true, done: make(chan error, 1)}
+			e.mu.RLock()
+			if e.closed {
+				e.mu.RUnlock()
+				return
+			}
+			select {
+			case p.inbox <- r:
+				pending[i] = r
+			default:
+				pending[i] = nil // inbox full: try next tick
+			}
+			e.mu.RUnlock()
+		}
+	}
+}

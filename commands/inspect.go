@@ -1,0 +1,27 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/creditd/creditd/domain"
+)
+
+// Line returns a copy of a line's write-side state, current as of the
+// returned position. Reads for users come from the read models; this is
+// for tests, tools and decisions that need the authoritative state.
+func (e *Engine) Line(ctx context.Context, tenantID int64, creditType string) (*domain.Line, uint64, error) {
+	var line *domain.Line
+	var position uint64
+	r := &request{tenantID: tenantID, done: make(chan error, 1), inspect: func(p *partition) {
+		if l, ok := p.lines[lineRef{tenantID, creditType}]; ok {
+			line = l.Clone()
+		} else {
+			line = domain.NewLine(creditType)
+		}
+		position = p.chain.lastSeq
+	}}
+	if err := e.submit(ctx, r); err != nil {
+		return nil, 0, err
+	}
+	return line, position, nil
+}

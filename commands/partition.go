@@ -1,0 +1,391 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
+)
+
+// Bounds of the write path.
+const (
+	// inboxDepth bounds the requests waiting for one partition's writer;
+	// a full inbox makes callers wait (back-pressure) instead of queueing
+	// without limit.
+	inboxDepth = 1024
+	// commitOpsMax bounds the operations gathered into one commit.
+	commitOpsMax = 8192
+	// commitBytesMax keeps a commit under the server's message size limit.
+	commitBytesMax = eventstore.MaxPayloadBytes - 64<<10
+	// appendAttemptsMax bounds how often a batch is decided again after
+	// another writer moved the subject.
+	appendAttemptsMax = 16
+	// conflictBackoffStep scales the random pause after a conflict, so two
+	// instances writing one partition take turns instead of one starving.
+	conflictBackoffStep = 2 * time.Millisecond
+	// unavailableAttemptsMax bounds retries when the store does not answer:
+	// a second try after reading the subject, then the callers get
+	// ErrUnavailable and retry with the same ids.
+	unavailableAttemptsMax = 2
+	// appendTimeout bounds one append, whatever the callers' deadlines: a
+	// commit in flight is finished even if its caller has gone.
+	appendTimeout = 10 * time.Second
+)
+
+// lineRef names a credit line.
+type lineRef struct {
+	tenantID   int64
+	creditType string
+}
+
+// decision is what an operation decides against: its line as staged in the
+// current batch, the batch's clock, and the idempotency index.
+type decision struct {
+	line  *domain.Line
+	now   time.Time
+	known func(kind, id string) bool
+}
+
+// op is one write on one line.
+type op struct {
+	creditType string
+	// key and fingerprint make the op idempotent; a zero key means the op
+	// is a setting that is idempotent by its value.
+	key         idKey
+	fingerprint uint64
+	decide      func(d decision) ([]domain.Event, error)
+}
+
+// request is one caller's ops for one tenant, answered together: they land
+// in the same commit or none does.
+type request struct {
+	tenantID int64
+	ops      []op
+	// sweep asks the writer to turn due expiries into events.
+	sweep bool
+	// inspect runs on the committed state inside the writer, for reads of
+	// the write model (tests, replies that need the state).
+	inspect func(p *partition)
+	results []Result
+	done    chan error
+}
+
+func newRequest(tenantID int64, ops []op) *request {
+	return &request{tenantID: tenantID, ops: ops, done: make(chan error, 1)}
+}
+
+// partition is the single writer of one subject of the log. Its state is
+// touched only by its own goroutine.
+type partition struct {
+	id     int
+	store  Store
+	log    *slog.Logger
+	clock  func() time.Time
+	checks bool
+	chain  chain
+	lines  map[lineRef]*domain.Line
+	seen   map[idKey]outcome
+	inbox  chan *request
+	// stale is set when the subject may hold commits this writer has not
+	// applied (a conflict, or an append whose outcome is unknown).
+	stale bool
+}
+
+func newPartition(id int, store Store, log *slog.Logger, clock func() time.Time, checks bool) *partition {
+	return &partition{
+		id: id, store: store, log: log.With("partition", id), clock: clock, checks: checks,
+		chain: chain{subject: eventstore.PartitionSubject(id)},
+		lines: map[lineRef]*domain.Line{}, seen: map[idKey]outcome{},
+		inbox: make(chan *request, inboxDepth),
+	}
+}
+
+// load applies the subject's history: the write model is kept in memory,
+// so a command never replays a line's history.
+func (p *partition) load(ctx context.Context) error {
+	return p.chain.catchUp(ctx, p.store, p.applyCommit)
+}
+
+func (p *partition) applyCommit(seq uint64, commit eventstore.Commit) {
+	for _, env := range commit.Events {
+		ref := lineRef{env.TenantID, env.CreditType}
+		line := p.lines[ref]
+		if line == nil {
+			line = domain.NewLine(env.CreditType)
+			p.lines[ref] = line
+		}
+		line.Apply(env.Event)
+		for _, ko := range outcomesOf(env.TenantID, env.CreditType, env.Event) {
+			ko.outcome.position = seq
+			p.seen[ko.key] = ko.outcome
+		}
+	}
+}
+
+// run serves the inbox until it is closed. Requests that arrive while a
+// commit is in flight are gathered into the next one: group commit, so one
+// fsync pays for everything that queued during the previous one.
+func (p *partition) run() {
+	batch := make([]*request, 0, 64)
+	for first := range p.inbox {
+		batch = append(batch[:0], first)
+		ops := len(first.ops)
+	gather:
+		for ops < commitOpsMax {
+			select {
+			case r, ok := <-p.inbox:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+				ops += len(r.ops)
+			default:
+				break gather
+			}
+		}
+		p.process(batch)
+	}
+}
+
+// process decides and commits a batch, deciding again after a conflict.
+func (p *partition) process(batch []*request) {
+	var inspects []*request
+	writes := batch[:0:0]
+	for _, r := range batch {
+		if r.inspect != nil {
+			inspects = append(inspects, r)
+		} else {
+			writes = append(writes, r)
+		}
+	}
+	if len(writes) > 0 {
+		p.commitBatch(writes)
+	}
+	for _, r := range inspects {
+		// Other instances may have written the subject: an inspection
+		// reads up to its tip first.
+		if err := p.refresh(); err != nil {
+			r.done <- err
+			continue
+		}
+		r.inspect(p)
+		r.done <- nil
+	}
+}
+
+func (p *partition) refresh() error {
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	if err := p.chain.catchUp(ctx, p.store, p.applyCommit); err != nil {
+		p.log.Error("reading partition", "err", err)
+		if errors.Is(err, ErrBrokenChain) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	p.stale = false
+	return nil
+}
+
+func (p *partition) commitBatch(batch []*request) {
+	unavailable := 0
+	for attempt := 1; ; attempt++ {
+		if p.stale {
+			if err := p.refresh(); err != nil {
+				fail(batch, err)
+				return
+			}
+		}
+		now := p.clock()
+		st := p.decide(batch, now)
+		if len(st.events) == 0 {
+			p.finish(batch, st, 0)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+		seq, err := p.chain.append(ctx, p.store, now, st.events)
+		cancel()
+		switch {
+		case err == nil:
+			p.commitStage(st, seq)
+			p.finish(batch, st, seq)
+			return
+		case errors.Is(err, ErrCommitTooLarge):
+			if len(batch) == 1 {
+				fail(batch, err)
+				return
+			}
+			half := len(batch) / 2
+			p.commitBatch(batch[:half])
+			p.commitBatch(batch[half:])
+			return
+		case errors.Is(err, eventstore.ErrConflict):
+			p.stale = true
+			if attempt >= appendAttemptsMax {
+				fail(batch, fmt.Errorf("%w: %v", ErrContention, err))
+				return
+			}
+			time.Sleep(rand.N(time.Duration(attempt) * conflictBackoffStep))
+		default:
+			// The append may have landed: reading the subject before the
+			// next try turns a landed write into a duplicate.
+			p.stale = true
+			p.log.Warn("append failed", "err", err)
+			if unavailable++; unavailable >= unavailableAttemptsMax {
+				fail(batch, fmt.Errorf("%w: %v", ErrUnavailable, err))
+				return
+			}
+		}
+	}
+}
+
+func fail(batch []*request, err error) {
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+
+// stage holds a batch's decisions until its commit lands: copies of the
+// lines it touched and the index entries it adds. Dropped on failure, so
+// the committed state is only ever what the log holds.
+type stage struct {
+	p      *partition
+	lines  map[lineRef]*domain.Line
+	seen   map[idKey]outcome
+	events []domain.Envelope
+}
+
+func (s *stage) line(ref lineRef) *domain.Line {
+	if l, ok := s.lines[ref]; ok {
+		return l
+	}
+	var l *domain.Line
+	if base, ok := s.p.lines[ref]; ok {
+		l = base.Clone()
+	} else {
+		l = domain.NewLine(ref.creditType)
+	}
+	s.lines[ref] = l
+	return l
+}
+
+// lookup returns the outcome of key; pending is true when it was decided in
+// this batch (its position is the batch's commit).
+func (s *stage) lookup(key idKey) (o outcome, pending, ok bool) {
+	if o, ok := s.seen[key]; ok {
+		return o, true, true
+	}
+	o, ok = s.p.seen[key]
+	return o, false, ok
+}
+
+func (p *partition) decide(batch []*request, now time.Time) *stage {
+	st := &stage{p: p, lines: map[lineRef]*domain.Line{}, seen: map[idKey]outcome{}}
+	for _, r := range batch {
+		if r.sweep {
+			p.decideSweep(st, now)
+			continue
+		}
+		r.results = make([]Result, len(r.ops))
+		for i, o := range r.ops {
+			r.results[i] = p.decideOp(st, r.tenantID, o, now)
+		}
+	}
+	return st
+}
+
+func (st *stage) apply(env domain.Envelope) {
+	line := st.line(lineRef{env.TenantID, env.CreditType})
+	line.Apply(env.Event)
+	if st.p.checks {
+		if err := line.CheckInvariants(); err != nil {
+			panic(fmt.Sprintf("invariant broken after %T: %v", env.Event, err))
+		}
+	}
+	for _, ko := range outcomesOf(env.TenantID, env.CreditType, env.Event) {
+		st.seen[ko.key] = ko.outcome
+	}
+	st.events = append(st.events, env)
+}
+
+func (p *partition) decideOp(st *stage, tenantID int64, o op, now time.Time) Result {
+	if o.key != (idKey{}) {
+		if prior, pending, ok := st.lookup(o.key); ok {
+			if prior.fingerprint != o.fingerprint {
+				return Result{Err: domain.ErrIdempotencyConflict, Position: prior.position}
+			}
+			res := Result{Status: StatusDuplicate, Duplicate: true, Position: prior.position}
+			if prior.status != outcomeAccepted {
+				res.Status, res.Reason = StatusRejected, prior.status.reason()
+			}
+			if pending {
+				res.Position = 0 // filled with the batch's commit by finish
+			}
+			return res
+		}
+	}
+	line := st.line(lineRef{tenantID, o.creditType})
+	events, err := o.decide(decision{line: line, now: now, known: func(kind, id string) bool {
+		_, _, ok := st.lookup(makeKey(tenantID, kind, id))
+		return ok
+	}})
+	if err != nil {
+		return Result{Err: err}
+	}
+	res := Result{Status: StatusAccepted, Events: events}
+	for _, e := range events {
+		if r, ok := e.(domain.DebitRejected); ok {
+			res.Status, res.Reason = StatusRejected, r.Reason
+		}
+		st.apply(domain.Envelope{TenantID: tenantID, CreditType: o.creditType, Event: e})
+	}
+	return res
+}
+
+// commitStage makes a landed batch's decisions the committed state.
+func (p *partition) commitStage(st *stage, seq uint64) {
+	for ref, l := range st.lines {
+		p.lines[ref] = l
+	}
+	for key, o := range st.seen {
+		o.position = seq
+		p.seen[key] = o
+	}
+}
+
+// finish answers a batch. seq is its commit, 0 when nothing was appended.
+func (p *partition) finish(batch []*request, st *stage, seq uint64) {
+	for _, r := range batch {
+		for i := range r.results {
+			res := &r.results[i]
+			switch {
+			case res.Err != nil:
+			case res.Position == 0 && seq != 0:
+				res.Position = seq
+			case res.Position == 0:
+				// A setting that did not change: the state is current as of
+				// the partition's tip.
+				res.Position = p.chain.lastSeq
+			}
+		}
+		r.done <- nil
+	}
+}
+
+func (p *partition) decideSweep(st *stage, now time.Time) {
+	for ref, committed := range p.lines {
+		due, ok := committed.NextDue()
+		if !ok || due.After(now) {
+			continue
+		}
+		line := st.line(ref)
+		for _, e := range domain.DecideExpiries(line, now) {
+			st.apply(domain.Envelope{TenantID: ref.tenantID, CreditType: ref.creditType, Event: e})
+		}
+	}
+}

@@ -1,0 +1,27 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/creditd/creditd/domain"
+)
+
+// releaseFingerprint: a release has no body, so every release of the same
+// reservation is the same request.
+const releaseFingerprint = 1
+
+// Release ends a reservation without a debit. Releasing again returns the
+// original outcome. Errors: domain.ErrReservationNotFound,
+// domain.ErrReservationClosed (captured or expired), ErrTenantNotFound,
+// ErrUnavailable, ErrContention.
+func (e *Engine) Release(ctx context.Context, tenantID int64, creditType, reservationID string) (Result, error) {
+	return e.single(ctx, tenantID, op{
+		creditType:  creditType,
+		key:         makeKey(tenantID, kindRelease, reservationID),
+		fingerprint: lineFingerprint(releaseFingerprint, creditType),
+		decide: func(d decision) ([]domain.Event, error) {
+			events, err := domain.DecideRelease(d.line, reservationID, domain.ReleaseReleased)
+			return events, closedIfKnown(err, d, reservationID)
+		},
+	})
+}

@@ -1,0 +1,16 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/creditd/creditd/eventstore"
+)
+
+// Store is what the write side needs of the event log. *eventstore.Store
+// satisfies it; tests use that same store on an embedded server.
+type Store interface {
+	Append(ctx context.Context, subject string, expectedSeq uint64, data []byte) (uint64, error)
+	ReadSubject(ctx context.Context, subject string, afterSeq uint64, fn func(eventstore.StoredMsg) error) error
+	Partitions() int
+	PartitionOf(tenantID int64) int
+}

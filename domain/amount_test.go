@@ -1,0 +1,87 @@
+package domain
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestValidateAmount(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, amount string
+		want         error
+	}{
+		{"zero_is_well_formed", "0", nil},
+		{"a_whole_number_is_well_formed", "42", nil},
+		{"six_decimal_places_are_allowed", "0.000001", nil},
+		{"negative_amounts_with_six_places_are_allowed", "-12.345678", nil},
+		{"trailing_zeros_beyond_six_places_do_not_count", "1.1234560", nil},
+		{"the_largest_amount_below_10^12_is_allowed", "999999999999.999999", nil},
+		{"the_most_negative_amount_above_-10^12_is_allowed", "-999999999999.999999", nil},
+		{"seven_decimal_places_are_refused", "1.1234567", ErrAmountPrecision},
+		{"a_tenth_of_a_micro_credit_is_refused", "0.0000001", ErrAmountPrecision},
+		{"negative_seven_decimal_places_are_refused", "-0.0000001", ErrAmountPrecision},
+		{"exponent_notation_with_too_many_places_is_refused", "1e-7", ErrAmountPrecision},
+		{"exactly_10^12_is_refused", "1000000000000", ErrAmountMagnitude},
+		{"exactly_-10^12_is_refused", "-1000000000000", ErrAmountMagnitude},
+		{"10^12_in_exponent_notation_is_refused", "1e12", ErrAmountMagnitude},
+		{"far_beyond_10^12_is_refused", "123456789012345678", ErrAmountMagnitude},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := ValidateAmount(d(tt.amount))
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("ValidateAmount(%s) = %v, want %v", tt.amount, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidatePositive(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, amount string
+		want         error
+	}{
+		{"one_micro_credit_is_positive", "0.000001", nil},
+		{"a_large_amount_is_positive", "999999999999", nil},
+		{"zero_is_not_positive", "0", ErrAmountNotPositive},
+		{"a_negative_amount_is_not_positive", "-1", ErrAmountNotPositive},
+		{"a_positive_amount_with_seven_places_is_refused", "0.0000001", ErrAmountPrecision},
+		{"a_positive_amount_of_10^12_is_refused", "1e12", ErrAmountMagnitude},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := ValidatePositive(d(tt.amount))
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("ValidatePositive(%s) = %v, want %v", tt.amount, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateNonNegative(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, amount string
+		want         error
+	}{
+		{"zero_is_allowed", "0", nil},
+		{"a_positive_amount_is_allowed", "3.5", nil},
+		{"a_negative_amount_is_refused", "-0.000001", ErrAmountNegative},
+		{"a_huge_negative_amount_is_refused_as_negative", "-1e15", ErrAmountNegative},
+		{"seven_decimal_places_are_refused", "1.0000001", ErrAmountPrecision},
+		{"10^12_is_refused", "1000000000000", ErrAmountMagnitude},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := ValidateNonNegative(d(tt.amount))
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("ValidateNonNegative(%s) = %v, want %v", tt.amount, err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,77 @@
+package domain
+
+import (
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// ConfigureAutoReload sets a line's auto-reload: when a debit leaves
+// available below Threshold, a grant of Amount is added, once per crossing.
+type ConfigureAutoReload struct {
+	Enabled   bool
+	Threshold decimal.Decimal
+	Amount    decimal.Decimal
+}
+
+// Validate reports every malformed field at once.
+func (c ConfigureAutoReload) Validate() error {
+	var v validator
+	v.amount("threshold", c.Threshold, ValidateNonNegative)
+	if c.Enabled {
+		v.amount("amount", c.Amount, ValidatePositive)
+	} else {
+		v.amount("amount", c.Amount, ValidateNonNegative)
+	}
+	return v.err()
+}
+
+// DecideConfigureAutoReload returns the event that records the setting, or
+// none when the line already has exactly this setting (a repeated PUT).
+func DecideConfigureAutoReload(l *Line, c ConfigureAutoReload) ([]Event, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	current := l.AutoReload
+	if current.Enabled == c.Enabled && current.Threshold.Equal(c.Threshold) && current.Amount.Equal(c.Amount) {
+		return nil, nil
+	}
+	return []Event{AutoReloadConfigured{Enabled: c.Enabled, Threshold: c.Threshold, Amount: c.Amount}}, nil
+}
+
+// autoReloadAfter returns the auto_reload grant owed after a debit of amount
+// decided at now, or nil. trigger is the debit's id and makes the grant id
+// deterministic, so a replayed decision yields the same grant.
+func autoReloadAfter(l *Line, amount decimal.Decimal, trigger string, now time.Time) []Event {
+	ar := l.AutoReload
+	if !ar.Enabled || !l.ReloadArmed || !ar.Amount.IsPositive() {
+		return nil
+	}
+	if !l.Available().Sub(amount).LessThan(ar.Threshold) {
+		return nil
+	}
+	return []Event{CreditsGranted{
+		GrantID: "auto_reload:" + trigger, Amount: ar.Amount, Source: SourceAutoReload,
+		EffectiveAt: now.UTC(), Description: "auto-reload", Trigger: trigger,
+	}}
+}
+
+// ConfigureLine sets a line's overdraft limit: how far below zero available
+// may go.
+type ConfigureLine struct {
+	OverdraftLimit decimal.Decimal
+}
+
+// DecideConfigureLine returns the event recording the setting, or none if
+// unchanged.
+func DecideConfigureLine(l *Line, c ConfigureLine) ([]Event, error) {
+	var v validator
+	v.amount("overdraft_limit", c.OverdraftLimit, ValidateNonNegative)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if l.OverdraftLimit.Equal(c.OverdraftLimit) {
+		return nil, nil
+	}
+	return []Event{CreditLineConfigured{OverdraftLimit: c.OverdraftLimit}}, nil
+}

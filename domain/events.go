@@ -1,0 +1,316 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// EventType names an event in the log. The names are part of the stored
+// format: never rename one, add a new type instead.
+type EventType string
+
+const (
+	EventCreditsGranted       EventType = "CreditsGranted"
+	EventUsageDebited         EventType = "UsageDebited"
+	EventDebitRejected        EventType = "DebitRejected"
+	EventCreditsReserved      EventType = "CreditsReserved"
+	EventReservationCaptured  EventType = "ReservationCaptured"
+	EventReservationReleased  EventType = "ReservationReleased"
+	EventCreditsAdjusted      EventType = "CreditsAdjusted"
+	EventGrantExpired         EventType = "GrantExpired"
+	EventAutoReloadConfigured EventType = "AutoReloadConfigured"
+	EventCreditLineConfigured EventType = "CreditLineConfigured"
+
+	EventTenantCreated EventType = "TenantCreated"
+	EventAPIKeyIssued  EventType = "APIKeyIssued"
+	EventAPIKeyRevoked EventType = "APIKeyRevoked"
+)
+
+// Source says where granted credits came from.
+type Source string
+
+const (
+	SourcePurchase     Source = "purchase"
+	SourceSubscription Source = "subscription"
+	SourcePromotional  Source = "promotional"
+	SourceAutoReload   Source = "auto_reload"
+	SourceManual       Source = "manual"
+)
+
+// Valid reports whether s is one of the known sources.
+func (s Source) Valid() bool {
+	switch s {
+	case SourcePurchase, SourceSubscription, SourcePromotional, SourceAutoReload, SourceManual:
+		return true
+	}
+	return false
+}
+
+// ReleaseReason says why a reservation ended without a capture.
+type ReleaseReason string
+
+const (
+	ReleaseReleased ReleaseReason = "released"
+	ReleaseExpired  ReleaseReason = "expired"
+	// ReleaseCaptured marks the part of a hold a partial capture gave back.
+	ReleaseCaptured ReleaseReason = "captured"
+)
+
+// Burn is the part of a debit one grant paid for.
+type Burn struct {
+	GrantID string          `json:"grant_id"`
+	Amount  decimal.Decimal `json:"amount"`
+}
+
+// Dimensions describe what a usage debit or reservation was for. They feed the
+// usage statistics and never change a balance.
+type Dimensions struct {
+	Module        string            `json:"module,omitempty"`
+	Service       string            `json:"service,omitempty"`
+	UserID        string            `json:"user_id,omitempty"`
+	WorkflowID    string            `json:"workflow_id,omitempty"`
+	WorkflowRunID string            `json:"workflow_run_id,omitempty"`
+	Endpoint      string            `json:"endpoint,omitempty"`
+	Success       bool              `json:"success"`
+	Quantity      decimal.Decimal   `json:"quantity"`
+	Custom        map[string]string `json:"custom,omitempty"`
+}
+
+// Event is one fact about a credit line or the tenant registry.
+type Event interface {
+	EventType() EventType
+}
+
+type CreditsGranted struct {
+	GrantID       string            `json:"grant_id"`
+	Amount        decimal.Decimal   `json:"amount"`
+	Source        Source            `json:"source"`
+	Priority      int               `json:"priority"`
+	EffectiveAt   time.Time         `json:"effective_at"`
+	ExpiresAt     *time.Time        `json:"expires_at,omitempty"`
+	CostPerCredit *decimal.Decimal  `json:"cost_per_credit,omitempty"`
+	Currency      string            `json:"currency,omitempty"`
+	Description   string            `json:"description,omitempty"`
+	Reference     string            `json:"reference,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	// Trigger is the usage, capture or reservation id whose debit crossed the
+	// auto-reload threshold; empty for other sources.
+	Trigger     string `json:"trigger,omitempty"`
+	Fingerprint uint64 `json:"fp,omitempty"`
+}
+
+type UsageDebited struct {
+	UsageID     string          `json:"usage_id"`
+	Amount      decimal.Decimal `json:"amount"`
+	OccurredAt  time.Time       `json:"occurred_at"`
+	Dimensions  Dimensions      `json:"dimensions"`
+	Description string          `json:"description,omitempty"`
+	Burned      []Burn          `json:"burned,omitempty"`
+	Fingerprint uint64          `json:"fp,omitempty"`
+}
+
+type DebitRejected struct {
+	UsageID     string          `json:"usage_id"`
+	Amount      decimal.Decimal `json:"amount"`
+	OccurredAt  time.Time       `json:"occurred_at"`
+	Dimensions  Dimensions      `json:"dimensions"`
+	Reason      string          `json:"reason"`
+	Fingerprint uint64          `json:"fp,omitempty"`
+}
+
+type CreditsReserved struct {
+	ReservationID string          `json:"reservation_id"`
+	Amount        decimal.Decimal `json:"amount"`
+	ExpiresAt     time.Time       `json:"expires_at"`
+	Dimensions    Dimensions      `json:"dimensions"`
+	Fingerprint   uint64          `json:"fp,omitempty"`
+}
+
+type ReservationCaptured struct {
+	ReservationID string          `json:"reservation_id"`
+	Amount        decimal.Decimal `json:"amount"`
+	// Released is the part of the hold the capture did not take; it returns to
+	// available in the same event (partial capture releases the rest).
+	Released    decimal.Decimal `json:"released"`
+	Burned      []Burn          `json:"burned,omitempty"`
+	Fingerprint uint64          `json:"fp,omitempty"`
+}
+
+type ReservationReleased struct {
+	ReservationID string          `json:"reservation_id"`
+	Amount        decimal.Decimal `json:"amount"`
+	Reason        ReleaseReason   `json:"reason"`
+}
+
+type CreditsAdjusted struct {
+	AdjustmentID string          `json:"adjustment_id"`
+	Amount       decimal.Decimal `json:"amount"`
+	Reason       string          `json:"reason"`
+	Reference    string          `json:"reference,omitempty"`
+	// Burned lists the grants a negative adjustment took credits from.
+	Burned      []Burn `json:"burned,omitempty"`
+	Fingerprint uint64 `json:"fp,omitempty"`
+}
+
+type GrantExpired struct {
+	GrantID string          `json:"grant_id"`
+	Amount  decimal.Decimal `json:"amount"`
+}
+
+type AutoReloadConfigured struct {
+	Enabled   bool            `json:"enabled"`
+	Threshold decimal.Decimal `json:"threshold"`
+	Amount    decimal.Decimal `json:"amount"`
+}
+
+type CreditLineConfigured struct {
+	OverdraftLimit decimal.Decimal `json:"overdraft_limit"`
+}
+
+type TenantCreated struct {
+	TenantID    int64     `json:"tenant_id"`
+	Name        string    `json:"name"`
+	Email       string    `json:"email,omitempty"`
+	Currency    string    `json:"currency,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	RequestKey  string    `json:"request_key,omitempty"`
+	Fingerprint uint64    `json:"fp,omitempty"`
+}
+
+type APIKeyIssued struct {
+	TenantID int64  `json:"tenant_id"`
+	KeyID    string `json:"key_id"`
+	// KeyHash is the hex SHA-256 of the key: the key itself is shown once and
+	// never stored.
+	KeyHash string `json:"key_hash"`
+	Prefix  string `json:"prefix"`
+}
+
+type APIKeyRevoked struct {
+	TenantID int64  `json:"tenant_id"`
+	KeyID    string `json:"key_id"`
+}
+
+func (CreditsGranted) EventType() EventType       { return EventCreditsGranted }
+func (UsageDebited) EventType() EventType         { return EventUsageDebited }
+func (DebitRejected) EventType() EventType        { return EventDebitRejected }
+func (CreditsReserved) EventType() EventType      { return EventCreditsReserved }
+func (ReservationCaptured) EventType() EventType  { return EventReservationCaptured }
+func (ReservationReleased) EventType() EventType  { return EventReservationReleased }
+func (CreditsAdjusted) EventType() EventType      { return EventCreditsAdjusted }
+func (GrantExpired) EventType() EventType         { return EventGrantExpired }
+func (AutoReloadConfigured) EventType() EventType { return EventAutoReloadConfigured }
+func (CreditLineConfigured) EventType() EventType { return EventCreditLineConfigured }
+func (TenantCreated) EventType() EventType        { return EventTenantCreated }
+func (APIKeyIssued) EventType() EventType         { return EventAPIKeyIssued }
+func (APIKeyRevoked) EventType() EventType        { return EventAPIKeyRevoked }
+
+// Envelope places an event on its tenant and credit line. Registry events
+// (tenants, keys) have an empty CreditType.
+type Envelope struct {
+	TenantID   int64
+	CreditType string
+	Event      Event
+}
+
+type envelopeJSON struct {
+	Type       EventType       `json:"type"`
+	TenantID   int64           `json:"tenant_id"`
+	CreditType string          `json:"credit_type,omitempty"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// MarshalJSON writes {"type","tenant_id","credit_type","data"}.
+func (e Envelope) MarshalJSON() ([]byte, error) {
+	data, err := json.Marshal(e.Event)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(envelopeJSON{Type: e.Event.EventType(), TenantID: e.TenantID, CreditType: e.CreditType, Data: data})
+}
+
+// UnmarshalJSON decodes an envelope, refusing unknown event types: a reader
+// that skipped an event it does not know would compute a wrong balance.
+func (e *Envelope) UnmarshalJSON(b []byte) error {
+	var raw envelopeJSON
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	ev, err := newEvent(raw.Type)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw.Data, ev); err != nil {
+		return fmt.Errorf("decode %s: %w", raw.Type, err)
+	}
+	e.TenantID, e.CreditType = raw.TenantID, raw.CreditType
+	e.Event = derefEvent(ev)
+	return nil
+}
+
+func newEvent(t EventType) (any, error) {
+	switch t {
+	case EventCreditsGranted:
+		return &CreditsGranted{}, nil
+	case EventUsageDebited:
+		return &UsageDebited{}, nil
+	case EventDebitRejected:
+		return &DebitRejected{}, nil
+	case EventCreditsReserved:
+		return &CreditsReserved{}, nil
+	case EventReservationCaptured:
+		return &ReservationCaptured{}, nil
+	case EventReservationReleased:
+		return &ReservationReleased{}, nil
+	case EventCreditsAdjusted:
+		return &CreditsAdjusted{}, nil
+	case EventGrantExpired:
+		return &GrantExpired{}, nil
+	case EventAutoReloadConfigured:
+		return &AutoReloadConfigured{}, nil
+	case EventCreditLineConfigured:
+		return &CreditLineConfigured{}, nil
+	case EventTenantCreated:
+		return &TenantCreated{}, nil
+	case EventAPIKeyIssued:
+		return &APIKeyIssued{}, nil
+	case EventAPIKeyRevoked:
+		return &APIKeyRevoked{}, nil
+	}
+	return nil, fmt.Errorf("unknown event type %q", t)
+}
+
+func derefEvent(v any) Event {
+	switch e := v.(type) {
+	case *CreditsGranted:
+		return *e
+	case *UsageDebited:
+		return *e
+	case *DebitRejected:
+		return *e
+	case *CreditsReserved:
+		return *e
+	case *ReservationCaptured:
+		return *e
+	case *ReservationReleased:
+		return *e
+	case *CreditsAdjusted:
+		return *e
+	case *GrantExpired:
+		return *e
+	case *AutoReloadConfigured:
+		return *e
+	case *CreditLineConfigured:
+		return *e
+	case *TenantCreated:
+		return *e
+	case *APIKeyIssued:
+		return *e
+	case *APIKeyRevoked:
+		return *e
+	}
+	panic(fmt.Sprintf("derefEvent: unhandled %T", v))
+}

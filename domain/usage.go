@@ -1,0 +1,73 @@
+package domain
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// FutureSkewMax is how far ahead of the server's clock a usage event's
+// occurred_at may be. Producers' clocks drift; events further ahead are a
+// producer bug and are refused, recorded as DebitRejected.
+const FutureSkewMax = 5 * time.Minute
+
+// RecordUsage debits a line for metered consumption.
+type RecordUsage struct {
+	UsageID string
+	Amount  decimal.Decimal
+	// OccurredAt is when the usage happened; zero means now. It places the
+	// usage on its day in the statistics; it does not choose the grants,
+	// which are those active when the debit is decided.
+	OccurredAt  time.Time
+	Dimensions  Dimensions
+	Description string
+}
+
+// Validate reports every malformed field at once.
+func (c RecordUsage) Validate() error {
+	var v validator
+	v.id("id", c.UsageID, true)
+	v.amount("amount", c.Amount, ValidateNonNegative)
+	v.dimensions(c.Dimensions)
+	v.text("description", c.Description, TextLengthMax, false)
+	return v.err()
+}
+
+// Fingerprint identifies the request for idempotency.
+func (c RecordUsage) Fingerprint() uint64 {
+	var f fingerprinter
+	return f.str("usage").str(c.UsageID).dec(c.Amount).time(c.OccurredAt).dimensions(c.Dimensions).str(c.Description).sum()
+}
+
+// DecideUsage debits the line, or records the refusal: a usage event is
+// always answered by an event, UsageDebited (followed by an auto_reload
+// grant when the debit crosses the threshold) or DebitRejected. It returns
+// an error only for a malformed command.
+func DecideUsage(l *Line, c RecordUsage, now time.Time) ([]Event, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	occurred := c.OccurredAt
+	if occurred.IsZero() {
+		occurred = now
+	}
+	occurred = occurred.UTC()
+	fp := c.Fingerprint()
+	reject := func(reason string) []Event {
+		return []Event{DebitRejected{UsageID: c.UsageID, Amount: c.Amount, OccurredAt: occurred, Dimensions: c.Dimensions, Reason: reason, Fingerprint: fp}}
+	}
+	if occurred.After(now.Add(FutureSkewMax)) {
+		return reject(RejectOccurredInFuture), nil
+	}
+	if c.Amount.GreaterThan(l.Spendable(now)) {
+		return reject(RejectInsufficientCredits), nil
+	}
+	events := []Event{UsageDebited{
+		UsageID: c.UsageID, Amount: c.Amount, OccurredAt: occurred, Dimensions: c.Dimensions,
+		Description: c.Description, Burned: l.planBurn(c.Amount, now), Fingerprint: fp,
+	}}
+	return append(events, autoReloadAfter(l, c.Amount, "usage:"+c.UsageID, now)...), nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,115 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+)
+
+// Bounds on command fields. Each is part of the API contract (docs/decisions.md).
+const (
+	IDLengthMax          = 128
+	DimensionLengthMax   = 256
+	TextLengthMax        = 1024
+	CustomKeysMax        = 16
+	CustomKeyLengthMax   = 64
+	CustomValueLengthMax = 256
+	MetadataKeysMax      = 32
+	CreditTypeLengthMax  = 64
+)
+
+// FieldError is one problem with one field of a command. Location is relative
+// to the command ("amount", "custom.region"); the HTTP layer prefixes it with
+// where the command sat in the request.
+type FieldError struct {
+	Location string
+	Message  string
+	Value    any
+}
+
+func (e *FieldError) Error() string { return e.Location + ": " + e.Message }
+
+// Unwrap lets errors.Is(err, ErrInvalidCommand) hold for every field error.
+func (e *FieldError) Unwrap() error { return ErrInvalidCommand }
+
+// FieldErrors returns the field errors joined in err, in order.
+func FieldErrors(err error) []*FieldError {
+	switch e := err.(type) {
+	case nil:
+		return nil
+	case *FieldError:
+		return []*FieldError{e}
+	case interface{ Unwrap() []error }:
+		var out []*FieldError
+		for _, inner := range e.Unwrap() {
+			out = append(out, FieldErrors(inner)...)
+		}
+		return out
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return []*FieldError{fe}
+	}
+	return nil
+}
+
+// validator gathers every problem of a command, so a 400 lists all at once.
+type validator struct{ errs []error }
+
+func (v *validator) add(location, message string, value any) {
+	v.errs = append(v.errs, &FieldError{Location: location, Message: message, Value: value})
+}
+
+func (v *validator) err() error { return errors.Join(v.errs...) }
+
+func (v *validator) text(location, s string, max int, required bool) {
+	switch {
+	case required && s == "":
+		v.add(location, "is required", s)
+	case len(s) > max:
+		v.add(location, fmt.Sprintf("is longer than %d bytes", max), nil)
+	case !utf8.ValidString(s):
+		v.add(location, "is not valid UTF-8", nil)
+	}
+}
+
+func (v *validator) id(location, s string, required bool) {
+	v.text(location, s, IDLengthMax, required)
+}
+
+func (v *validator) creditType(s string) {
+	v.text("credit_type", s, CreditTypeLengthMax, true)
+}
+
+func (v *validator) amount(location string, d decimal.Decimal, check func(decimal.Decimal) error) {
+	if err := check(d); err != nil {
+		v.add(location, err.Error(), d.String())
+	}
+}
+
+func (v *validator) stringMap(location string, m map[string]string, keysMax, keyMax, valueMax int) {
+	if len(m) > keysMax {
+		v.add(location, fmt.Sprintf("has more than %d keys", keysMax), len(m))
+		return
+	}
+	for k, val := range m {
+		if k == "" {
+			v.add(location, "has an empty key", k)
+		}
+		v.text(location+"."+k, k, keyMax, false)
+		v.text(location+"."+k, val, valueMax, false)
+	}
+}
+
+func (v *validator) dimensions(d Dimensions) {
+	v.text("module", d.Module, DimensionLengthMax, false)
+	v.text("service", d.Service, DimensionLengthMax, false)
+	v.text("user_id", d.UserID, DimensionLengthMax, false)
+	v.text("workflow_id", d.WorkflowID, DimensionLengthMax, false)
+	v.text("workflow_run_id", d.WorkflowRunID, DimensionLengthMax, false)
+	v.text("endpoint", d.Endpoint, DimensionLengthMax, false)
+	v.amount("quantity", d.Quantity, ValidateNonNegative)
+	v.stringMap("custom", d.Custom, CustomKeysMax, CustomKeyLengthMax, CustomValueLengthMax)
+}

@@ -1,0 +1,52 @@
+package eventstore
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/creditd/creditd/domain"
+)
+
+// CommitVersion is the stored format's version; a reader refuses others.
+const CommitVersion = 1
+
+// Commit is one stored message: the events one writer decided in one batch
+// for one subject, possibly for many tenants and lines. A commit lands
+// whole or not at all, which is what makes a request atomic.
+type Commit struct {
+	Version int `json:"v"`
+	// RecordedAt is when the writer decided the events (its clock).
+	RecordedAt time.Time `json:"at"`
+	// Prev is the hex SHA-256 of the previous commit's stored bytes on the
+	// same subject, empty for the first: a chain an auditor can check.
+	Prev   string            `json:"prev"`
+	Events []domain.Envelope `json:"events"`
+}
+
+// Hash is the SHA-256 of a commit's stored bytes, the link the next commit
+// on the subject names in Prev.
+func Hash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// EncodeCommit returns the stored bytes of c.
+func EncodeCommit(c Commit) ([]byte, error) {
+	c.Version = CommitVersion
+	return json.Marshal(c)
+}
+
+// DecodeCommit parses stored bytes, refusing unknown versions and event types.
+func DecodeCommit(data []byte) (Commit, error) {
+	var c Commit
+	if err := json.Unmarshal(data, &c); err != nil {
+		return Commit{}, fmt.Errorf("decode commit: %w", err)
+	}
+	if c.Version != CommitVersion {
+		return Commit{}, fmt.Errorf("decode commit: unsupported version %d", c.Version)
+	}
+	return c, nil
+}

@@ -1,0 +1,256 @@
+// Package eventstore keeps creditd's event log in one JetStream stream.
+//
+// Layout (docs/architecture.md has the reasoning): tenants are spread over a
+// fixed number of partitions; each partition is one subject,
+// credits.events.<partition>, written by one writer at a time and fenced by
+// the expected last sequence of that subject. Each stored message is a
+// Commit carrying many events of many lines, so one fsync pays for many
+// events. Tenant records (creation, API keys) live on credits.registry.
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	// StreamName is the JetStream stream holding the log.
+	StreamName = "CREDITS"
+	// RegistrySubject holds tenant and API key events.
+	RegistrySubject = "credits.registry"
+	// PartitionsDefault is the partition count of a new stream. It is stored
+	// in the stream's metadata and read from there ever after, because every
+	// instance must map a tenant to the same subject.
+	PartitionsDefault = 16
+	partitionsMax     = 1024
+
+	metadataPartitions = "creditd_partitions"
+	partitionPrefix    = "credits.events."
+
+	// readBatchSize bounds the messages fetched per pull when reading a subject.
+	readBatchSize = 512
+	// directReadsMax is how many messages ReadSubject fetches one by one
+	// before it opens a consumer for the rest.
+	directReadsMax   = 8
+	readFetchWait    = 2 * time.Second
+	readConsumerIdle = 10 * time.Second
+)
+
+// Errors Append can return.
+var (
+	// ErrConflict: the subject moved past the expected sequence; another
+	// writer got there first. Reload and decide again.
+	ErrConflict = errors.New("eventstore: subject moved past the expected sequence")
+	// ErrUnavailable: the store could not be reached or did not answer. The
+	// append may or may not have landed: read the subject before retrying.
+	ErrUnavailable = errors.New("eventstore: unavailable")
+)
+
+// Config describes the stream to open or create.
+type Config struct {
+	// Replicas is the stream's replica count (1 embedded, 3 on a cluster).
+	Replicas int
+	// Partitions is used only when the stream is created.
+	Partitions int
+}
+
+// Store appends commits to and reads them from the stream.
+type Store struct {
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	stream     jetstream.Stream
+	partitions int
+}
+
+// Open connects the store to the stream, creating it on first use.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	partitions := cfg.Partitions
+	if partitions == 0 {
+		partitions = PartitionsDefault
+	}
+	if partitions < 1 || partitions > partitionsMax {
+		return nil, fmt.Errorf("partitions %d outside 1..%d", partitions, partitionsMax)
+	}
+	replicas := max(cfg.Replicas, 1)
+	stream, err := js.Stream(ctx, StreamName)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		stream, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        StreamName,
+			Description: "creditd event log: append-only commits of credit events",
+			Subjects:    []string{partitionPrefix + ">", RegistrySubject},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Replicas:    replicas,
+			MaxMsgSize:  MaxPayloadBytes,
+			// History is append-only: nobody may delete or purge it.
+			DenyDelete:  true,
+			DenyPurge:   true,
+			AllowDirect: true,
+			Metadata:    map[string]string{metadataPartitions: strconv.Itoa(partitions)},
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
+	}
+	info := stream.CachedInfo()
+	stored, err := strconv.Atoi(info.Config.Metadata[metadataPartitions])
+	if err != nil || stored < 1 || stored > partitionsMax {
+		return nil, fmt.Errorf("stream %s has no valid %s metadata", StreamName, metadataPartitions)
+	}
+	return &Store{nc: nc, js: js, stream: stream, partitions: stored}, nil
+}
+
+// Partitions is the stream's partition count.
+func (s *Store) Partitions() int { return s.partitions }
+
+// PartitionOf maps a tenant to its partition. Stable forever: changing it
+// would split a tenant's history across subjects.
+func (s *Store) PartitionOf(tenantID int64) int { return int(uint64(tenantID) % uint64(s.partitions)) }
+
+// PartitionSubject is the subject of partition p.
+func PartitionSubject(p int) string { return partitionPrefix + strconv.Itoa(p) }
+
+// Append stores data on subject if the subject's last sequence is still
+// expectedSeq (0: the subject is empty), and returns the stream sequence the
+// message got. It returns ErrConflict or ErrUnavailable (wrapped).
+func (s *Store) Append(ctx context.Context, subject string, expectedSeq uint64, data []byte) (uint64, error) {
+	ack, err := s.js.Publish(ctx, subject, data, jetstream.WithExpectLastSequencePerSubject(expectedSeq))
+	if err == nil {
+		return ack.Sequence, nil
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		// 10071 on a single server, 10164 on replicated streams.
+		case jetstream.JSErrCodeStreamWrongLastSequence, 10164:
+			return 0, fmt.Errorf("%w: %s", ErrConflict, apiErr.Description)
+		}
+		return 0, fmt.Errorf("append to %s: %w", subject, err)
+	}
+	return 0, fmt.Errorf("%w: append to %s: %v", ErrUnavailable, subject, err)
+}
+
+// LastSeq is the stream sequence of the subject's last message, 0 if none.
+func (s *Store) LastSeq(ctx context.Context, subject string) (uint64, error) {
+	msg, err := s.stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: last message of %s: %v", ErrUnavailable, subject, err)
+	}
+	return msg.Sequence, nil
+}
+
+// LastPosition is the stream's last sequence: how far the whole log goes.
+func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: stream info: %v", ErrUnavailable, err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// StoredMsg is one message read back from the stream.
+type StoredMsg struct {
+	Subject  string
+	Sequence uint64
+	Time     time.Time
+	Data     []byte
+}
+
+// ReadSubject calls fn for each message of subject after afterSeq, in order,
+// up to the subject's last message at the time of the call.
+func (s *Store) ReadSubject(ctx context.Context, subject string, afterSeq uint64, fn func(StoredMsg) error) error {
+	last, err := s.LastSeq(ctx, subject)
+	if err != nil || last <= afterSeq {
+		return err
+	}
+	// A writer that lost a race is usually a commit or two behind: fetch
+	// those directly, which is much cheaper than creating a consumer.
+	for range directReadsMax {
+		msg, err := s.stream.GetMsg(ctx, afterSeq+1, jetstream.WithGetMsgSubject(subject))
+		if err != nil {
+			return fmt.Errorf("%w: read %s after %d: %v", ErrUnavailable, subject, afterSeq, err)
+		}
+		if err := fn(StoredMsg{Subject: msg.Subject, Sequence: msg.Sequence, Time: msg.Time, Data: msg.Data}); err != nil {
+			return err
+		}
+		if afterSeq = msg.Sequence; afterSeq >= last {
+			return nil
+		}
+	}
+	return s.read(ctx, []string{subject}, afterSeq, last, fn)
+}
+
+// ReadAll calls fn for each message of the stream after afterSeq up to upTo.
+func (s *Store) ReadAll(ctx context.Context, afterSeq, upTo uint64, fn func(StoredMsg) error) error {
+	if upTo <= afterSeq {
+		return nil
+	}
+	return s.read(ctx, nil, afterSeq, upTo, fn)
+}
+
+func (s *Store) read(ctx context.Context, subjects []string, afterSeq, last uint64, fn func(StoredMsg) error) error {
+	consumer, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: subjects,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    afterSeq + 1,
+		// Each read makes a consumer; let the server drop it soon after.
+		InactiveThreshold: readConsumerIdle,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: read %v: %v", ErrUnavailable, subjects, err)
+	}
+	for {
+		batch, err := consumer.Fetch(readBatchSize, jetstream.FetchMaxWait(readFetchWait))
+		if err != nil {
+			return fmt.Errorf("%w: read %v: %v", ErrUnavailable, subjects, err)
+		}
+		received := 0
+		for msg := range batch.Messages() {
+			received++
+			meta, err := msg.Metadata()
+			if err != nil {
+				return fmt.Errorf("read %v: %w", subjects, err)
+			}
+			if meta.Sequence.Stream > last {
+				return nil
+			}
+			if err := fn(StoredMsg{Subject: msg.Subject(), Sequence: meta.Sequence.Stream, Time: meta.Timestamp, Data: msg.Data()}); err != nil {
+				return err
+			}
+			if meta.Sequence.Stream == last {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("%w: read %v: %v", ErrUnavailable, subjects, err)
+		}
+		if received == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: read %v: no message before %d", ErrUnavailable, subjects, last)
+		}
+	}
+}
+
+// Load reads the message at stream sequence seq.
+func (s *Store) Load(ctx context.Context, seq uint64) (StoredMsg, error) {
+	msg, err := s.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return StoredMsg{}, fmt.Errorf("load %d: %w", seq, err)
+	}
+	return StoredMsg{Subject: msg.Subject, Sequence: msg.Sequence, Time: msg.Time, Data: msg.Data}, nil
+}

@@ -14,7 +14,15 @@ import (
 // (released, expired or captured with another amount),
 // domain.ErrCaptureExceedsHold, *domain.FieldError, ErrTenantNotFound,
 // ErrUnavailable, ErrContention.
+//
+// An empty creditType means the line holding the reservation.
 func (e *Engine) Capture(ctx context.Context, tenantID int64, creditType string, c domain.Capture) (Result, error) {
+	if creditType == "" {
+		var err error
+		if creditType, err = e.reservationLine(ctx, tenantID, c.ReservationID); err != nil {
+			return Result{}, err
+		}
+	}
 	res, err := e.single(ctx, tenantID, op{
 		creditType:  creditType,
 		key:         makeKey(tenantID, kindCapture, c.ReservationID),

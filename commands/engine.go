@@ -143,6 +143,9 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 // single runs one idempotent op and, for a duplicate, reads the original
 // events back so the caller gets the original outcome.
 func (e *Engine) single(ctx context.Context, tenantID int64, o op) (Result, error) {
+	if err := domain.ValidateCreditType(o.creditType); err != nil {
+		return Result{}, err
+	}
 	r := newRequest(tenantID, []op{o})
 	if err := e.submit(ctx, r); err != nil {
 		return Result{}, err
@@ -155,6 +158,9 @@ func (e *Engine) single(ctx context.Context, tenantID int64, o op) (Result, erro
 		events, err := e.originalEvents(ctx, res.Position, tenantID, o.creditType, o.key)
 		if err != nil {
 			return res, err
+		}
+		if len(events) == 0 {
+			return res, fmt.Errorf("commit %d holds no events of the duplicate write", res.Position)
 		}
 		res.Events = events
 	}

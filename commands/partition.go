@@ -89,8 +89,11 @@ type partition struct {
 	checks bool
 	chain  chain
 	lines  map[lineRef]*domain.Line
-	seen   map[idKey]outcome
-	inbox  chan *request
+	// creditTypes lists each tenant's lines, so a tenant's lines are found
+	// without scanning the partition.
+	creditTypes map[int64][]string
+	seen        map[idKey]outcome
+	inbox       chan *request
 	// stale is set when the subject may hold commits this writer has not
 	// applied (a conflict, or an append whose outcome is unknown).
 	stale bool
@@ -100,7 +103,7 @@ func newPartition(id int, store Store, log *slog.Logger, clock func() time.Time,
 	return &partition{
 		id: id, store: store, log: log.With("partition", id), clock: clock, checks: checks,
 		chain: chain{subject: eventstore.PartitionSubject(id)},
-		lines: map[lineRef]*domain.Line{}, seen: map[idKey]outcome{},
+		lines: map[lineRef]*domain.Line{}, creditTypes: map[int64][]string{}, seen: map[idKey]outcome{},
 		inbox: make(chan *request, inboxDepth),
 	}
 }
@@ -117,7 +120,7 @@ func (p *partition) applyCommit(seq uint64, commit eventstore.Commit) {
 		line := p.lines[ref]
 		if line == nil {
 			line = domain.NewLine(env.CreditType)
-			p.lines[ref] = line
+			p.addLine(ref, line)
 		}
 		line.Apply(env.Event)
 		for _, ko := range outcomesOf(env.TenantID, env.CreditType, env.Event) {
@@ -125,6 +128,13 @@ func (p *partition) applyCommit(seq uint64, commit eventstore.Commit) {
 			p.seen[ko.key] = ko.outcome
 		}
 	}
+}
+
+func (p *partition) addLine(ref lineRef, l *domain.Line) {
+	if _, ok := p.lines[ref]; !ok {
+		p.creditTypes[ref.tenantID] = append(p.creditTypes[ref.tenantID], ref.creditType)
+	}
+	p.lines[ref] = l
 }
 
 // run serves the inbox until it is closed. Requests that arrive while a
@@ -350,7 +360,7 @@ func (p *partition) decideOp(st *stage, tenantID int64, o op, now time.Time) Res
 // commitStage makes a landed batch's decisions the committed state.
 func (p *partition) commitStage(st *stage, seq uint64) {
 	for ref, l := range st.lines {
-		p.lines[ref] = l
+		p.addLine(ref, l)
 	}
 	for key, o := range st.seen {
 		o.position = seq

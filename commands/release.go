@@ -14,7 +14,15 @@ const releaseFingerprint = 1
 // original outcome. Errors: domain.ErrReservationNotFound,
 // domain.ErrReservationClosed (captured or expired), ErrTenantNotFound,
 // ErrUnavailable, ErrContention.
+//
+// An empty creditType means the line holding the reservation.
 func (e *Engine) Release(ctx context.Context, tenantID int64, creditType, reservationID string) (Result, error) {
+	if creditType == "" {
+		var err error
+		if creditType, err = e.reservationLine(ctx, tenantID, reservationID); err != nil {
+			return Result{}, err
+		}
+	}
 	return e.single(ctx, tenantID, op{
 		creditType:  creditType,
 		key:         makeKey(tenantID, kindRelease, reservationID),

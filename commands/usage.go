@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/creditd/creditd/domain"
@@ -28,7 +29,7 @@ func (e *Engine) RecordUsage(ctx context.Context, tenantID int64, events []Usage
 	}
 	ops := make([]op, len(events))
 	for i, ev := range events {
-		if err := ev.Validate(); err != nil {
+		if err := errors.Join(domain.ValidateCreditType(ev.CreditType), ev.Validate()); err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
 		ops[i] = op{

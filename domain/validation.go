@@ -79,10 +79,6 @@ func (v *validator) id(location, s string, required bool) {
 	v.text(location, s, IDLengthMax, required)
 }
 
-func (v *validator) creditType(s string) {
-	v.text("credit_type", s, CreditTypeLengthMax, true)
-}
-
 func (v *validator) amount(location string, d decimal.Decimal, check func(decimal.Decimal) error) {
 	if err := check(d); err != nil {
 		v.add(location, err.Error(), d.String())
@@ -112,4 +108,19 @@ func (v *validator) dimensions(d Dimensions) {
 	v.text("endpoint", d.Endpoint, DimensionLengthMax, false)
 	v.amount("quantity", d.Quantity, ValidateNonNegative)
 	v.stringMap("custom", d.Custom, CustomKeysMax, CustomKeyLengthMax, CustomValueLengthMax)
+}
+
+// ValidateCreditType checks a credit type name: 1 to 64 bytes of letters,
+// digits and _ - . : (it appears in subjects, URLs and report keys).
+func ValidateCreditType(s string) error {
+	ok := s != "" && len(s) <= CreditTypeLengthMax
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':') {
+			ok = false
+		}
+	}
+	if !ok {
+		return &FieldError{Location: "credit_type", Message: fmt.Sprintf("must be 1 to %d letters, digits or _-.:", CreditTypeLengthMax), Value: s}
+	}
+	return nil
 }

@@ -1,0 +1,35 @@
+// Command creditd is the credit accounting engine: `creditd serve` runs it.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usageText = `creditd: event-sourced credit accounting
+
+Usage:
+  creditd serve [flags]   run the server (creditd serve --help lists the flags)
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usageText)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usageText)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "creditd: unknown command %q\n\n%s", os.Args[1], usageText)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "creditd:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/creditd/creditd/commands"
+	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/httpapi"
+)
+
+// HTTP server bounds: slow or stuck clients must not hold connections.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	shutdownWait      = 30 * time.Second
+	natsConnectWait   = 10 * time.Second
+)
+
+type serveConfig struct {
+	dataDir    string
+	httpAddr   string
+	adminToken string
+	natsURL    string
+	replicas   int
+}
+
+func envOr(name, fallback string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return fallback
+}
+
+func parseServeFlags(args []string) (serveConfig, error) {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&cfg.dataDir, "data-dir", envOr("CREDITD_DATA_DIR", "./data"), "directory for the embedded event store, read models and the admin token (env CREDITD_DATA_DIR)")
+	fs.StringVar(&cfg.httpAddr, "http-addr", envOr("CREDITD_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env CREDITD_HTTP_ADDR)")
+	fs.StringVar(&cfg.adminToken, "admin-token", envOr("CREDITD_ADMIN_TOKEN", ""), "admin token for tenant administration; generated and stored in the data dir when unset (env CREDITD_ADMIN_TOKEN)")
+	fs.StringVar(&cfg.natsURL, "nats-url", envOr("CREDITD_NATS_URL", ""), "external NATS JetStream server or cluster; empty runs an embedded server (env CREDITD_NATS_URL)")
+	fs.IntVar(&cfg.replicas, "replicas", 1, "stream replicas when creating the stream on a cluster")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return cfg, nil
+}
+
+func newLogger() *slog.Logger {
+	if info, err := os.Stderr.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+}
+
+func serve(args []string) error {
+	cfg, err := parseServeFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	if err := os.MkdirAll(cfg.dataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	adminToken, generated, err := loadAdminToken(cfg.dataDir, cfg.adminToken)
+	if err != nil {
+		return err
+	}
+	if generated {
+		// Printed once, on the start that created it; it stays in the data dir.
+		fmt.Fprintf(os.Stderr, "creditd: generated admin token (stored in %s): %s\n", filepath.Join(cfg.dataDir, adminTokenFile), adminToken)
+	}
+
+	nc, shutdownNATS, err := connectNATS(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer shutdownNATS()
+
+	store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas})
+	if err != nil {
+		return err
+	}
+	engine, err := commands.New(ctx, store, commands.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+
+	listener, err := net.Listen("tcp", cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.httpAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           httpapi.New(httpapi.Config{Writer: engine, AdminToken: adminToken, Logger: log}),
+		ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(listener) }()
+	log.Info("creditd serving", "http", "http://"+listener.Addr().String(), "data_dir", cfg.dataDir, "nats", natsMode(cfg))
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	defer cancel()
+	// In-flight requests finish before the engine and the store close, so
+	// every answered write was acknowledged by the store.
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+func natsMode(cfg serveConfig) string {
+	if cfg.natsURL == "" {
+		return "embedded"
+	}
+	return "external"
+}
+
+// connectNATS starts the embedded server, or connects to the external one.
+func connectNATS(cfg serveConfig, log *slog.Logger) (*nats.Conn, func(), error) {
+	if cfg.natsURL != "" {
+		nc, err := nats.Connect(cfg.natsURL, nats.Name("creditd"), nats.MaxReconnects(-1), nats.Timeout(natsConnectWait),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
+			nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }))
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect %s: %w", cfg.natsURL, err)
+		}
+		return nc, func() { nc.Drain() }, nil
+	}
+	emb, err := eventstore.StartEmbedded(eventstore.EmbeddedOptions{StoreDir: filepath.Join(cfg.dataDir, "jetstream")})
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := emb.Connect("creditd")
+	if err != nil {
+		emb.Shutdown()
+		return nil, nil, err
+	}
+	return nc, func() {
+		nc.Close()
+		emb.Shutdown()
+	}, nil
+}
+
+const adminTokenFile = "admin-token"
+
+// loadAdminToken returns the configured token, else the one stored in the
+// data dir, else a new random one that it stores (generated = true).
+func loadAdminToken(dataDir, configured string) (token string, generated bool, err error) {
+	if configured != "" {
+		return configured, false, nil
+	}
+	path := filepath.Join(dataDir, adminTokenFile)
+	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	b := make([]byte, 24)
+	rand.Read(b)
+	token = "cda_" + hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("store admin token: %w", err)
+	}
+	return token, true, nil
+}

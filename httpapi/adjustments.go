@@ -1,0 +1,50 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/creditd/creditd/domain"
+)
+
+type adjustmentRequest struct {
+	AdjustmentID string `json:"adjustment_id"`
+	CreditType   string `json:"credit_type"`
+	Amount       Amount `json:"amount"`
+	Reason       string `json:"reason"`
+	Reference    string `json:"reference"`
+}
+
+type adjustmentResponse struct {
+	AdjustmentID string `json:"adjustment_id"`
+	CreditType   string `json:"credit_type"`
+	Amount       Number `json:"amount"`
+	Reason       string `json:"reason"`
+	Reference    string `json:"reference,omitempty"`
+	Status       string `json:"status"`
+	Position     uint64 `json:"position"`
+}
+
+func (a *API) adjust(w http.ResponseWriter, r *http.Request, tenantID int64) {
+	var req adjustmentRequest
+	if err := decodeJSON(w, r, bodyMax, &req); err != nil {
+		writeProblem(w, r, a.log, err)
+		return
+	}
+	var check fieldCheck
+	req.Amount.check(&check, "amount", true)
+	if err := check.err(); err != nil {
+		writeProblem(w, r, a.log, validationProblem("body.", err))
+		return
+	}
+	creditType := creditTypeOrDefault(req.CreditType)
+	res, err := a.writer.Adjust(r.Context(), tenantID, creditType, domain.Adjust{
+		AdjustmentID: idOrKey(req.AdjustmentID, r, "adj_"), Amount: req.Amount.Value, Reason: req.Reason, Reference: req.Reference,
+	})
+	if err != nil {
+		writeProblem(w, r, a.log, err)
+		return
+	}
+	e := res.Events[0].(domain.CreditsAdjusted)
+	writeJSON(w, createdStatus(res.Duplicate), adjustmentResponse{AdjustmentID: e.AdjustmentID, CreditType: creditType,
+		Amount: Number(e.Amount), Reason: e.Reason, Reference: e.Reference, Status: string(res.Status), Position: res.Position})
+}

@@ -1,0 +1,188 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/domain"
+)
+
+// Body size limits. A usage batch of 1000 events at the field limits fits
+// usageBodyMax; every other write is small.
+const (
+	bodyMax      = 64 << 10
+	usageBodyMax = 4 << 20
+)
+
+// Amount is a decimal in a request: a JSON number or a decimal string.
+// Malformed text is kept and reported by Validate with its location,
+// instead of failing the whole decode without one.
+type Amount struct {
+	Value   decimal.Decimal
+	Set     bool
+	invalid string
+}
+
+// UnmarshalJSON accepts 12.5 or "12.5".
+func (a *Amount) UnmarshalJSON(b []byte) error {
+	text := string(b)
+	if text == "null" {
+		*a = Amount{}
+		return nil
+	}
+	if len(text) >= 2 && text[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			a.invalid = text
+			return nil
+		}
+		text = strings.TrimSpace(s)
+	}
+	d, err := decimal.NewFromString(text)
+	if err != nil || text == "" {
+		a.invalid, a.Set = text, true
+		return nil
+	}
+	*a = Amount{Value: d, Set: true}
+	return nil
+}
+
+// check reports a malformed amount, and a missing one when required.
+func (a Amount) check(v *fieldCheck, location string, required bool) {
+	switch {
+	case a.invalid != "":
+		v.add(location, "must be a decimal number or a decimal string", a.invalid)
+	case required && !a.Set:
+		v.add(location, "is required", nil)
+	}
+}
+
+// Timestamp is an RFC 3339 time in a request; malformed text is reported
+// by check with its location.
+type Timestamp struct {
+	Value   time.Time
+	Set     bool
+	invalid string
+}
+
+// UnmarshalJSON accepts an RFC 3339 string or null.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = Timestamp{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.invalid, t.Set = string(b), true
+		return nil
+	}
+	parsed, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.invalid, t.Set = s, true
+		return nil
+	}
+	*t = Timestamp{Value: parsed.UTC(), Set: true}
+	return nil
+}
+
+func (t Timestamp) check(v *fieldCheck, location string) {
+	if t.invalid != "" {
+		v.add(location, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z", t.invalid)
+	}
+}
+
+// Ptr returns the time or nil when unset.
+func (t Timestamp) Ptr() *time.Time {
+	if !t.Set || t.invalid != "" {
+		return nil
+	}
+	v := t.Value
+	return &v
+}
+
+// Number writes a decimal as a JSON number whose text is the exact decimal.
+type Number decimal.Decimal
+
+// MarshalJSON writes the decimal's exact text, unquoted.
+func (n Number) MarshalJSON() ([]byte, error) { return []byte(decimal.Decimal(n).String()), nil }
+
+// fieldCheck gathers decode-level field problems (before domain validation).
+type fieldCheck struct{ errs []error }
+
+func (v *fieldCheck) add(location, message string, value any) {
+	v.errs = append(v.errs, &domain.FieldError{Location: location, Message: message, Value: value})
+}
+
+func (v *fieldCheck) err() error { return errors.Join(v.errs...) }
+
+// decodeJSON reads a JSON body into dst, refusing unknown fields, trailing
+// data and bodies over limit, each with a 4xx problem naming the problem.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
+	// The body is read as JSON whatever the Content-Type says: curl -d sends
+	// a form type by default, and refusing that helps nobody.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return newProblem(http.StatusRequestEntityTooLarge, "request-too-large", fmt.Sprintf("the body exceeds %d bytes", limit))
+		}
+		return newProblem(http.StatusBadRequest, "invalid-request", "the body could not be read")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeProblem(err)
+	}
+	if dec.More() {
+		return newProblem(http.StatusBadRequest, "invalid-json", "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+func decodeProblem(err error) *Problem {
+	p := newProblem(http.StatusBadRequest, "invalid-json", "the body is not valid JSON for this request")
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		p.Errors = []ProblemError{{Location: "body." + typeErr.Field, Message: "must be of type " + jsonTypeName(typeErr.Type.Kind().String()), Value: typeErr.Value}}
+	case errors.As(err, &syntaxErr):
+		p.Detail = fmt.Sprintf("invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		p.Errors = []ProblemError{{Location: "body." + field, Message: "is not a known field"}}
+	case errors.Is(err, io.EOF):
+		p.Detail = "the body is empty"
+	default:
+		p.Detail = err.Error()
+	}
+	return p
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "array"
+	}
+	return "number"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,122 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/creditd/creditd/commands"
+	"github.com/creditd/creditd/domain"
+)
+
+// Problem is an RFC 7807 problem document, in the shape of the seed APIs'
+// ErrorModel, plus the request id for support.
+type Problem struct {
+	Type      string         `json:"type"`
+	Title     string         `json:"title"`
+	Status    int            `json:"status"`
+	Detail    string         `json:"detail,omitempty"`
+	Instance  string         `json:"instance,omitempty"`
+	Errors    []ProblemError `json:"errors,omitempty"`
+	RequestID string         `json:"request_id,omitempty"`
+}
+
+// ProblemError names one offending location, such as body.events[3].amount.
+type ProblemError struct {
+	Location string `json:"location"`
+	Message  string `json:"message"`
+	Value    any    `json:"value,omitempty"`
+}
+
+// problemTypePrefix makes problem types URNs: stable names, not links.
+const problemTypePrefix = "urn:creditd:problem:"
+
+func newProblem(status int, kind, detail string) *Problem {
+	typ := "about:blank"
+	if kind != "" {
+		typ = problemTypePrefix + kind
+	}
+	return &Problem{Type: typ, Title: http.StatusText(status), Status: status, Detail: detail}
+}
+
+func (p *Problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Title, p.Detail) }
+
+// validationProblem is a 400 listing every field error of err, each located
+// under prefix (such as "body." or "body.events[3].").
+func validationProblem(prefix string, err error) *Problem {
+	p := newProblem(http.StatusBadRequest, "invalid-request", "the request has invalid fields")
+	p.Errors = fieldErrors(prefix, err)
+	if len(p.Errors) == 0 {
+		p.Detail = err.Error()
+	}
+	return p
+}
+
+func fieldErrors(prefix string, err error) []ProblemError {
+	var out []ProblemError
+	for _, fe := range domain.FieldErrors(err) {
+		out = append(out, ProblemError{Location: prefix + fe.Location, Message: fe.Message, Value: fe.Value})
+	}
+	return out
+}
+
+// problemFor maps an error of the write side to its problem: the one place
+// where domain and command errors meet HTTP statuses.
+func problemFor(err error) *Problem {
+	var p *Problem
+	var fe *domain.FieldError
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &fe):
+		return validationProblem("body.", err)
+	case errors.Is(err, domain.ErrInsufficientCredits):
+		return newProblem(http.StatusPaymentRequired, "insufficient-credits", err.Error())
+	case errors.Is(err, domain.ErrReservationNotFound):
+		return newProblem(http.StatusNotFound, "reservation-not-found", err.Error())
+	case errors.Is(err, domain.ErrReservationClosed):
+		return newProblem(http.StatusConflict, "reservation-closed", err.Error())
+	case errors.Is(err, domain.ErrCaptureExceedsHold):
+		return newProblem(http.StatusConflict, "capture-exceeds-hold", err.Error())
+	case errors.Is(err, domain.ErrIdempotencyConflict):
+		return newProblem(http.StatusConflict, "idempotency-conflict", "this id was already used with a different request body")
+	case errors.Is(err, domain.ErrInvalidCommand):
+		return newProblem(http.StatusBadRequest, "invalid-request", err.Error())
+	case errors.Is(err, commands.ErrTenantNotFound):
+		return newProblem(http.StatusNotFound, "tenant-not-found", err.Error())
+	case errors.Is(err, commands.ErrAPIKeyNotFound):
+		return newProblem(http.StatusNotFound, "api-key-not-found", err.Error())
+	case errors.Is(err, commands.ErrCommitTooLarge):
+		return newProblem(http.StatusRequestEntityTooLarge, "request-too-large", "the request's events do not fit in one commit; send fewer or smaller events")
+	case errors.Is(err, commands.ErrUnavailable), errors.Is(err, commands.ErrContention), errors.Is(err, commands.ErrClosed):
+		return newProblem(http.StatusServiceUnavailable, "unavailable", "the event store is unavailable or busy; retry with the same ids")
+	}
+	return nil
+}
+
+// writeProblem answers with a problem. Unknown errors become a 500 whose
+// body says nothing internal; the error goes to the log with the request id.
+func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	p := problemFor(err)
+	if p == nil {
+		log.Error("request failed", "request_id", requestIDOf(r), "method", r.Method, "path", r.URL.Path, "err", err)
+		p = newProblem(http.StatusInternalServerError, "internal", "an internal error occurred; quote the request id when reporting it")
+	}
+	p.Instance = r.URL.Path
+	p.RequestID = requestIDOf(r)
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="creditd"`)
+	}
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}
+
+// retryAfterSeconds is what a 503 tells clients to wait.
+const retryAfterSeconds = 1

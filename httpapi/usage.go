@@ -1,0 +1,137 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/creditd/creditd/commands"
+	"github.com/creditd/creditd/domain"
+)
+
+// usageEventRequest is one usage event; the NATS ingestion path takes the
+// same JSON.
+type usageEventRequest struct {
+	ID            string            `json:"id"`
+	Timestamp     Timestamp         `json:"timestamp"`
+	Amount        Amount            `json:"amount"`
+	CreditType    string            `json:"credit_type"`
+	Module        string            `json:"module"`
+	Service       string            `json:"service"`
+	UserID        string            `json:"user_id"`
+	WorkflowID    string            `json:"workflow_id"`
+	WorkflowRunID string            `json:"workflow_run_id"`
+	Endpoint      string            `json:"endpoint"`
+	Success       *bool             `json:"success"`
+	Quantity      Amount            `json:"quantity"`
+	Custom        map[string]string `json:"custom"`
+	Description   string            `json:"description"`
+}
+
+type usageBatchRequest struct {
+	Events []usageEventRequest `json:"events"`
+}
+
+type usageResult struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+	// Duplicate marks a repeat answered with the original outcome.
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Position  uint64 `json:"position,omitempty"`
+}
+
+type usageBatchResponse struct {
+	Accepted   int           `json:"accepted"`
+	Duplicates int           `json:"duplicates"`
+	Rejected   int           `json:"rejected"`
+	Results    []usageResult `json:"results"`
+	Position   uint64        `json:"position"`
+}
+
+// rejectIDConflict is the per-event reason for an id reused with another
+// body; nothing is stored for it.
+const rejectIDConflict = "id_conflict"
+
+// toCommand checks the decoded fields and returns the event as a command.
+func (ev usageEventRequest) toCommand(check *fieldCheck, prefix string) commands.UsageEvent {
+	ev.Amount.check(check, prefix+"amount", true)
+	ev.Quantity.check(check, prefix+"quantity", false)
+	ev.Timestamp.check(check, prefix+"timestamp")
+	success := true
+	if ev.Success != nil {
+		success = *ev.Success
+	}
+	return commands.UsageEvent{CreditType: creditTypeOrDefault(ev.CreditType), RecordUsage: domain.RecordUsage{
+		UsageID: ev.ID, Amount: ev.Amount.Value, OccurredAt: ev.Timestamp.Value, Description: ev.Description,
+		Dimensions: domain.Dimensions{
+			Module: ev.Module, Service: ev.Service, UserID: ev.UserID, WorkflowID: ev.WorkflowID,
+			WorkflowRunID: ev.WorkflowRunID, Endpoint: ev.Endpoint, Success: success, Quantity: ev.Quantity.Value, Custom: ev.Custom,
+		},
+	}}
+}
+
+func (a *API) recordUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
+	var req usageBatchRequest
+	if err := decodeJSON(w, r, usageBodyMax, &req); err != nil {
+		writeProblem(w, r, a.log, err)
+		return
+	}
+	if len(req.Events) == 0 || len(req.Events) > commands.UsageBatchMax {
+		p := newProblem(http.StatusBadRequest, "invalid-request", fmt.Sprintf("a batch holds 1 to %d events", commands.UsageBatchMax))
+		p.Errors = []ProblemError{{Location: "body.events", Message: fmt.Sprintf("must hold 1 to %d events", commands.UsageBatchMax), Value: len(req.Events)}}
+		writeProblem(w, r, a.log, p)
+		return
+	}
+	// Every event is checked before any is stored: a batch with a malformed
+	// event is refused whole, with every problem listed.
+	var check fieldCheck
+	events := make([]commands.UsageEvent, len(req.Events))
+	for i, ev := range req.Events {
+		prefix := fmt.Sprintf("body.events[%d].", i)
+		events[i] = ev.toCommand(&check, prefix)
+		if err := errors.Join(domain.ValidateCreditType(events[i].CreditType), events[i].Validate()); err != nil {
+			for _, fe := range domain.FieldErrors(err) {
+				check.add(prefix+fe.Location, fe.Message, fe.Value)
+			}
+		}
+	}
+	if err := check.err(); err != nil {
+		writeProblem(w, r, a.log, validationProblem("", err))
+		return
+	}
+	results, err := a.writer.RecordUsage(r.Context(), tenantID, events)
+	if err != nil {
+		writeProblem(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, summarizeUsage(events, results))
+}
+
+func summarizeUsage(events []commands.UsageEvent, results []commands.Result) usageBatchResponse {
+	resp := usageBatchResponse{Results: make([]usageResult, len(results))}
+	for i, res := range results {
+		out := usageResult{ID: events[i].UsageID, Status: string(res.Status), Reason: res.Reason, Duplicate: res.Duplicate, Position: res.Position}
+		switch {
+		case errors.Is(res.Err, domain.ErrIdempotencyConflict):
+			out.Status, out.Reason = string(commands.StatusRejected), rejectIDConflict
+			resp.Rejected++
+		case res.Err != nil:
+			out.Status, out.Reason = string(commands.StatusRejected), res.Err.Error()
+			resp.Rejected++
+		case res.Status == commands.StatusAccepted:
+			resp.Accepted++
+		case res.Status == commands.StatusDuplicate:
+			resp.Duplicates++
+		case res.Duplicate:
+			// A repeat of a rejected event: its original outcome, counted as
+			// a duplicate so totals add up across retries.
+			resp.Duplicates++
+		default:
+			resp.Rejected++
+		}
+		resp.Position = max(resp.Position, res.Position)
+		resp.Results[i] = out
+	}
+	return resp
+}

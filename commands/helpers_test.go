@@ -156,3 +156,7 @@ func eventually(t testing.TB, wait time.Duration, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func grantCommand(id, amount string) domain.Grant {
+	return domain.Grant{GrantID: id, Amount: dec(amount), Source: domain.SourcePurchase}
+}

@@ -39,6 +39,10 @@ func DecideConfigureAutoReload(l *Line, c ConfigureAutoReload) ([]Event, error) 
 	return []Event{AutoReloadConfigured{Enabled: c.Enabled, Threshold: c.Threshold, Amount: c.Amount}}, nil
 }
 
+// AutoReloadGrantPrefix starts the id of every auto-reload grant; client
+// grant ids may not use it, so the two never collide.
+const AutoReloadGrantPrefix = "auto_reload:"
+
 // autoReloadAfter returns the auto_reload grant owed after a debit of amount
 // decided at now, or nil. trigger is the debit's id and makes the grant id
 // deterministic, so a replayed decision yields the same grant.
@@ -51,7 +55,7 @@ func autoReloadAfter(l *Line, amount decimal.Decimal, trigger string, now time.T
 		return nil
 	}
 	return []Event{CreditsGranted{
-		GrantID: "auto_reload:" + trigger, Amount: ar.Amount, Source: SourceAutoReload,
+		GrantID: AutoReloadGrantPrefix + trigger, Amount: ar.Amount, Source: SourceAutoReload,
 		EffectiveAt: now.UTC(), Description: "auto-reload", Trigger: trigger,
 	}}
 }

@@ -225,6 +225,9 @@ type envelopeJSON struct {
 
 // MarshalJSON writes {"type","tenant_id","credit_type","data"}.
 func (e Envelope) MarshalJSON() ([]byte, error) {
+	if e.Event == nil {
+		return nil, fmt.Errorf("envelope for tenant %d has no event", e.TenantID)
+	}
 	data, err := json.Marshal(e.Event)
 	if err != nil {
 		return nil, err
@@ -242,6 +245,9 @@ func (e *Envelope) UnmarshalJSON(b []byte) error {
 	ev, err := newEvent(raw.Type)
 	if err != nil {
 		return err
+	}
+	if len(raw.Data) == 0 || string(raw.Data) == "null" {
+		return fmt.Errorf("decode %s: no data", raw.Type)
 	}
 	if err := json.Unmarshal(raw.Data, ev); err != nil {
 		return fmt.Errorf("decode %s: %w", raw.Type, err)

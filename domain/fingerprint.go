@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,9 +18,12 @@ import (
 // without a timestamp must still match its first try.
 type fingerprinter struct{ b strings.Builder }
 
+// str writes s length-prefixed, so no two different field sequences encode
+// alike (a separator byte could appear inside a field).
 func (f *fingerprinter) str(s string) *fingerprinter {
+	f.b.WriteString(strconv.Itoa(len(s)))
+	f.b.WriteByte(':')
 	f.b.WriteString(s)
-	f.b.WriteByte(0)
 	return f
 }
 

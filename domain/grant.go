@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -26,6 +27,9 @@ type Grant struct {
 func (c Grant) Validate() error {
 	var v validator
 	v.id("grant_id", c.GrantID, true)
+	if strings.HasPrefix(c.GrantID, AutoReloadGrantPrefix) {
+		v.add("grant_id", "must not start with "+AutoReloadGrantPrefix+" (reserved for auto-reload grants)", c.GrantID)
+	}
 	v.amount("amount", c.Amount, ValidatePositive)
 	if !c.Source.Valid() {
 		v.add("source", "must be one of purchase, subscription, promotional, auto_reload, manual", string(c.Source))
@@ -69,6 +73,9 @@ func DecideGrant(l *Line, c Grant, now time.Time) ([]Event, error) {
 	effective := c.EffectiveAt
 	if effective.IsZero() {
 		effective = now
+	}
+	if l.grantIndex(c.GrantID) >= 0 {
+		return nil, &FieldError{Location: "grant_id", Message: "is already a grant of this line", Value: c.GrantID}
 	}
 	if c.ExpiresAt != nil && !c.ExpiresAt.After(now) {
 		return nil, &FieldError{Location: "expires_at", Message: "is in the past", Value: c.ExpiresAt.Format(time.RFC3339Nano)}

@@ -139,6 +139,14 @@ func TestRandomizedLineProperties(t *testing.T) {
 				over = true
 			}
 			ev, err = DecideCapture(p.l, c, now)
+			if !now.Before(p.l.Reservations[id].ExpiresAt) {
+				// Past its TTL and not yet swept: closed to captures.
+				if !errors.Is(err, ErrReservationClosed) {
+					t.Fatalf("step %d: capture of expired %s: err = %v", step, id, err)
+				}
+				p.counts["capture refused"]++
+				continue
+			}
 			if over {
 				if !errors.Is(err, ErrCaptureExceedsHold) {
 					t.Fatalf("step %d: capture %s of %s held: err = %v", step, c.Amount, held, err)

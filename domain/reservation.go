@@ -29,7 +29,7 @@ func (c Reserve) Validate() error {
 	v.id("reservation_id", c.ReservationID, true)
 	v.amount("amount", c.Amount, ValidatePositive)
 	if c.TTL < 0 || c.TTL > ReservationTTLMax {
-		v.add("ttl_seconds", fmt.Sprintf("must be between 1 and %d", int(ReservationTTLMax.Seconds())), int64(c.TTL.Seconds()))
+		v.add("ttl_seconds", fmt.Sprintf("must be between 0 (the default, %d s) and %d", int(ReservationTTLDefault.Seconds()), int(ReservationTTLMax.Seconds())), int64(c.TTL.Seconds()))
 	}
 	v.dimensions(c.Dimensions)
 	return v.err()
@@ -46,6 +46,9 @@ func (c Reserve) Fingerprint() uint64 {
 func DecideReserve(l *Line, c Reserve, now time.Time) ([]Event, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if _, open := l.Reservations[c.ReservationID]; open {
+		return nil, &FieldError{Location: "reservation_id", Message: "is already an open reservation of this line", Value: c.ReservationID}
 	}
 	if c.Amount.GreaterThan(l.Spendable(now)) {
 		return nil, fmt.Errorf("%w: reservation of %s exceeds %s spendable", ErrInsufficientCredits, c.Amount, l.Spendable(now))
@@ -89,6 +92,10 @@ func DecideCapture(l *Line, c Capture, now time.Time) ([]Event, error) {
 	h, ok := l.Reservations[c.ReservationID]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrReservationNotFound, c.ReservationID)
+	}
+	if !now.Before(h.ExpiresAt) {
+		// Past its TTL: the sweeper is about to release it.
+		return nil, fmt.Errorf("%w: %s expired at %s", ErrReservationClosed, c.ReservationID, h.ExpiresAt.Format(time.RFC3339))
 	}
 	amount := h.Amount
 	if c.Amount != nil {

@@ -60,7 +60,9 @@ func DecideUsage(l *Line, c RecordUsage, now time.Time) ([]Event, error) {
 	if occurred.After(now.Add(FutureSkewMax)) {
 		return reject(RejectOccurredInFuture), nil
 	}
-	if c.Amount.GreaterThan(l.Spendable(now)) {
+	// Zero-amount usage (a failed request, say) is always counted, even on
+	// a line in debt.
+	if c.Amount.IsPositive() && c.Amount.GreaterThan(l.Spendable(now)) {
 		return reject(RejectInsufficientCredits), nil
 	}
 	events := []Event{UsageDebited{

@@ -3,6 +3,8 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
@@ -90,7 +92,9 @@ func (v *validator) stringMap(location string, m map[string]string, keysMax, key
 		v.add(location, fmt.Sprintf("has more than %d keys", keysMax), len(m))
 		return
 	}
-	for k, val := range m {
+	// Sorted, so the same bad map always yields the same problem list.
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		val := m[k]
 		if k == "" {
 			v.add(location, "has an empty key", k)
 		}

@@ -27,7 +27,7 @@ const (
 	// PartitionsDefault is the partition count of a new stream. It is stored
 	// in the stream's metadata and read from there ever after, because every
 	// instance must map a tenant to the same subject.
-	PartitionsDefault = 16
+	PartitionsDefault = 4
 	partitionsMax     = 1024
 
 	metadataPartitions = "creditd_partitions"

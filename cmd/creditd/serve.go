@@ -40,6 +40,7 @@ type serveConfig struct {
 	adminToken string
 	natsURL    string
 	replicas   int
+	partitions int
 }
 
 func envOr(name, fallback string) string {
@@ -57,6 +58,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&cfg.adminToken, "admin-token", envOr("CREDITD_ADMIN_TOKEN", ""), "admin token for tenant administration; generated and stored in the data dir when unset (env CREDITD_ADMIN_TOKEN)")
 	fs.StringVar(&cfg.natsURL, "nats-url", envOr("CREDITD_NATS_URL", ""), "external NATS JetStream server or cluster; empty runs an embedded server (env CREDITD_NATS_URL)")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "stream replicas when creating the stream on a cluster")
+	fs.IntVar(&cfg.partitions, "partitions", eventstore.PartitionsDefault, "write partitions when creating the stream; fixed afterwards (docs/architecture.md)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -103,7 +105,7 @@ func serve(args []string) error {
 	}
 	defer shutdownNATS()
 
-	store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas})
+	store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas, Partitions: cfg.partitions})
 	if err != nil {
 		return err
 	}

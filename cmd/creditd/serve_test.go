@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeAsANewcomerWould builds the binary, runs `creditd serve` on an
+// empty data dir, creates a tenant with the printed admin token, writes, stops
+// it with SIGTERM, starts it again on the same data and checks that the
+// acknowledged write is remembered.
+func TestServeAsANewcomerWould(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "creditd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dataDir := filepath.Join(dir, "data")
+	addr := freeAddr(t)
+	base := "http://" + addr
+
+	stop := startServer(t, bin, dataDir, addr)
+	token, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tenant struct {
+		TenantID int64  `json:"tenant_id"`
+		APIKey   string `json:"api_key"`
+	}
+	post(t, base+"/v1/tenants", strings.TrimSpace(string(token)), `{"name":"acme"}`, http.StatusCreated, &tenant)
+	post(t, base+"/v1/grants", tenant.APIKey, `{"grant_id":"g1","amount":"10"}`, http.StatusCreated, nil)
+	var first struct {
+		Accepted int    `json:"accepted"`
+		Position uint64 `json:"position"`
+	}
+	post(t, base+"/v1/usage", tenant.APIKey, `{"events":[{"id":"u1","amount":"2.5"}]}`, http.StatusOK, &first)
+	if first.Accepted != 1 {
+		t.Fatalf("first usage: %+v", first)
+	}
+	stop()
+
+	stop = startServer(t, bin, dataDir, addr)
+	defer stop()
+	var again struct {
+		Accepted   int    `json:"accepted"`
+		Duplicates int    `json:"duplicates"`
+		Position   uint64 `json:"position"`
+	}
+	post(t, base+"/v1/usage", tenant.APIKey, `{"events":[{"id":"u1","amount":"2.5"}]}`, http.StatusOK, &again)
+	if again.Duplicates != 1 || again.Position != first.Position {
+		t.Fatalf("after restart: %+v, want a duplicate at %d", again, first.Position)
+	}
+	// 7.5 left: 8 does not fit, 7.5 does.
+	var over struct{ Rejected int }
+	post(t, base+"/v1/usage", tenant.APIKey, `{"events":[{"id":"u2","amount":"8"}]}`, http.StatusOK, &over)
+	var fits struct{ Accepted int }
+	post(t, base+"/v1/usage", tenant.APIKey, `{"events":[{"id":"u3","amount":"7.5"}]}`, http.StatusOK, &fits)
+	if over.Rejected != 1 || fits.Accepted != 1 {
+		t.Fatalf("balance after restart is wrong: over=%+v fits=%+v", over, fits)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startServer runs the binary and waits for /healthz; the returned func
+// sends SIGTERM and waits for a clean exit.
+func startServer(t *testing.T, bin, dataDir, addr string) func() {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--http-addr", addr)
+	cmd.Env = append(os.Environ(), "CREDITD_ADMIN_TOKEN=")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("creditd exited early: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("creditd not healthy in time\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopped := false
+	return func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("creditd exit: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("creditd did not stop on SIGTERM\n%s", stderr.String())
+		}
+	}
+}
+
+func post(t *testing.T, url, bearer, body string, wantStatus int, out any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var raw bytes.Buffer
+	raw.ReadFrom(resp.Body)
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("POST %s: %d, want %d: %s", url, resp.StatusCode, wantStatus, raw.String())
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw.Bytes(), out); err != nil {
+			t.Fatal(fmt.Errorf("decode %s: %w", raw.String(), err))
+		}
+	}
+}

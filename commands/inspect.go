@@ -26,17 +26,14 @@ func (e *Engine) Line(ctx context.Context, tenantID int64, creditType string) (*
 	return line, position, nil
 }
 
-// reservationLine returns the credit type of the line holding an open
-// reservation, or DefaultCreditType when no line holds it (the capture or
-// release then answers not found, or closed).
+// reservationLine returns the credit type of the line a reservation was
+// made on, or DefaultCreditType for an unknown reservation (the capture or
+// release then answers not found).
 func (e *Engine) reservationLine(ctx context.Context, tenantID int64, reservationID string) (string, error) {
 	creditType := domain.DefaultCreditType
 	r := &request{tenantID: tenantID, done: make(chan error, 1), inspect: func(p *partition) {
-		for _, ct := range p.creditTypes[tenantID] {
-			if _, ok := p.lines[lineRef{tenantID, ct}].Reservations[reservationID]; ok {
-				creditType = ct
-				return
-			}
+		if ct, ok := p.reservationLines[makeKey(tenantID, kindReservation, reservationID)]; ok {
+			creditType = ct
 		}
 	}}
 	if err := e.submit(ctx, r); err != nil {

@@ -89,11 +89,12 @@ type partition struct {
 	checks bool
 	chain  chain
 	lines  map[lineRef]*domain.Line
-	// creditTypes lists each tenant's lines, so a tenant's lines are found
-	// without scanning the partition.
-	creditTypes map[int64][]string
-	seen        map[idKey]outcome
-	inbox       chan *request
+	// reservationLines remembers the line of every reservation ever made,
+	// so a capture or release that names no credit type finds its line
+	// even after the hold closed (a retry must be a duplicate).
+	reservationLines map[idKey]string
+	seen             map[idKey]outcome
+	inbox            chan *request
 	// stale is set when the subject may hold commits this writer has not
 	// applied (a conflict, or an append whose outcome is unknown).
 	stale bool
@@ -103,8 +104,9 @@ func newPartition(id int, store Store, log *slog.Logger, clock func() time.Time,
 	return &partition{
 		id: id, store: store, log: log.With("partition", id), clock: clock, checks: checks,
 		chain: chain{subject: eventstore.PartitionSubject(id)},
-		lines: map[lineRef]*domain.Line{}, creditTypes: map[int64][]string{}, seen: map[idKey]outcome{},
-		inbox: make(chan *request, inboxDepth),
+		lines: map[lineRef]*domain.Line{}, seen: map[idKey]outcome{},
+		reservationLines: map[idKey]string{},
+		inbox:            make(chan *request, inboxDepth),
 	}
 }
 
@@ -120,21 +122,15 @@ func (p *partition) applyCommit(seq uint64, commit eventstore.Commit) {
 		line := p.lines[ref]
 		if line == nil {
 			line = domain.NewLine(env.CreditType)
-			p.addLine(ref, line)
+			p.lines[ref] = line
 		}
 		line.Apply(env.Event)
+		p.noteReservation(env)
 		for _, ko := range outcomesOf(env.TenantID, env.CreditType, env.Event) {
 			ko.outcome.position = seq
 			p.seen[ko.key] = ko.outcome
 		}
 	}
-}
-
-func (p *partition) addLine(ref lineRef, l *domain.Line) {
-	if _, ok := p.lines[ref]; !ok {
-		p.creditTypes[ref.tenantID] = append(p.creditTypes[ref.tenantID], ref.creditType)
-	}
-	p.lines[ref] = l
 }
 
 // run serves the inbox until it is closed. Requests that arrive while a
@@ -360,11 +356,20 @@ func (p *partition) decideOp(st *stage, tenantID int64, o op, now time.Time) Res
 // commitStage makes a landed batch's decisions the committed state.
 func (p *partition) commitStage(st *stage, seq uint64) {
 	for ref, l := range st.lines {
-		p.addLine(ref, l)
+		p.lines[ref] = l
 	}
 	for key, o := range st.seen {
 		o.position = seq
 		p.seen[key] = o
+	}
+	for _, env := range st.events {
+		p.noteReservation(env)
+	}
+}
+
+func (p *partition) noteReservation(env domain.Envelope) {
+	if r, ok := env.Event.(domain.CreditsReserved); ok {
+		p.reservationLines[makeKey(env.TenantID, kindReservation, r.ReservationID)] = env.CreditType
 	}
 }
 

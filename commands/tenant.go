@@ -41,7 +41,7 @@ func (c CreateTenant) Validate() error {
 		add("currency", "must be a three-letter ISO 4217 code", c.Currency)
 	}
 	if len(c.RequestKey) > domain.IDLengthMax {
-		add("Idempotency-Key", fmt.Sprintf("is longer than %d bytes", domain.IDLengthMax), nil)
+		add("header.Idempotency-Key", fmt.Sprintf("is longer than %d bytes", domain.IDLengthMax), nil)
 	}
 	return joinErrors(errs)
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/creditd/creditd/domain"
@@ -37,9 +38,12 @@ func (a *API) adjust(w http.ResponseWriter, r *http.Request, tenantID int64) {
 		return
 	}
 	creditType := creditTypeOrDefault(req.CreditType)
-	res, err := a.writer.Adjust(r.Context(), tenantID, creditType, domain.Adjust{
-		AdjustmentID: idOrKey(req.AdjustmentID, r, "adj_"), Amount: req.Amount.Value, Reason: req.Reason, Reference: req.Reference,
-	})
+	c := domain.Adjust{AdjustmentID: idOrKey(req.AdjustmentID, r, "adj_"), Amount: req.Amount.Value, Reason: req.Reason, Reference: req.Reference}
+	if err := errors.Join(domain.ValidateCreditType(creditType), c.Validate()); err != nil {
+		writeProblem(w, r, a.log, validationProblem("body.", err))
+		return
+	}
+	res, err := a.writer.Adjust(r.Context(), tenantID, creditType, c)
 	if err != nil {
 		writeProblem(w, r, a.log, err)
 		return

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"time"
 
@@ -69,6 +70,10 @@ func (a *API) grant(w http.ResponseWriter, r *http.Request, tenantID int64) {
 		g.CostPerCredit = &req.CostPerCredit.Value
 	}
 	creditType := creditTypeOrDefault(req.CreditType)
+	if err := errors.Join(domain.ValidateCreditType(creditType), g.Validate()); err != nil {
+		writeProblem(w, r, a.log, validationProblem("body.", err))
+		return
+	}
 	res, err := a.writer.Grant(r.Context(), tenantID, creditType, g)
 	if err != nil {
 		writeProblem(w, r, a.log, err)

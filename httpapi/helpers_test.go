@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/httpapi"
@@ -37,7 +39,6 @@ func (c *fakeClock) Now() time.Time {
 // env is one real stack: an embedded JetStream, an engine on it and the
 // HTTP API served over a real listener.
 type env struct {
-	t      *testing.T
 	clock  *fakeClock
 	engine *commands.Engine
 	srv    *httptest.Server
@@ -56,7 +57,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(engine.Close)
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Writer: engine, AdminToken: adminToken}))
 	t.Cleanup(srv.Close)
-	return &env{t: t, clock: clock, engine: engine, srv: srv}
+	return &env{clock: clock, engine: engine, srv: srv}
 }
 
 // response is an answer read whole.
@@ -315,4 +316,13 @@ func (e *env) line(t *testing.T, tenantID int64, creditType string) *domain.Line
 		t.Fatalf("line: %v", err)
 	}
 	return l
+}
+
+func decimalOf(t *testing.T, s string) decimal.Decimal {
+	t.Helper()
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		t.Fatalf("decimal %q: %v", s, err)
+	}
+	return d
 }

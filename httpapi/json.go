@@ -28,6 +28,7 @@ const (
 type Amount struct {
 	Value   decimal.Decimal
 	Set     bool
+	bad     bool
 	invalid string
 }
 
@@ -41,14 +42,14 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	if len(text) >= 2 && text[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
-			a.invalid = text
+			a.invalid, a.bad, a.Set = text, true, true
 			return nil
 		}
 		text = strings.TrimSpace(s)
 	}
 	d, err := decimal.NewFromString(text)
 	if err != nil || text == "" {
-		a.invalid, a.Set = text, true
+		a.invalid, a.bad, a.Set = text, true, true
 		return nil
 	}
 	*a = Amount{Value: d, Set: true}
@@ -58,7 +59,7 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 // check reports a malformed amount, and a missing one when required.
 func (a Amount) check(v *fieldCheck, location string, required bool) {
 	switch {
-	case a.invalid != "":
+	case a.bad:
 		v.add(location, "must be a decimal number or a decimal string", a.invalid)
 	case required && !a.Set:
 		v.add(location, "is required", nil)
@@ -123,6 +124,19 @@ func (v *fieldCheck) add(location, message string, value any) {
 
 func (v *fieldCheck) err() error { return errors.Join(v.errs...) }
 
+// creditType checks a credit type given at location (body.credit_type,
+// path.credit_type, query.credit_type); empty is allowed when optional.
+func (v *fieldCheck) creditType(location, value string, optional bool) {
+	if optional && value == "" {
+		return
+	}
+	if err := domain.ValidateCreditType(value); err != nil {
+		for _, fe := range domain.FieldErrors(err) {
+			v.add(location, fe.Message, fe.Value)
+		}
+	}
+}
+
 // decodeJSON reads a JSON body into dst, refusing unknown fields, trailing
 // data and bodies over limit, each with a 4xx problem naming the problem.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
@@ -141,8 +155,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) er
 	if err := dec.Decode(dst); err != nil {
 		return decodeProblem(err)
 	}
-	if dec.More() {
-		return newProblem(http.StatusBadRequest, "invalid-json", "the body holds more than one JSON value")
+	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
+		return newProblem(http.StatusBadRequest, "invalid-json", "the body holds data after its JSON value")
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
@@ -58,7 +59,13 @@ func validationProblem(prefix string, err error) *Problem {
 func fieldErrors(prefix string, err error) []ProblemError {
 	var out []ProblemError
 	for _, fe := range domain.FieldErrors(err) {
-		out = append(out, ProblemError{Location: prefix + fe.Location, Message: fe.Message, Value: fe.Value})
+		location := fe.Location
+		// Locations outside the body (header., path., query.) are already
+		// absolute.
+		if !strings.HasPrefix(location, "header.") && !strings.HasPrefix(location, "path.") && !strings.HasPrefix(location, "query.") {
+			location = prefix + location
+		}
+		out = append(out, ProblemError{Location: location, Message: fe.Message, Value: fe.Value})
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -58,6 +59,10 @@ func (a *API) reserve(w http.ResponseWriter, r *http.Request, tenantID int64) {
 			WorkflowRunID: req.WorkflowRunID, Endpoint: req.Endpoint, Success: success, Quantity: req.Quantity.Value, Custom: req.Custom},
 	}
 	creditType := creditTypeOrDefault(req.CreditType)
+	if err := errors.Join(domain.ValidateCreditType(creditType), c.Validate()); err != nil {
+		writeProblem(w, r, a.log, validationProblem("body.", err))
+		return
+	}
 	res, err := a.writer.Reserve(r.Context(), tenantID, creditType, c)
 	if err != nil {
 		writeProblem(w, r, a.log, err)
@@ -82,6 +87,7 @@ func (a *API) capture(w http.ResponseWriter, r *http.Request, tenantID int64) {
 		}
 	}
 	var check fieldCheck
+	check.creditType("credit_type", req.CreditType, true)
 	req.Amount.check(&check, "amount", false)
 	if err := check.err(); err != nil {
 		writeProblem(w, r, a.log, validationProblem("body.", err))
@@ -104,6 +110,12 @@ func (a *API) capture(w http.ResponseWriter, r *http.Request, tenantID int64) {
 
 func (a *API) release(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	creditType := r.URL.Query().Get("credit_type")
+	var check fieldCheck
+	check.creditType("query.credit_type", creditType, true)
+	if err := check.err(); err != nil {
+		writeProblem(w, r, a.log, validationProblem("", err))
+		return
+	}
 	res, err := a.writer.Release(r.Context(), tenantID, creditType, r.PathValue("reservation_id"))
 	if err != nil {
 		writeProblem(w, r, a.log, err)

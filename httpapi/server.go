@@ -51,7 +51,7 @@ func New(cfg Config) http.Handler {
 	}
 	a := &API{writer: cfg.Writer, adminToken: cfg.AdminToken, log: cfg.Logger, mux: http.NewServeMux()}
 	a.routes()
-	return a.withRequestID(a.withRecover(a.mux))
+	return a.withRequestID(a.withRecover(a))
 }
 
 func (a *API) routes() {
@@ -70,10 +70,37 @@ func (a *API) routes() {
 	a.mux.Handle("PUT /v1/auto-reload", a.tenant(a.configureAutoReload))
 	a.mux.Handle("PUT /v1/credit-lines/{credit_type}", a.tenant(a.configureLine))
 
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, a.log, newProblem(http.StatusNotFound, "not-found", "no such route: "+r.Method+" "+r.URL.Path))
-	})
 }
+
+// ServeHTTP routes the request; an unknown route is a 404 problem and a
+// known route with another method a 405 problem with Allow, instead of the
+// mux's plain-text answers.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	handler, pattern := a.mux.Handler(r)
+	if pattern != "" {
+		// The mux itself serves matched routes: it sets the path values.
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	probe := &statusProbe{header: http.Header{}}
+	handler.ServeHTTP(probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		writeProblem(w, r, a.log, newProblem(http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed on "+r.URL.Path))
+		return
+	}
+	writeProblem(w, r, a.log, newProblem(http.StatusNotFound, "not-found", "no such route: "+r.Method+" "+r.URL.Path))
+}
+
+// statusProbe records what the mux's own error handler would answer.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(status int)      { p.status = status }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

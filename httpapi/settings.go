@@ -28,6 +28,7 @@ func (a *API) configureAutoReload(w http.ResponseWriter, r *http.Request, tenant
 		return
 	}
 	var check fieldCheck
+	check.creditType("credit_type", req.CreditType, true)
 	req.Threshold.check(&check, "threshold", req.Enabled)
 	req.Amount.check(&check, "amount", req.Enabled)
 	if err := check.err(); err != nil {
@@ -55,6 +56,7 @@ func (a *API) configureLine(w http.ResponseWriter, r *http.Request, tenantID int
 		return
 	}
 	var check fieldCheck
+	check.creditType("path.credit_type", r.PathValue("credit_type"), false)
 	req.OverdraftLimit.check(&check, "overdraft_limit", true)
 	if err := check.err(); err != nil {
 		writeProblem(w, r, a.log, validationProblem("body.", err))

@@ -82,6 +82,7 @@ func (a *API) tenant(next func(w http.ResponseWriter, r *http.Request, tenantID 
 			writeProblem(w, r, a.log, unauthorized("the API key is not valid"))
 			return
 		}
+		a.lastUsed.Store(tenantID, a.cfg.Clock().UTC())
 		next(w, r.WithContext(context.WithValue(r.Context(), tenantKey, tenantID)), tenantID)
 	})
 }
@@ -90,7 +91,7 @@ func (a *API) tenant(next func(w http.ResponseWriter, r *http.Request, tenantID 
 func (a *API) admin(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := bearer(r)
-		if token == "" || a.adminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(a.adminToken)) != 1 {
+		if token == "" || a.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(a.cfg.AdminToken)) != 1 {
 			writeProblem(w, r, a.log, unauthorized("this route needs the admin token as Authorization: Bearer <token>"))
 			return
 		}

@@ -6,9 +6,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/queries"
 )
 
 // Writer is what the API needs of the write side; *commands.Engine
@@ -28,20 +31,46 @@ type Writer interface {
 	ConfigureLine(ctx context.Context, tenantID int64, creditType string, c domain.ConfigureLine) (commands.Result, error)
 }
 
+// Reader is what the API needs of the read models; *queries.Reader
+// satisfies it.
+type Reader interface {
+	Balance(ctx context.Context, tenantID int64, creditType string, asOf *time.Time) (queries.BalanceReport, error)
+	Ledger(ctx context.Context, tenantID int64, f queries.LedgerFilter) (queries.LedgerPage, error)
+	Usage(ctx context.Context, tenantID int64, q queries.UsageQuery) (queries.UsageReport, error)
+	Stats(ctx context.Context, tenantID int64, r queries.Range) (queries.StatsReport, error)
+	Summary(ctx context.Context, tenantID int64, now time.Time) (queries.Summary, error)
+}
+
+// Projection is what the API needs to know of the read models' freshness;
+// *projections.Projector satisfies it.
+type Projection interface {
+	Position() uint64
+	WaitFor(ctx context.Context, position uint64) error
+}
+
 // Config configures the API.
 type Config struct {
-	Writer Writer
+	Writer     Writer
+	Reader     Reader
+	Projection Projection
+	// LogPosition reads the log's last position, for /readyz.
+	LogPosition func(ctx context.Context) (uint64, error)
 	// AdminToken authorises tenant administration.
 	AdminToken string
 	Logger     *slog.Logger
+	// Clock is "now" for reads with default ranges; nil means time.Now.
+	Clock func() time.Time
 }
 
 // API is the HTTP handler set.
 type API struct {
-	writer     Writer
-	adminToken string
-	log        *slog.Logger
-	mux        *http.ServeMux
+	cfg      Config
+	writer   Writer
+	reader   Reader
+	log      *slog.Logger
+	mux      *http.ServeMux
+	routes   []route
+	lastUsed sync.Map // tenant id → time.Time of its last authenticated request
 }
 
 // New returns the API's handler.
@@ -49,27 +78,15 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{writer: cfg.Writer, adminToken: cfg.AdminToken, log: cfg.Logger, mux: http.NewServeMux()}
-	a.routes()
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	a := &API{cfg: cfg, writer: cfg.Writer, reader: cfg.Reader, log: cfg.Logger, mux: http.NewServeMux()}
+	a.routes = a.routeTable()
+	for _, rt := range a.routes {
+		a.mux.Handle(rt.method+" "+rt.path, a.handler(rt))
+	}
 	return a.withRequestID(a.withRecover(a))
-}
-
-func (a *API) routes() {
-	a.mux.HandleFunc("GET /healthz", a.healthz)
-
-	a.mux.Handle("POST /v1/tenants", a.admin(a.createTenant))
-	a.mux.Handle("POST /v1/tenants/{tenant_id}/api-keys", a.admin(a.issueAPIKey))
-	a.mux.Handle("DELETE /v1/tenants/{tenant_id}/api-keys/{key_id}", a.admin(a.revokeAPIKey))
-
-	a.mux.Handle("POST /v1/grants", a.tenant(a.grant))
-	a.mux.Handle("POST /v1/usage", a.tenant(a.recordUsage))
-	a.mux.Handle("POST /v1/reservations", a.tenant(a.reserve))
-	a.mux.Handle("POST /v1/reservations/{reservation_id}/capture", a.tenant(a.capture))
-	a.mux.Handle("POST /v1/reservations/{reservation_id}/release", a.tenant(a.release))
-	a.mux.Handle("POST /v1/adjustments", a.tenant(a.adjust))
-	a.mux.Handle("PUT /v1/auto-reload", a.tenant(a.configureAutoReload))
-	a.mux.Handle("PUT /v1/credit-lines/{credit_type}", a.tenant(a.configureLine))
-
 }
 
 // ServeHTTP routes the request; an unknown route is a 404 problem and a
@@ -101,7 +118,3 @@ type statusProbe struct {
 func (p *statusProbe) Header() http.Header         { return p.header }
 func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
 func (p *statusProbe) WriteHeader(status int)      { p.status = status }
-
-func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}

@@ -22,6 +22,8 @@ import (
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/projections"
+	"github.com/creditd/creditd/queries"
 )
 
 // HTTP server bounds: slow or stuck clients must not hold connections.
@@ -99,11 +101,16 @@ func serve(args []string) error {
 		fmt.Fprintf(os.Stderr, "creditd: generated admin token (stored in %s): %s\n", filepath.Join(cfg.dataDir, adminTokenFile), adminToken)
 	}
 
-	nc, shutdownNATS, err := connectNATS(cfg, log)
+	link, err := openNATS(cfg, log)
 	if err != nil {
 		return err
 	}
-	defer shutdownNATS()
+	defer link.close()
+	nc, err := link.dial("creditd")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
 
 	store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas, Partitions: cfg.partitions})
 	if err != nil {
@@ -115,12 +122,43 @@ func serve(args []string) error {
 	}
 	defer engine.Close()
 
+	readModels, err := projections.Open(filepath.Join(cfg.dataDir, readModelFile))
+	if err != nil {
+		return err
+	}
+	defer readModels.Close()
+	projector, err := projections.NewProjector(ctx, readModels, log)
+	if err != nil {
+		return err
+	}
+	// Catch up in large transactions first; live consumption takes over
+	// from there.
+	if err := projector.CatchUp(ctx, store, 0); err != nil {
+		return fmt.Errorf("catch up read models: %w", err)
+	}
+	projectionConn, err := link.dial("creditd-projection")
+	if err != nil {
+		return err
+	}
+	consumeCtx, stopConsuming := context.WithCancel(context.Background())
+	consumeDone := make(chan error, 1)
+	go func() { consumeDone <- projections.Consume(consumeCtx, projectionConn, projector, log) }()
+	defer func() {
+		stopConsuming()
+		if err := <-consumeDone; err != nil {
+			log.Warn("projection consumer", "err", err)
+		}
+	}()
+
 	listener, err := net.Listen("tcp", cfg.httpAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.httpAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Config{Writer: engine, AdminToken: adminToken, Logger: log}),
+		Handler: httpapi.New(httpapi.Config{
+			Writer: engine, Reader: queries.New(readModels.Reader()), Projection: projector,
+			LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log,
+		}),
 		ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout,
 	}
 	serveErr := make(chan error, 1)
@@ -150,30 +188,37 @@ func natsMode(cfg serveConfig) string {
 	return "external"
 }
 
-// connectNATS starts the embedded server, or connects to the external one.
-func connectNATS(cfg serveConfig, log *slog.Logger) (*nats.Conn, func(), error) {
+// readModelFile is the SQLite read-model database in the data dir.
+const readModelFile = "readmodel.db"
+
+// natsLink opens connections to the embedded server or the external one.
+// Each part of creditd gets its own connection (Watermill drains the one it
+// is given when it stops).
+type natsLink struct {
+	dial  func(name string) (*nats.Conn, error)
+	close func()
+}
+
+func openNATS(cfg serveConfig, log *slog.Logger) (natsLink, error) {
 	if cfg.natsURL != "" {
-		nc, err := nats.Connect(cfg.natsURL, nats.Name("creditd"), nats.MaxReconnects(-1), nats.Timeout(natsConnectWait),
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
-			nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }))
-		if err != nil {
-			return nil, nil, fmt.Errorf("connect %s: %w", cfg.natsURL, err)
-		}
-		return nc, func() { nc.Drain() }, nil
+		return natsLink{
+			dial: func(name string) (*nats.Conn, error) {
+				nc, err := nats.Connect(cfg.natsURL, nats.Name(name), nats.MaxReconnects(-1), nats.Timeout(natsConnectWait),
+					nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "conn", name, "err", err) }),
+					nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected", "conn", name) }))
+				if err != nil {
+					return nil, fmt.Errorf("connect %s: %w", cfg.natsURL, err)
+				}
+				return nc, nil
+			},
+			close: func() {},
+		}, nil
 	}
 	emb, err := eventstore.StartEmbedded(eventstore.EmbeddedOptions{StoreDir: filepath.Join(cfg.dataDir, "jetstream")})
 	if err != nil {
-		return nil, nil, err
+		return natsLink{}, err
 	}
-	nc, err := emb.Connect("creditd")
-	if err != nil {
-		emb.Shutdown()
-		return nil, nil, err
-	}
-	return nc, func() {
-		nc.Close()
-		emb.Shutdown()
-	}, nil
+	return natsLink{dial: emb.Connect, close: emb.Shutdown}, nil
 }
 
 const adminTokenFile = "admin-token"

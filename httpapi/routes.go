@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"net/http"
+	"slices"
+	"sort"
+)
+
+// route is one endpoint. The table is the single source of the mux, the
+// allowed query parameters and the OpenAPI document.
+type route struct {
+	method, path string
+	summary      string
+	auth         authKind
+	// query lists the accepted query parameters; others are a 400.
+	query []string
+	// dimensionFilters lets any usage dimension be a query parameter.
+	dimensionFilters bool
+	// body names the request body's schema, "" for none.
+	body   string
+	public http.HandlerFunc
+	tenant func(w http.ResponseWriter, r *http.Request, tenantID int64)
+}
+
+type authKind int
+
+const (
+	authNone authKind = iota
+	authAdmin
+	authTenant
+)
+
+// minPositionParam asks a read to wait until the read models include a
+// write's position (read-your-writes). Every tenant read accepts it.
+const minPositionParam = "min_position"
+
+func (a *API) routeTable() []route {
+	return []route{
+		{method: "GET", path: "/healthz", summary: "Liveness", public: a.healthz},
+		{method: "GET", path: "/readyz", summary: "Readiness: the read models' position and lag", public: a.readyz},
+		{method: "GET", path: "/openapi.json", summary: "This API as an OpenAPI 3.1 document", public: a.openapi},
+
+		{method: "POST", path: "/v1/tenants", summary: "Create a tenant and its first API key", auth: authAdmin, body: "CreateTenant", public: a.createTenant},
+		{method: "POST", path: "/v1/tenants/{tenant_id}/api-keys", summary: "Issue an API key", auth: authAdmin, public: a.issueAPIKey},
+		{method: "DELETE", path: "/v1/tenants/{tenant_id}/api-keys/{key_id}", summary: "Revoke an API key", auth: authAdmin, public: a.revokeAPIKey},
+
+		{method: "POST", path: "/v1/grants", summary: "Grant credits", auth: authTenant, body: "Grant", tenant: a.grant},
+		{method: "POST", path: "/v1/usage", summary: "Record a batch of usage events", auth: authTenant, body: "UsageBatch", tenant: a.recordUsage},
+		{method: "POST", path: "/v1/reservations", summary: "Hold credits", auth: authTenant, body: "Reservation", tenant: a.reserve},
+		{method: "POST", path: "/v1/reservations/{reservation_id}/capture", summary: "Capture a hold (the rest is released)", auth: authTenant, body: "Capture", tenant: a.capture},
+		{method: "POST", path: "/v1/reservations/{reservation_id}/release", summary: "Release a hold", auth: authTenant, query: []string{"credit_type"}, tenant: a.release},
+		{method: "POST", path: "/v1/adjustments", summary: "Adjust a line by a signed amount", auth: authTenant, body: "Adjustment", tenant: a.adjust},
+		{method: "PUT", path: "/v1/auto-reload", summary: "Configure auto-reload", auth: authTenant, body: "AutoReload", tenant: a.configureAutoReload},
+		{method: "PUT", path: "/v1/credit-lines/{credit_type}", summary: "Configure a line's overdraft limit", auth: authTenant, body: "CreditLine", tenant: a.configureLine},
+
+		{method: "GET", path: "/v1/balance", summary: "Balances per credit line and summed, now or as of an instant", auth: authTenant, query: []string{"credit_type", "as_of"}, tenant: a.balance},
+		{method: "GET", path: "/v1/ledger", summary: "Credit movements, newest first", auth: authTenant, query: []string{"type", "from", "to", "credit_type", "limit", "offset", "cursor"}, tenant: a.ledger},
+		{method: "GET", path: "/v1/usage", summary: "Usage totals and rows per period and group", auth: authTenant, query: []string{"from", "to", "granularity", "group_by"}, dimensionFilters: true, tenant: a.usage},
+		{method: "GET", path: "/v1/stats", summary: "Spend over a range against the period before, daily splits and top lists", auth: authTenant, query: []string{"from", "to"}, tenant: a.stats},
+		{method: "GET", path: "/v1/summary", summary: "Tenant profile and headline numbers", auth: authTenant, tenant: a.summary},
+	}
+}
+
+// handler wraps a route with its authentication, query check and, for
+// tenant reads, the read-your-writes wait.
+func (a *API) handler(rt route) http.Handler {
+	allowed := slices.Clone(rt.query)
+	if rt.method == http.MethodGet && rt.auth == authTenant {
+		allowed = append(allowed, minPositionParam)
+	}
+	sort.Strings(allowed)
+	checkQuery := func(w http.ResponseWriter, r *http.Request) bool {
+		if rt.dimensionFilters {
+			return true // the handler parses every parameter itself
+		}
+		for name := range r.URL.Query() {
+			if _, found := slices.BinarySearch(allowed, name); !found {
+				p := newProblem(http.StatusBadRequest, "invalid-request", "unknown query parameter "+name)
+				p.Errors = []ProblemError{{Location: "query." + name, Message: "is not a parameter of this route"}}
+				writeProblem(w, r, a.log, p)
+				return false
+			}
+		}
+		return true
+	}
+	switch rt.auth {
+	case authAdmin:
+		return a.admin(func(w http.ResponseWriter, r *http.Request) {
+			if checkQuery(w, r) {
+				rt.public(w, r)
+			}
+		})
+	case authTenant:
+		return a.tenant(func(w http.ResponseWriter, r *http.Request, tenantID int64) {
+			if !checkQuery(w, r) {
+				return
+			}
+			if rt.method == http.MethodGet && !a.awaitPosition(w, r) {
+				return
+			}
+			rt.tenant(w, r, tenantID)
+		})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if checkQuery(w, r) {
+			rt.public(w, r)
+		}
+	})
+}

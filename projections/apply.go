@@ -1,0 +1,220 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
+)
+
+func errorsJoin(errs ...error) error { return errors.Join(errs...) }
+
+// ErrOutOfOrder: a commit arrived that is not the next position. Nothing is
+// applied; the commit is redelivered after the ones before it.
+var ErrOutOfOrder = errors.New("projection: commit out of order")
+
+// batch applies commits inside one SQLite transaction. Hot aggregates (line
+// totals, the usage cube, counters, grant remainders) are summed in memory
+// and written once per batch, so a commit of hundreds of usage events costs
+// a handful of statements per touched row, not per event.
+type batch struct {
+	ctx      context.Context
+	tx       *sql.Tx
+	position uint64
+	lines    map[lineKey]*lineRow
+	// known is the projector's cache of committed line rows; the batch
+	// reads it and never writes it (a rolled-back batch leaves no trace).
+	known   map[lineKey]lineRow
+	cube    map[cubeKey]*cubeDelta
+	totals  map[int64]*totalsDelta
+	byRoute map[endpointKey]*countDelta
+	grants  map[grantKey]*grantDelta
+	stmts   map[string]*sql.Stmt
+	// commitAt is the recording time of the commit being applied.
+	commitAt int64
+}
+
+// stmt prepares a statement once per batch; the transaction closes it.
+func (b *batch) stmt(query string) (*sql.Stmt, error) {
+	if s, ok := b.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := b.tx.PrepareContext(b.ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	b.stmts[query] = s
+	return s, nil
+}
+
+func newBatch(ctx context.Context, tx *sql.Tx, position uint64, known map[lineKey]lineRow) *batch {
+	return &batch{
+		ctx: ctx, tx: tx, position: position, known: known,
+		lines: map[lineKey]*lineRow{}, cube: map[cubeKey]*cubeDelta{}, totals: map[int64]*totalsDelta{},
+		byRoute: map[endpointKey]*countDelta{}, grants: map[grantKey]*grantDelta{}, stmts: map[string]*sql.Stmt{},
+	}
+}
+
+// applyCommit applies one commit at seq. It refuses a commit that is not the
+// next position: projections never skip and never apply twice.
+func (b *batch) applyCommit(seq uint64, data []byte) error {
+	if seq != b.position+1 {
+		return fmt.Errorf("%w: got %d, next is %d", ErrOutOfOrder, seq, b.position+1)
+	}
+	commit, err := eventstore.DecodeCommit(data)
+	if err != nil {
+		return fmt.Errorf("commit %d: %w", seq, err)
+	}
+	at := Micros(commit.RecordedAt)
+	b.commitAt = at
+	for i, env := range commit.Events {
+		if err := b.applyEvent(env, seq, at); err != nil {
+			return fmt.Errorf("commit %d event %d (%s): %w", seq, i, env.Event.EventType(), err)
+		}
+	}
+	b.position = seq
+	return nil
+}
+
+func (b *batch) applyEvent(env domain.Envelope, seq uint64, at int64) error {
+	switch env.Event.(type) {
+	case domain.TenantCreated, domain.APIKeyIssued, domain.APIKeyRevoked:
+		return b.applyRegistry(env.Event)
+	}
+	line, err := b.line(env.TenantID, env.CreditType, at)
+	if err != nil {
+		return err
+	}
+	line.lastUpdated = at
+	switch e := env.Event.(type) {
+	case domain.CreditsGranted:
+		line.granted += Micro(e.Amount)
+		if err := b.insertGrant(env, e, seq, at); err != nil {
+			return err
+		}
+		return b.ledger(env, line, ledgerCredit, Micro(e.Amount), e.GrantID, grantDescription(e), e.Reference, metadataJSON(e.Metadata), seq, at)
+	case domain.UsageDebited:
+		line.used += Micro(e.Amount)
+		b.burn(env, e.Burned)
+		b.countUsage(env, e.Dimensions, Micro(e.Amount), Day(e.OccurredAt), Micros(e.OccurredAt))
+		if e.Amount.IsZero() {
+			return nil
+		}
+		return b.ledger(env, line, ledgerDebit, -Micro(e.Amount), e.UsageID, usageDescription(e.Description, e.Dimensions), "", dimensionsJSON(e.Dimensions), seq, at)
+	case domain.DebitRejected:
+		b.total(env.TenantID).rejected++
+		return nil
+	case domain.CreditsReserved:
+		line.reserved += Micro(e.Amount)
+		return b.insertReservation(env, e, at)
+	case domain.ReservationCaptured:
+		held := e.Amount.Add(e.Released)
+		line.reserved -= Micro(held)
+		line.used += Micro(e.Amount)
+		b.burn(env, e.Burned)
+		dims, err := b.closeReservation(env.TenantID, e.ReservationID, "captured", Micro(e.Amount), at)
+		if err != nil {
+			return err
+		}
+		b.countUsage(env, dims, Micro(e.Amount), at/(86400*1e6), at)
+		if e.Amount.IsZero() {
+			return nil
+		}
+		return b.ledger(env, line, ledgerDebit, -Micro(e.Amount), e.ReservationID, usageDescription("", dims), "", dimensionsJSON(dims), seq, at)
+	case domain.ReservationReleased:
+		line.reserved -= Micro(e.Amount)
+		_, err := b.closeReservation(env.TenantID, e.ReservationID, string(e.Reason), 0, at)
+		return err
+	case domain.CreditsAdjusted:
+		line.adjusted += Micro(e.Amount)
+		b.burn(env, e.Burned)
+		return b.ledger(env, line, ledgerAdjustment, Micro(e.Amount), e.AdjustmentID, e.Reason, e.Reference, "{}", seq, at)
+	case domain.GrantExpired:
+		line.expired += Micro(e.Amount)
+		g := b.grant(env, e.GrantID)
+		g.remaining -= Micro(e.Amount)
+		g.expired += Micro(e.Amount)
+		return b.ledger(env, line, ledgerExpiry, -Micro(e.Amount), e.GrantID, "grant expired", "", "{}", seq, at)
+	case domain.AutoReloadConfigured:
+		line.autoReloadEnabled = e.Enabled
+		line.autoReloadThreshold = Micro(e.Threshold)
+		line.autoReloadAmount = Micro(e.Amount)
+		return nil
+	case domain.CreditLineConfigured:
+		line.overdraftLimit = Micro(e.OverdraftLimit)
+		return nil
+	}
+	return fmt.Errorf("no projection for %T", env.Event)
+}
+
+// flush writes the batch's aggregates and the checkpoint.
+func (b *batch) flush() error {
+	for _, step := range []func() error{b.flushLines, b.flushGrants, b.flushCube, b.flushTotals} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	_, err := b.tx.ExecContext(b.ctx, `INSERT INTO checkpoint (id, position) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET position = excluded.position`, b.position)
+	return err
+}
+
+func metadataJSON(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// customJSON is the canonical text of a custom map: keys sorted (json.Marshal
+// sorts map keys), ” when empty, so equal maps share a cube row.
+func customJSON(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func dimensionsJSON(d domain.Dimensions) string {
+	m := map[string]any{}
+	for k, v := range map[string]string{"module": d.Module, "service": d.Service, "user_id": d.UserID,
+		"workflow_id": d.WorkflowID, "workflow_run_id": d.WorkflowRunID, "endpoint": d.Endpoint} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(d.Custom)) {
+		m["custom."+k] = d.Custom[k]
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func grantDescription(e domain.CreditsGranted) string {
+	if e.Description != "" {
+		return e.Description
+	}
+	return string(e.Source) + " grant"
+}
+
+func usageDescription(description string, d domain.Dimensions) string {
+	switch {
+	case description != "":
+		return description
+	case d.Module != "" && d.Endpoint != "":
+		return "usage: " + d.Module + " " + d.Endpoint
+	case d.Module != "":
+		return "usage: " + d.Module
+	case d.Endpoint != "":
+		return "usage: " + d.Endpoint
+	}
+	return "usage"
+}

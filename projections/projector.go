@@ -1,0 +1,118 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/creditd/creditd/eventstore"
+)
+
+// ErrWaitTimeout: the projection did not reach the awaited position in time.
+var ErrWaitTimeout = errors.New("projection did not reach the position in time")
+
+// Projector applies commits to the read models. Apply must not be called
+// concurrently; Position and WaitFor may be called from anywhere.
+type Projector struct {
+	db  *DB
+	log *slog.Logger
+
+	// known caches committed line rows, so a hot line is not re-read per
+	// commit. Only Apply touches it.
+	known map[lineKey]lineRow
+
+	mu       sync.Mutex
+	position uint64
+	advanced chan struct{} // closed and replaced at each advance
+	pending  atomic.Uint64 // commits known to be waiting after position
+}
+
+// NewProjector resumes from the database's checkpoint.
+func NewProjector(ctx context.Context, db *DB, log *slog.Logger) (*Projector, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	position, err := db.Checkpoint(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint: %w", err)
+	}
+	return &Projector{db: db, log: log, known: map[lineKey]lineRow{}, position: position, advanced: make(chan struct{})}, nil
+}
+
+// Position is the last log position applied and committed.
+func (p *Projector) Position() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.position
+}
+
+// Pending is how many commits were waiting behind the last one applied, as
+// the consumer last reported: the projection lag in positions.
+func (p *Projector) Pending() uint64 { return p.pending.Load() }
+
+// Apply applies commits in one transaction with the checkpoint. Commits at
+// or below the checkpoint are skipped (a redelivery); a gap is an error
+// (ErrOutOfOrder) and applies nothing.
+func (p *Projector) Apply(ctx context.Context, msgs []eventstore.StoredMsg) error {
+	start := p.Position()
+	for len(msgs) > 0 && msgs[0].Sequence <= start {
+		msgs = msgs[1:]
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	tx, err := p.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	b := newBatch(ctx, tx, start, p.known)
+	for _, m := range msgs {
+		if err := b.applyCommit(m.Sequence, m.Data); err != nil {
+			return err
+		}
+	}
+	if err := b.flush(); err != nil {
+		return fmt.Errorf("write read models: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for key, l := range b.lines {
+		p.known[key] = *l
+	}
+	p.advance(b.position)
+	return nil
+}
+
+func (p *Projector) advance(position uint64) {
+	p.mu.Lock()
+	p.position = position
+	close(p.advanced)
+	p.advanced = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// WaitFor blocks until the projection has applied position, ctx ends
+// (ErrWaitTimeout when its deadline passed), whichever is first.
+func (p *Projector) WaitFor(ctx context.Context, position uint64) error {
+	for {
+		p.mu.Lock()
+		reached, advanced := p.position >= position, p.advanced
+		p.mu.Unlock()
+		if reached {
+			return nil
+		}
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return ErrWaitTimeout
+			}
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,143 @@
+-- creditd read models. Amounts and quantities are INTEGER micro-units
+-- (value × 10^6) so SUM stays exact; times are INTEGER Unix microseconds
+-- (UTC); days are INTEGER days since 1970-01-01 (UTC).
+
+CREATE TABLE IF NOT EXISTS checkpoint (
+  id       INTEGER PRIMARY KEY CHECK (id = 1),
+  position INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS tenants (
+  tenant_id  INTEGER PRIMARY KEY,
+  name       TEXT    NOT NULL,
+  email      TEXT    NOT NULL,
+  currency   TEXT    NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_id     TEXT    PRIMARY KEY,
+  tenant_id  INTEGER NOT NULL,
+  prefix     TEXT    NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS lines (
+  tenant_id             INTEGER NOT NULL,
+  credit_type           TEXT    NOT NULL,
+  granted               INTEGER NOT NULL DEFAULT 0,
+  adjusted              INTEGER NOT NULL DEFAULT 0,
+  used                  INTEGER NOT NULL DEFAULT 0,
+  expired               INTEGER NOT NULL DEFAULT 0,
+  reserved              INTEGER NOT NULL DEFAULT 0,
+  overdraft_limit       INTEGER NOT NULL DEFAULT 0,
+  auto_reload_enabled   INTEGER NOT NULL DEFAULT 0,
+  auto_reload_threshold INTEGER NOT NULL DEFAULT 0,
+  auto_reload_amount    INTEGER NOT NULL DEFAULT 0,
+  last_updated          INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, credit_type)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS grants (
+  tenant_id       INTEGER NOT NULL,
+  credit_type     TEXT    NOT NULL,
+  grant_id        TEXT    NOT NULL,
+  source          TEXT    NOT NULL,
+  priority        INTEGER NOT NULL,
+  amount          INTEGER NOT NULL,
+  remaining       INTEGER NOT NULL,
+  expired         INTEGER NOT NULL DEFAULT 0,
+  effective_at    INTEGER NOT NULL,
+  expires_at      INTEGER,
+  cost_per_credit INTEGER,
+  currency        TEXT    NOT NULL,
+  description     TEXT    NOT NULL,
+  reference       TEXT    NOT NULL,
+  metadata        TEXT    NOT NULL,
+  granted_at      INTEGER NOT NULL,
+  position        INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, credit_type, grant_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS reservations (
+  tenant_id      INTEGER NOT NULL,
+  reservation_id TEXT    NOT NULL,
+  credit_type    TEXT    NOT NULL,
+  amount         INTEGER NOT NULL,
+  captured       INTEGER NOT NULL DEFAULT 0,
+  state          TEXT    NOT NULL, -- held | captured | released | expired
+  dimensions     TEXT    NOT NULL, -- JSON of domain.Dimensions
+  reserved_at    INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  closed_at      INTEGER,
+  PRIMARY KEY (tenant_id, reservation_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reservations_open ON reservations (tenant_id, credit_type, reserved_at);
+
+-- One row per credit movement. The *_after columns are the line's running
+-- totals after the entry, so a balance at any past instant is one lookup.
+CREATE TABLE IF NOT EXISTS ledger (
+  entry_id       INTEGER PRIMARY KEY,
+  tenant_id      INTEGER NOT NULL,
+  credit_type    TEXT    NOT NULL,
+  type           TEXT    NOT NULL, -- credit | debit | adjustment | expiry
+  amount         INTEGER NOT NULL, -- signed: debits and expiries are negative
+  balance_after  INTEGER NOT NULL,
+  granted_after  INTEGER NOT NULL,
+  adjusted_after INTEGER NOT NULL,
+  used_after     INTEGER NOT NULL,
+  expired_after  INTEGER NOT NULL,
+  source_id      TEXT    NOT NULL, -- grant, usage, reservation or adjustment id
+  description    TEXT    NOT NULL,
+  reference      TEXT    NOT NULL,
+  metadata       TEXT    NOT NULL,
+  created_at     INTEGER NOT NULL,
+  position       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_tenant_time ON ledger (tenant_id, created_at, entry_id);
+CREATE INDEX IF NOT EXISTS ledger_tenant_type_time ON ledger (tenant_id, type, created_at, entry_id);
+CREATE INDEX IF NOT EXISTS ledger_line_time ON ledger (tenant_id, credit_type, created_at, entry_id);
+
+-- The usage cube: one row per tenant, UTC day and combination of
+-- dimensions. custom is '' or the canonical JSON object of the custom map,
+-- queried with json_extract.
+CREATE TABLE IF NOT EXISTS usage_daily (
+  tenant_id       INTEGER NOT NULL,
+  day             INTEGER NOT NULL,
+  credit_type     TEXT    NOT NULL,
+  module          TEXT    NOT NULL,
+  service         TEXT    NOT NULL,
+  user_id         TEXT    NOT NULL,
+  workflow_id     TEXT    NOT NULL,
+  workflow_run_id TEXT    NOT NULL,
+  endpoint        TEXT    NOT NULL,
+  success         INTEGER NOT NULL,
+  custom          TEXT    NOT NULL,
+  credits         INTEGER NOT NULL,
+  quantity        INTEGER NOT NULL,
+  requests        INTEGER NOT NULL,
+  successes       INTEGER NOT NULL,
+  failures        INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, day, credit_type, module, service, user_id, workflow_id, workflow_run_id, endpoint, success, custom)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS tenant_totals (
+  tenant_id     INTEGER PRIMARY KEY,
+  requests      INTEGER NOT NULL,
+  successes     INTEGER NOT NULL,
+  failures      INTEGER NOT NULL,
+  credits       INTEGER NOT NULL,
+  quantity      INTEGER NOT NULL,
+  rejected      INTEGER NOT NULL,
+  last_usage_at INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS endpoint_totals (
+  tenant_id INTEGER NOT NULL,
+  endpoint  TEXT    NOT NULL,
+  requests  INTEGER NOT NULL,
+  successes INTEGER NOT NULL,
+  failures  INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, endpoint)
+) WITHOUT ROWID;

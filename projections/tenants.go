@@ -1,0 +1,24 @@
+package projections
+
+import (
+	"fmt"
+
+	"github.com/creditd/creditd/domain"
+)
+
+func (b *batch) applyRegistry(e domain.Event) error {
+	var err error
+	switch e := e.(type) {
+	case domain.TenantCreated:
+		_, err = b.tx.ExecContext(b.ctx, `INSERT INTO tenants (tenant_id, name, email, currency, created_at) VALUES (?, ?, ?, ?, ?)`,
+			e.TenantID, e.Name, e.Email, e.Currency, Micros(e.CreatedAt))
+	case domain.APIKeyIssued:
+		_, err = b.tx.ExecContext(b.ctx, `INSERT INTO api_keys (key_id, tenant_id, prefix, created_at) VALUES (?, ?, ?, ?)`,
+			e.KeyID, e.TenantID, e.Prefix, b.commitAt)
+	case domain.APIKeyRevoked:
+		_, err = b.tx.ExecContext(b.ctx, `UPDATE api_keys SET revoked_at = ? WHERE key_id = ?`, b.commitAt, e.KeyID)
+	default:
+		err = fmt.Errorf("not a registry event: %T", e)
+	}
+	return err
+}

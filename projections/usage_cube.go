@@ -1,0 +1,119 @@
+package projections
+
+import "github.com/creditd/creditd/domain"
+
+// cubeKey is one cell of the usage cube.
+type cubeKey struct {
+	tenantID                                                   int64
+	day                                                        int64
+	creditType, module, service, userID, workflowID, runID, ep string
+	success                                                    bool
+	custom                                                     string
+}
+
+type cubeDelta struct {
+	credits, quantity, requests, successes, failures int64
+}
+
+type totalsDelta struct {
+	requests, successes, failures, credits, quantity, rejected int64
+	lastUsageAt                                                int64
+}
+
+type endpointKey struct {
+	tenantID int64
+	endpoint string
+}
+
+type countDelta struct{ requests, successes, failures int64 }
+
+// countUsage adds one usage (a debit, or a captured reservation) to the
+// cube, on the UTC day it occurred, and to the tenant's counters.
+func (b *batch) countUsage(env domain.Envelope, d domain.Dimensions, credits, day, occurredAt int64) {
+	key := cubeKey{tenantID: env.TenantID, day: day, creditType: env.CreditType, module: d.Module, service: d.Service,
+		userID: d.UserID, workflowID: d.WorkflowID, runID: d.WorkflowRunID, ep: d.Endpoint, success: d.Success, custom: customJSON(d.Custom)}
+	c, ok := b.cube[key]
+	if !ok {
+		c = &cubeDelta{}
+		b.cube[key] = c
+	}
+	quantity := Micro(d.Quantity)
+	c.credits += credits
+	c.quantity += quantity
+	c.requests++
+	t := b.total(env.TenantID)
+	t.requests++
+	t.credits += credits
+	t.quantity += quantity
+	t.lastUsageAt = max(t.lastUsageAt, occurredAt)
+	e, ok := b.byRoute[endpointKey{env.TenantID, d.Endpoint}]
+	if !ok {
+		e = &countDelta{}
+		b.byRoute[endpointKey{env.TenantID, d.Endpoint}] = e
+	}
+	e.requests++
+	if d.Success {
+		c.successes++
+		t.successes++
+		e.successes++
+	} else {
+		c.failures++
+		t.failures++
+		e.failures++
+	}
+}
+
+func (b *batch) total(tenantID int64) *totalsDelta {
+	t, ok := b.totals[tenantID]
+	if !ok {
+		t = &totalsDelta{}
+		b.totals[tenantID] = t
+	}
+	return t
+}
+
+func (b *batch) flushCube() error {
+	stmt, err := b.stmt(`INSERT INTO usage_daily (tenant_id, day, credit_type, module, service, user_id, workflow_id,
+		workflow_run_id, endpoint, success, custom, credits, quantity, requests, successes, failures)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO UPDATE SET credits = credits + excluded.credits, quantity = quantity + excluded.quantity,
+		requests = requests + excluded.requests, successes = successes + excluded.successes, failures = failures + excluded.failures`)
+	if err != nil {
+		return err
+	}
+	for k, c := range b.cube {
+		if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.day, k.creditType, k.module, k.service, k.userID, k.workflowID,
+			k.runID, k.ep, k.success, k.custom, c.credits, c.quantity, c.requests, c.successes, c.failures); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *batch) flushTotals() error {
+	totals, err := b.stmt(`INSERT INTO tenant_totals (tenant_id, requests, successes, failures, credits, quantity, rejected, last_usage_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, 0))
+		ON CONFLICT (tenant_id) DO UPDATE SET requests = requests + excluded.requests, successes = successes + excluded.successes,
+		failures = failures + excluded.failures, credits = credits + excluded.credits, quantity = quantity + excluded.quantity,
+		rejected = rejected + excluded.rejected, last_usage_at = max(coalesce(last_usage_at, 0), coalesce(excluded.last_usage_at, 0))`)
+	if err != nil {
+		return err
+	}
+	for id, t := range b.totals {
+		if _, err := totals.ExecContext(b.ctx, id, t.requests, t.successes, t.failures, t.credits, t.quantity, t.rejected, t.lastUsageAt); err != nil {
+			return err
+		}
+	}
+	routes, err := b.stmt(`INSERT INTO endpoint_totals (tenant_id, endpoint, requests, successes, failures) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (tenant_id, endpoint) DO UPDATE SET requests = requests + excluded.requests,
+		successes = successes + excluded.successes, failures = failures + excluded.failures`)
+	if err != nil {
+		return err
+	}
+	for k, e := range b.byRoute {
+		if _, err := routes.ExecContext(b.ctx, k.tenantID, k.endpoint, e.requests, e.successes, e.failures); err != nil {
+			return err
+		}
+	}
+	return nil
+}

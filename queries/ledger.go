@@ -1,0 +1,178 @@
+package queries
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Page size bounds of list queries.
+const (
+	PageLimitDefault = 50
+	PageLimitMax     = 100
+	// offsetMax bounds offset paging; deeper pages use the cursor, which
+	// costs the same at any depth.
+	offsetMax = 100_000
+)
+
+// Ledger entry types.
+var ledgerTypes = map[string]bool{"credit": true, "debit": true, "adjustment": true, "expiry": true}
+
+// LedgerEntry is one credit movement.
+type LedgerEntry struct {
+	ID           int64
+	CreditType   string
+	Type         string
+	Amount       decimal.Decimal
+	BalanceAfter decimal.Decimal
+	SourceID     string
+	Description  string
+	Reference    string
+	Metadata     json.RawMessage
+	CreatedAt    time.Time
+	Position     uint64
+}
+
+// LedgerFilter selects ledger entries. Types empty means every type.
+type LedgerFilter struct {
+	Types      []string
+	From, To   *time.Time
+	CreditType string
+	Limit      int
+	Offset     int
+	// Cursor continues after the last entry of a previous page.
+	Cursor string
+}
+
+// LedgerPage is one page of entries, newest first.
+type LedgerPage struct {
+	Entries    []LedgerEntry
+	Total      int
+	Limit      int
+	Offset     int
+	NextCursor string
+}
+
+// ValidateLedgerFilter checks types, limit, offset and cursor; it fills the
+// default limit.
+func ValidateLedgerFilter(f *LedgerFilter) error {
+	var errs []error
+	for _, t := range f.Types {
+		if !ledgerTypes[t] {
+			errs = append(errs, &ParamError{Param: "type", Message: "must be credit, debit, adjustment or expiry", Value: t})
+		}
+	}
+	switch {
+	case f.Limit == 0:
+		f.Limit = PageLimitDefault
+	case f.Limit < 0 || f.Limit > PageLimitMax:
+		errs = append(errs, &ParamError{Param: "limit", Message: fmt.Sprintf("must be between 1 and %d", PageLimitMax), Value: strconv.Itoa(f.Limit)})
+	}
+	if f.Offset < 0 || f.Offset > offsetMax {
+		errs = append(errs, &ParamError{Param: "offset", Message: fmt.Sprintf("must be between 0 and %d (use cursor for deeper pages)", offsetMax), Value: strconv.Itoa(f.Offset)})
+	}
+	if f.Cursor != "" {
+		if _, _, err := decodeCursor(f.Cursor); err != nil {
+			errs = append(errs, &ParamError{Param: "cursor", Message: "is not a cursor this API returned", Value: f.Cursor})
+		}
+	}
+	if f.From != nil && f.To != nil && f.From.After(*f.To) {
+		errs = append(errs, &ParamError{Param: "from", Message: "must not be after to", Value: f.From.Format(time.RFC3339)})
+	}
+	return joinParams(errs)
+}
+
+// Ledger returns a page of the tenant's entries, newest first, and how many
+// match in all.
+func (r *Reader) Ledger(ctx context.Context, tenantID int64, f LedgerFilter) (LedgerPage, error) {
+	if err := ValidateLedgerFilter(&f); err != nil {
+		return LedgerPage{}, err
+	}
+	where := []string{"tenant_id = ?"}
+	args := []any{tenantID}
+	if len(f.Types) > 0 {
+		where = append(where, "type IN ("+strings.TrimSuffix(strings.Repeat("?,", len(f.Types)), ",")+")")
+		for _, t := range f.Types {
+			args = append(args, t)
+		}
+	}
+	if f.CreditType != "" {
+		where = append(where, "credit_type = ?")
+		args = append(args, f.CreditType)
+	}
+	if f.From != nil {
+		where = append(where, "created_at >= ?")
+		args = append(args, f.From.UnixMicro())
+	}
+	if f.To != nil {
+		where = append(where, "created_at <= ?")
+		args = append(args, f.To.UnixMicro())
+	}
+	filter := strings.Join(where, " AND ")
+	page := LedgerPage{Limit: f.Limit, Offset: f.Offset}
+	if err := r.db.QueryRowContext(ctx, "SELECT count(*) FROM ledger WHERE "+filter, args...).Scan(&page.Total); err != nil {
+		return page, err
+	}
+	pageWhere, pageArgs := filter, append([]any(nil), args...)
+	offset := f.Offset
+	if f.Cursor != "" {
+		at, id, _ := decodeCursor(f.Cursor)
+		pageWhere += " AND (created_at < ? OR (created_at = ? AND entry_id < ?))"
+		pageArgs = append(pageArgs, at, at, id)
+		offset = 0
+	}
+	pageArgs = append(pageArgs, f.Limit, offset)
+	rows, err := r.db.QueryContext(ctx, `SELECT entry_id, credit_type, type, amount, balance_after, source_id, description,
+		reference, metadata, created_at, position FROM ledger WHERE `+pageWhere+`
+		ORDER BY created_at DESC, entry_id DESC LIMIT ? OFFSET ?`, pageArgs...)
+	if err != nil {
+		return page, err
+	}
+	defer rows.Close()
+	var lastAt int64
+	for rows.Next() {
+		var e LedgerEntry
+		var amount, balance, at int64
+		var metadata string
+		if err := rows.Scan(&e.ID, &e.CreditType, &e.Type, &amount, &balance, &e.SourceID, &e.Description, &e.Reference, &metadata, &at, &e.Position); err != nil {
+			return page, err
+		}
+		e.Amount, e.BalanceAfter, e.CreatedAt, e.Metadata = fromMicro(amount), fromMicro(balance), fromMicros(at), json.RawMessage(metadata)
+		page.Entries = append(page.Entries, e)
+		lastAt = at
+	}
+	if err := rows.Err(); err != nil {
+		return page, err
+	}
+	if len(page.Entries) == f.Limit {
+		page.NextCursor = encodeCursor(lastAt, page.Entries[len(page.Entries)-1].ID)
+	}
+	return page, nil
+}
+
+func encodeCursor(at, id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at, 10) + "." + strconv.FormatInt(id, 10)))
+}
+
+func decodeCursor(cursor string) (int64, int64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return 0, 0, err
+	}
+	atText, idText, ok := strings.Cut(string(raw), ".")
+	if !ok {
+		return 0, 0, fmt.Errorf("malformed cursor")
+	}
+	at, err := strconv.ParseInt(atText, 10, 64)
+	if err != nil {
+		return 0, 0, err
+	}
+	id, err := strconv.ParseInt(idText, 10, 64)
+	return at, id, err
+}

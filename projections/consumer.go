@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -52,6 +53,7 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, log *slog.Logger)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	gate := &gatedConsumer{}
 	// Watermill logs every message at info; that is debug detail here.
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "projection"),
 		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
@@ -59,7 +61,7 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, log *slog.Logger)
 		Conn:                nc,
 		Logger:              wlog,
 		AckWaitTimeout:      consumerAckWait,
-		ResourceInitializer: consumerFromCheckpoint(p),
+		ResourceInitializer: consumerFromCheckpoint(p, gate),
 		NakDelay:            wmjetstream.NewStaticDelay(redeliveryDelay),
 		AckAsync:            true,
 		Unmarshaler:         sequenceUnmarshaler{},
@@ -95,13 +97,56 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, log *slog.Logger)
 		}
 		return nil
 	})
-	return router.Run(ctx)
+	// Stop in order: no new deliveries, in-flight ones finished, then the
+	// router. watermill-nats closes its output channel when the context
+	// ends, and a delivery still in flight then would send on it and panic.
+	routerCtx, stopRouter := context.WithCancel(context.Background())
+	defer stopRouter()
+	go func() {
+		<-ctx.Done()
+		gate.stop()
+		stopRouter()
+	}()
+	return router.Run(routerCtx)
+}
+
+// gatedConsumer lets Consume stop deliveries and wait for the ones in
+// flight before the subscription's context ends.
+type gatedConsumer struct {
+	jetstream.Consumer
+	mu       sync.Mutex
+	stopped  bool
+	inflight sync.WaitGroup
+}
+
+// Consume delivers messages to handler until stop. A message arriving
+// after stop is left unacknowledged; the next consumer starts from the
+// checkpoint anyway.
+func (g *gatedConsumer) Consume(handler jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
+	return g.Consumer.Consume(func(msg jetstream.Msg) {
+		g.mu.Lock()
+		if g.stopped {
+			g.mu.Unlock()
+			return
+		}
+		g.inflight.Add(1)
+		g.mu.Unlock()
+		defer g.inflight.Done()
+		handler(msg)
+	}, opts...)
+}
+
+func (g *gatedConsumer) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+	g.inflight.Wait()
 }
 
 // consumerFromCheckpoint creates this instance's own consumer of the whole
 // stream, starting after the projection's checkpoint. Each instance builds
 // its own read models, so consumers are per process and removed on close.
-func consumerFromCheckpoint(p *Projector) wmjetstream.ResourceInitializer {
+func consumerFromCheckpoint(p *Projector, gate *gatedConsumer) wmjetstream.ResourceInitializer {
 	return func(ctx context.Context, js jetstream.JetStream, _ string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
 		stream, err := js.Stream(ctx, eventstore.StreamName)
 		if err != nil {
@@ -120,7 +165,8 @@ func consumerFromCheckpoint(p *Projector) wmjetstream.ResourceInitializer {
 		if err != nil {
 			return nil, nil, err
 		}
-		return consumer, func(ctx context.Context, log watermill.LoggerAdapter) {
+		gate.Consumer = consumer
+		return gate, func(ctx context.Context, log watermill.LoggerAdapter) {
 			if err := stream.DeleteConsumer(ctx, name); err != nil {
 				log.Debug("delete projection consumer", watermill.LogFields{"err": err})
 			}

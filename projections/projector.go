@@ -28,6 +28,10 @@ type Projector struct {
 	position uint64
 	advanced chan struct{} // closed and replaced at each advance
 	pending  atomic.Uint64 // commits known to be waiting after position
+
+	// beforeCommit, when set by a test, runs after a batch is written and
+	// before its transaction commits: a failure there is a crash mid-batch.
+	beforeCommit func(position uint64) error
 }
 
 // NewProjector resumes from the database's checkpoint.
@@ -77,6 +81,11 @@ func (p *Projector) Apply(ctx context.Context, msgs []eventstore.StoredMsg) erro
 	}
 	if err := b.flush(); err != nil {
 		return fmt.Errorf("write read models: %w", err)
+	}
+	if p.beforeCommit != nil {
+		if err := p.beforeCommit(b.position); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)

@@ -39,14 +39,31 @@ func EncodeCommit(c Commit) ([]byte, error) {
 	return json.Marshal(c)
 }
 
+// commitWire is the stored shape; decoding events into their wire form
+// reads the bytes in one pass (see domain.EnvelopeWire).
+type commitWire struct {
+	Version    int                   `json:"v"`
+	RecordedAt time.Time             `json:"at"`
+	Prev       string                `json:"prev"`
+	Events     []domain.EnvelopeWire `json:"events"`
+}
+
 // DecodeCommit parses stored bytes, refusing unknown versions and event types.
 func DecodeCommit(data []byte) (Commit, error) {
-	var c Commit
-	if err := json.Unmarshal(data, &c); err != nil {
+	var w commitWire
+	if err := json.Unmarshal(data, &w); err != nil {
 		return Commit{}, fmt.Errorf("decode commit: %w", err)
 	}
-	if c.Version != CommitVersion {
-		return Commit{}, fmt.Errorf("decode commit: unsupported version %d", c.Version)
+	if w.Version != CommitVersion {
+		return Commit{}, fmt.Errorf("decode commit: unsupported version %d", w.Version)
+	}
+	c := Commit{Version: w.Version, RecordedAt: w.RecordedAt, Prev: w.Prev, Events: make([]domain.Envelope, len(w.Events))}
+	for i, ew := range w.Events {
+		env, err := ew.Envelope()
+		if err != nil {
+			return Commit{}, fmt.Errorf("decode commit: event %d: %w", i, err)
+		}
+		c.Events[i] = env
 	}
 	return c, nil
 }

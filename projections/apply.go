@@ -3,11 +3,8 @@ package projections
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/eventstore"
@@ -36,6 +33,8 @@ type batch struct {
 	byRoute map[endpointKey]*countDelta
 	grants  map[grantKey]*grantDelta
 	stmts   map[string]*sql.Stmt
+	// ledgerRows holds the batch's ledger rows, ledgerColumns values each.
+	ledgerRows []any
 	// commitAt is the recording time of the commit being applied.
 	commitAt int64
 }
@@ -63,13 +62,9 @@ func newBatch(ctx context.Context, tx *sql.Tx, position uint64, known map[lineKe
 
 // applyCommit applies one commit at seq. It refuses a commit that is not the
 // next position: projections never skip and never apply twice.
-func (b *batch) applyCommit(seq uint64, data []byte) error {
+func (b *batch) applyCommit(seq uint64, commit eventstore.Commit) error {
 	if seq != b.position+1 {
 		return fmt.Errorf("%w: got %d, next is %d", ErrOutOfOrder, seq, b.position+1)
-	}
-	commit, err := eventstore.DecodeCommit(data)
-	if err != nil {
-		return fmt.Errorf("commit %d: %w", seq, err)
 	}
 	at := Micros(commit.RecordedAt)
 	b.commitAt = at
@@ -155,7 +150,7 @@ func (b *batch) applyEvent(env domain.Envelope, seq uint64, at int64) error {
 
 // flush writes the batch's aggregates and the checkpoint.
 func (b *batch) flush() error {
-	for _, step := range []func() error{b.flushLines, b.flushGrants, b.flushCube, b.flushTotals} {
+	for _, step := range []func() error{b.flushLedger, b.flushLines, b.flushGrants, b.flushCube, b.flushTotals} {
 		if err := step(); err != nil {
 			return err
 		}
@@ -163,39 +158,6 @@ func (b *batch) flush() error {
 	_, err := b.tx.ExecContext(b.ctx, `INSERT INTO checkpoint (id, position) VALUES (1, ?)
 		ON CONFLICT (id) DO UPDATE SET position = excluded.position`, b.position)
 	return err
-}
-
-func metadataJSON(m map[string]string) string {
-	if len(m) == 0 {
-		return "{}"
-	}
-	b, _ := json.Marshal(m)
-	return string(b)
-}
-
-// customJSON is the canonical text of a custom map: keys sorted (json.Marshal
-// sorts map keys), ” when empty, so equal maps share a cube row.
-func customJSON(m map[string]string) string {
-	if len(m) == 0 {
-		return ""
-	}
-	b, _ := json.Marshal(m)
-	return string(b)
-}
-
-func dimensionsJSON(d domain.Dimensions) string {
-	m := map[string]any{}
-	for k, v := range map[string]string{"module": d.Module, "service": d.Service, "user_id": d.UserID,
-		"workflow_id": d.WorkflowID, "workflow_run_id": d.WorkflowRunID, "endpoint": d.Endpoint} {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(d.Custom)) {
-		m["custom."+k] = d.Custom[k]
-	}
-	b, _ := json.Marshal(m)
-	return string(b)
 }
 
 func grantDescription(e domain.CreditsGranted) string {

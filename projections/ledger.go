@@ -1,6 +1,10 @@
 package projections
 
-import "github.com/creditd/creditd/domain"
+import (
+	"strings"
+
+	"github.com/creditd/creditd/domain"
+)
 
 // Ledger entry types.
 const (
@@ -10,18 +14,39 @@ const (
 	ledgerExpiry     = "expiry"
 )
 
-const insertLedger = `INSERT INTO ledger (tenant_id, credit_type, type, amount, balance_after,
-	granted_after, adjusted_after, used_after, expired_after, source_id, description, reference, metadata, created_at, position)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+// ledgerRowsPerInsert bounds the rows of one multi-row INSERT (15 bound
+// values each, far below SQLite's variable limit).
+const ledgerRowsPerInsert = 64
+
+const ledgerColumns = 15
 
 // ledger records one credit movement with the line's totals after it. The
-// line row must already include the movement.
+// line row must already include the movement. Rows are written at flush,
+// many per statement, in the order recorded (entry ids follow it).
 func (b *batch) ledger(env domain.Envelope, line *lineRow, entryType string, amount int64, sourceID, description, reference, metadata string, seq uint64, at int64) error {
-	stmt, err := b.stmt(insertLedger)
-	if err != nil {
-		return err
-	}
-	_, err = stmt.ExecContext(b.ctx, env.TenantID, env.CreditType, entryType, amount, line.balance(),
+	b.ledgerRows = append(b.ledgerRows, env.TenantID, env.CreditType, entryType, amount, line.balance(),
 		line.granted, line.adjusted, line.used, line.expired, sourceID, description, reference, metadata, at, seq)
-	return err
+	return nil
+}
+
+func (b *batch) flushLedger() error {
+	rows := b.ledgerRows
+	for len(rows) > 0 {
+		n := min(len(rows)/ledgerColumns, ledgerRowsPerInsert)
+		stmt, err := b.stmt(ledgerInsert(n))
+		if err != nil {
+			return err
+		}
+		if _, err := stmt.ExecContext(b.ctx, rows[:n*ledgerColumns]...); err != nil {
+			return err
+		}
+		rows = rows[n*ledgerColumns:]
+	}
+	return nil
+}
+
+func ledgerInsert(rows int) string {
+	return `INSERT INTO ledger (tenant_id, credit_type, type, amount, balance_after, granted_after, adjusted_after,
+		used_after, expired_after, source_id, description, reference, metadata, created_at, position) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),", rows), ",")
 }

@@ -57,15 +57,47 @@ func (p *Projector) Position() uint64 {
 // the consumer last reported: the projection lag in positions.
 func (p *Projector) Pending() uint64 { return p.pending.Load() }
 
-// Apply applies commits in one transaction with the checkpoint. Commits at
-// or below the checkpoint are skipped (a redelivery); a gap is an error
-// (ErrOutOfOrder) and applies nothing.
+// Decoded is a stored commit with its events decoded.
+type Decoded struct {
+	Sequence uint64
+	Commit   eventstore.Commit
+}
+
+// Decode decodes stored commits.
+func Decode(msgs []eventstore.StoredMsg) ([]Decoded, error) {
+	out := make([]Decoded, len(msgs))
+	for i, m := range msgs {
+		c, err := eventstore.DecodeCommit(m.Data)
+		if err != nil {
+			return nil, fmt.Errorf("commit %d: %w", m.Sequence, err)
+		}
+		out[i] = Decoded{Sequence: m.Sequence, Commit: c}
+	}
+	return out, nil
+}
+
+// Apply decodes and applies commits in one transaction with the checkpoint.
+// Commits at or below the checkpoint are skipped (a redelivery); a gap is an
+// error (ErrOutOfOrder) and applies nothing.
 func (p *Projector) Apply(ctx context.Context, msgs []eventstore.StoredMsg) error {
 	start := p.Position()
 	for len(msgs) > 0 && msgs[0].Sequence <= start {
 		msgs = msgs[1:]
 	}
-	if len(msgs) == 0 {
+	decoded, err := Decode(msgs)
+	if err != nil {
+		return err
+	}
+	return p.ApplyDecoded(ctx, decoded)
+}
+
+// ApplyDecoded is Apply for commits already decoded.
+func (p *Projector) ApplyDecoded(ctx context.Context, commits []Decoded) error {
+	start := p.Position()
+	for len(commits) > 0 && commits[0].Sequence <= start {
+		commits = commits[1:]
+	}
+	if len(commits) == 0 {
 		return nil
 	}
 	tx, err := p.db.writer.BeginTx(ctx, nil)
@@ -74,8 +106,8 @@ func (p *Projector) Apply(ctx context.Context, msgs []eventstore.StoredMsg) erro
 	}
 	defer tx.Rollback()
 	b := newBatch(ctx, tx, start, p.known)
-	for _, m := range msgs {
-		if err := b.applyCommit(m.Sequence, m.Data); err != nil {
+	for _, c := range commits {
+		if err := b.applyCommit(c.Sequence, c.Commit); err != nil {
 			return err
 		}
 	}

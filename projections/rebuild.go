@@ -6,10 +6,13 @@ import (
 	"github.com/creditd/creditd/eventstore"
 )
 
-// rebuildBatchCommitsMax bounds the commits applied per transaction when
-// catching up from the log directly: big transactions amortise SQLite's
-// commit, and the bound keeps memory and a failed batch's redo small.
-const rebuildBatchCommitsMax = 256
+// Catch-up bounds: commits per transaction (big transactions amortise
+// SQLite's commit; the bound keeps memory and a failed batch's redo small)
+// and decoded batches waiting for the writer.
+const (
+	rebuildBatchCommitsMax = 256
+	rebuildBatchesAhead    = 2
+)
 
 // LogReader reads the stream in order; *eventstore.Store satisfies it.
 type LogReader interface {
@@ -20,7 +23,9 @@ type LogReader interface {
 // CatchUp applies the log from the projection's checkpoint up to upTo (0:
 // the stream's last position at the call) in large transactions. It is how
 // `creditd rebuild` fills a fresh database, and how a projection far behind
-// gets level before live consumption takes over.
+// gets level before live consumption takes over. Reading and decoding run
+// on one goroutine and the SQLite writes on another, so the two overlap on
+// two cores.
 func (p *Projector) CatchUp(ctx context.Context, log LogReader, upTo uint64) error {
 	if upTo == 0 {
 		last, err := log.LastPosition(ctx)
@@ -29,18 +34,49 @@ func (p *Projector) CatchUp(ctx context.Context, log LogReader, upTo uint64) err
 		}
 		upTo = last
 	}
-	var chunk []eventstore.StoredMsg
-	err := log.ReadAll(ctx, p.Position(), upTo, func(m eventstore.StoredMsg) error {
-		chunk = append(chunk, m)
-		if len(chunk) < rebuildBatchCommitsMax {
-			return nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []Decoded, rebuildBatchesAhead)
+	readDone := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		var chunk []eventstore.StoredMsg
+		send := func() error {
+			decoded, err := Decode(chunk)
+			chunk = chunk[:0]
+			if err != nil {
+				return err
+			}
+			select {
+			case batches <- decoded:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
-		err := p.Apply(ctx, chunk)
-		chunk = chunk[:0]
-		return err
-	})
-	if err != nil {
-		return err
+		err := log.ReadAll(ctx, p.Position(), upTo, func(m eventstore.StoredMsg) error {
+			chunk = append(chunk, m)
+			if len(chunk) < rebuildBatchCommitsMax {
+				return nil
+			}
+			return send()
+		})
+		if err == nil && len(chunk) > 0 {
+			err = send()
+		}
+		readDone <- err
+	}()
+	var applyErr error
+	for batch := range batches {
+		if applyErr == nil {
+			if applyErr = p.ApplyDecoded(ctx, batch); applyErr != nil {
+				cancel()
+			}
+		}
 	}
-	return p.Apply(ctx, chunk)
+	readErr := <-readDone
+	if applyErr != nil {
+		return applyErr
+	}
+	return readErr
 }

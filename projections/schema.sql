@@ -122,6 +122,22 @@ CREATE TABLE IF NOT EXISTS usage_daily (
   PRIMARY KEY (tenant_id, day, credit_type, module, service, user_id, workflow_id, workflow_run_id, endpoint, success, custom)
 ) WITHOUT ROWID;
 
+-- Rollups of the cube by one dimension (and by none: dimension ''), for
+-- the reads that group or filter by at most one of them: stats, dashboards,
+-- monthly reports. A few rows per day whatever the cube's cardinality.
+CREATE TABLE IF NOT EXISTS usage_rollup (
+  tenant_id INTEGER NOT NULL,
+  dimension TEXT    NOT NULL, -- '' | credit_type | module | service | user_id | endpoint
+  day       INTEGER NOT NULL,
+  value     TEXT    NOT NULL,
+  credits   INTEGER NOT NULL,
+  quantity  INTEGER NOT NULL,
+  requests  INTEGER NOT NULL,
+  successes INTEGER NOT NULL,
+  failures  INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, dimension, day, value)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS tenant_totals (
   tenant_id     INTEGER PRIMARY KEY,
   requests      INTEGER NOT NULL,

@@ -72,7 +72,53 @@ func (b *batch) total(tenantID int64) *totalsDelta {
 	return t
 }
 
+// RolledDimensions are the dimensions usage_rollup keeps; '' is the total.
+var RolledDimensions = []string{"", "credit_type", "module", "service", "user_id", "endpoint"}
+
+type rollupKey struct {
+	tenantID  int64
+	dimension string
+	day       int64
+	value     string
+}
+
+func (b *batch) flushRollups() error {
+	rollup := map[rollupKey]*cubeDelta{}
+	for k, c := range b.cube {
+		for _, dim := range [...]struct{ name, value string }{{"", ""}, {"credit_type", k.creditType}, {"module", k.module},
+			{"service", k.service}, {"user_id", k.userID}, {"endpoint", k.ep}} {
+			key := rollupKey{k.tenantID, dim.name, k.day, dim.value}
+			r, ok := rollup[key]
+			if !ok {
+				r = &cubeDelta{}
+				rollup[key] = r
+			}
+			r.credits += c.credits
+			r.quantity += c.quantity
+			r.requests += c.requests
+			r.successes += c.successes
+			r.failures += c.failures
+		}
+	}
+	stmt, err := b.stmt(`INSERT INTO usage_rollup (tenant_id, dimension, day, value, credits, quantity, requests, successes, failures)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO UPDATE SET credits = credits + excluded.credits, quantity = quantity + excluded.quantity,
+		requests = requests + excluded.requests, successes = successes + excluded.successes, failures = failures + excluded.failures`)
+	if err != nil {
+		return err
+	}
+	for k, r := range rollup {
+		if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.dimension, k.day, k.value, r.credits, r.quantity, r.requests, r.successes, r.failures); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (b *batch) flushCube() error {
+	if err := b.flushRollups(); err != nil {
+		return err
+	}
 	stmt, err := b.stmt(`INSERT INTO usage_daily (tenant_id, day, credit_type, module, service, user_id, workflow_id,
 		workflow_run_id, endpoint, success, custom, credits, quantity, requests, successes, failures)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

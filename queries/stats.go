@@ -49,7 +49,7 @@ func (r *Reader) Stats(ctx context.Context, tenantID int64, rng Range) (StatsRep
 	err := r.db.QueryRowContext(ctx, `SELECT
 		coalesce(sum(CASE WHEN day >= ? THEN credits END), 0),
 		coalesce(sum(CASE WHEN day < ? THEN credits END), 0)
-		FROM usage_daily WHERE tenant_id = ? AND day BETWEEN ? AND ?`,
+		FROM usage_rollup WHERE tenant_id = ? AND dimension = '' AND day BETWEEN ? AND ?`,
 		rng.FromDay, rng.FromDay, tenantID, rng.FromDay-days, rng.ToDay).Scan(&spent, &previous)
 	if err != nil {
 		return report, err
@@ -60,9 +60,9 @@ func (r *Reader) Stats(ctx context.Context, tenantID int64, rng Range) (StatsRep
 	byDay := map[int64]*DailySpend{}
 	var order []int64
 	split := func(column string, set func(d *DailySpend, key string, v decimal.Decimal)) error {
-		rows, err := r.db.QueryContext(ctx, `SELECT day, `+column+`, sum(credits) FROM usage_daily
-			WHERE tenant_id = ? AND day BETWEEN ? AND ? GROUP BY day, `+column+` HAVING sum(credits) != 0 ORDER BY day`,
-			tenantID, rng.FromDay, rng.ToDay)
+		rows, err := r.db.QueryContext(ctx, `SELECT day, value, credits FROM usage_rollup
+			WHERE tenant_id = ? AND dimension = ? AND day BETWEEN ? AND ? AND credits != 0 ORDER BY day`,
+			tenantID, column, rng.FromDay, rng.ToDay)
 		if err != nil {
 			return err
 		}
@@ -108,11 +108,11 @@ func (r *Reader) Stats(ctx context.Context, tenantID int64, rng Range) (StatsRep
 	return report, nil
 }
 
-// top ranks one fixed column (never user input) by credits spent.
-func (r *Reader) top(ctx context.Context, tenantID int64, rng Range, column string) ([]Ranked, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT `+column+`, sum(credits), sum(requests), sum(quantity) FROM usage_daily
-		WHERE tenant_id = ? AND day BETWEEN ? AND ? GROUP BY `+column+` ORDER BY sum(credits) DESC, `+column+` LIMIT ?`,
-		tenantID, rng.FromDay, rng.ToDay, topMax)
+// top ranks the values of one rolled dimension by credits spent.
+func (r *Reader) top(ctx context.Context, tenantID int64, rng Range, dimension string) ([]Ranked, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT value, sum(credits), sum(requests), sum(quantity) FROM usage_rollup
+		WHERE tenant_id = ? AND dimension = ? AND day BETWEEN ? AND ? GROUP BY value ORDER BY sum(credits) DESC, value LIMIT ?`,
+		tenantID, dimension, rng.FromDay, rng.ToDay, topMax)
 	if err != nil {
 		return nil, err
 	}

@@ -77,15 +77,33 @@ func (r *Reader) Usage(ctx context.Context, tenantID int64, q UsageQuery) (Usage
 	selects := []string{period}
 	var selectArgs []any
 	groups := []string{"1"}
-	for i, d := range q.GroupBy {
-		expr, args := d.sql()
-		selects = append(selects, expr)
-		selectArgs = append(selectArgs, args...)
-		groups = append(groups, fmt.Sprint(i+2))
+	table := "usage_daily"
+	where, args := []string{"tenant_id = ?", "day BETWEEN ? AND ?"}, []any{tenantID, q.Range.FromDay, q.Range.ToDay}
+	if dim, ok := rollupFor(q); ok {
+		// One rolled dimension at most: read the rollup, a few rows a day,
+		// instead of the cube.
+		table = "usage_rollup"
+		where, args = append(where, "dimension = ?"), append(args, dim)
+		if len(q.GroupBy) == 1 {
+			selects, groups = append(selects, "value"), append(groups, "2")
+		}
+		for _, f := range q.Filters {
+			where = append(where, "value IN ("+placeholders(len(f.Values))+")")
+			for _, v := range f.Values {
+				args = append(args, v)
+			}
+		}
+	} else {
+		for i, d := range q.GroupBy {
+			expr, exprArgs := d.sql()
+			selects = append(selects, expr)
+			selectArgs = append(selectArgs, exprArgs...)
+			groups = append(groups, fmt.Sprint(i+2))
+		}
+		where, args = filterSQL(q.Filters, where, args)
 	}
-	where, args := filterSQL(q.Filters, []string{"tenant_id = ?", "day BETWEEN ? AND ?"}, []any{tenantID, q.Range.FromDay, q.Range.ToDay})
 	query := "SELECT " + strings.Join(selects, ", ") + `, sum(credits), sum(requests), sum(successes), sum(failures), sum(quantity)
-		FROM usage_daily WHERE ` + strings.Join(where, " AND ") + `
+		FROM ` + table + ` WHERE ` + strings.Join(where, " AND ") + `
 		GROUP BY ` + strings.Join(groups, ", ") + ` ORDER BY 1, sum(credits) DESC LIMIT ?`
 	all := append(append(selectArgs, args...), usageRowsExceeds)
 	rows, err := r.db.QueryContext(ctx, query, all...)
@@ -131,6 +149,31 @@ func (r *Reader) Usage(ctx context.Context, tenantID int64, q UsageQuery) (Usage
 	report.Totals.Credits, report.Totals.Quantity = fromMicro(totalCredits), fromMicro(totalQuantity)
 	return report, nil
 }
+
+// rolledColumns are the dimensions usage_rollup keeps (projections.RolledDimensions).
+var rolledColumns = map[string]bool{"credit_type": true, "module": true, "service": true, "user_id": true, "endpoint": true}
+
+// rollupFor says whether a query can be answered from usage_rollup: it
+// groups and filters by one rolled dimension at most. It returns that
+// dimension ('' for none).
+func rollupFor(q UsageQuery) (string, bool) {
+	dim := ""
+	for _, d := range q.GroupBy {
+		if dim != "" || !rolledColumns[d.column] {
+			return "", false
+		}
+		dim = d.column
+	}
+	for _, f := range q.Filters {
+		if !rolledColumns[f.Dimension.column] || (dim != "" && f.Dimension.column != dim) {
+			return "", false
+		}
+		dim = f.Dimension.column
+	}
+	return dim, true
+}
+
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
 func groupText(d Dimension, v any) string {
 	switch v := v.(type) {

@@ -29,7 +29,31 @@ func (b *batch) ledger(env domain.Envelope, line *lineRow, entryType string, amo
 	return nil
 }
 
+type ledgerCountKey struct {
+	tenantID   int64
+	creditType string
+	entryType  string
+	day        int64
+}
+
 func (b *batch) flushLedger() error {
+	counts := map[ledgerCountKey]int64{}
+	for i := 0; i < len(b.ledgerRows); i += ledgerColumns {
+		row := b.ledgerRows[i : i+ledgerColumns]
+		counts[ledgerCountKey{row[0].(int64), row[1].(string), row[2].(string), row[13].(int64) / (86400 * 1e6)}]++
+	}
+	if len(counts) > 0 {
+		stmt, err := b.stmt(`INSERT INTO ledger_counts (tenant_id, credit_type, type, day, entries) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT DO UPDATE SET entries = entries + excluded.entries`)
+		if err != nil {
+			return err
+		}
+		for k, n := range counts {
+			if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.creditType, k.entryType, k.day, n); err != nil {
+				return err
+			}
+		}
+	}
 	rows := b.ledgerRows
 	for len(rows) > 0 {
 		n := min(len(rows)/ledgerColumns, ledgerRowsPerInsert)

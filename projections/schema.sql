@@ -99,6 +99,17 @@ CREATE INDEX IF NOT EXISTS ledger_tenant_time ON ledger (tenant_id, created_at, 
 CREATE INDEX IF NOT EXISTS ledger_tenant_type_time ON ledger (tenant_id, type, created_at, entry_id);
 CREATE INDEX IF NOT EXISTS ledger_line_time ON ledger (tenant_id, credit_type, created_at, entry_id);
 
+-- Ledger entries counted per line, type and UTC day of created_at, so a
+-- page's total costs a few rows, not a scan of millions of entries.
+CREATE TABLE IF NOT EXISTS ledger_counts (
+  tenant_id   INTEGER NOT NULL,
+  credit_type TEXT    NOT NULL,
+  type        TEXT    NOT NULL,
+  day         INTEGER NOT NULL,
+  entries     INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, type, day, credit_type)
+) WITHOUT ROWID;
+
 -- The usage cube: one row per tenant, UTC day and combination of
 -- dimensions. custom is '' or the canonical JSON object of the custom map,
 -- queried with json_extract.

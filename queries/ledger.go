@@ -2,6 +2,7 @@ package queries
 
 import (
 	"context"
+	"math"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -116,9 +117,11 @@ func (r *Reader) Ledger(ctx context.Context, tenantID int64, f LedgerFilter) (Le
 	}
 	filter := strings.Join(where, " AND ")
 	page := LedgerPage{Limit: f.Limit, Offset: f.Offset}
-	if err := r.db.QueryRowContext(ctx, "SELECT count(*) FROM ledger WHERE "+filter, args...).Scan(&page.Total); err != nil {
+	total, err := r.ledgerTotal(ctx, tenantID, f)
+	if err != nil {
 		return page, err
 	}
+	page.Total = total
 	pageWhere, pageArgs := filter, append([]any(nil), args...)
 	offset := f.Offset
 	if f.Cursor != "" {
@@ -155,6 +158,74 @@ func (r *Reader) Ledger(ctx context.Context, tenantID int64, f LedgerFilter) (Le
 	}
 	return page, nil
 }
+
+// ledgerTotal counts the entries a filter matches: whole days from the
+// daily counts, and the partial days at the edges of a time range from the
+// ledger itself (at most two days of entries).
+func (r *Reader) ledgerTotal(ctx context.Context, tenantID int64, f LedgerFilter) (int, error) {
+	const dayMicros = 86400 * 1e6
+	// Days wholly inside [from, to]; an open end reaches every day.
+	fromMicros, toMicros := int64(math.MinInt64), int64(math.MaxInt64)
+	firstFull, lastFull := int64(math.MinInt32), int64(math.MaxInt32)
+	if f.From != nil {
+		fromMicros = f.From.UnixMicro()
+		firstFull = ceilDiv(fromMicros, dayMicros)
+	}
+	if f.To != nil {
+		toMicros = f.To.UnixMicro()
+		lastFull = floorDiv(toMicros+1, dayMicros) - 1
+	}
+	where, args := []string{"tenant_id = ?"}, []any{tenantID}
+	if len(f.Types) > 0 {
+		where = append(where, "type IN ("+placeholders(len(f.Types))+")")
+		for _, t := range f.Types {
+			args = append(args, t)
+		}
+	}
+	if f.CreditType != "" {
+		where = append(where, "credit_type = ?")
+		args = append(args, f.CreditType)
+	}
+	var total int
+	if firstFull <= lastFull {
+		full := append(append([]any(nil), args...), firstFull, lastFull)
+		if err := r.db.QueryRowContext(ctx, `SELECT coalesce(sum(entries), 0) FROM ledger_counts WHERE `+strings.Join(where, " AND ")+
+			` AND day BETWEEN ? AND ?`, full...).Scan(&total); err != nil {
+			return 0, err
+		}
+	}
+	edges := [][2]int64{}
+	if firstFull > lastFull {
+		edges = append(edges, [2]int64{fromMicros, toMicros})
+	} else {
+		if f.From != nil && fromMicros < firstFull*dayMicros {
+			edges = append(edges, [2]int64{fromMicros, firstFull*dayMicros - 1})
+		}
+		if f.To != nil && toMicros >= (lastFull+1)*dayMicros {
+			edges = append(edges, [2]int64{(lastFull + 1) * dayMicros, toMicros})
+		}
+	}
+	for _, e := range edges {
+		var n int
+		edge := append(append([]any(nil), args...), e[0], e[1])
+		if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM ledger WHERE `+strings.Join(where, " AND ")+
+			` AND created_at BETWEEN ? AND ?`, edge...).Scan(&n); err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
 
 func encodeCursor(at, id int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at, 10) + "." + strconv.FormatInt(id, 10)))

@@ -48,6 +48,13 @@ func Open(path string) (*DB, error) {
 	}
 	writer.SetMaxOpenConns(1)
 	writer.SetConnMaxLifetime(0)
+	// The writer's page cache holds the right edges of the ledger indexes
+	// and the recent days of the cube; a WAL checkpoint every ~40 MiB
+	// instead of every 4 MiB keeps bulk applies from stalling on fsyncs.
+	if _, err := writer.Exec(`PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000`); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("configure %s: %w", path, err)
+	}
 	if _, err := writer.Exec(schemaSQL); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
@@ -81,8 +88,23 @@ func (db *DB) Checkpoint(ctx context.Context) (uint64, error) {
 }
 
 // Micro converts an amount to micro-units. Amounts carry at most 6 decimal
-// places (domain.ValidateAmount), so the conversion is exact.
-func Micro(d decimal.Decimal) int64 { return d.Shift(6).IntPart() }
+// places (domain.ValidateAmount), so the conversion is exact. The common
+// case (a coefficient that fits an int64) avoids big.Int arithmetic: it
+// runs several times per event on the apply path.
+func Micro(d decimal.Decimal) int64 {
+	exp := d.Exponent()
+	if d.NumDigits() > 18 || exp > 6 || exp < -18 {
+		return d.Shift(6).IntPart()
+	}
+	c := d.CoefficientInt64()
+	for ; exp > -6; exp-- {
+		c *= 10
+	}
+	for ; exp < -6; exp++ {
+		c /= 10 // only trailing zeros: the amount has at most 6 places
+	}
+	return c
+}
 
 // FromMicro converts micro-units back to a decimal.
 func FromMicro(v int64) decimal.Decimal { return decimal.New(v, -6) }

@@ -341,4 +341,3 @@ func (w EnvelopeWire) Envelope() (Envelope, error) {
 	}
 	return Envelope{TenantID: w.TenantID, CreditType: w.CreditType, Event: ev}, nil
 }
-

@@ -72,7 +72,7 @@ func (b *batch) total(tenantID int64) *totalsDelta {
 	return t
 }
 
-// RolledDimensions are the dimensions usage_rollup keeps; '' is the total.
+// RolledDimensions are the dimensions usage_rollup keeps; ” is the total.
 var RolledDimensions = []string{"", "credit_type", "module", "service", "user_id", "endpoint"}
 
 type rollupKey struct {

@@ -2,10 +2,10 @@ package queries
 
 import (
 	"context"
-	"math"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"

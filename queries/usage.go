@@ -155,7 +155,7 @@ var rolledColumns = map[string]bool{"credit_type": true, "module": true, "servic
 
 // rollupFor says whether a query can be answered from usage_rollup: it
 // groups and filters by one rolled dimension at most. It returns that
-// dimension ('' for none).
+// dimension (” for none).
 func rollupFor(q UsageQuery) (string, bool) {
 	dim := ""
 	for _, d := range q.GroupBy {

@@ -9,7 +9,8 @@ import (
 const usageText = `creditd: event-sourced credit accounting
 
 Usage:
-  creditd serve [flags]   run the server (creditd serve --help lists the flags)
+  creditd serve [flags]     run the server (creditd serve --help lists the flags)
+  creditd rebuild [flags]   rebuild the read models from the event log
 `
 
 func main() {
@@ -21,6 +22,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "rebuild":
+		err = rebuild(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usageText)
 		return

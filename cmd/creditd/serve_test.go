@@ -54,8 +54,17 @@ func TestServeAsANewcomerWould(t *testing.T) {
 	}
 	stop()
 
+	// The read models rebuilt from the log while the server is stopped.
+	if out, err := exec.Command(bin, "rebuild", "--data-dir", dataDir).CombinedOutput(); err != nil {
+		t.Fatalf("rebuild: %v\n%s", err, out)
+	}
+
 	stop = startServer(t, bin, dataDir, addr)
 	defer stop()
+	balance := get(t, fmt.Sprintf("%s/v1/balance?min_position=%d", base, first.Position), tenant.APIKey)
+	if got := fmt.Sprint(balance["total"].(map[string]any)["available"]); got != "7.5" {
+		t.Fatalf("available after rebuild and restart = %s, want 7.5", got)
+	}
 	var again struct {
 		Accepted   int    `json:"accepted"`
 		Duplicates int    `json:"duplicates"`
@@ -135,6 +144,27 @@ func startServer(t *testing.T, bin, dataDir, addr string) func() {
 			t.Errorf("creditd did not stop on SIGTERM\n%s", stderr.String())
 		}
 	}
+}
+
+func get(t *testing.T, url, bearer string) map[string]any {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	dec.UseNumber()
+	var out map[string]any
+	if err := dec.Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v %v", url, resp.StatusCode, out, err)
+	}
+	return out
 }
 
 func post(t *testing.T, url, bearer, body string, wantStatus int, out any) {

@@ -48,10 +48,14 @@ func lineJSON(l queries.LineBalance, currency string, withAutoReload bool) lineB
 	return out
 }
 
+// balanceResponse renders a balance report. An as_of answer carries the
+// credit quantities as they stood; settings (auto_reload) are not kept
+// historically, so it leaves them out rather than show today's, and
+// last_updated is the line's last movement or hold at or before as_of.
 func balanceResponse(tenantID int64, report queries.BalanceReport, asOf *time.Time) balanceJSON {
 	out := balanceJSON{TenantID: tenantID, AsOf: asOf, Currency: report.Currency, Lines: []lineBalanceJSON{}}
 	for _, l := range report.Lines {
-		out.Lines = append(out.Lines, lineJSON(l, report.Currency, true))
+		out.Lines = append(out.Lines, lineJSON(l, report.Currency, asOf == nil))
 	}
 	out.Total = lineJSON(report.Total, report.Currency, false)
 	out.Total.CreditType = ""

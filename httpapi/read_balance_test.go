@@ -39,7 +39,7 @@ func TestReadBalance(t *testing.T) {
 	expiresAt := readEpoch.Add(2 * time.Hour)
 	step()
 	m.grant("g1", "", "1000", nil)
-	mark("at the instant of the first grant", 0)
+	mark("exactly at the first grant", 0)
 	step()
 	m.grant("g2", "default", "200", map[string]any{"expires_at": expiresAt.Format(time.RFC3339), "source": "promotional", "description": "spring promo"})
 	step()
@@ -60,7 +60,7 @@ func TestReadBalance(t *testing.T) {
 	mark("while holds are open on both lines", 30*time.Second)
 	step()
 	m.capture("r2", "25.25")
-	mark("at the instant of a partial capture", 0)
+	mark("exactly at a partial capture", 0)
 	step()
 	m.reserve(usageEv{id: "r3", creditType: "gpu", amount: "5"})
 	mark("while a second hold is open on gpu", 30*time.Second)
@@ -130,10 +130,12 @@ func TestReadBalance(t *testing.T) {
 
 	t.Run("as_of shows each line as it stood at that instant", func(t *testing.T) {
 		for _, in := range instants {
-			t.Run(in.name, func(t *testing.T) {
+			t.Run("the balance as of a moment "+in.name+" is as it stood then", func(t *testing.T) {
 				at := in.at.Format(time.RFC3339Nano)
 				got := read(t, s, "/v1/balance"+q("as_of", at), m.key)
-				checkBalanceAR(t, got, m.id, "EUR", in.lines, in.autoReload)
+				// Settings are not kept historically: an as_of answer has
+				// no auto_reload rather than today's.
+				checkBalanceAR(t, got, m.id, "EUR", in.lines, autoReloadAbsent)
 				wantTime(t, got, "as_of", in.at)
 			})
 		}
@@ -142,7 +144,7 @@ func TestReadBalance(t *testing.T) {
 	t.Run("as_of combines with credit_type", func(t *testing.T) {
 		in := instants[5] // holds open on both lines
 		got := read(t, s, "/v1/balance"+q("as_of", in.at.Format(time.RFC3339Nano), "credit_type", "gpu"), m.key)
-		checkBalanceAR(t, got, m.id, "EUR", map[string]lineModel{"gpu": in.lines["gpu"]}, in.autoReload)
+		checkBalanceAR(t, got, m.id, "EUR", map[string]lineModel{"gpu": in.lines["gpu"]}, autoReloadAbsent)
 	})
 
 	t.Run("as_of in another time zone means the same instant", func(t *testing.T) {
@@ -151,12 +153,12 @@ func TestReadBalance(t *testing.T) {
 		if !strings.Contains(at, "+01:00") {
 			t.Fatalf("as_of %s is not in +01:00", at)
 		}
-		checkBalanceAR(t, read(t, s, "/v1/balance"+q("as_of", at), m.key), m.id, "EUR", in.lines, in.autoReload)
+		checkBalanceAR(t, read(t, s, "/v1/balance"+q("as_of", at), m.key), m.id, "EUR", in.lines, autoReloadAbsent)
 	})
 
 	t.Run("as_of a date means the end of that UTC day", func(t *testing.T) {
 		got := read(t, s, "/v1/balance?as_of=2026-03-15", m.key)
-		checkBalance(t, got, m.id, "EUR", final)
+		checkBalanceAR(t, got, m.id, "EUR", final, autoReloadAbsent)
 		wantTime(t, got, "as_of", time.Date(2026, 3, 15, 23, 59, 59, 999999000, time.UTC))
 		got = read(t, s, "/v1/balance?as_of=2026-03-14", m.key)
 		checkBalance(t, got, m.id, "EUR", map[string]lineModel{})

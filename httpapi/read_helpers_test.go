@@ -153,6 +153,7 @@ func list(t *testing.T, v any, what string) []map[string]any {
 	return out
 }
 
+// num reads a non-negative integer member.
 func num(t *testing.T, m map[string]any, name string) uint64 { t.Helper(); return uintOf(t, m, name) }
 
 // q builds a query string from name, value pairs (names may repeat).
@@ -280,7 +281,8 @@ func (e usageEv) dimensionsMetadata() map[string]string {
 	return m
 }
 
-func (e usageEv) description_() string {
+// ledgerDescription is the description the ledger gives the event's debit.
+func (e usageEv) ledgerDescription() string {
 	switch {
 	case e.description != "":
 		return e.description
@@ -427,7 +429,7 @@ func (m *tenantModel) use(events ...usageEv) uint64 {
 			m.lastUsageAt = at.UTC()
 		}
 		if !dec(e.amount).IsZero() {
-			m.addLedger(e.creditType, "debit", dec(e.amount).Neg(), e.id, e.description_(), "", e.dimensionsMetadata(), positions[i])
+			m.addLedger(e.creditType, "debit", dec(e.amount).Neg(), e.id, e.ledgerDescription(), "", e.dimensionsMetadata(), positions[i])
 		}
 	}
 	return p
@@ -487,7 +489,7 @@ func (m *tenantModel) capture(id, amount string) uint64 {
 	if !dec(amount).IsZero() {
 		desc := e
 		desc.description = ""
-		m.addLedger(e.creditType, "debit", dec(amount).Neg(), id, desc.description_(), "", e.dimensionsMetadata(), p)
+		m.addLedger(e.creditType, "debit", dec(amount).Neg(), id, desc.ledgerDescription(), "", e.dimensionsMetadata(), p)
 	}
 	delete(m.holds, id)
 	delete(m.holdAmt, id)

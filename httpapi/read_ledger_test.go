@@ -209,6 +209,30 @@ func TestReadLedger(t *testing.T) {
 		wantEntries(t, got, want[:2])
 	})
 
+	t.Run("instants inside days count the partial days at both ends and the whole days between", func(t *testing.T) {
+		for _, c := range []struct{ from, to time.Time }{
+			{day15.Add(3 * time.Minute), day17.Add(2 * time.Minute)},                  // u1 .. r1's hold
+			{day15.Add(4*time.Minute + time.Second), day17.Add(time.Minute)},          // after u2 .. a2
+			{day15.Add(-time.Hour), day16.Add(2 * time.Minute)},                       // g1 .. u3
+			{day16.Add(3 * time.Minute), day16.Add(3 * time.Minute)},                  // g3 alone
+			{day17.Add(-time.Microsecond), day17.Add(24 * time.Hour)},                 // the expiry onwards
+			{day16.Add(-24 * time.Hour).Add(-time.Microsecond), day16.Add(time.Hour)}, // the whole of the 15th .. a1
+		} {
+			want := filter(between(c.from, c.to))
+			got, _ := page(t, m.key, q("from", c.from.Format(time.RFC3339Nano), "to", c.to.Format(time.RFC3339Nano)), len(want), 50, 0)
+			wantEntries(t, got, want)
+			// The same with a type filter, and with one bound only.
+			debits := filter(func(e ledgerWant) bool { return e.typ == "debit" && between(c.from, c.to)(e) })
+			page(t, m.key, q("type", "debit", "from", c.from.Format(time.RFC3339Nano), "to", c.to.Format(time.RFC3339Nano)), len(debits), 50, 0)
+			since := filter(func(e ledgerWant) bool { return !e.createdAt.Before(c.from) })
+			got, _ = page(t, m.key, q("from", c.from.Format(time.RFC3339Nano)), len(since), 50, 0)
+			wantEntries(t, got, since)
+			until := filter(func(e ledgerWant) bool { return !e.createdAt.After(c.to) })
+			got, _ = page(t, m.key, q("to", c.to.Format(time.RFC3339Nano)), len(until), 50, 0)
+			wantEntries(t, got, until)
+		}
+	})
+
 	t.Run("filters combine", func(t *testing.T) {
 		want := filter(func(e ledgerWant) bool {
 			return e.typ == "debit" && e.creditType == "default" && !e.createdAt.Before(day16.Truncate(24*time.Hour))
@@ -304,7 +328,9 @@ func TestReadLedger(t *testing.T) {
 		want := filter(ofType("debit"))
 		got := walk(t, m.key, "&type=debit", 2, len(want))
 		wantEntries(t, got, want)
-		want = filter(func(e ledgerWant) bool { return e.creditType == "default" && !e.createdAt.Before(day16.Truncate(24*time.Hour)) })
+		want = filter(func(e ledgerWant) bool {
+			return e.creditType == "default" && !e.createdAt.Before(day16.Truncate(24*time.Hour))
+		})
 		got = walk(t, m.key, "&credit_type=default&from=2026-03-16", 2, len(want))
 		wantEntries(t, got, want)
 	})

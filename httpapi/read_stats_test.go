@@ -194,7 +194,7 @@ func TestReadStats(t *testing.T) {
 			{16, 16, "-100"}, // 0 against 1200
 		} {
 			query := fmt.Sprintf("?from=2026-03-%02d&to=2026-03-%02d", c.from, c.to)
-			t.Run(query, func(t *testing.T) {
+			t.Run(fmt.Sprintf("from March %d to March %d the change is %s percent", c.from, c.to, c.pct), func(t *testing.T) {
 				checkStats(t, s, m.key, query, recs, day(c.from), day(c.to), c.pct)
 			})
 		}

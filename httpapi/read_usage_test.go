@@ -21,7 +21,9 @@ func TestReadUsageReport(t *testing.T) {
 	m := newTenant(t, s, "usage", "USD")
 	m.grant("g-default", "", "100000", nil)
 	m.grant("g-gpu", "gpu", "100000", nil)
-	day := func(y int, mo time.Month, d, h, min int) time.Time { return time.Date(y, mo, d, h, min, 0, 0, time.UTC) }
+	day := func(y int, mo time.Month, d, h, min int) time.Time {
+		return time.Date(y, mo, d, h, min, 0, 0, time.UTC)
+	}
 	events := []usageEv{
 		{id: "e1", at: day(2025, 12, 31, 23, 30), amount: "1.5", quantity: "3", module: "search", service: "api", user: "u1", workflow: "w1", run: "r1", endpoint: "/q", custom: map[string]string{"region": "eu", "tier": "gold"}},
 		{id: "e2", at: day(2026, 1, 1, 0, 10), amount: "2", quantity: "1", module: "search", service: "api", user: "u2", workflow: "w1", run: "r2", endpoint: "/q", failed: true, custom: map[string]string{"region": "us"}},
@@ -71,6 +73,23 @@ func TestReadUsageReport(t *testing.T) {
 		checkUsage(t, s, m.key, "/v1/usage", recs, usageQuery{from: day(2026, 2, 14, 0, 0), to: today})
 	})
 
+	t.Run("with only to the range is the 30 days ending that day", func(t *testing.T) {
+		checkUsage(t, s, m.key, "/v1/usage?to=2026-03-01&granularity=day", recs,
+			usageQuery{from: day(2026, 1, 31, 0, 0), to: day(2026, 3, 1, 0, 0), granularity: "day"})
+	})
+
+	t.Run("an instant with an offset counts from the UTC day it falls on", func(t *testing.T) {
+		got := read(t, s, "/v1/usage"+q("from", "2026-03-15T01:00:00+02:00", "to", "2026-03-15"), m.key)
+		// 2026-03-14T23:00Z: the range is the whole of 2026-03-14 and -15.
+		totals, _ := expectUsage(recs, usageQuery{from: day(2026, 3, 14, 0, 0), to: today})
+		checkTotals(t, obj(t, got["totals"], "totals"), totals, "totals")
+		wantTime(t, got, "from", day(2026, 3, 14, 23, 0))
+		// By hand: e7, e8, e9 and the capture.
+		if totals.requests != 4 {
+			t.Fatalf("model: %d requests", totals.requests)
+		}
+	})
+
 	t.Run("granularity none, day, month and year split the totals by UTC period", func(t *testing.T) {
 		for _, g := range []string{"none", "day", "month", "year"} {
 			uq := all
@@ -97,7 +116,7 @@ func TestReadUsageReport(t *testing.T) {
 
 	t.Run("group_by splits by each dimension", func(t *testing.T) {
 		for _, d := range dims {
-			t.Run(d, func(t *testing.T) {
+			t.Run("grouping by "+d+" sums each of its values", func(t *testing.T) {
 				uq := all
 				uq.groupBy = []string{d}
 				checkUsage(t, s, m.key, "/v1/usage"+wide+"&group_by="+d, recs, uq)
@@ -132,11 +151,16 @@ func TestReadUsageReport(t *testing.T) {
 			{"workflow_id", "w1"}, {"workflow_run_id", "r4"}, {"endpoint", "/q"}, {"success", "false"}, {"success", "true"},
 			{"custom.region", "eu"}, {"custom.tier", "gold"}, {"module", "nothing"},
 		} {
-			t.Run(f.name+"="+f.value, func(t *testing.T) {
+			t.Run("filtering on "+f.name+"="+f.value+" keeps only that usage", func(t *testing.T) {
+				// Alone, grouped by another dimension and grouped by itself.
 				uq := all
 				uq.filters = map[string][]string{f.name: {f.value}}
+				checkUsage(t, s, m.key, "/v1/usage"+wide+"&"+f.name+"="+f.value, recs, uq)
 				uq.groupBy = []string{"module"}
 				checkUsage(t, s, m.key, "/v1/usage"+wide+"&group_by=module&"+f.name+"="+f.value, recs, uq)
+				uq.groupBy = []string{f.name}
+				uq.granularity = "month"
+				checkUsage(t, s, m.key, "/v1/usage"+wide+"&granularity=month&group_by="+f.name+"&"+f.name+"="+f.value, recs, uq)
 			})
 		}
 	})
@@ -146,6 +170,11 @@ func TestReadUsageReport(t *testing.T) {
 		uq.filters = map[string][]string{"module": {"search", "chat"}}
 		uq.groupBy = []string{"module"}
 		checkUsage(t, s, m.key, "/v1/usage"+wide+"&group_by=module&module=search&module=chat", recs, uq)
+		uq.groupBy = []string{"success"}
+		checkUsage(t, s, m.key, "/v1/usage"+wide+"&group_by=success&module=search&module=chat", recs, uq)
+		uq.groupBy = nil
+		uq.filters = map[string][]string{"user_id": {"u1", "u3"}}
+		checkUsage(t, s, m.key, "/v1/usage"+wide+"&user_id=u1&user_id=u3", recs, uq)
 		uq.filters = map[string][]string{"custom.tier": {"gold", "silver"}}
 		uq.groupBy = []string{"custom.tier"}
 		checkUsage(t, s, m.key, "/v1/usage"+wide+"&group_by=custom.tier&custom.tier=gold&custom.tier=silver", recs, uq)

@@ -52,7 +52,8 @@ func (t lineTotals) balance(creditType string, lastUpdated int64, ar AutoReload)
 
 // Balance returns the tenant's lines (one when creditType is set) and their
 // sum, now or, with asOf, as they stood at that instant (by the time events
-// were recorded).
+// were recorded). An as-of answer lists the lines that had a credit
+// movement or a hold by then; their LastUpdated is the last of those.
 func (r *Reader) Balance(ctx context.Context, tenantID int64, creditType string, asOf *time.Time) (BalanceReport, error) {
 	report := BalanceReport{Total: LineBalance{CreditType: "*"}}
 	if err := r.db.QueryRowContext(ctx, `SELECT currency FROM tenants WHERE tenant_id = ?`, tenantID).Scan(&report.Currency); err != nil && err != sql.ErrNoRows {

@@ -30,9 +30,13 @@ func (e *Engine) Line(ctx context.Context, tenantID int64, creditType string) (*
 // made on, or DefaultCreditType for an unknown reservation (the capture or
 // release then answers not found).
 func (e *Engine) reservationLine(ctx context.Context, tenantID int64, reservationID string) (string, error) {
+	return e.lineOf(ctx, tenantID, kindReservation, reservationID)
+}
+
+func (e *Engine) lineOf(ctx context.Context, tenantID int64, kind, id string) (string, error) {
 	creditType := domain.DefaultCreditType
 	r := &request{tenantID: tenantID, done: make(chan error, 1), inspect: func(p *partition) {
-		if ct, ok := p.reservationLines[makeKey(tenantID, kindReservation, reservationID)]; ok {
+		if ct, ok := p.lineOf[makeKey(tenantID, kind, id)]; ok {
 			creditType = ct
 		}
 	}}

@@ -22,6 +22,8 @@ const (
 	kindCapture     = "capture"
 	kindRelease     = "release"
 	kindAdjustment  = "adjustment"
+	kindSubscribe   = "subscription"
+	kindUnsubscribe = "subscription_cancel"
 )
 
 func makeKey(tenantID int64, kind, id string) idKey {
@@ -111,6 +113,10 @@ func outcomesOf(tenantID int64, creditType string, e domain.Event) []keyedOutcom
 		}
 	case domain.CreditsAdjusted:
 		return entry(kindAdjustment, e.AdjustmentID, e.Fingerprint, outcomeAccepted)
+	case domain.SubscriptionStarted:
+		return entry(kindSubscribe, e.SubscriptionID, e.Fingerprint, outcomeAccepted)
+	case domain.SubscriptionCanceled:
+		return entry(kindUnsubscribe, e.SubscriptionID, 1, outcomeAccepted)
 	}
 	return nil
 }

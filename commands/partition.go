@@ -89,12 +89,12 @@ type partition struct {
 	checks bool
 	chain  chain
 	lines  map[lineRef]*domain.Line
-	// reservationLines remembers the line of every reservation ever made,
-	// so a capture or release that names no credit type finds its line
-	// even after the hold closed (a retry must be a duplicate).
-	reservationLines map[idKey]string
-	seen             map[idKey]outcome
-	inbox            chan *request
+	// lineOf remembers the line of every reservation and subscription ever
+	// made, so a capture, release or cancel that names no credit type finds
+	// its line even after the hold closed (a retry must be a duplicate).
+	lineOf map[idKey]string
+	seen   map[idKey]outcome
+	inbox  chan *request
 	// stale is set when the subject may hold commits this writer has not
 	// applied (a conflict, or an append whose outcome is unknown).
 	stale bool
@@ -105,8 +105,8 @@ func newPartition(id int, store Store, log *slog.Logger, clock func() time.Time,
 		id: id, store: store, log: log.With("partition", id), clock: clock, checks: checks,
 		chain: chain{subject: eventstore.PartitionSubject(id)},
 		lines: map[lineRef]*domain.Line{}, seen: map[idKey]outcome{},
-		reservationLines: map[idKey]string{},
-		inbox:            make(chan *request, inboxDepth),
+		lineOf: map[idKey]string{},
+		inbox:  make(chan *request, inboxDepth),
 	}
 }
 
@@ -125,7 +125,7 @@ func (p *partition) applyCommit(seq uint64, commit eventstore.Commit) {
 			p.lines[ref] = line
 		}
 		line.Apply(env.Event)
-		p.noteReservation(env)
+		p.noteLine(env)
 		for _, ko := range outcomesOf(env.TenantID, env.CreditType, env.Event) {
 			ko.outcome.position = seq
 			p.seen[ko.key] = ko.outcome
@@ -363,13 +363,16 @@ func (p *partition) commitStage(st *stage, seq uint64) {
 		p.seen[key] = o
 	}
 	for _, env := range st.events {
-		p.noteReservation(env)
+		p.noteLine(env)
 	}
 }
 
-func (p *partition) noteReservation(env domain.Envelope) {
-	if r, ok := env.Event.(domain.CreditsReserved); ok {
-		p.reservationLines[makeKey(env.TenantID, kindReservation, r.ReservationID)] = env.CreditType
+func (p *partition) noteLine(env domain.Envelope) {
+	switch e := env.Event.(type) {
+	case domain.CreditsReserved:
+		p.lineOf[makeKey(env.TenantID, kindReservation, e.ReservationID)] = env.CreditType
+	case domain.SubscriptionStarted:
+		p.lineOf[makeKey(env.TenantID, kindSubscribe, e.SubscriptionID)] = env.CreditType
 	}
 }
 

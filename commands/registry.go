@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,11 +24,12 @@ const registryRefreshMin = time.Second
 
 // Tenant is a tenant's profile as the write side knows it.
 type Tenant struct {
-	ID        int64
-	Name      string
-	Email     string
-	Currency  string
-	CreatedAt time.Time
+	ID             int64
+	Name           string
+	Email          string
+	Currency       string
+	CurrencyConfig json.RawMessage
+	CreatedAt      time.Time
 }
 
 type apiKeyRecord struct {
@@ -99,6 +101,15 @@ func (r *registry) applyCommit(seq uint64, commit eventstore.Commit) {
 		case domain.APIKeyRevoked:
 			if rec, ok := r.keysByID[e.KeyID]; ok {
 				rec.revoked = true
+			}
+		case domain.SettingsChanged:
+			if t, ok := r.tenants[e.TenantID]; ok {
+				if e.Currency != "" {
+					t.Currency = e.Currency
+				}
+				if e.CurrencyConfig != nil {
+					t.CurrencyConfig = e.CurrencyConfig
+				}
 			}
 		}
 	}

@@ -15,6 +15,10 @@ var (
 	ErrCaptureExceedsHold = errors.New("capture amount exceeds the amount held")
 	// ErrIdempotencyConflict: an id was used before with a different request body.
 	ErrIdempotencyConflict = errors.New("id already used with a different request")
+	// ErrSubscriptionNotFound: no subscription with that id on the line.
+	ErrSubscriptionNotFound = errors.New("subscription not found")
+	// ErrSubscriptionCanceled: the subscription is already canceled.
+	ErrSubscriptionCanceled = errors.New("subscription is already canceled")
 	// ErrInvalidCommand: a field is missing or malformed; the wrapped text names it.
 	ErrInvalidCommand = errors.New("invalid command")
 

@@ -23,10 +23,13 @@ const (
 	EventGrantExpired         EventType = "GrantExpired"
 	EventAutoReloadConfigured EventType = "AutoReloadConfigured"
 	EventCreditLineConfigured EventType = "CreditLineConfigured"
+	EventSubscriptionStarted  EventType = "SubscriptionStarted"
+	EventSubscriptionCanceled EventType = "SubscriptionCanceled"
 
-	EventTenantCreated EventType = "TenantCreated"
-	EventAPIKeyIssued  EventType = "APIKeyIssued"
-	EventAPIKeyRevoked EventType = "APIKeyRevoked"
+	EventTenantCreated   EventType = "TenantCreated"
+	EventAPIKeyIssued    EventType = "APIKeyIssued"
+	EventAPIKeyRevoked   EventType = "APIKeyRevoked"
+	EventSettingsChanged EventType = "SettingsChanged"
 )
 
 // Source says where granted credits came from.
@@ -98,8 +101,10 @@ type CreditsGranted struct {
 	Metadata      map[string]string `json:"metadata,omitempty"`
 	// Trigger is the usage, capture or reservation id whose debit crossed the
 	// auto-reload threshold; empty for other sources.
-	Trigger     string `json:"trigger,omitempty"`
-	Fingerprint uint64 `json:"fp,omitempty"`
+	Trigger string `json:"trigger,omitempty"`
+	// SubscriptionID names the subscription whose period allocation this is.
+	SubscriptionID string `json:"subscription_id,omitempty"`
+	Fingerprint    uint64 `json:"fp,omitempty"`
 }
 
 type UsageDebited struct {
@@ -170,6 +175,24 @@ type CreditLineConfigured struct {
 	OverdraftLimit decimal.Decimal `json:"overdraft_limit"`
 }
 
+type SubscriptionStarted struct {
+	SubscriptionID   string           `json:"subscription_id"`
+	CreditsPerPeriod decimal.Decimal  `json:"credits_per_period"`
+	Period           Period           `json:"period"`
+	StartsAt         time.Time        `json:"starts_at"`
+	PriceAmount      *decimal.Decimal `json:"price_amount,omitempty"`
+	PriceCurrency    string           `json:"price_currency,omitempty"`
+	Rollover         bool             `json:"rollover"`
+	Fingerprint      uint64           `json:"fp,omitempty"`
+}
+
+// SubscriptionCanceled ends a subscription at EndsAt, the end of its
+// current period: no allocation is granted from then on.
+type SubscriptionCanceled struct {
+	SubscriptionID string    `json:"subscription_id"`
+	EndsAt         time.Time `json:"ends_at"`
+}
+
 type TenantCreated struct {
 	TenantID    int64     `json:"tenant_id"`
 	Name        string    `json:"name"`
@@ -194,6 +217,14 @@ type APIKeyRevoked struct {
 	KeyID    string `json:"key_id"`
 }
 
+// SettingsChanged sets a tenant's display currency and its display
+// configuration, an opaque JSON object for dashboards.
+type SettingsChanged struct {
+	TenantID       int64           `json:"tenant_id"`
+	Currency       string          `json:"currency,omitempty"`
+	CurrencyConfig json.RawMessage `json:"currency_config,omitempty"`
+}
+
 func (CreditsGranted) EventType() EventType       { return EventCreditsGranted }
 func (UsageDebited) EventType() EventType         { return EventUsageDebited }
 func (DebitRejected) EventType() EventType        { return EventDebitRejected }
@@ -204,6 +235,9 @@ func (CreditsAdjusted) EventType() EventType      { return EventCreditsAdjusted 
 func (GrantExpired) EventType() EventType         { return EventGrantExpired }
 func (AutoReloadConfigured) EventType() EventType { return EventAutoReloadConfigured }
 func (CreditLineConfigured) EventType() EventType { return EventCreditLineConfigured }
+func (SubscriptionStarted) EventType() EventType  { return EventSubscriptionStarted }
+func (SubscriptionCanceled) EventType() EventType { return EventSubscriptionCanceled }
+func (SettingsChanged) EventType() EventType      { return EventSettingsChanged }
 func (TenantCreated) EventType() EventType        { return EventTenantCreated }
 func (APIKeyIssued) EventType() EventType         { return EventAPIKeyIssued }
 func (APIKeyRevoked) EventType() EventType        { return EventAPIKeyRevoked }
@@ -230,38 +264,47 @@ type EnvelopeWire struct {
 // eventData holds the union of every event's fields; each field name has
 // one meaning and one type across events.
 type eventData struct {
-	GrantID        string            `json:"grant_id"`
-	UsageID        string            `json:"usage_id"`
-	ReservationID  string            `json:"reservation_id"`
-	AdjustmentID   string            `json:"adjustment_id"`
-	Amount         decimal.Decimal   `json:"amount"`
-	Released       decimal.Decimal   `json:"released"`
-	Threshold      decimal.Decimal   `json:"threshold"`
-	OverdraftLimit decimal.Decimal   `json:"overdraft_limit"`
-	CostPerCredit  *decimal.Decimal  `json:"cost_per_credit"`
-	Source         Source            `json:"source"`
-	Priority       int               `json:"priority"`
-	EffectiveAt    time.Time         `json:"effective_at"`
-	ExpiresAt      *time.Time        `json:"expires_at"`
-	OccurredAt     time.Time         `json:"occurred_at"`
-	CreatedAt      time.Time         `json:"created_at"`
-	Currency       string            `json:"currency"`
-	Description    string            `json:"description"`
-	Reference      string            `json:"reference"`
-	Reason         string            `json:"reason"`
-	Metadata       map[string]string `json:"metadata"`
-	Dimensions     Dimensions        `json:"dimensions"`
-	Burned         []Burn            `json:"burned"`
-	Trigger        string            `json:"trigger"`
-	Enabled        bool              `json:"enabled"`
-	TenantID       int64             `json:"tenant_id"`
-	Name           string            `json:"name"`
-	Email          string            `json:"email"`
-	RequestKey     string            `json:"request_key"`
-	KeyID          string            `json:"key_id"`
-	KeyHash        string            `json:"key_hash"`
-	Prefix         string            `json:"prefix"`
-	Fingerprint    uint64            `json:"fp"`
+	GrantID          string            `json:"grant_id"`
+	UsageID          string            `json:"usage_id"`
+	ReservationID    string            `json:"reservation_id"`
+	AdjustmentID     string            `json:"adjustment_id"`
+	Amount           decimal.Decimal   `json:"amount"`
+	Released         decimal.Decimal   `json:"released"`
+	Threshold        decimal.Decimal   `json:"threshold"`
+	OverdraftLimit   decimal.Decimal   `json:"overdraft_limit"`
+	CostPerCredit    *decimal.Decimal  `json:"cost_per_credit"`
+	Source           Source            `json:"source"`
+	Priority         int               `json:"priority"`
+	EffectiveAt      time.Time         `json:"effective_at"`
+	ExpiresAt        *time.Time        `json:"expires_at"`
+	OccurredAt       time.Time         `json:"occurred_at"`
+	CreatedAt        time.Time         `json:"created_at"`
+	Currency         string            `json:"currency"`
+	Description      string            `json:"description"`
+	Reference        string            `json:"reference"`
+	Reason           string            `json:"reason"`
+	Metadata         map[string]string `json:"metadata"`
+	Dimensions       Dimensions        `json:"dimensions"`
+	Burned           []Burn            `json:"burned"`
+	Trigger          string            `json:"trigger"`
+	Enabled          bool              `json:"enabled"`
+	TenantID         int64             `json:"tenant_id"`
+	Name             string            `json:"name"`
+	Email            string            `json:"email"`
+	RequestKey       string            `json:"request_key"`
+	KeyID            string            `json:"key_id"`
+	KeyHash          string            `json:"key_hash"`
+	Prefix           string            `json:"prefix"`
+	Fingerprint      uint64            `json:"fp"`
+	SubscriptionID   string            `json:"subscription_id"`
+	CreditsPerPeriod decimal.Decimal   `json:"credits_per_period"`
+	Period           Period            `json:"period"`
+	StartsAt         time.Time         `json:"starts_at"`
+	EndsAt           time.Time         `json:"ends_at"`
+	PriceAmount      *decimal.Decimal  `json:"price_amount"`
+	PriceCurrency    string            `json:"price_currency"`
+	Rollover         bool              `json:"rollover"`
+	CurrencyConfig   json.RawMessage   `json:"currency_config"`
 }
 
 // MarshalJSON writes {"type","tenant_id","credit_type","data"}.
@@ -307,7 +350,7 @@ func (w EnvelopeWire) Envelope() (Envelope, error) {
 	case EventCreditsGranted:
 		ev = CreditsGranted{GrantID: d.GrantID, Amount: d.Amount, Source: d.Source, Priority: d.Priority, EffectiveAt: d.EffectiveAt,
 			ExpiresAt: d.ExpiresAt, CostPerCredit: d.CostPerCredit, Currency: d.Currency, Description: d.Description,
-			Reference: d.Reference, Metadata: d.Metadata, Trigger: d.Trigger, Fingerprint: d.Fingerprint}
+			Reference: d.Reference, Metadata: d.Metadata, Trigger: d.Trigger, SubscriptionID: d.SubscriptionID, Fingerprint: d.Fingerprint}
 	case EventUsageDebited:
 		ev = UsageDebited{UsageID: d.UsageID, Amount: d.Amount, OccurredAt: d.OccurredAt, Dimensions: d.Dimensions,
 			Description: d.Description, Burned: d.Burned, Fingerprint: d.Fingerprint}
@@ -330,6 +373,13 @@ func (w EnvelopeWire) Envelope() (Envelope, error) {
 		ev = AutoReloadConfigured{Enabled: d.Enabled, Threshold: d.Threshold, Amount: d.Amount}
 	case EventCreditLineConfigured:
 		ev = CreditLineConfigured{OverdraftLimit: d.OverdraftLimit}
+	case EventSubscriptionStarted:
+		ev = SubscriptionStarted{SubscriptionID: d.SubscriptionID, CreditsPerPeriod: d.CreditsPerPeriod, Period: d.Period, StartsAt: d.StartsAt,
+			PriceAmount: d.PriceAmount, PriceCurrency: d.PriceCurrency, Rollover: d.Rollover, Fingerprint: d.Fingerprint}
+	case EventSubscriptionCanceled:
+		ev = SubscriptionCanceled{SubscriptionID: d.SubscriptionID, EndsAt: d.EndsAt}
+	case EventSettingsChanged:
+		ev = SettingsChanged{TenantID: d.TenantID, Currency: d.Currency, CurrencyConfig: d.CurrencyConfig}
 	case EventTenantCreated:
 		ev = TenantCreated{TenantID: d.TenantID, Name: d.Name, Email: d.Email, Currency: d.Currency, CreatedAt: d.CreatedAt, RequestKey: d.RequestKey, Fingerprint: d.Fingerprint}
 	case EventAPIKeyIssued:

@@ -7,8 +7,9 @@ import (
 )
 
 // DecideExpiries returns the events owed at now: GrantExpired for each grant
-// past its expiry with credits left (the remainder expires), and
-// ReservationReleased{expired} for each hold past its TTL.
+// past its expiry with credits left (the remainder expires),
+// ReservationReleased{expired} for each hold past its TTL, and the
+// allocation grants of subscription periods that have started.
 func DecideExpiries(l *Line, now time.Time) []Event {
 	var events []Event
 	for _, g := range l.Grants {
@@ -17,6 +18,9 @@ func DecideExpiries(l *Line, now time.Time) []Event {
 		}
 	}
 	// Map order is random; sort so a decision is the same on every replay.
+	for _, id := range slices.Sorted(maps.Keys(l.Subscriptions)) {
+		events = append(events, dueAllocations(l.Subscriptions[id], now)...)
+	}
 	for _, id := range slices.Sorted(maps.Keys(l.Reservations)) {
 		h := l.Reservations[id]
 		if !now.Before(h.ExpiresAt) {

@@ -27,8 +27,8 @@ type Grant struct {
 func (c Grant) Validate() error {
 	var v validator
 	v.id("grant_id", c.GrantID, true)
-	if strings.HasPrefix(c.GrantID, AutoReloadGrantPrefix) {
-		v.add("grant_id", "must not start with "+AutoReloadGrantPrefix+" (reserved for auto-reload grants)", c.GrantID)
+	if strings.HasPrefix(c.GrantID, AutoReloadGrantPrefix) || strings.HasPrefix(c.GrantID, SubscriptionGrantPrefix) {
+		v.add("grant_id", "must not start with "+AutoReloadGrantPrefix+" or "+SubscriptionGrantPrefix+" (reserved)", c.GrantID)
 	}
 	v.amount("amount", c.Amount, ValidatePositive)
 	if !c.Source.Valid() {

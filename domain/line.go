@@ -84,8 +84,9 @@ type Line struct {
 	OverdraftLimit decimal.Decimal
 
 	// Grants holds every grant with credits left, in burn-down order.
-	Grants       []GrantBalance
-	Reservations map[string]Hold
+	Grants        []GrantBalance
+	Reservations  map[string]Hold
+	Subscriptions map[string]Subscription
 
 	AutoReload AutoReload
 	// ReloadArmed is true while available is at or above the threshold (or
@@ -99,7 +100,7 @@ type Line struct {
 
 // NewLine returns the empty state of a line.
 func NewLine(creditType string) *Line {
-	return &Line{CreditType: creditType, Reservations: map[string]Hold{}}
+	return &Line{CreditType: creditType, Reservations: map[string]Hold{}, Subscriptions: map[string]Subscription{}}
 }
 
 // Clone returns a deep copy, so a batch can decide on a copy and drop it if
@@ -108,6 +109,7 @@ func (l *Line) Clone() *Line {
 	c := *l
 	c.Grants = slices.Clone(l.Grants)
 	c.Reservations = maps.Clone(l.Reservations)
+	c.Subscriptions = maps.Clone(l.Subscriptions)
 	return &c
 }
 
@@ -190,6 +192,11 @@ func (l *Line) NextDue() (time.Time, bool) {
 	for _, h := range l.Reservations {
 		consider(h.ExpiresAt)
 	}
+	for _, s := range l.Subscriptions {
+		if next, ok := s.nextAllocation(); ok {
+			consider(next)
+		}
+	}
 	return due, found
 }
 
@@ -212,6 +219,10 @@ func (l *Line) Apply(e Event) {
 		l.Grants = slices.Insert(l.Grants, i, g)
 		if e.Source == SourceAutoReload {
 			l.ReloadArmed = false
+		}
+		if s, ok := l.Subscriptions[e.SubscriptionID]; ok && e.SubscriptionID != "" {
+			s.Granted++
+			l.Subscriptions[e.SubscriptionID] = s
 		}
 	case UsageDebited:
 		l.Used = l.Used.Add(e.Amount)
@@ -250,6 +261,13 @@ func (l *Line) Apply(e Event) {
 		l.ReloadArmed = e.Enabled
 	case CreditLineConfigured:
 		l.OverdraftLimit = e.OverdraftLimit
+	case SubscriptionStarted:
+		l.Subscriptions[e.SubscriptionID] = subscriptionOf(e)
+	case SubscriptionCanceled:
+		s := l.Subscriptions[e.SubscriptionID]
+		ends := e.EndsAt
+		s.CancelAt = &ends
+		l.Subscriptions[e.SubscriptionID] = s
 	default:
 		panic(fmt.Sprintf("line cannot apply %T", e))
 	}

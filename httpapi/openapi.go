@@ -21,6 +21,8 @@ var requestSchemas = map[string]any{
 	"Adjustment":   adjustmentRequest{},
 	"AutoReload":   autoReloadRequest{},
 	"CreditLine":   creditLineRequest{},
+	"Subscription": subscriptionRequest{},
+	"Settings":     settingsRequest{},
 }
 
 var responseSchemas = map[string]any{
@@ -37,6 +39,9 @@ var responseSchemas = map[string]any{
 	"POST /v1/reservations/{reservation_id}/capture": reservationResponse{},
 	"POST /v1/reservations/{reservation_id}/release": reservationResponse{},
 	"PUT /v1/auto-reload":                            autoReloadResponse{},
+	"POST /v1/subscriptions":                         subscriptionResponse{},
+	"DELETE /v1/subscriptions/{subscription_id}":     subscriptionResponse{},
+	"PUT /v1/settings":                               settingsResponse{},
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)

@@ -124,6 +124,7 @@ func TestReadyzAndOpenAPI(t *testing.T) {
 		"POST /v1/grants", "POST /v1/usage", "POST /v1/reservations",
 		"POST /v1/reservations/{reservation_id}/capture", "POST /v1/reservations/{reservation_id}/release",
 		"POST /v1/adjustments", "PUT /v1/auto-reload", "PUT /v1/credit-lines/{credit_type}",
+		"POST /v1/subscriptions", "DELETE /v1/subscriptions/{subscription_id}", "PUT /v1/settings",
 		"GET /v1/balance", "GET /v1/ledger", "GET /v1/usage", "GET /v1/stats", "GET /v1/summary",
 	}
 	doc := fetch(t, s, http.MethodGet, "/openapi.json", "", nil)
@@ -207,6 +208,7 @@ func TestReadyzAndOpenAPI(t *testing.T) {
 
 	t.Run("every documented operation answers when called with its method and auth", func(t *testing.T) {
 		tenant := strconv.FormatInt(m.id, 10)
+		fetch(t, s, http.MethodPost, "/v1/subscriptions", m.key, map[string]any{"subscription_id": "sub-cancel", "credits_per_period": "10"})
 		calls := map[string]struct {
 			path, token string
 			body        any
@@ -225,6 +227,9 @@ func TestReadyzAndOpenAPI(t *testing.T) {
 			"POST /v1/adjustments":                           {"/v1/adjustments", m.key, map[string]any{"adjustment_id": "a-doc", "amount": "1", "reason": "doc"}},
 			"PUT /v1/auto-reload":                            {"/v1/auto-reload", m.key, map[string]any{"enabled": false}},
 			"PUT /v1/credit-lines/{credit_type}":             {"/v1/credit-lines/default", m.key, map[string]any{"overdraft_limit": "0"}},
+			"POST /v1/subscriptions":                         {"/v1/subscriptions", m.key, map[string]any{"subscription_id": "sub-doc", "credits_per_period": "10"}},
+			"DELETE /v1/subscriptions/{subscription_id}":     {"/v1/subscriptions/sub-cancel", m.key, nil},
+			"PUT /v1/settings":                               {"/v1/settings", m.key, map[string]any{"currency": "EUR"}},
 			"GET /v1/balance":                                {"/v1/balance", m.key, nil},
 			"GET /v1/ledger":                                 {"/v1/ledger", m.key, nil},
 			"GET /v1/usage":                                  {"/v1/usage", m.key, nil},

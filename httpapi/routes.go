@@ -52,6 +52,9 @@ func (a *API) routeTable() []route {
 		{method: "POST", path: "/v1/adjustments", summary: "Adjust a line by a signed amount", auth: authTenant, body: "Adjustment", tenant: a.adjust},
 		{method: "PUT", path: "/v1/auto-reload", summary: "Configure auto-reload", auth: authTenant, body: "AutoReload", tenant: a.configureAutoReload},
 		{method: "PUT", path: "/v1/credit-lines/{credit_type}", summary: "Configure a line's overdraft limit", auth: authTenant, body: "CreditLine", tenant: a.configureLine},
+		{method: "POST", path: "/v1/subscriptions", summary: "Start a subscription: an allocation grant at each period start", auth: authTenant, body: "Subscription", tenant: a.startSubscription},
+		{method: "DELETE", path: "/v1/subscriptions/{subscription_id}", summary: "Cancel a subscription at the end of its current period", auth: authTenant, query: []string{"credit_type"}, tenant: a.cancelSubscription},
+		{method: "PUT", path: "/v1/settings", summary: "Set the display currency and currency_config", auth: authTenant, body: "Settings", tenant: a.configureSettings},
 
 		{method: "GET", path: "/v1/balance", summary: "Balances per credit line and summed, now or as of an instant", auth: authTenant, query: []string{"credit_type", "as_of"}, tenant: a.balance},
 		{method: "GET", path: "/v1/ledger", summary: "Credit movements, newest first", auth: authTenant, query: []string{"type", "from", "to", "credit_type", "limit", "offset", "cursor"}, tenant: a.ledger},

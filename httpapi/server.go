@@ -29,6 +29,9 @@ type Writer interface {
 	Adjust(ctx context.Context, tenantID int64, creditType string, c domain.Adjust) (commands.Result, error)
 	ConfigureAutoReload(ctx context.Context, tenantID int64, creditType string, c domain.ConfigureAutoReload) (commands.Result, error)
 	ConfigureLine(ctx context.Context, tenantID int64, creditType string, c domain.ConfigureLine) (commands.Result, error)
+	StartSubscription(ctx context.Context, tenantID int64, creditType string, c domain.StartSubscription) (commands.Result, error)
+	CancelSubscription(ctx context.Context, tenantID int64, creditType, subscriptionID string) (commands.Result, error)
+	ConfigureSettings(ctx context.Context, tenantID int64, s commands.Settings) (commands.Tenant, uint64, error)
 }
 
 // Reader is what the API needs of the read models; *queries.Reader

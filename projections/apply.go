@@ -79,7 +79,7 @@ func (b *batch) applyCommit(seq uint64, commit eventstore.Commit) error {
 
 func (b *batch) applyEvent(env domain.Envelope, seq uint64, at int64) error {
 	switch env.Event.(type) {
-	case domain.TenantCreated, domain.APIKeyIssued, domain.APIKeyRevoked:
+	case domain.TenantCreated, domain.APIKeyIssued, domain.APIKeyRevoked, domain.SettingsChanged:
 		return b.applyRegistry(env.Event)
 	}
 	line, err := b.line(env.TenantID, env.CreditType, at)
@@ -101,7 +101,7 @@ func (b *batch) applyEvent(env domain.Envelope, seq uint64, at int64) error {
 		if e.Amount.IsZero() {
 			return nil
 		}
-		return b.ledger(env, line, ledgerDebit, -Micro(e.Amount), e.UsageID, usageDescription(e.Description, e.Dimensions), "", dimensionsJSON(e.Dimensions), seq, at)
+		return b.usageLedger(env, line, -Micro(e.Amount), e.UsageID, usageDescription(e.Description, e.Dimensions), dimensionsJSON(e.Dimensions), seq, at, Micros(e.OccurredAt))
 	case domain.DebitRejected:
 		b.total(env.TenantID).rejected++
 		return nil
@@ -121,7 +121,7 @@ func (b *batch) applyEvent(env domain.Envelope, seq uint64, at int64) error {
 		if e.Amount.IsZero() {
 			return nil
 		}
-		return b.ledger(env, line, ledgerDebit, -Micro(e.Amount), e.ReservationID, usageDescription("", dims), "", dimensionsJSON(dims), seq, at)
+		return b.usageLedger(env, line, -Micro(e.Amount), e.ReservationID, usageDescription("", dims), dimensionsJSON(dims), seq, at, at)
 	case domain.ReservationReleased:
 		line.reserved -= Micro(e.Amount)
 		_, err := b.closeReservation(env.TenantID, e.ReservationID, string(e.Reason), 0, at)
@@ -144,6 +144,19 @@ func (b *batch) applyEvent(env domain.Envelope, seq uint64, at int64) error {
 	case domain.CreditLineConfigured:
 		line.overdraftLimit = Micro(e.OverdraftLimit)
 		return nil
+	case domain.SubscriptionStarted:
+		var price any
+		if e.PriceAmount != nil {
+			price = Micro(*e.PriceAmount)
+		}
+		_, err := b.tx.ExecContext(b.ctx, `INSERT INTO subscriptions (tenant_id, subscription_id, credit_type, credits_per_period, period,
+			starts_at, price_amount, price_currency, rollover) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			env.TenantID, e.SubscriptionID, env.CreditType, Micro(e.CreditsPerPeriod), string(e.Period), Micros(e.StartsAt), price, e.PriceCurrency, e.Rollover)
+		return err
+	case domain.SubscriptionCanceled:
+		_, err := b.tx.ExecContext(b.ctx, `UPDATE subscriptions SET cancel_at = ? WHERE tenant_id = ? AND subscription_id = ?`,
+			Micros(e.EndsAt), env.TenantID, e.SubscriptionID)
+		return err
 	}
 	return fmt.Errorf("no projection for %T", env.Event)
 }

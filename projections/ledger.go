@@ -18,14 +18,21 @@ const (
 // values each, far below SQLite's variable limit).
 const ledgerRowsPerInsert = 64
 
-const ledgerColumns = 15
+const ledgerColumns = 16
 
 // ledger records one credit movement with the line's totals after it. The
 // line row must already include the movement. Rows are written at flush,
 // many per statement, in the order recorded (entry ids follow it).
 func (b *batch) ledger(env domain.Envelope, line *lineRow, entryType string, amount int64, sourceID, description, reference, metadata string, seq uint64, at int64) error {
 	b.ledgerRows = append(b.ledgerRows, env.TenantID, env.CreditType, entryType, amount, line.balance(),
-		line.granted, line.adjusted, line.used, line.expired, sourceID, description, reference, metadata, at, seq)
+		line.granted, line.adjusted, line.used, line.expired, sourceID, description, reference, metadata, at, seq, nil)
+	return nil
+}
+
+// usageLedger records a usage debit with the time it occurred.
+func (b *batch) usageLedger(env domain.Envelope, line *lineRow, amount int64, sourceID, description, metadata string, seq uint64, at, occurredAt int64) error {
+	b.ledgerRows = append(b.ledgerRows, env.TenantID, env.CreditType, ledgerDebit, amount, line.balance(),
+		line.granted, line.adjusted, line.used, line.expired, sourceID, description, "", metadata, at, seq, occurredAt)
 	return nil
 }
 
@@ -71,6 +78,6 @@ func (b *batch) flushLedger() error {
 
 func ledgerInsert(rows int) string {
 	return `INSERT INTO ledger (tenant_id, credit_type, type, amount, balance_after, granted_after, adjusted_after,
-		used_after, expired_after, source_id, description, reference, metadata, created_at, position) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),", rows), ",")
+		used_after, expired_after, source_id, description, reference, metadata, created_at, position, occurred_at) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),", rows), ",")
 }

@@ -132,7 +132,7 @@ func openDB(t *testing.T) *DB {
 func dump(t *testing.T, db *DB) string {
 	t.Helper()
 	var out strings.Builder
-	for _, table := range []string{"checkpoint", "tenants", "api_keys", "lines", "grants", "reservations", "ledger", "ledger_counts", "usage_daily", "usage_rollup", "tenant_totals", "endpoint_totals"} {
+	for _, table := range []string{"checkpoint", "tenants", "subscriptions", "api_keys", "lines", "grants", "reservations", "ledger", "ledger_counts", "usage_daily", "usage_rollup", "tenant_totals", "endpoint_totals"} {
 		probe, err := db.Reader().Query("SELECT * FROM " + table + " LIMIT 0")
 		if err != nil {
 			t.Fatal(err)

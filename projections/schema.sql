@@ -8,12 +8,27 @@ CREATE TABLE IF NOT EXISTS checkpoint (
 );
 
 CREATE TABLE IF NOT EXISTS tenants (
-  tenant_id  INTEGER PRIMARY KEY,
-  name       TEXT    NOT NULL,
-  email      TEXT    NOT NULL,
-  currency   TEXT    NOT NULL,
-  created_at INTEGER NOT NULL
+  tenant_id       INTEGER PRIMARY KEY,
+  name            TEXT    NOT NULL,
+  email           TEXT    NOT NULL,
+  currency        TEXT    NOT NULL,
+  currency_config TEXT    NOT NULL DEFAULT '{}',
+  created_at      INTEGER NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS subscriptions (
+  tenant_id          INTEGER NOT NULL,
+  subscription_id    TEXT    NOT NULL,
+  credit_type        TEXT    NOT NULL,
+  credits_per_period INTEGER NOT NULL,
+  period             TEXT    NOT NULL,
+  starts_at          INTEGER NOT NULL,
+  price_amount       INTEGER,
+  price_currency     TEXT    NOT NULL,
+  rollover           INTEGER NOT NULL,
+  cancel_at          INTEGER,
+  PRIMARY KEY (tenant_id, subscription_id)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS api_keys (
   key_id     TEXT    PRIMARY KEY,
@@ -93,11 +108,15 @@ CREATE TABLE IF NOT EXISTS ledger (
   reference      TEXT    NOT NULL,
   metadata       TEXT    NOT NULL,
   created_at     INTEGER NOT NULL,
-  position       INTEGER NOT NULL
+  position       INTEGER NOT NULL,
+  -- occurred_at is the usage's own time, on debits only (captures: the
+  -- capture time); exact range sums over usage read it at the range edges.
+  occurred_at    INTEGER
 );
 CREATE INDEX IF NOT EXISTS ledger_tenant_time ON ledger (tenant_id, created_at, entry_id);
 CREATE INDEX IF NOT EXISTS ledger_tenant_type_time ON ledger (tenant_id, type, created_at, entry_id);
 CREATE INDEX IF NOT EXISTS ledger_line_time ON ledger (tenant_id, credit_type, created_at, entry_id);
+CREATE INDEX IF NOT EXISTS ledger_usage_time ON ledger (tenant_id, occurred_at) WHERE occurred_at IS NOT NULL;
 
 -- Ledger entries counted per line, type and UTC day of created_at, so a
 -- page's total costs a few rows, not a scan of millions of entries.

@@ -17,6 +17,15 @@ func (b *batch) applyRegistry(e domain.Event) error {
 			e.KeyID, e.TenantID, e.Prefix, b.commitAt)
 	case domain.APIKeyRevoked:
 		_, err = b.tx.ExecContext(b.ctx, `UPDATE api_keys SET revoked_at = ? WHERE key_id = ?`, b.commitAt, e.KeyID)
+	case domain.SettingsChanged:
+		if e.Currency != "" {
+			if _, err = b.tx.ExecContext(b.ctx, `UPDATE tenants SET currency = ? WHERE tenant_id = ?`, e.Currency, e.TenantID); err != nil {
+				return err
+			}
+		}
+		if e.CurrencyConfig != nil {
+			_, err = b.tx.ExecContext(b.ctx, `UPDATE tenants SET currency_config = ? WHERE tenant_id = ?`, string(e.CurrencyConfig), e.TenantID)
+		}
 	default:
 		err = fmt.Errorf("not a registry event: %T", e)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 type contextKey int
@@ -16,6 +17,8 @@ type contextKey int
 const (
 	requestIDKey contextKey = iota
 	tenantKey
+	previousUseKey
+	strictProblemKey
 )
 
 // requestIDHeader carries the request id in and out; a client's own id is
@@ -36,6 +39,15 @@ func (a *API) withRequestID(next http.Handler) http.Handler {
 		w.Header().Set(requestIDHeader, id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
 	})
+}
+
+// previousUse is when the tenant's key was last used before this request
+// (since this process started), nil for a first use.
+func previousUse(r *http.Request) *time.Time {
+	if t, ok := r.Context().Value(previousUseKey).(time.Time); ok {
+		return &t
+	}
+	return nil
 }
 
 func requestIDOf(r *http.Request) string {
@@ -68,11 +80,29 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// tenant authenticates the request's API key: every tenant route is
+// bareOrBearer reads "Bearer <key>" or the bare key.
+func bareOrBearer(r *http.Request) string {
+	if key := bearer(r); key != "" {
+		return key
+	}
+	h := strings.TrimSpace(r.Header.Get("Authorization"))
+	if strings.ContainsAny(h, " \t") {
+		return ""
+	}
+	return h
+}
+
+// tenantAuth authenticates the request's API key: every tenant route is
 // scoped to that key's tenant and nothing else.
-func (a *API) tenant(next func(w http.ResponseWriter, r *http.Request, tenantID int64)) http.Handler {
+func (a *API) tenantAuth(bare, strict bool, next func(w http.ResponseWriter, r *http.Request, tenantID int64)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strict {
+			r = r.WithContext(context.WithValue(r.Context(), strictProblemKey, true))
+		}
 		key := bearer(r)
+		if bare {
+			key = bareOrBearer(r)
+		}
 		if key == "" {
 			writeProblem(w, r, a.log, unauthorized("send the tenant's API key as Authorization: Bearer <key>"))
 			return
@@ -82,8 +112,11 @@ func (a *API) tenant(next func(w http.ResponseWriter, r *http.Request, tenantID 
 			writeProblem(w, r, a.log, unauthorized("the API key is not valid"))
 			return
 		}
-		a.lastUsed.Store(tenantID, a.cfg.Clock().UTC())
-		next(w, r.WithContext(context.WithValue(r.Context(), tenantKey, tenantID)), tenantID)
+		ctx := context.WithValue(r.Context(), tenantKey, tenantID)
+		if previous, ok := a.lastUsed.Swap(tenantID, a.cfg.Clock().UTC()); ok {
+			ctx = context.WithValue(ctx, previousUseKey, previous.(time.Time))
+		}
+		next(w, r.WithContext(ctx), tenantID)
 	})
 }
 

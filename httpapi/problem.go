@@ -114,6 +114,10 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	}
 	p.Instance = r.URL.Path
 	p.RequestID = requestIDOf(r)
+	if strict, _ := r.Context().Value(strictProblemKey).(bool); strict {
+		// The profile's ErrorModel allows no other members.
+		p.RequestID = ""
+	}
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="creditd"`)
 	}

@@ -17,9 +17,13 @@ type route struct {
 	// dimensionFilters lets any usage dimension be a query parameter.
 	dimensionFilters bool
 	// body names the request body's schema, "" for none.
-	body   string
-	public http.HandlerFunc
-	tenant func(w http.ResponseWriter, r *http.Request, tenantID int64)
+	body string
+	// bareKey also accepts the API key alone in Authorization, and
+	// strictProblems answers errors in the seed's exact ErrorModel (no
+	// request_id member): both for the tamtam profile.
+	bareKey, strictProblems bool
+	public                  http.HandlerFunc
+	tenant                  func(w http.ResponseWriter, r *http.Request, tenantID int64)
 }
 
 type authKind int
@@ -61,6 +65,17 @@ func (a *API) routeTable() []route {
 		{method: "GET", path: "/v1/usage", summary: "Usage totals and rows per period and group", auth: authTenant, query: []string{"from", "to", "granularity", "group_by"}, dimensionFilters: true, tenant: a.usage},
 		{method: "GET", path: "/v1/stats", summary: "Spend over a range against the period before, daily splits and top lists", auth: authTenant, query: []string{"from", "to"}, tenant: a.stats},
 		{method: "GET", path: "/v1/summary", summary: "Tenant profile and headline numbers", auth: authTenant, tenant: a.summary},
+
+		{method: "GET", path: "/compat/lantern/v1/credits/usage", summary: "lantern: credits used in a time range", auth: authTenant,
+			query: []string{"start_date", "end_date", "workflow_id", "workflow_run_id", "custom_key", "custom_value"}, tenant: a.lanternUsage},
+		{method: "GET", path: "/compat/lantern/v1/credits/remaining", summary: "lantern: remaining and total credits", auth: authTenant, tenant: a.lanternRemaining},
+		{method: "GET", path: "/compat/account/auth/account/usage", summary: "account: usage statistics", auth: authTenant, query: []string{"period", "from", "to"}, tenant: a.accountUsage},
+		{method: "GET", path: "/compat/account/auth/account/credits", summary: "account: credit balance", auth: authTenant, tenant: a.accountCredits},
+		{method: "GET", path: "/compat/account/auth/account/ledger", summary: "account: credit ledger", auth: authTenant, query: []string{"type", "from", "to", "limit", "offset"}, tenant: a.accountLedger},
+		{method: "GET", path: "/compat/account/auth/account/summary", summary: "account: account summary", auth: authTenant, tenant: a.accountSummary},
+		{method: "GET", path: "/compat/tamtam/api/v2/credits", summary: "tamtam: remaining credits per credit line", auth: authTenant, bareKey: true, strictProblems: true, tenant: a.tamtamCredits},
+		{method: "GET", path: "/compat/lasso/credits/stats", summary: "lasso: spending statistics", auth: authTenant, query: []string{"from", "to"}, tenant: a.lassoStats},
+		{method: "GET", path: "/compat/openrouter/api/v1/credits", summary: "openrouter: total credits and usage", auth: authTenant, tenant: a.openrouterCredits},
 	}
 }
 
@@ -94,7 +109,7 @@ func (a *API) handler(rt route) http.Handler {
 			}
 		})
 	case authTenant:
-		return a.tenant(func(w http.ResponseWriter, r *http.Request, tenantID int64) {
+		return a.tenantAuth(rt.bareKey, rt.strictProblems, func(w http.ResponseWriter, r *http.Request, tenantID int64) {
 			if !checkQuery(w, r) {
 				return
 			}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/queries"
@@ -42,6 +44,12 @@ type Reader interface {
 	Usage(ctx context.Context, tenantID int64, q queries.UsageQuery) (queries.UsageReport, error)
 	Stats(ctx context.Context, tenantID int64, r queries.Range) (queries.StatsReport, error)
 	Summary(ctx context.Context, tenantID int64, now time.Time) (queries.Summary, error)
+	Tenant(ctx context.Context, tenantID int64) (queries.Tenant, error)
+	ActiveGrants(ctx context.Context, tenantID int64, now time.Time) ([]queries.GrantTotals, error)
+	Subscriptions(ctx context.Context, tenantID int64, now time.Time) ([]queries.Subscription, error)
+	LatestGrantCost(ctx context.Context, tenantID int64) (*queries.Cost, error)
+	Breakdown(ctx context.Context, tenantID int64, rng queries.Range, dimension string) ([]queries.Ranked, error)
+	UsedBetween(ctx context.Context, tenantID int64, from, to time.Time, f queries.UsedFilter) (decimal.Decimal, error)
 }
 
 // Projection is what the API needs to know of the read models' freshness;

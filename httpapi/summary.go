@@ -22,14 +22,20 @@ type summaryJSON struct {
 	RejectedDebits int64           `json:"rejected_debits"`
 }
 
-func (a *API) summary(w http.ResponseWriter, r *http.Request, tenantID int64) {
-	s, err := a.reader.Summary(r.Context(), tenantID, a.cfg.Clock())
+// writeSummaryError answers a read that needs the tenant's profile: a
+// tenant created a moment ago may not be projected yet.
+func (a *API) writeSummaryError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, queries.ErrTenantNotFound) {
 		writeProblem(w, r, a.log, newProblem(http.StatusServiceUnavailable, "not-yet-projected", "the tenant is not in the read models yet; retry"))
 		return
 	}
+	a.writeReadError(w, r, err)
+}
+
+func (a *API) summary(w http.ResponseWriter, r *http.Request, tenantID int64) {
+	s, err := a.reader.Summary(r.Context(), tenantID, a.cfg.Clock())
 	if err != nil {
-		a.writeReadError(w, r, err)
+		a.writeSummaryError(w, r, err)
 		return
 	}
 	out := summaryJSON{TenantID: tenantID, Name: s.Name, Email: s.Email, Currency: s.Currency, CreatedAt: s.CreatedAt,

@@ -1,0 +1,265 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/queries"
+)
+
+// The account profile (seed 001): usage statistics, credit balance, ledger
+// and account summary, with user_id meaning the tenant id.
+
+type accountUsageJSON struct {
+	UserID             int64            `json:"user_id"`
+	Period             string           `json:"period"`
+	TotalRequests      int64            `json:"total_requests"`
+	SuccessfulRequests int64            `json:"successful_requests"`
+	FailedRequests     int64            `json:"failed_requests"`
+	CreditsConsumed    Number           `json:"credits_consumed"`
+	RequestsByEndpoint map[string]int64 `json:"requests_by_endpoint"`
+	PeriodStart        time.Time        `json:"period_start"`
+	PeriodEnd          time.Time        `json:"period_end"`
+}
+
+type accountBalanceJSON struct {
+	UserID              int64      `json:"user_id"`
+	Balance             Number     `json:"balance"`
+	Reserved            Number     `json:"reserved"`
+	Available           Number     `json:"available"`
+	Currency            string     `json:"currency"`
+	LastUpdated         *time.Time `json:"last_updated"`
+	AutoReloadEnabled   bool       `json:"auto_reload_enabled"`
+	AutoReloadThreshold Number     `json:"auto_reload_threshold"`
+	AutoReloadAmount    Number     `json:"auto_reload_amount"`
+}
+
+type accountLedgerEntryJSON struct {
+	ID           int64           `json:"id"`
+	UserID       int64           `json:"user_id"`
+	Type         string          `json:"type"`
+	Amount       Number          `json:"amount"`
+	BalanceAfter Number          `json:"balance_after"`
+	Description  string          `json:"description"`
+	Reference    string          `json:"reference"`
+	Metadata     json.RawMessage `json:"metadata"`
+	CreatedAt    time.Time       `json:"created_at"`
+}
+
+type accountLedgerJSON struct {
+	Entries []accountLedgerEntryJSON `json:"entries"`
+	Total   int                      `json:"total"`
+	Limit   int                      `json:"limit"`
+	Offset  int                      `json:"offset"`
+}
+
+type accountSubscriptionJSON struct {
+	ID                 string     `json:"id"`
+	CreditType         string     `json:"credit_type"`
+	Status             string     `json:"status"`
+	Period             string     `json:"period"`
+	CreditsPerPeriod   Number     `json:"credits_per_period"`
+	Price              *priceOut  `json:"price"`
+	Rollover           bool       `json:"rollover"`
+	CurrentPeriodStart *time.Time `json:"current_period_start"`
+	CurrentPeriodEnd   *time.Time `json:"current_period_end"`
+	CancelAt           *time.Time `json:"cancel_at"`
+}
+
+type accountSummaryJSON struct {
+	UserID               int64                    `json:"user_id"`
+	Email                string                   `json:"email"`
+	CreditBalance        accountBalanceJSON       `json:"credit_balance"`
+	Subscription         *accountSubscriptionJSON `json:"subscription"`
+	UsageThisMonth       accountUsageJSON         `json:"usage_this_month"`
+	TotalRequestsAllTime int64                    `json:"total_requests_all_time"`
+	AccountCreatedAt     time.Time                `json:"account_created_at"`
+	LastLoginAt          *time.Time               `json:"last_login_at"`
+}
+
+// periodStart is the start of the UTC day, month or year holding t.
+func periodStart(period string, t time.Time) time.Time {
+	t = t.UTC()
+	switch period {
+	case "daily":
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	case "yearly":
+		return time.Date(t.Year(), 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// accountUsageStats sums usage over the whole UTC days of [from, to] (the
+// usage statistics are kept per day).
+func (a *API) accountUsageStats(ctx context.Context, tenantID int64, period string, from, to time.Time) (accountUsageJSON, error) {
+	rng := queries.Range{From: from, To: to, FromDay: from.Unix() / 86400, ToDay: to.Unix() / 86400}
+	endpoint, _ := queries.ParseDimension("endpoint")
+	report, err := a.reader.Usage(ctx, tenantID, queries.UsageQuery{Range: rng, Granularity: queries.GranularityNone, GroupBy: []queries.Dimension{endpoint}})
+	if err != nil {
+		return accountUsageJSON{}, err
+	}
+	out := accountUsageJSON{UserID: tenantID, Period: period, TotalRequests: report.Totals.Requests, SuccessfulRequests: report.Totals.Successful,
+		FailedRequests: report.Totals.Failed, CreditsConsumed: Number(report.Totals.Credits), RequestsByEndpoint: map[string]int64{},
+		PeriodStart: from, PeriodEnd: to}
+	for _, row := range report.Rows {
+		out.RequestsByEndpoint[row.Group["endpoint"]] += row.Requests
+	}
+	return out, nil
+}
+
+func (a *API) accountUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
+	params := r.URL.Query()
+	period := params.Get("period")
+	var errs []error
+	switch period {
+	case "":
+		period = "monthly"
+	case "daily", "monthly", "yearly":
+	default:
+		errs = append(errs, &queries.ParamError{Param: "period", Message: "must be daily, monthly or yearly", Value: period})
+	}
+	now := a.cfg.Clock().UTC()
+	to := now
+	if params.Get("to") != "" {
+		to = requiredInstant(params.Get("to"), "to", true, &errs)
+	}
+	from := periodStart(period, to)
+	if params.Get("from") != "" {
+		from = requiredInstant(params.Get("from"), "from", false, &errs)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, checkSpan(from, to, "from"))
+	}
+	if err := joinErrs(errs); err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	out, err := a.accountUsageStats(r.Context(), tenantID, period, from, to)
+	if err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// accountBalance sums the tenant's lines; the auto-reload fields are the
+// default line's (the seed's account has one balance).
+func (a *API) accountBalance(ctx context.Context, tenantID int64) (accountBalanceJSON, error) {
+	report, err := a.reader.Balance(ctx, tenantID, "", nil)
+	if err != nil {
+		return accountBalanceJSON{}, err
+	}
+	t := report.Total
+	out := accountBalanceJSON{UserID: tenantID, Balance: Number(t.Balance), Reserved: Number(t.Reserved), Available: Number(t.Available),
+		Currency: report.Currency}
+	if !t.LastUpdated.IsZero() {
+		at := t.LastUpdated
+		out.LastUpdated = &at
+	}
+	for _, l := range report.Lines {
+		if l.CreditType == domain.DefaultCreditType {
+			out.AutoReloadEnabled, out.AutoReloadThreshold, out.AutoReloadAmount = l.AutoReload.Enabled, Number(l.AutoReload.Threshold), Number(l.AutoReload.Amount)
+		}
+	}
+	return out, nil
+}
+
+func (a *API) accountCredits(w http.ResponseWriter, r *http.Request, tenantID int64) {
+	out, err := a.accountBalance(r.Context(), tenantID)
+	if err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// accountLedger lists entries newest first; this API knows no expiry type,
+// so expiries are adjustments (with their negative amount).
+func (a *API) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int64) {
+	params := r.URL.Query()
+	var errs []error
+	f := queries.LedgerFilter{
+		From: instantParam(r, "from", false, &errs), To: instantParam(r, "to", true, &errs),
+		Limit: intParam(r, "limit", &errs), Offset: intParam(r, "offset", &errs),
+	}
+	switch t := params.Get("type"); t {
+	case "":
+	case "credit", "debit":
+		f.Types = []string{t}
+	case "adjustment":
+		f.Types = []string{"adjustment", "expiry"}
+	default:
+		errs = append(errs, &queries.ParamError{Param: "type", Message: "must be credit, debit or adjustment", Value: t})
+	}
+	if params.Has("limit") && f.Limit == 0 {
+		errs = append(errs, &queries.ParamError{Param: "limit", Message: "must be between 1 and 100", Value: "0"})
+	}
+	if err := joinErrs(errs); err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	page, err := a.reader.Ledger(r.Context(), tenantID, f)
+	if err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	out := accountLedgerJSON{Entries: []accountLedgerEntryJSON{}, Total: page.Total, Limit: page.Limit, Offset: page.Offset}
+	for _, e := range page.Entries {
+		entryType := e.Type
+		if entryType == "expiry" {
+			entryType = "adjustment"
+		}
+		out.Entries = append(out.Entries, accountLedgerEntryJSON{ID: e.ID, UserID: tenantID, Type: entryType, Amount: Number(e.Amount),
+			BalanceAfter: Number(e.BalanceAfter), Description: e.Description, Reference: e.Reference, Metadata: e.Metadata, CreatedAt: e.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) accountSummary(w http.ResponseWriter, r *http.Request, tenantID int64) {
+	ctx := r.Context()
+	now := a.cfg.Clock().UTC()
+	tenant, err := a.reader.Tenant(ctx, tenantID)
+	if err != nil {
+		a.writeSummaryError(w, r, err)
+		return
+	}
+	balance, err := a.accountBalance(ctx, tenantID)
+	if err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	month, err := a.accountUsageStats(ctx, tenantID, "monthly", periodStart("monthly", now), now)
+	if err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	summary, err := a.reader.Summary(ctx, tenantID, now)
+	if err != nil {
+		a.writeSummaryError(w, r, err)
+		return
+	}
+	out := accountSummaryJSON{UserID: tenantID, Email: tenant.Email, CreditBalance: balance, UsageThisMonth: month,
+		TotalRequestsAllTime: summary.LifetimeUsage.Requests, AccountCreatedAt: tenant.CreatedAt, LastLoginAt: previousUse(r)}
+	subs, err := a.reader.Subscriptions(ctx, tenantID, now)
+	if err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	if len(subs) > 0 && subs[0].Active {
+		s := subs[0]
+		status := "active"
+		if s.CancelAt != nil {
+			status = "canceling"
+		}
+		out.Subscription = &accountSubscriptionJSON{ID: s.ID, CreditType: s.CreditType, Status: status, Period: s.Period,
+			CreditsPerPeriod: Number(s.CreditsPerPeriod), Rollover: s.Rollover, CurrentPeriodStart: s.CurrentPeriodStart,
+			CurrentPeriodEnd: s.CurrentPeriodEnd, CancelAt: s.CancelAt}
+		if s.PriceAmount != nil {
+			out.Subscription.Price = &priceOut{Amount: Number(*s.PriceAmount), Currency: s.PriceCurrency}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

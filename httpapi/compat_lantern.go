@@ -1,0 +1,94 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/creditd/creditd/queries"
+)
+
+// The lantern profile (seed 000): credit usage over a time range and the
+// remaining credits, under /compat/lantern.
+
+type lanternUsageJSON struct {
+	Success     bool   `json:"success"`
+	TenantID    int64  `json:"tenant_id"`
+	StartDate   string `json:"start_date"`
+	EndDate     string `json:"end_date"`
+	CreditsUsed Number `json:"credits_used"`
+}
+
+type lanternRemainingJSON struct {
+	Success          bool   `json:"success"`
+	TenantID         int64  `json:"tenant_id"`
+	RemainingCredits Number `json:"remaining_credits"`
+	TotalCredits     Number `json:"total_credits"`
+}
+
+// lanternUsage sums usage with occurred_at in [start_date, end_date],
+// exactly to the microsecond, matching every filter given.
+func (a *API) lanternUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
+	params := r.URL.Query()
+	var errs []error
+	start := requiredInstant(params.Get("start_date"), "start_date", false, &errs)
+	end := requiredInstant(params.Get("end_date"), "end_date", true, &errs)
+	filter := queries.UsedFilter{WorkflowID: params.Get("workflow_id"), WorkflowRunID: params.Get("workflow_run_id"),
+		CustomKey: params.Get("custom_key"), CustomValue: params.Get("custom_value")}
+	switch {
+	case params.Has("custom_key") && !params.Has("custom_value"):
+		errs = append(errs, &queries.ParamError{Param: "custom_value", Message: "is required with custom_key"})
+	case params.Has("custom_value") && !params.Has("custom_key"):
+		errs = append(errs, &queries.ParamError{Param: "custom_key", Message: "is required with custom_value"})
+	case filter.CustomKey != "" && !queries.ValidCustomKey(filter.CustomKey):
+		errs = append(errs, &queries.ParamError{Param: "custom_key", Message: "must be 1 to 64 letters, digits or _-.:", Value: filter.CustomKey})
+	}
+	if len(errs) == 0 {
+		errs = append(errs, checkSpan(start, end, "start_date"))
+	}
+	if err := joinErrs(errs); err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	used, err := a.reader.UsedBetween(r.Context(), tenantID, start, end, filter)
+	if err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, lanternUsageJSON{Success: true, TenantID: tenantID, StartDate: params.Get("start_date"),
+		EndDate: params.Get("end_date"), CreditsUsed: Number(used)})
+}
+
+func (a *API) lanternRemaining(w http.ResponseWriter, r *http.Request, tenantID int64) {
+	report, err := a.reader.Balance(r.Context(), tenantID, "", nil)
+	if err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	t := report.Total
+	writeJSON(w, http.StatusOK, lanternRemainingJSON{Success: true, TenantID: tenantID, RemainingCredits: Number(t.Available),
+		TotalCredits: Number(t.Granted.Add(t.Adjusted).Sub(t.Expired))})
+}
+
+// requiredInstant reads a required RFC 3339 time or YYYY-MM-DD date.
+func requiredInstant(text, param string, end bool, errs *[]error) time.Time {
+	if text == "" {
+		*errs = append(*errs, &queries.ParamError{Param: param, Message: "is required"})
+		return time.Time{}
+	}
+	t, err := queries.ParseInstant(text, end)
+	if err != nil {
+		*errs = append(*errs, &queries.ParamError{Param: param, Message: err.Error(), Value: text})
+	}
+	return t
+}
+
+// checkSpan refuses from after to and spans over queries.RangeDaysMax days.
+func checkSpan(from, to time.Time, param string) error {
+	if from.After(to) {
+		return &queries.ParamError{Param: param, Message: "must not be after the end of the range", Value: from.Format(time.RFC3339)}
+	}
+	if days := to.UTC().Unix()/86400 - from.UTC().Unix()/86400 + 1; days > queries.RangeDaysMax {
+		return &queries.ParamError{Param: param, Message: "the range spans more than 1830 days", Value: from.Format(time.RFC3339)}
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/queries"
+)
+
+// The lasso profile (seed 003): spending statistics over whole days, with
+// the subscription allocation, cost per credit, Lasso table usage and the
+// tenant's display configuration.
+
+// lassoModule is the module whose usage the "lasso" section reports; its
+// tables are the custom keys table_id and table_name.
+const lassoModule = "lasso"
+
+type lassoCostJSON struct {
+	Amount         Number  `json:"amount"`
+	Currency       string  `json:"currency"`
+	MonthlyFee     *Number `json:"monthly_fee"`
+	MonthlyCredits *Number `json:"monthly_credits"`
+}
+
+type lassoSummaryJSON struct {
+	TotalSpent              Number         `json:"total_spent"`
+	PreviousPeriodSpent     Number         `json:"previous_period_spent"`
+	PreviousPeriodChangePct *Number        `json:"previous_period_change_pct"`
+	MonthlyAllocation       *Number        `json:"monthly_allocation"`
+	PeriodEnd               *string        `json:"period_end"`
+	CostPerCredit           *lassoCostJSON `json:"cost_per_credit"`
+}
+
+type lassoDailyJSON struct {
+	Date     string            `json:"date"`
+	Total    Number            `json:"total"`
+	ByModule map[string]Number `json:"by_module"`
+	ByUser   map[string]Number `json:"by_user"`
+}
+
+type lassoTableJSON struct {
+	TableID  string `json:"table_id"`
+	Name     string `json:"name"`
+	Total    Number `json:"total"`
+	Products Number `json:"products"`
+}
+
+type lassoSectionJSON struct {
+	CreditsSpent      Number           `json:"credits_spent"`
+	ProductsEnhanced  Number           `json:"products_enhanced"`
+	CreditsPerProduct Number           `json:"credits_per_product"`
+	ByTable           []lassoTableJSON `json:"by_table"`
+}
+
+type lassoStatsJSON struct {
+	Period struct {
+		From string `json:"from"`
+		To   string `json:"to"`
+	} `json:"period"`
+	Summary   lassoSummaryJSON `json:"summary"`
+	Daily     []lassoDailyJSON `json:"daily"`
+	ByModule  []map[string]any `json:"by_module"`
+	ByService []map[string]any `json:"by_service"`
+	ByUser    []map[string]any `json:"by_user"`
+	Lasso     lassoSectionJSON `json:"lasso"`
+	// CurrencyConfig is the tenant's stored display configuration.
+	CurrencyConfig json.RawMessage `json:"currency_config"`
+}
+
+// jsTime is the seed's time format: UTC with milliseconds.
+const jsTime = "2006-01-02T15:04:05.000Z"
+
+func (a *API) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64) {
+	params := r.URL.Query()
+	var errs []error
+	from := lassoDate(params.Get("from"), "from", &errs)
+	to := lassoDate(params.Get("to"), "to", &errs)
+	if len(errs) == 0 {
+		errs = append(errs, checkSpan(from, to, "from"))
+	}
+	if err := joinErrs(errs); err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	rng := queries.Range{From: from, To: to.Add(24*time.Hour - time.Microsecond), FromDay: from.Unix() / 86400, ToDay: to.Unix() / 86400}
+	stats, err := a.reader.Stats(ctx, tenantID, rng)
+	if err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	var out lassoStatsJSON
+	out.Period.From, out.Period.To = params.Get("from"), params.Get("to")
+	out.Summary = lassoSummaryJSON{TotalSpent: Number(stats.Spent), PreviousPeriodSpent: Number(stats.PreviousSpent)}
+	if stats.ChangePct != nil {
+		n := Number(*stats.ChangePct)
+		out.Summary.PreviousPeriodChangePct = &n
+	}
+	if err := a.lassoAllocation(r, tenantID, &out.Summary); err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	out.Daily = []lassoDailyJSON{}
+	for _, d := range stats.Daily {
+		day := lassoDailyJSON{Date: d.Date, Total: Number(d.Total), ByModule: map[string]Number{}, ByUser: map[string]Number{}}
+		for k, v := range d.ByModule {
+			day.ByModule[k] = Number(v)
+		}
+		for k, v := range d.ByUser {
+			day.ByUser[k] = Number(v)
+		}
+		out.Daily = append(out.Daily, day)
+	}
+	for _, part := range []struct {
+		dimension, key string
+		into           *[]map[string]any
+	}{{"module", "module_key", &out.ByModule}, {"service", "service_type", &out.ByService}, {"user_id", "user_id", &out.ByUser}} {
+		ranked, err := a.reader.Breakdown(ctx, tenantID, rng, part.dimension)
+		if err != nil {
+			a.writeReadError(w, r, err)
+			return
+		}
+		*part.into = []map[string]any{}
+		for _, rk := range ranked {
+			*part.into = append(*part.into, map[string]any{part.key: rk.Key, "total": Number(rk.Total)})
+		}
+	}
+	if out.Lasso, err = a.lassoSection(r, tenantID, rng); err != nil {
+		a.writeReadError(w, r, err)
+		return
+	}
+	tenant, err := a.reader.Tenant(ctx, tenantID)
+	if err != nil {
+		a.writeSummaryError(w, r, err)
+		return
+	}
+	out.CurrencyConfig = tenant.CurrencyConfig
+	if len(out.CurrencyConfig) == 0 {
+		out.CurrencyConfig = json.RawMessage("{}")
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// lassoDate reads a required YYYY-MM-DD date.
+func lassoDate(text, param string, errs *[]error) time.Time {
+	if text == "" {
+		*errs = append(*errs, &queries.ParamError{Param: param, Message: "is required (YYYY-MM-DD)"})
+		return time.Time{}
+	}
+	t, err := time.Parse(time.DateOnly, text)
+	if err != nil {
+		*errs = append(*errs, &queries.ParamError{Param: param, Message: "must be a date as YYYY-MM-DD", Value: text})
+	}
+	return t
+}
+
+// lassoAllocation fills the subscription figures: the active monthly
+// allocation and its period end, and the cost per credit from the
+// subscription's price, else from the latest grant's cost basis.
+func (a *API) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJSON) error {
+	subs, err := a.reader.Subscriptions(r.Context(), tenantID, a.cfg.Clock())
+	if err != nil {
+		return err
+	}
+	allocation := decimal.Zero
+	for _, sub := range subs {
+		if !sub.Active || sub.Period != "monthly" {
+			continue
+		}
+		allocation = allocation.Add(sub.CreditsPerPeriod)
+		if s.PeriodEnd == nil && sub.CurrentPeriodEnd != nil {
+			end := sub.CurrentPeriodEnd.UTC().Format(jsTime)
+			s.PeriodEnd = &end
+		}
+		if s.CostPerCredit == nil && sub.PriceAmount != nil {
+			fee, credits := Number(*sub.PriceAmount), Number(sub.CreditsPerPeriod)
+			s.CostPerCredit = &lassoCostJSON{Amount: Number(sub.PriceAmount.DivRound(sub.CreditsPerPeriod, 6)), Currency: sub.PriceCurrency,
+				MonthlyFee: &fee, MonthlyCredits: &credits}
+		}
+	}
+	if !allocation.IsZero() {
+		n := Number(allocation)
+		s.MonthlyAllocation = &n
+	}
+	if s.CostPerCredit == nil {
+		cost, err := a.reader.LatestGrantCost(r.Context(), tenantID)
+		if err != nil {
+			return err
+		}
+		if cost != nil {
+			s.CostPerCredit = &lassoCostJSON{Amount: Number(cost.PerCredit), Currency: cost.Currency}
+		}
+	}
+	return nil
+}
+
+// lassoSection reports the lasso module's usage: credits, products (the
+// sum of quantity) and the split by table.
+func (a *API) lassoSection(r *http.Request, tenantID int64, rng queries.Range) (lassoSectionJSON, error) {
+	module, _ := queries.ParseDimension("module")
+	tableID, _ := queries.ParseDimension("custom.table_id")
+	tableName, _ := queries.ParseDimension("custom.table_name")
+	report, err := a.reader.Usage(r.Context(), tenantID, queries.UsageQuery{Range: rng, Granularity: queries.GranularityNone,
+		GroupBy: []queries.Dimension{tableID, tableName}, Filters: []queries.Filter{{Dimension: module, Values: []string{lassoModule}}}})
+	if err != nil {
+		return lassoSectionJSON{}, err
+	}
+	out := lassoSectionJSON{CreditsSpent: Number(report.Totals.Credits), ProductsEnhanced: Number(report.Totals.Quantity), ByTable: []lassoTableJSON{}}
+	perProduct := decimal.Zero
+	if report.Totals.Quantity.IsPositive() {
+		perProduct = report.Totals.Credits.DivRound(report.Totals.Quantity, 2)
+	}
+	out.CreditsPerProduct = Number(perProduct)
+	for _, row := range report.Rows {
+		if row.Group["custom.table_id"] == "" {
+			continue // lasso usage outside any table counts above only
+		}
+		out.ByTable = append(out.ByTable, lassoTableJSON{TableID: row.Group["custom.table_id"], Name: row.Group["custom.table_name"],
+			Total: Number(row.Credits), Products: Number(row.Quantity)})
+	}
+	return out, nil
+}

@@ -59,6 +59,11 @@ func TestRegressions(t *testing.T) {
 		}
 	})
 
+	t.Run("custom_keys_are_restricted_to_what_queries_can_name", func(t *testing.T) {
+		bad := RecordUsage{UsageID: "u", Amount: d("1"), Dimensions: Dimensions{Custom: map[string]string{"a b": "x", `q"`: "y", "ok.key:1": "z"}}}
+		wantFieldErrors(t, bad.Validate(), "custom.a b", `custom.q"`)
+	})
+
 	t.Run("an_envelope_without_data_does_not_decode", func(t *testing.T) {
 		var env Envelope
 		if err := json.Unmarshal([]byte(`{"type":"GrantExpired","tenant_id":1,"data":null}`), &env); err == nil {

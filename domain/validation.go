@@ -112,6 +112,24 @@ func (v *validator) dimensions(d Dimensions) {
 	v.text("endpoint", d.Endpoint, DimensionLengthMax, false)
 	v.amount("quantity", d.Quantity, ValidateNonNegative)
 	v.stringMap("custom", d.Custom, CustomKeysMax, CustomKeyLengthMax, CustomValueLengthMax)
+	for k := range d.Custom {
+		// Empty and over-long keys are reported by stringMap already.
+		if k != "" && len(k) <= CustomKeyLengthMax && !validCustomKey(k) {
+			v.add("custom."+k, "a custom key is 1 to 64 letters, digits or _-.: (so it can be filtered and grouped on)", k)
+		}
+	}
+}
+
+func validCustomKey(k string) bool {
+	if k == "" || len(k) > CustomKeyLengthMax {
+		return false
+	}
+	for _, c := range k {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateCreditType checks a credit type name: 1 to 64 bytes of letters,

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -134,4 +136,32 @@ func summarizeUsage(events []commands.UsageEvent, results []commands.Result) usa
 		resp.Results[i] = out
 	}
 	return resp
+}
+
+// UsageEventBytesMax bounds one usage event's JSON on the NATS path.
+const UsageEventBytesMax = 64 << 10
+
+// DecodeUsageEvent reads one usage event in the JSON of an element of
+// POST /v1/usage, as producers publish it on NATS. It refuses unknown
+// fields and reports every malformed field (*domain.FieldError values with
+// their locations) at once.
+func DecodeUsageEvent(data []byte) (commands.UsageEvent, error) {
+	if len(data) > UsageEventBytesMax {
+		return commands.UsageEvent{}, fmt.Errorf("%w: event of %d bytes exceeds %d", domain.ErrInvalidCommand, len(data), UsageEventBytesMax)
+	}
+	var req usageEventRequest
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return commands.UsageEvent{}, fmt.Errorf("%w: %v", domain.ErrInvalidCommand, err)
+	}
+	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
+		return commands.UsageEvent{}, fmt.Errorf("%w: data after the JSON value", domain.ErrInvalidCommand)
+	}
+	var check fieldCheck
+	ev := req.toCommand(&check, "")
+	if err := errors.Join(check.err(), domain.ValidateCreditType(ev.CreditType), ev.Validate()); err != nil {
+		return commands.UsageEvent{}, err
+	}
+	return ev, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/internal/wmjs"
 )
 
 // Bounds of the consumer.
@@ -34,8 +34,6 @@ const (
 	applyRetriesMax   = 5
 	redeliveryDelay   = 500 * time.Millisecond
 	routerCloseWait   = 10 * time.Second
-	metadataSequence  = "creditd_stream_seq"
-	metadataPending   = "creditd_pending"
 	watermillTopicAll = eventstore.StreamName
 )
 
@@ -53,7 +51,7 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, log *slog.Logger)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gate := &gatedConsumer{}
+	var gates wmjs.Gates
 	// Watermill logs every message at info; that is debug detail here.
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "projection"),
 		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
@@ -61,10 +59,10 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, log *slog.Logger)
 		Conn:                nc,
 		Logger:              wlog,
 		AckWaitTimeout:      consumerAckWait,
-		ResourceInitializer: consumerFromCheckpoint(p, gate),
+		ResourceInitializer: consumerFromCheckpoint(p, &gates),
 		NakDelay:            wmjetstream.NewStaticDelay(redeliveryDelay),
 		AckAsync:            true,
-		Unmarshaler:         sequenceUnmarshaler{},
+		Unmarshaler:         wmjs.Unmarshaler{},
 	})
 	if err != nil {
 		return fmt.Errorf("projection subscriber: %w", err)
@@ -84,11 +82,11 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, log *slog.Logger)
 		}.Middleware,
 	)
 	router.AddConsumerHandler("projection", watermillTopicAll, subscriber, func(msg *message.Message) error {
-		seq, err := strconv.ParseUint(msg.Metadata.Get(metadataSequence), 10, 64)
+		seq, err := strconv.ParseUint(msg.Metadata.Get(wmjs.MetadataSequence), 10, 64)
 		if err != nil {
 			return fmt.Errorf("message without stream sequence: %w", err)
 		}
-		if pending, err := strconv.ParseUint(msg.Metadata.Get(metadataPending), 10, 64); err == nil {
+		if pending, err := strconv.ParseUint(msg.Metadata.Get(wmjs.MetadataPending), 10, 64); err == nil {
 			p.pending.Store(pending)
 		}
 		if err := p.Apply(msg.Context(), []eventstore.StoredMsg{{Sequence: seq, Data: msg.Payload}}); err != nil {
@@ -104,49 +102,16 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, log *slog.Logger)
 	defer stopRouter()
 	go func() {
 		<-ctx.Done()
-		gate.stop()
+		gates.Stop()
 		stopRouter()
 	}()
 	return router.Run(routerCtx)
 }
 
-// gatedConsumer lets Consume stop deliveries and wait for the ones in
-// flight before the subscription's context ends.
-type gatedConsumer struct {
-	jetstream.Consumer
-	mu       sync.Mutex
-	stopped  bool
-	inflight sync.WaitGroup
-}
-
-// Consume delivers messages to handler until stop. A message arriving
-// after stop is left unacknowledged; the next consumer starts from the
-// checkpoint anyway.
-func (g *gatedConsumer) Consume(handler jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
-	return g.Consumer.Consume(func(msg jetstream.Msg) {
-		g.mu.Lock()
-		if g.stopped {
-			g.mu.Unlock()
-			return
-		}
-		g.inflight.Add(1)
-		g.mu.Unlock()
-		defer g.inflight.Done()
-		handler(msg)
-	}, opts...)
-}
-
-func (g *gatedConsumer) stop() {
-	g.mu.Lock()
-	g.stopped = true
-	g.mu.Unlock()
-	g.inflight.Wait()
-}
-
 // consumerFromCheckpoint creates this instance's own consumer of the whole
 // stream, starting after the projection's checkpoint. Each instance builds
 // its own read models, so consumers are per process and removed on close.
-func consumerFromCheckpoint(p *Projector, gate *gatedConsumer) wmjetstream.ResourceInitializer {
+func consumerFromCheckpoint(p *Projector, gates *wmjs.Gates) wmjetstream.ResourceInitializer {
 	return func(ctx context.Context, js jetstream.JetStream, _ string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
 		stream, err := js.Stream(ctx, eventstore.StreamName)
 		if err != nil {
@@ -165,26 +130,10 @@ func consumerFromCheckpoint(p *Projector, gate *gatedConsumer) wmjetstream.Resou
 		if err != nil {
 			return nil, nil, err
 		}
-		gate.Consumer = consumer
-		return gate, func(ctx context.Context, log watermill.LoggerAdapter) {
+		return gates.Wrap(consumer), func(ctx context.Context, log watermill.LoggerAdapter) {
 			if err := stream.DeleteConsumer(ctx, name); err != nil {
 				log.Debug("delete projection consumer", watermill.LogFields{"err": err})
 			}
 		}, nil
 	}
-}
-
-// sequenceUnmarshaler carries the stream sequence (the log position) into
-// the Watermill message, which the default unmarshaler drops.
-type sequenceUnmarshaler struct{}
-
-func (sequenceUnmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		return nil, err
-	}
-	wm := message.NewMessage(strconv.FormatUint(meta.Sequence.Stream, 10), msg.Data())
-	wm.Metadata.Set(metadataSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
-	wm.Metadata.Set(metadataPending, strconv.FormatUint(meta.NumPending, 10))
-	return wm, nil
 }

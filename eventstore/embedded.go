@@ -39,6 +39,7 @@ type EmbeddedOptions struct {
 // Embedded is an in-process nats-server with JetStream.
 type Embedded struct {
 	server *server.Server
+	token  string
 }
 
 // StartEmbedded starts the server and waits until it accepts connections.
@@ -80,12 +81,16 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		ns.Shutdown()
 		return nil, errors.New("embedded nats-server did not become ready")
 	}
-	return &Embedded{server: ns}, nil
+	return &Embedded{server: ns, token: opts.Token}, nil
 }
 
 // Connect opens an in-process client connection.
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	return nats.Connect("", nats.InProcessServer(e.server), nats.Name(name), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.InProcessServer(e.server), nats.Name(name), nats.MaxReconnects(-1)}
+	if e.token != "" {
+		opts = append(opts, nats.Token(e.token))
+	}
+	return nats.Connect("", opts...)
 }
 
 // ClientURL is the address network clients use, empty when not listening.

@@ -18,10 +18,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/ingest"
 	"github.com/creditd/creditd/projections"
 	"github.com/creditd/creditd/queries"
 )
@@ -43,6 +45,9 @@ type serveConfig struct {
 	natsURL    string
 	replicas   int
 	partitions int
+	natsListen string
+	natsToken  string
+	workers    int
 }
 
 func envOr(name, fallback string) string {
@@ -61,6 +66,9 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&cfg.natsURL, "nats-url", envOr("CREDITD_NATS_URL", ""), "external NATS JetStream server or cluster; empty runs an embedded server (env CREDITD_NATS_URL)")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "stream replicas when creating the stream on a cluster")
 	fs.IntVar(&cfg.partitions, "partitions", eventstore.PartitionsDefault, "write partitions when creating the stream; fixed afterwards (docs/architecture.md)")
+	fs.StringVar(&cfg.natsListen, "nats-listen", envOr("CREDITD_NATS_LISTEN", ""), "loopback host:port on which the embedded NATS server accepts producers; empty: in-process only (env CREDITD_NATS_LISTEN)")
+	fs.StringVar(&cfg.natsToken, "nats-token", envOr("CREDITD_NATS_TOKEN", ""), "token producers must present to the embedded NATS server (env CREDITD_NATS_TOKEN)")
+	fs.IntVar(&cfg.workers, "ingest-workers", ingest.WorkersDefault, "usage messages from NATS recorded at once")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -140,11 +148,29 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := ingest.EnsureStreams(ctx, js, cfg.replicas); err != nil {
+		return err
+	}
+	ingestConn, err := link.dial("creditd-ingest")
+	if err != nil {
+		return err
+	}
 	consumeCtx, stopConsuming := context.WithCancel(context.Background())
+	ingestDone := make(chan error, 1)
+	go func() {
+		ingestDone <- ingest.Consume(consumeCtx, ingestConn, engine, ingest.Options{Workers: cfg.workers, Logger: log})
+	}()
 	consumeDone := make(chan error, 1)
 	go func() { consumeDone <- projections.Consume(consumeCtx, projectionConn, projector, log) }()
 	defer func() {
 		stopConsuming()
+		if err := <-ingestDone; err != nil {
+			log.Warn("ingest consumer", "err", err)
+		}
 		if err := <-consumeDone; err != nil {
 			log.Warn("projection consumer", "err", err)
 		}
@@ -163,7 +189,7 @@ func serve(args []string) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(listener) }()
-	log.Info("creditd serving", "http", "http://"+listener.Addr().String(), "data_dir", cfg.dataDir, "nats", natsMode(cfg))
+	log.Info("creditd serving", "http", "http://"+listener.Addr().String(), "data_dir", cfg.dataDir, "nats", natsMode(cfg), "nats_listen", link.clientURL)
 
 	select {
 	case err := <-serveErr:
@@ -197,6 +223,8 @@ const readModelFile = "readmodel.db"
 type natsLink struct {
 	dial  func(name string) (*nats.Conn, error)
 	close func()
+	// clientURL is where producers connect, when the embedded server listens.
+	clientURL string
 }
 
 func openNATS(cfg serveConfig, log *slog.Logger) (natsLink, error) {
@@ -214,11 +242,22 @@ func openNATS(cfg serveConfig, log *slog.Logger) (natsLink, error) {
 			close: func() {},
 		}, nil
 	}
-	emb, err := eventstore.StartEmbedded(eventstore.EmbeddedOptions{StoreDir: filepath.Join(cfg.dataDir, "jetstream")})
+	if cfg.natsListen != "" {
+		host, _, err := net.SplitHostPort(cfg.natsListen)
+		if err != nil {
+			return natsLink{}, fmt.Errorf("--nats-listen %q: %w", cfg.natsListen, err)
+		}
+		// Producers on other machines belong on a NATS cluster of their
+		// own (cluster mode); the embedded server only serves this host.
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return natsLink{}, fmt.Errorf("--nats-listen %q: the embedded server listens on loopback addresses only", cfg.natsListen)
+		}
+	}
+	emb, err := eventstore.StartEmbedded(eventstore.EmbeddedOptions{StoreDir: filepath.Join(cfg.dataDir, "jetstream"), Listen: cfg.natsListen, Token: cfg.natsToken})
 	if err != nil {
 		return natsLink{}, err
 	}
-	return natsLink{dial: emb.Connect, close: emb.Shutdown}, nil
+	return natsLink{dial: emb.Connect, close: emb.Shutdown, clientURL: emb.ClientURL()}, nil
 }
 
 const adminTokenFile = "admin-token"

@@ -17,8 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/ingest"
 	"github.com/creditd/creditd/internal/testnats"
 	"github.com/creditd/creditd/projections"
 	"github.com/creditd/creditd/queries"
@@ -71,6 +74,7 @@ type Stack struct {
 
 	stopConsumer context.CancelFunc
 	consumerDone chan error
+	ingestDone   chan error
 }
 
 // Start runs a stack on a fresh data directory.
@@ -103,6 +107,19 @@ func StartAt(t testing.TB, dir string, clock *Clock) *Stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopConsumer, s.consumerDone = cancel, make(chan error, 1)
 	go func() { s.consumerDone <- projections.Consume(ctx, conn, s.Projector, nil) }()
+	js, err := jetstream.New(s.NATS.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ingest.EnsureStreams(context.Background(), js, 1); err != nil {
+		t.Fatalf("ingest streams: %v", err)
+	}
+	ingestConn, err := s.NATS.Embedded.Connect("ingest")
+	if err != nil {
+		t.Fatalf("ingest connection: %v", err)
+	}
+	s.ingestDone = make(chan error, 1)
+	go func() { s.ingestDone <- ingest.Consume(ctx, ingestConn, engine, ingest.Options{Workers: 8}) }()
 	s.Reader = queries.New(s.DB.Reader())
 	s.Server = httptest.NewServer(httpapi.New(httpapi.Config{
 		Writer: engine, Reader: s.Reader, Projection: s.Projector, LogPosition: s.NATS.Store.LastPosition,
@@ -120,6 +137,7 @@ func (s *Stack) Stop() {
 	s.Server.Close()
 	s.stopConsumer()
 	<-s.consumerDone
+	<-s.ingestDone
 	s.Engine.Close()
 	s.DB.Close()
 	s.NATS.Stop()

@@ -1,0 +1,377 @@
+// Package client records usage in creditd from a metering producer: events
+// are batched (by size and linger), sent over HTTP or NATS, retried with
+// their own ids until creditd answers (ids make every retry safe), and
+// Record blocks when the bounded queue is full, so a producer slows down
+// instead of piling up memory.
+//
+//	c, _ := client.New(client.Config{HTTPURL: "http://127.0.0.1:8080", APIKey: key})
+//	defer c.Close()
+//	results, err := c.Record(ctx, client.UsageEvent{ID: "req-1", Amount: decimal.RequireFromString("2.5"), Module: "search"})
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/shopspring/decimal"
+)
+
+// UsageEvent is one metered consumption, as POST /v1/usage takes it.
+type UsageEvent struct {
+	ID            string            `json:"id"`
+	Timestamp     *time.Time        `json:"timestamp,omitempty"`
+	Amount        decimal.Decimal   `json:"amount"`
+	CreditType    string            `json:"credit_type,omitempty"`
+	Module        string            `json:"module,omitempty"`
+	Service       string            `json:"service,omitempty"`
+	UserID        string            `json:"user_id,omitempty"`
+	WorkflowID    string            `json:"workflow_id,omitempty"`
+	WorkflowRunID string            `json:"workflow_run_id,omitempty"`
+	Endpoint      string            `json:"endpoint,omitempty"`
+	Success       *bool             `json:"success,omitempty"`
+	Quantity      *decimal.Decimal  `json:"quantity,omitempty"`
+	Custom        map[string]string `json:"custom,omitempty"`
+	Description   string            `json:"description,omitempty"`
+}
+
+// Result is creditd's answer for one event: accepted, duplicate or
+// rejected (with a reason) over HTTP; queued over NATS, where creditd
+// records the event moments later.
+type Result struct {
+	ID        string `json:"id"`
+	Status    string `json:"status"`
+	Reason    string `json:"reason,omitempty"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Position  uint64 `json:"position,omitempty"`
+}
+
+// StatusQueued is the status of an event stored on the NATS work stream.
+const StatusQueued = "queued"
+
+// Defaults and bounds.
+const (
+	BatchSizeMax        = 1000
+	batchSizeDefault    = 500
+	lingerDefault       = 5 * time.Millisecond
+	queueSizeDefault    = 20_000
+	inflightDefault     = 4
+	retriesDefault      = 10
+	retryBackoffDefault = 50 * time.Millisecond
+	retryBackoffMax     = 5 * time.Second
+	requestTimeout      = 30 * time.Second
+)
+
+// Config selects the transport and tunes batching. Set HTTPURL and APIKey
+// for HTTP, or NATS and TenantID for NATS.
+type Config struct {
+	HTTPURL    string
+	APIKey     string
+	HTTPClient *http.Client
+
+	NATS     *nats.Conn
+	TenantID int64
+
+	// BatchSize bounds the events per request (at most 1000); Linger is
+	// how long a partial batch waits for more.
+	BatchSize int
+	Linger    time.Duration
+	// QueueSize bounds the events waiting to be sent; Record blocks when
+	// it is full (back-pressure).
+	QueueSize int
+	// Inflight bounds the batches sent at once.
+	Inflight int
+	// Retries bounds the attempts at a batch that fails with a retryable
+	// error (network, 5xx, 429); RetryBackoff is the first pause.
+	Retries      int
+	RetryBackoff time.Duration
+}
+
+// ErrRejectedRequest: creditd refused the request itself (4xx): retrying
+// it unchanged cannot succeed. The error text carries the problem.
+var ErrRejectedRequest = errors.New("creditd refused the request")
+
+// ErrClosed: the client is closed.
+var ErrClosed = errors.New("client closed")
+
+type item struct {
+	event UsageEvent
+	data  json.RawMessage
+	call  *call
+	index int
+}
+
+// call is one Record: it completes when every event has a result.
+type call struct {
+	results []Result
+	left    int
+	err     error
+	mu      sync.Mutex
+	done    chan struct{}
+}
+
+func (c *call) finish(index int, r Result, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	c.results[index] = r
+	if c.left--; c.left == 0 {
+		close(c.done)
+	}
+}
+
+// Client batches and sends usage events. It is safe for concurrent use.
+type Client struct {
+	cfg    Config
+	send   func(ctx context.Context, batch []item) ([]Result, error)
+	queue  chan item
+	slots  chan struct{}
+	closed sync.Once
+	wg     sync.WaitGroup
+	mu     sync.RWMutex
+	done   bool
+}
+
+// New starts a client.
+func New(cfg Config) (*Client, error) {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = batchSizeDefault
+	}
+	cfg.BatchSize = min(cfg.BatchSize, BatchSizeMax)
+	if cfg.Linger <= 0 {
+		cfg.Linger = lingerDefault
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = queueSizeDefault
+	}
+	if cfg.Inflight <= 0 {
+		cfg.Inflight = inflightDefault
+	}
+	if cfg.Retries <= 0 {
+		cfg.Retries = retriesDefault
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = retryBackoffDefault
+	}
+	c := &Client{cfg: cfg, queue: make(chan item, cfg.QueueSize), slots: make(chan struct{}, cfg.Inflight)}
+	switch {
+	case cfg.HTTPURL != "" && cfg.NATS == nil:
+		if cfg.APIKey == "" {
+			return nil, errors.New("client: HTTP needs an APIKey")
+		}
+		if c.cfg.HTTPClient == nil {
+			c.cfg.HTTPClient = &http.Client{Timeout: requestTimeout}
+		}
+		c.send = c.sendHTTP
+	case cfg.NATS != nil && cfg.HTTPURL == "":
+		if cfg.TenantID < 1 {
+			return nil, errors.New("client: NATS needs the TenantID")
+		}
+		js, err := jetstream.New(cfg.NATS)
+		if err != nil {
+			return nil, err
+		}
+		c.send = func(ctx context.Context, batch []item) ([]Result, error) { return c.sendNATS(ctx, js, batch) }
+	default:
+		return nil, errors.New("client: set either HTTPURL and APIKey, or NATS and TenantID")
+	}
+	c.wg.Add(1)
+	go c.batch()
+	return c, nil
+}
+
+// Record sends events and waits until creditd has answered for each (over
+// NATS: until each is durably queued). It blocks while the queue is full.
+// The error is the first failure; results hold what was answered.
+func (c *Client) Record(ctx context.Context, events ...UsageEvent) ([]Result, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	cl := &call{results: make([]Result, len(events)), left: len(events), done: make(chan struct{})}
+	c.mu.RLock()
+	if c.done {
+		c.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	for i, ev := range events {
+		data, err := json.Marshal(ev)
+		if err != nil {
+			c.mu.RUnlock()
+			return nil, fmt.Errorf("client: event %q: %w", ev.ID, err)
+		}
+		select {
+		case c.queue <- item{event: ev, data: data, call: cl, index: i}:
+		case <-ctx.Done():
+			c.mu.RUnlock()
+			// Queued events are still sent; their ids keep a retry safe.
+			return nil, ctx.Err()
+		}
+	}
+	c.mu.RUnlock()
+	select {
+	case <-cl.done:
+		return cl.results, cl.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close sends what is queued and stops.
+func (c *Client) Close() error {
+	c.closed.Do(func() {
+		c.mu.Lock()
+		c.done = true
+		close(c.queue)
+		c.mu.Unlock()
+		c.wg.Wait()
+	})
+	return nil
+}
+
+// batch gathers queued events into batches of BatchSize, or whatever came
+// within Linger of a batch's first event, and hands each to a sender.
+func (c *Client) batch() {
+	defer c.wg.Done()
+	var senders sync.WaitGroup
+	defer senders.Wait()
+	for {
+		first, ok := <-c.queue
+		if !ok {
+			return
+		}
+		batch := []item{first}
+		timer := time.NewTimer(c.cfg.Linger)
+	fill:
+		for len(batch) < c.cfg.BatchSize {
+			select {
+			case it, ok := <-c.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, it)
+			case <-timer.C:
+				break fill
+			}
+		}
+		timer.Stop()
+		c.slots <- struct{}{}
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			defer func() { <-c.slots }()
+			c.deliver(batch)
+		}()
+	}
+}
+
+// deliver sends a batch, retrying retryable failures with the same ids.
+func (c *Client) deliver(batch []item) {
+	backoff := c.cfg.RetryBackoff
+	var err error
+	for attempt := 1; attempt <= c.cfg.Retries; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		var results []Result
+		results, err = c.send(ctx, batch)
+		cancel()
+		if err == nil {
+			for i, it := range batch {
+				it.call.finish(it.index, results[i], nil)
+			}
+			return
+		}
+		if errors.Is(err, ErrRejectedRequest) {
+			break
+		}
+		time.Sleep(backoff/2 + rand.N(backoff))
+		backoff = min(2*backoff, retryBackoffMax)
+	}
+	for _, it := range batch {
+		it.call.finish(it.index, Result{ID: it.event.ID, Status: "failed"}, err)
+	}
+}
+
+type retryable struct{ error }
+
+func (c *Client) sendHTTP(ctx context.Context, batch []item) ([]Result, error) {
+	var body bytes.Buffer
+	body.WriteString(`{"events":[`)
+	for i, it := range batch {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.Write(it.data)
+	}
+	body.WriteString(`]}`)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.cfg.HTTPURL, "/")+"/v1/usage", &body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRejectedRequest, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, retryable{err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, retryable{err}
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return nil, retryable{fmt.Errorf("creditd answered %d: %s", resp.StatusCode, data)}
+	default:
+		return nil, fmt.Errorf("%w: %d %s", ErrRejectedRequest, resp.StatusCode, data)
+	}
+	var answer struct {
+		Results []Result `json:"results"`
+	}
+	if err := json.Unmarshal(data, &answer); err != nil || len(answer.Results) != len(batch) {
+		return nil, retryable{fmt.Errorf("unexpected answer: %s", data)}
+	}
+	return answer.Results, nil
+}
+
+// sendNATS publishes the batch as one message to the tenant's usage
+// subject. The message id is a hash of the event ids, so a resend within
+// the stream's dedupe window is dropped there, and creditd dedupes by
+// event id anyway.
+func (c *Client) sendNATS(ctx context.Context, js jetstream.JetStream, batch []item) ([]Result, error) {
+	var body bytes.Buffer
+	hash := sha256.New()
+	body.WriteString(`{"events":[`)
+	for i, it := range batch {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.Write(it.data)
+		hash.Write([]byte(it.event.ID))
+		hash.Write([]byte{0})
+	}
+	body.WriteString(`]}`)
+	subject := "credits.usage." + strconv.FormatInt(c.cfg.TenantID, 10)
+	if _, err := js.Publish(ctx, subject, body.Bytes(), jetstream.WithMsgID(hex.EncodeToString(hash.Sum(nil)))); err != nil {
+		return nil, retryable{err}
+	}
+	results := make([]Result, len(batch))
+	for i, it := range batch {
+		results[i] = Result{ID: it.event.ID, Status: StatusQueued}
+	}
+	return results, nil
+}

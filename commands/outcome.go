@@ -24,6 +24,7 @@ const (
 	kindAdjustment  = "adjustment"
 	kindSubscribe   = "subscription"
 	kindUnsubscribe = "subscription_cancel"
+	kindVoid        = "void"
 )
 
 func makeKey(tenantID int64, kind, id string) idKey {
@@ -113,6 +114,8 @@ func outcomesOf(tenantID int64, creditType string, e domain.Event) []keyedOutcom
 		}
 	case domain.CreditsAdjusted:
 		return entry(kindAdjustment, e.AdjustmentID, e.Fingerprint, outcomeAccepted)
+	case domain.GrantVoided:
+		return entry(kindVoid, e.GrantID, 1, outcomeAccepted)
 	case domain.SubscriptionStarted:
 		return entry(kindSubscribe, e.SubscriptionID, e.Fingerprint, outcomeAccepted)
 	case domain.SubscriptionCanceled:

@@ -373,6 +373,8 @@ func (p *partition) noteLine(env domain.Envelope) {
 		p.lineOf[makeKey(env.TenantID, kindReservation, e.ReservationID)] = env.CreditType
 	case domain.SubscriptionStarted:
 		p.lineOf[makeKey(env.TenantID, kindSubscribe, e.SubscriptionID)] = env.CreditType
+	case domain.CreditsGranted:
+		p.lineOf[makeKey(env.TenantID, kindGrant, e.GrantID)] = env.CreditType
 	}
 }
 

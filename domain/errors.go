@@ -15,6 +15,8 @@ var (
 	ErrCaptureExceedsHold = errors.New("capture amount exceeds the amount held")
 	// ErrIdempotencyConflict: an id was used before with a different request body.
 	ErrIdempotencyConflict = errors.New("id already used with a different request")
+	// ErrGrantNotFound: no grant with credits left by that id on the line.
+	ErrGrantNotFound = errors.New("grant not found")
 	// ErrSubscriptionNotFound: no subscription with that id on the line.
 	ErrSubscriptionNotFound = errors.New("subscription not found")
 	// ErrSubscriptionCanceled: the subscription is already canceled.

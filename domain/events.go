@@ -24,6 +24,8 @@ const (
 	EventAutoReloadConfigured EventType = "AutoReloadConfigured"
 	EventCreditLineConfigured EventType = "CreditLineConfigured"
 	EventSubscriptionStarted  EventType = "SubscriptionStarted"
+	EventGrantVoided          EventType = "GrantVoided"
+	EventGrantExpiryChanged   EventType = "GrantExpiryChanged"
 	EventSubscriptionCanceled EventType = "SubscriptionCanceled"
 
 	EventTenantCreated   EventType = "TenantCreated"
@@ -165,6 +167,20 @@ type GrantExpired struct {
 	Amount  decimal.Decimal `json:"amount"`
 }
 
+// GrantVoided takes a grant's remaining credits off the balance (a
+// correction: counted as a negative adjustment).
+type GrantVoided struct {
+	GrantID string          `json:"grant_id"`
+	Amount  decimal.Decimal `json:"amount"`
+	Reason  string          `json:"reason"`
+}
+
+// GrantExpiryChanged moves a grant's expiry; nil means it never expires.
+type GrantExpiryChanged struct {
+	GrantID   string     `json:"grant_id"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
 type AutoReloadConfigured struct {
 	Enabled   bool            `json:"enabled"`
 	Threshold decimal.Decimal `json:"threshold"`
@@ -236,6 +252,8 @@ func (GrantExpired) EventType() EventType         { return EventGrantExpired }
 func (AutoReloadConfigured) EventType() EventType { return EventAutoReloadConfigured }
 func (CreditLineConfigured) EventType() EventType { return EventCreditLineConfigured }
 func (SubscriptionStarted) EventType() EventType  { return EventSubscriptionStarted }
+func (GrantVoided) EventType() EventType          { return EventGrantVoided }
+func (GrantExpiryChanged) EventType() EventType   { return EventGrantExpiryChanged }
 func (SubscriptionCanceled) EventType() EventType { return EventSubscriptionCanceled }
 func (SettingsChanged) EventType() EventType      { return EventSettingsChanged }
 func (TenantCreated) EventType() EventType        { return EventTenantCreated }
@@ -373,6 +391,10 @@ func (w EnvelopeWire) Envelope() (Envelope, error) {
 		ev = AutoReloadConfigured{Enabled: d.Enabled, Threshold: d.Threshold, Amount: d.Amount}
 	case EventCreditLineConfigured:
 		ev = CreditLineConfigured{OverdraftLimit: d.OverdraftLimit}
+	case EventGrantVoided:
+		ev = GrantVoided{GrantID: d.GrantID, Amount: d.Amount, Reason: d.Reason}
+	case EventGrantExpiryChanged:
+		ev = GrantExpiryChanged{GrantID: d.GrantID, ExpiresAt: d.ExpiresAt}
 	case EventSubscriptionStarted:
 		ev = SubscriptionStarted{SubscriptionID: d.SubscriptionID, CreditsPerPeriod: d.CreditsPerPeriod, Period: d.Period, StartsAt: d.StartsAt,
 			PriceAmount: d.PriceAmount, PriceCurrency: d.PriceCurrency, Rollover: d.Rollover, Fingerprint: d.Fingerprint}

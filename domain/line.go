@@ -170,6 +170,17 @@ func (l *Line) applyBurn(amount decimal.Decimal, burns []Burn) {
 	l.Grants = slices.DeleteFunc(l.Grants, func(g GrantBalance) bool { return g.Remaining.IsZero() })
 }
 
+// insertGrant places g in burn-down order.
+func (l *Line) insertGrant(g GrantBalance) {
+	i, _ := slices.BinarySearchFunc(l.Grants, g, func(a, b GrantBalance) int {
+		if burnsBefore(a, b) {
+			return -1
+		}
+		return 1
+	})
+	l.Grants = slices.Insert(l.Grants, i, g)
+}
+
 func (l *Line) grantIndex(id string) int {
 	return slices.IndexFunc(l.Grants, func(g GrantBalance) bool { return g.GrantID == id })
 }
@@ -210,13 +221,7 @@ func (l *Line) Apply(e Event) {
 		l.grantCount++
 		g := GrantBalance{GrantID: e.GrantID, Original: e.Amount, Remaining: e.Amount, Priority: e.Priority,
 			EffectiveAt: e.EffectiveAt, ExpiresAt: e.ExpiresAt, Order: l.grantCount}
-		i, _ := slices.BinarySearchFunc(l.Grants, g, func(a, b GrantBalance) int {
-			if burnsBefore(a, b) {
-				return -1
-			}
-			return 1
-		})
-		l.Grants = slices.Insert(l.Grants, i, g)
+		l.insertGrant(g)
 		if e.Source == SourceAutoReload {
 			l.ReloadArmed = false
 		}
@@ -261,6 +266,22 @@ func (l *Line) Apply(e Event) {
 		l.ReloadArmed = e.Enabled
 	case CreditLineConfigured:
 		l.OverdraftLimit = e.OverdraftLimit
+	case GrantVoided:
+		i := l.grantIndex(e.GrantID)
+		if i < 0 {
+			panic(fmt.Sprintf("void of unknown grant %q", e.GrantID))
+		}
+		l.Adjusted = l.Adjusted.Sub(e.Amount)
+		l.Grants = slices.Delete(l.Grants, i, i+1)
+	case GrantExpiryChanged:
+		i := l.grantIndex(e.GrantID)
+		if i < 0 {
+			panic(fmt.Sprintf("expiry change of unknown grant %q", e.GrantID))
+		}
+		g := l.Grants[i]
+		g.ExpiresAt = e.ExpiresAt
+		l.Grants = slices.Delete(l.Grants, i, i+1)
+		l.insertGrant(g)
 	case SubscriptionStarted:
 		l.Subscriptions[e.SubscriptionID] = subscriptionOf(e)
 	case SubscriptionCanceled:

@@ -74,3 +74,40 @@ func TestRegressions(t *testing.T) {
 		}
 	})
 }
+
+func TestGrantAmendments(t *testing.T) {
+	t.Parallel()
+	later, soon := t0.Add(48*time.Hour), t0.Add(time.Hour)
+	t.Run("voiding_takes_the_remaining_credits_off_the_balance", func(t *testing.T) {
+		l := lineWith(t, granted("a", "100"), granted("b", "50"))
+		apply(t, l, must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("30")}, t0))...)
+		events := must(t)(DecideVoidGrant(l, VoidGrant{GrantID: "a", Reason: "refunded"}))
+		if v := events[0].(GrantVoided); !v.Amount.Equal(d("70")) {
+			t.Fatalf("voided %s, want the 70 left", v.Amount)
+		}
+		apply(t, l, events...)
+		wantTotals(t, l, "50", "50")
+		wantDec(t, "adjusted", l.Adjusted, "-70")
+		if _, err := DecideVoidGrant(l, VoidGrant{GrantID: "a", Reason: "again"}); !errors.Is(err, ErrGrantNotFound) {
+			t.Fatalf("second void: %v", err)
+		}
+		_, err := DecideVoidGrant(l, VoidGrant{GrantID: "b"})
+		wantFieldErrors(t, err, "reason")
+	})
+	t.Run("changing_an_expiry_reorders_the_burn_down", func(t *testing.T) {
+		l := lineWith(t, granted("a", "10", expiresAt(later)), granted("b", "10"))
+		apply(t, l, must(t)(DecideChangeGrantExpiry(l, ChangeGrantExpiry{GrantID: "b", ExpiresAt: &soon}, t0))...)
+		burned := must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("5")}, t0))[0].(UsageDebited).Burned
+		wantBurns(t, burned, burn("b", "5"))
+		apply(t, l, must(t)(DecideChangeGrantExpiry(l, ChangeGrantExpiry{GrantID: "b"}, t0))...)
+		if g := l.Grants[len(l.Grants)-1]; g.GrantID != "b" || g.ExpiresAt != nil {
+			t.Fatalf("b without expiry should burn last: %+v", l.Grants)
+		}
+		past := t0.Add(-time.Minute)
+		_, err := DecideChangeGrantExpiry(l, ChangeGrantExpiry{GrantID: "a", ExpiresAt: &past}, t0)
+		wantFieldErrors(t, err, "expires_at")
+		if events := must(t)(DecideChangeGrantExpiry(l, ChangeGrantExpiry{GrantID: "a", ExpiresAt: &later}, t0)); len(events) != 0 {
+			t.Fatalf("unchanged expiry appended %v", events)
+		}
+	})
+}

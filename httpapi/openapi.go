@@ -22,6 +22,8 @@ var requestSchemas = map[string]any{
 	"AutoReload":   autoReloadRequest{},
 	"CreditLine":   creditLineRequest{},
 	"Subscription": subscriptionRequest{},
+	"VoidGrant":    voidGrantRequest{},
+	"GrantExpiry":  grantExpiryRequest{},
 	"Settings":     settingsRequest{},
 }
 

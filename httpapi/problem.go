@@ -90,6 +90,12 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusConflict, "capture-exceeds-hold", err.Error())
 	case errors.Is(err, domain.ErrIdempotencyConflict):
 		return newProblem(http.StatusConflict, "idempotency-conflict", "this id was already used with a different request body")
+	case errors.Is(err, domain.ErrGrantNotFound):
+		return newProblem(http.StatusNotFound, "grant-not-found", err.Error())
+	case errors.Is(err, domain.ErrSubscriptionNotFound):
+		return newProblem(http.StatusNotFound, "subscription-not-found", err.Error())
+	case errors.Is(err, domain.ErrSubscriptionCanceled):
+		return newProblem(http.StatusConflict, "subscription-canceled", err.Error())
 	case errors.Is(err, domain.ErrInvalidCommand):
 		return newProblem(http.StatusBadRequest, "invalid-request", err.Error())
 	case errors.Is(err, commands.ErrTenantNotFound):

@@ -125,6 +125,7 @@ func TestReadyzAndOpenAPI(t *testing.T) {
 		"POST /v1/reservations/{reservation_id}/capture", "POST /v1/reservations/{reservation_id}/release",
 		"POST /v1/adjustments", "PUT /v1/auto-reload", "PUT /v1/credit-lines/{credit_type}",
 		"POST /v1/subscriptions", "DELETE /v1/subscriptions/{subscription_id}", "PUT /v1/settings",
+		"POST /v1/grants/{grant_id}/void", "PATCH /v1/grants/{grant_id}",
 		"GET /compat/lantern/v1/credits/usage", "GET /compat/lantern/v1/credits/remaining",
 		"GET /compat/account/auth/account/usage", "GET /compat/account/auth/account/credits",
 		"GET /compat/account/auth/account/ledger", "GET /compat/account/auth/account/summary",
@@ -213,6 +214,8 @@ func TestReadyzAndOpenAPI(t *testing.T) {
 	t.Run("every documented operation answers when called with its method and auth", func(t *testing.T) {
 		tenant := strconv.FormatInt(m.id, 10)
 		fetch(t, s, http.MethodPost, "/v1/subscriptions", m.key, map[string]any{"subscription_id": "sub-cancel", "credits_per_period": "10"})
+		fetch(t, s, http.MethodPost, "/v1/grants", m.key, map[string]any{"grant_id": "g-void", "amount": "3"})
+		fetch(t, s, http.MethodPost, "/v1/grants", m.key, map[string]any{"grant_id": "g-patch", "amount": "3", "expires_at": "2027-01-01T00:00:00Z"})
 		calls := map[string]struct {
 			path, token string
 			body        any
@@ -234,6 +237,8 @@ func TestReadyzAndOpenAPI(t *testing.T) {
 			"POST /v1/subscriptions":                         {"/v1/subscriptions", m.key, map[string]any{"subscription_id": "sub-doc", "credits_per_period": "10"}},
 			"DELETE /v1/subscriptions/{subscription_id}":     {"/v1/subscriptions/sub-cancel", m.key, nil},
 			"PUT /v1/settings":                               {"/v1/settings", m.key, map[string]any{"currency": "EUR"}},
+			"POST /v1/grants/{grant_id}/void":                {"/v1/grants/g-void/void", m.key, map[string]any{"reason": "refund"}},
+			"PATCH /v1/grants/{grant_id}":                    {"/v1/grants/g-patch", m.key, map[string]any{"expires_at": nil}},
 			"GET /v1/balance":                                {"/v1/balance", m.key, nil},
 			"GET /compat/lantern/v1/credits/usage":           {"/compat/lantern/v1/credits/usage?start_date=2026-03-01&end_date=2026-03-31", m.key, nil},
 			"GET /compat/lantern/v1/credits/remaining":       {"/compat/lantern/v1/credits/remaining", m.key, nil},

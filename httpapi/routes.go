@@ -49,6 +49,8 @@ func (a *API) routeTable() []route {
 		{method: "DELETE", path: "/v1/tenants/{tenant_id}/api-keys/{key_id}", summary: "Revoke an API key", auth: authAdmin, public: a.revokeAPIKey},
 
 		{method: "POST", path: "/v1/grants", summary: "Grant credits", auth: authTenant, body: "Grant", tenant: a.grant},
+		{method: "POST", path: "/v1/grants/{grant_id}/void", summary: "Void a grant: its remaining credits leave the balance", auth: authTenant, body: "VoidGrant", tenant: a.voidGrant},
+		{method: "PATCH", path: "/v1/grants/{grant_id}", summary: "Change a grant's expiry", auth: authTenant, body: "GrantExpiry", tenant: a.changeGrantExpiry},
 		{method: "POST", path: "/v1/usage", summary: "Record a batch of usage events", auth: authTenant, body: "UsageBatch", tenant: a.recordUsage},
 		{method: "POST", path: "/v1/reservations", summary: "Hold credits", auth: authTenant, body: "Reservation", tenant: a.reserve},
 		{method: "POST", path: "/v1/reservations/{reservation_id}/capture", summary: "Capture a hold (the rest is released)", auth: authTenant, body: "Capture", tenant: a.capture},

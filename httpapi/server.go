@@ -34,6 +34,8 @@ type Writer interface {
 	StartSubscription(ctx context.Context, tenantID int64, creditType string, c domain.StartSubscription) (commands.Result, error)
 	CancelSubscription(ctx context.Context, tenantID int64, creditType, subscriptionID string) (commands.Result, error)
 	ConfigureSettings(ctx context.Context, tenantID int64, s commands.Settings) (commands.Tenant, uint64, error)
+	VoidGrant(ctx context.Context, tenantID int64, creditType string, c domain.VoidGrant) (commands.Result, error)
+	ChangeGrantExpiry(ctx context.Context, tenantID int64, creditType string, c domain.ChangeGrantExpiry) (commands.Result, error)
 }
 
 // Reader is what the API needs of the read models; *queries.Reader

@@ -136,6 +136,19 @@ func (b *batch) applyEvent(env domain.Envelope, seq uint64, at int64) error {
 		g.remaining -= Micro(e.Amount)
 		g.expired += Micro(e.Amount)
 		return b.ledger(env, line, ledgerExpiry, -Micro(e.Amount), e.GrantID, "grant expired", "", "{}", seq, at)
+	case domain.GrantVoided:
+		line.adjusted -= Micro(e.Amount)
+		g := b.grant(env, e.GrantID)
+		g.remaining -= Micro(e.Amount)
+		return b.ledger(env, line, ledgerAdjustment, -Micro(e.Amount), e.GrantID, "grant voided: "+e.Reason, "", "{}", seq, at)
+	case domain.GrantExpiryChanged:
+		var expires any
+		if e.ExpiresAt != nil {
+			expires = Micros(*e.ExpiresAt)
+		}
+		_, err := b.tx.ExecContext(b.ctx, `UPDATE grants SET expires_at = ? WHERE tenant_id = ? AND credit_type = ? AND grant_id = ?`,
+			expires, env.TenantID, env.CreditType, e.GrantID)
+		return err
 	case domain.AutoReloadConfigured:
 		line.autoReloadEnabled = e.Enabled
 		line.autoReloadThreshold = Micro(e.Threshold)

@@ -28,10 +28,11 @@ const (
 	EventGrantExpiryChanged   EventType = "GrantExpiryChanged"
 	EventSubscriptionCanceled EventType = "SubscriptionCanceled"
 
-	EventTenantCreated   EventType = "TenantCreated"
-	EventAPIKeyIssued    EventType = "APIKeyIssued"
-	EventAPIKeyRevoked   EventType = "APIKeyRevoked"
-	EventSettingsChanged EventType = "SettingsChanged"
+	EventTenantCreated     EventType = "TenantCreated"
+	EventAPIKeyIssued      EventType = "APIKeyIssued"
+	EventAPIKeyRevoked     EventType = "APIKeyRevoked"
+	EventSettingsChanged   EventType = "SettingsChanged"
+	EventNoticesConfigured EventType = "NoticesConfigured"
 )
 
 // Source says where granted credits came from.
@@ -233,6 +234,15 @@ type APIKeyRevoked struct {
 	KeyID    string `json:"key_id"`
 }
 
+// NoticesConfigured sets the available-credit thresholds under which a
+// tenant is notified (and where): the webhook's signing secret is derived
+// by the server, never stored in the log.
+type NoticesConfigured struct {
+	TenantID   int64             `json:"tenant_id"`
+	Thresholds []decimal.Decimal `json:"thresholds"`
+	WebhookURL string            `json:"webhook_url,omitempty"`
+}
+
 // SettingsChanged sets a tenant's display currency and its display
 // configuration, an opaque JSON object for dashboards.
 type SettingsChanged struct {
@@ -256,6 +266,7 @@ func (GrantVoided) EventType() EventType          { return EventGrantVoided }
 func (GrantExpiryChanged) EventType() EventType   { return EventGrantExpiryChanged }
 func (SubscriptionCanceled) EventType() EventType { return EventSubscriptionCanceled }
 func (SettingsChanged) EventType() EventType      { return EventSettingsChanged }
+func (NoticesConfigured) EventType() EventType    { return EventNoticesConfigured }
 func (TenantCreated) EventType() EventType        { return EventTenantCreated }
 func (APIKeyIssued) EventType() EventType         { return EventAPIKeyIssued }
 func (APIKeyRevoked) EventType() EventType        { return EventAPIKeyRevoked }
@@ -323,6 +334,8 @@ type eventData struct {
 	PriceCurrency    string            `json:"price_currency"`
 	Rollover         bool              `json:"rollover"`
 	CurrencyConfig   json.RawMessage   `json:"currency_config"`
+	Thresholds       []decimal.Decimal `json:"thresholds"`
+	WebhookURL       string            `json:"webhook_url"`
 }
 
 // MarshalJSON writes {"type","tenant_id","credit_type","data"}.
@@ -400,6 +413,8 @@ func (w EnvelopeWire) Envelope() (Envelope, error) {
 			PriceAmount: d.PriceAmount, PriceCurrency: d.PriceCurrency, Rollover: d.Rollover, Fingerprint: d.Fingerprint}
 	case EventSubscriptionCanceled:
 		ev = SubscriptionCanceled{SubscriptionID: d.SubscriptionID, EndsAt: d.EndsAt}
+	case EventNoticesConfigured:
+		ev = NoticesConfigured{TenantID: d.TenantID, Thresholds: d.Thresholds, WebhookURL: d.WebhookURL}
 	case EventSettingsChanged:
 		ev = SettingsChanged{TenantID: d.TenantID, Currency: d.Currency, CurrencyConfig: d.CurrencyConfig}
 	case EventTenantCreated:

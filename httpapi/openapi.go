@@ -23,6 +23,7 @@ var requestSchemas = map[string]any{
 	"CreditLine":   creditLineRequest{},
 	"Subscription": subscriptionRequest{},
 	"VoidGrant":    voidGrantRequest{},
+	"Notices":      noticesRequest{},
 	"GrantExpiry":  grantExpiryRequest{},
 	"Settings":     settingsRequest{},
 }

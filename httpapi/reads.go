@@ -91,3 +91,5 @@ func listParam(r *http.Request, name string) []string {
 }
 
 func joinErrs(errs []error) error { return errors.Join(errs...) }
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -60,6 +60,8 @@ func (a *API) routeTable() []route {
 		{method: "PUT", path: "/v1/credit-lines/{credit_type}", summary: "Configure a line's overdraft limit", auth: authTenant, body: "CreditLine", tenant: a.configureLine},
 		{method: "POST", path: "/v1/subscriptions", summary: "Start a subscription: an allocation grant at each period start", auth: authTenant, body: "Subscription", tenant: a.startSubscription},
 		{method: "DELETE", path: "/v1/subscriptions/{subscription_id}", summary: "Cancel a subscription at the end of its current period", auth: authTenant, query: []string{"credit_type"}, tenant: a.cancelSubscription},
+		{method: "PUT", path: "/v1/notices", summary: "Configure low-balance notices: thresholds and webhook", auth: authTenant, body: "Notices", tenant: a.configureNotices},
+		{method: "GET", path: "/v1/notices", summary: "Notice settings and the webhook's signing secret", auth: authTenant, tenant: a.notices},
 		{method: "PUT", path: "/v1/settings", summary: "Set the display currency and currency_config", auth: authTenant, body: "Settings", tenant: a.configureSettings},
 
 		{method: "GET", path: "/v1/balance", summary: "Balances per credit line and summed, now or as of an instant", auth: authTenant, query: []string{"credit_type", "as_of"}, tenant: a.balance},

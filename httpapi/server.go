@@ -34,6 +34,7 @@ type Writer interface {
 	StartSubscription(ctx context.Context, tenantID int64, creditType string, c domain.StartSubscription) (commands.Result, error)
 	CancelSubscription(ctx context.Context, tenantID int64, creditType, subscriptionID string) (commands.Result, error)
 	ConfigureSettings(ctx context.Context, tenantID int64, s commands.Settings) (commands.Tenant, uint64, error)
+	ConfigureNotices(ctx context.Context, tenantID int64, n commands.Notices) (uint64, error)
 	VoidGrant(ctx context.Context, tenantID int64, creditType string, c domain.VoidGrant) (commands.Result, error)
 	ChangeGrantExpiry(ctx context.Context, tenantID int64, creditType string, c domain.ChangeGrantExpiry) (commands.Result, error)
 }
@@ -70,7 +71,9 @@ type Config struct {
 	LogPosition func(ctx context.Context) (uint64, error)
 	// AdminToken authorises tenant administration.
 	AdminToken string
-	Logger     *slog.Logger
+	// WebhookSigningKey derives each tenant's webhook secret.
+	WebhookSigningKey []byte
+	Logger            *slog.Logger
 	// Clock is "now" for reads with default ranges; nil means time.Now.
 	Clock func() time.Time
 }

@@ -35,6 +35,11 @@ type batch struct {
 	stmts   map[string]*sql.Stmt
 	// ledgerRows holds the batch's ledger rows, ledgerColumns values each.
 	ledgerRows []any
+	// thresholds caches tenants' notice thresholds for the batch (read from
+	// the projector's cache, or the tenants table).
+	thresholds        map[int64][]int64
+	thresholdsChanged bool
+	noticesWritten    int
 	// commitAt is the recording time of the commit being applied.
 	commitAt int64
 }
@@ -56,7 +61,7 @@ func newBatch(ctx context.Context, tx *sql.Tx, position uint64, known map[lineKe
 	return &batch{
 		ctx: ctx, tx: tx, position: position, known: known,
 		lines: map[lineKey]*lineRow{}, cube: map[cubeKey]*cubeDelta{}, totals: map[int64]*totalsDelta{},
-		byRoute: map[endpointKey]*countDelta{}, grants: map[grantKey]*grantDelta{}, stmts: map[string]*sql.Stmt{},
+		byRoute: map[endpointKey]*countDelta{}, grants: map[grantKey]*grantDelta{}, stmts: map[string]*sql.Stmt{}, thresholds: map[int64][]int64{},
 	}
 }
 
@@ -79,7 +84,7 @@ func (b *batch) applyCommit(seq uint64, commit eventstore.Commit) error {
 
 func (b *batch) applyEvent(env domain.Envelope, seq uint64, at int64) error {
 	switch env.Event.(type) {
-	case domain.TenantCreated, domain.APIKeyIssued, domain.APIKeyRevoked, domain.SettingsChanged:
+	case domain.TenantCreated, domain.APIKeyIssued, domain.APIKeyRevoked, domain.SettingsChanged, domain.NoticesConfigured:
 		return b.applyRegistry(env.Event)
 	}
 	line, err := b.line(env.TenantID, env.CreditType, at)
@@ -87,6 +92,14 @@ func (b *batch) applyEvent(env domain.Envelope, seq uint64, at int64) error {
 		return err
 	}
 	line.lastUpdated = at
+	before := line.balance() - line.reserved
+	if err := b.applyLineEvent(env, line, seq, at); err != nil {
+		return err
+	}
+	return b.checkNotices(env, before, line.balance()-line.reserved, seq, at)
+}
+
+func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, at int64) error {
 	switch e := env.Event.(type) {
 	case domain.CreditsGranted:
 		line.granted += Micro(e.Amount)

@@ -29,6 +29,9 @@ type Projector struct {
 	advanced chan struct{} // closed and replaced at each advance
 	pending  atomic.Uint64 // commits known to be waiting after position
 
+	// noticed is signaled after a batch recorded notices.
+	noticed chan struct{}
+
 	// beforeCommit, when set by a test, runs after a batch is written and
 	// before its transaction commits: a failure there is a crash mid-batch.
 	beforeCommit func(position uint64) error
@@ -43,7 +46,7 @@ func NewProjector(ctx context.Context, db *DB, log *slog.Logger) (*Projector, er
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint: %w", err)
 	}
-	return &Projector{db: db, log: log, known: map[lineKey]lineRow{}, position: position, advanced: make(chan struct{})}, nil
+	return &Projector{db: db, log: log, known: map[lineKey]lineRow{}, position: position, advanced: make(chan struct{}), noticed: make(chan struct{}, 1)}, nil
 }
 
 // Position is the last log position applied and committed.
@@ -126,6 +129,12 @@ func (p *Projector) ApplyDecoded(ctx context.Context, commits []Decoded) error {
 		p.known[key] = *l
 	}
 	p.advance(b.position)
+	if b.noticesWritten > 0 {
+		select {
+		case p.noticed <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 

@@ -13,8 +13,30 @@ CREATE TABLE IF NOT EXISTS tenants (
   email           TEXT    NOT NULL,
   currency        TEXT    NOT NULL,
   currency_config TEXT    NOT NULL DEFAULT '{}',
-  created_at      INTEGER NOT NULL
+  created_at      INTEGER NOT NULL,
+  -- notice thresholds: JSON array of micro-credit integers, highest first
+  notice_thresholds TEXT  NOT NULL DEFAULT '[]',
+  webhook_url     TEXT    NOT NULL DEFAULT ''
 );
+
+-- The notice outbox: written in the same transaction as the event that
+-- crossed a threshold (so each crossing is recorded exactly once), then
+-- delivered on NATS and to the webhook by the dispatcher.
+CREATE TABLE IF NOT EXISTS notices (
+  notice_id    INTEGER PRIMARY KEY,
+  tenant_id    INTEGER NOT NULL,
+  credit_type  TEXT    NOT NULL,
+  kind         TEXT    NOT NULL, -- low_balance | depleted
+  threshold    INTEGER NOT NULL,
+  available    INTEGER NOT NULL,
+  position     INTEGER NOT NULL,
+  created_at   INTEGER NOT NULL,
+  delivered_at INTEGER,
+  attempts     INTEGER NOT NULL DEFAULT 0,
+  next_attempt INTEGER NOT NULL DEFAULT 0,
+  last_error   TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS notices_pending ON notices (notice_id) WHERE delivered_at IS NULL;
 
 CREATE TABLE IF NOT EXISTS subscriptions (
   tenant_id          INTEGER NOT NULL,

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/creditd/creditd/domain"
@@ -17,6 +18,15 @@ func (b *batch) applyRegistry(e domain.Event) error {
 			e.KeyID, e.TenantID, e.Prefix, b.commitAt)
 	case domain.APIKeyRevoked:
 		_, err = b.tx.ExecContext(b.ctx, `UPDATE api_keys SET revoked_at = ? WHERE key_id = ?`, b.commitAt, e.KeyID)
+	case domain.NoticesConfigured:
+		thresholds := make([]int64, len(e.Thresholds))
+		for i, t := range e.Thresholds {
+			thresholds[i] = Micro(t)
+		}
+		text, _ := json.Marshal(thresholds)
+		_, err = b.tx.ExecContext(b.ctx, `UPDATE tenants SET notice_thresholds = ?, webhook_url = ? WHERE tenant_id = ?`, string(text), e.WebhookURL, e.TenantID)
+		delete(b.thresholds, e.TenantID)
+		b.thresholdsChanged = true
 	case domain.SettingsChanged:
 		if e.Currency != "" {
 			if _, err = b.tx.ExecContext(b.ctx, `UPDATE tenants SET currency = ? WHERE tenant_id = ?`, e.Currency, e.TenantID); err != nil {

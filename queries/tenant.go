@@ -15,20 +15,26 @@ type Tenant struct {
 	Currency       string
 	CurrencyConfig json.RawMessage
 	CreatedAt      time.Time
+	// NoticeThresholds are in micro-credits, highest first.
+	NoticeThresholds []int64
+	WebhookURL       string
 }
 
 // Tenant reads a tenant's profile; ErrTenantNotFound before it is projected.
 func (r *Reader) Tenant(ctx context.Context, tenantID int64) (Tenant, error) {
 	t := Tenant{ID: tenantID}
-	var config string
+	var config, thresholds string
 	var created int64
-	err := r.db.QueryRowContext(ctx, `SELECT name, email, currency, currency_config, created_at FROM tenants WHERE tenant_id = ?`, tenantID).
-		Scan(&t.Name, &t.Email, &t.Currency, &config, &created)
+	err := r.db.QueryRowContext(ctx, `SELECT name, email, currency, currency_config, created_at, notice_thresholds, webhook_url
+		FROM tenants WHERE tenant_id = ?`, tenantID).Scan(&t.Name, &t.Email, &t.Currency, &config, &created, &thresholds, &t.WebhookURL)
 	if err == sql.ErrNoRows {
 		return t, ErrTenantNotFound
 	}
+	if err != nil {
+		return t, err
+	}
 	t.CurrencyConfig, t.CreatedAt = json.RawMessage(config), fromMicros(created)
-	return t, err
+	return t, json.Unmarshal([]byte(thresholds), &t.NoticeThresholds)
 }
 
 // LatestGrantCost is the cost basis of the tenant's most recent grant that

@@ -70,6 +70,11 @@ func rebuild(args []string) error {
 		db.Close()
 		return fmt.Errorf("rebuild: %w", err)
 	}
+	// History's notices were delivered when they happened.
+	if err := db.MarkNoticesDelivered(ctx); err != nil {
+		db.Close()
+		return err
+	}
 	if err := db.Close(); err != nil {
 		return err
 	}

@@ -48,6 +48,8 @@ type serveConfig struct {
 	natsListen string
 	natsToken  string
 	workers    int
+	webhookKey string
+	notices    bool
 }
 
 func envOr(name, fallback string) string {
@@ -69,6 +71,8 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&cfg.natsListen, "nats-listen", envOr("CREDITD_NATS_LISTEN", ""), "loopback host:port on which the embedded NATS server accepts producers; empty: in-process only (env CREDITD_NATS_LISTEN)")
 	fs.StringVar(&cfg.natsToken, "nats-token", envOr("CREDITD_NATS_TOKEN", ""), "token producers must present to the embedded NATS server (env CREDITD_NATS_TOKEN)")
 	fs.IntVar(&cfg.workers, "ingest-workers", ingest.WorkersDefault, "usage messages from NATS recorded at once")
+	fs.StringVar(&cfg.webhookKey, "webhook-key", envOr("CREDITD_WEBHOOK_KEY", ""), "key that derives each tenant's webhook signing secret; generated and stored in the data dir when unset (env CREDITD_WEBHOOK_KEY)")
+	fs.BoolVar(&cfg.notices, "notices", true, "deliver low-balance notices from this instance (with several instances, enable it on one)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -155,6 +159,10 @@ func serve(args []string) error {
 	if err := ingest.EnsureStreams(ctx, js, cfg.replicas); err != nil {
 		return err
 	}
+	webhookKey, err := loadSecret(filepath.Join(cfg.dataDir, webhookKeyFile), cfg.webhookKey, "cdw_")
+	if err != nil {
+		return err
+	}
 	ingestConn, err := link.dial("creditd-ingest")
 	if err != nil {
 		return err
@@ -166,8 +174,19 @@ func serve(args []string) error {
 	}()
 	consumeDone := make(chan error, 1)
 	go func() { consumeDone <- projections.Consume(consumeCtx, projectionConn, projector, log) }()
+	dispatchDone := make(chan struct{})
+	if cfg.notices {
+		dispatcher := &projections.Dispatcher{DB: readModels, Projector: projector, NATS: nc, SigningKey: []byte(webhookKey), Log: log}
+		go func() {
+			dispatcher.Run(consumeCtx)
+			close(dispatchDone)
+		}()
+	} else {
+		close(dispatchDone)
+	}
 	defer func() {
 		stopConsuming()
+		<-dispatchDone
 		if err := <-ingestDone; err != nil {
 			log.Warn("ingest consumer", "err", err)
 		}
@@ -183,7 +202,7 @@ func serve(args []string) error {
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Config{
 			Writer: engine, Reader: queries.New(readModels.Reader()), Projection: projector,
-			LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log,
+			LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSigningKey: []byte(webhookKey),
 		}),
 		ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout,
 	}
@@ -260,7 +279,28 @@ func openNATS(cfg serveConfig, log *slog.Logger) (natsLink, error) {
 	return natsLink{dial: emb.Connect, close: emb.Shutdown, clientURL: emb.ClientURL()}, nil
 }
 
-const adminTokenFile = "admin-token"
+const (
+	adminTokenFile = "admin-token"
+	webhookKeyFile = "webhook-key"
+)
+
+// loadSecret returns configured, else the secret stored at path, else a new
+// random one it stores there.
+func loadSecret(path, configured, prefix string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), nil
+	}
+	b := make([]byte, 24)
+	rand.Read(b)
+	secret := prefix + hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("store %s: %w", path, err)
+	}
+	return secret, nil
+}
 
 // loadAdminToken returns the configured token, else the one stored in the
 // data dir, else a new random one that it stores (generated = true).

@@ -30,6 +30,9 @@ import (
 // AdminToken is the admin token of every stack.
 const AdminToken = "stack-admin-token"
 
+// WebhookKey is the webhook signing key of every stack.
+var WebhookKey = []byte("stack-webhook-key")
+
 // Clock is a settable clock; the zero value reads time.Now until Set.
 type Clock struct {
 	mu  sync.Mutex
@@ -75,6 +78,7 @@ type Stack struct {
 	stopConsumer context.CancelFunc
 	consumerDone chan error
 	ingestDone   chan error
+	dispatchDone chan struct{}
 }
 
 // Start runs a stack on a fresh data directory.
@@ -120,10 +124,16 @@ func StartAt(t testing.TB, dir string, clock *Clock) *Stack {
 	}
 	s.ingestDone = make(chan error, 1)
 	go func() { s.ingestDone <- ingest.Consume(ctx, ingestConn, engine, ingest.Options{Workers: 8}) }()
+	s.dispatchDone = make(chan struct{})
+	dispatcher := &projections.Dispatcher{DB: s.DB, Projector: s.Projector, NATS: s.NATS.Conn, SigningKey: WebhookKey, Clock: clock.Now}
+	go func() {
+		dispatcher.Run(ctx)
+		close(s.dispatchDone)
+	}()
 	s.Reader = queries.New(s.DB.Reader())
 	s.Server = httptest.NewServer(httpapi.New(httpapi.Config{
 		Writer: engine, Reader: s.Reader, Projection: s.Projector, LogPosition: s.NATS.Store.LastPosition,
-		AdminToken: AdminToken, Clock: clock.Now,
+		AdminToken: AdminToken, Clock: clock.Now, WebhookSigningKey: WebhookKey,
 	}))
 	t.Cleanup(s.Stop)
 	return s
@@ -138,6 +148,7 @@ func (s *Stack) Stop() {
 	s.stopConsumer()
 	<-s.consumerDone
 	<-s.ingestDone
+	<-s.dispatchDone
 	s.Engine.Close()
 	s.DB.Close()
 	s.NATS.Stop()

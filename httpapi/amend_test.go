@@ -100,4 +100,3 @@ func TestGrantAmendmentsAndSubscriptionsOverHTTP(t *testing.T) {
 		}
 	})
 }
-

@@ -11,6 +11,7 @@ const usageText = `creditd: event-sourced credit accounting
 Usage:
   creditd serve [flags]     run the server (creditd serve --help lists the flags)
   creditd rebuild [flags]   rebuild the read models from the event log
+  creditd bench [flags]     measure throughput on this machine (in a temp dir)
 `
 
 func main() {
@@ -24,6 +25,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "rebuild":
 		err = rebuild(os.Args[2:])
+	case "bench":
+		err = bench(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usageText)
 		return

@@ -1,0 +1,483 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/client"
+	"github.com/creditd/creditd/commands"
+	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/ingest"
+	"github.com/creditd/creditd/projections"
+	"github.com/creditd/creditd/queries"
+)
+
+type benchConfig struct {
+	events, tenants, lines, batch, producers, payload int
+	sync                                              string
+}
+
+// benchResult is the JSON line `creditd bench` prints.
+type benchResult struct {
+	Events                int     `json:"events"`
+	Tenants               int     `json:"tenants"`
+	Batch                 int     `json:"batch"`
+	Sync                  string  `json:"sync"`
+	RawJetStreamMsgsPerS  float64 `json:"raw_jetstream_msgs_per_s"`
+	IngestHTTPEventsPerS  float64 `json:"ingest_http_events_per_s"`
+	IngestNATSEventsPerS  float64 `json:"ingest_nats_events_per_s"`
+	EndToEndEventsPerS    float64 `json:"end_to_end_events_per_s"`
+	HotLineEventsPerS     float64 `json:"hot_line_events_per_s"`
+	Ratio                 float64 `json:"ratio"`
+	ProjectionLagP99Ms    float64 `json:"projection_lag_p99_ms"`
+	RSSBytesMax           int64   `json:"rss_bytes_max"`
+	EventBytes            int     `json:"event_bytes"`
+	ElapsedSeconds        float64 `json:"elapsed_s"`
+	VerifiedUsedPerTenant string  `json:"verified_used_per_tenant"`
+}
+
+// bench measures creditd on this machine in a temporary directory: the
+// naive one-event-per-message JetStream ceiling, ingestion through the full
+// write path over HTTP and NATS, end-to-end visibility in the read models,
+// one hot line, and the projection lag; same embedded server settings
+// throughout.
+func bench(args []string) error {
+	var cfg benchConfig
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.IntVar(&cfg.events, "events", 200_000, "usage events per measured run")
+	fs.IntVar(&cfg.tenants, "tenants", 1000, "tenants the events are spread over")
+	fs.IntVar(&cfg.lines, "lines", 1, "credit lines per tenant")
+	fs.IntVar(&cfg.batch, "batch", 100, "events per client batch")
+	fs.IntVar(&cfg.producers, "producers", 32, "concurrent producers")
+	fs.IntVar(&cfg.payload, "payload", 0, "extra bytes of description per event (payload size)")
+	fs.StringVar(&cfg.sync, "sync", "always", "fsync mode: always (every acknowledged write) or a duration such as 1s")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var syncInterval time.Duration
+	if cfg.sync != "always" {
+		d, err := time.ParseDuration(cfg.sync)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("--sync %q: always or a positive duration", cfg.sync)
+		}
+		syncInterval = d
+	}
+	if cfg.tenants < 1 || cfg.events < cfg.tenants || cfg.batch < 1 || cfg.batch > client.BatchSizeMax || cfg.producers < 1 || cfg.lines < 1 {
+		return errors.New("bench: need events ≥ tenants ≥ 1, 1 ≤ batch ≤ 1000, producers ≥ 1, lines ≥ 1")
+	}
+	dir, err := os.MkdirTemp("", "creditd-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	started := time.Now()
+	res := benchResult{Events: cfg.events, Tenants: cfg.tenants, Batch: cfg.batch, Sync: cfg.sync}
+	ctx := context.Background()
+
+	emb, err := eventstore.StartEmbedded(eventstore.EmbeddedOptions{StoreDir: filepath.Join(dir, "jetstream"), SyncInterval: syncInterval})
+	if err != nil {
+		return err
+	}
+	defer emb.Shutdown()
+	conn := func(name string) *nats.Conn {
+		nc, err := emb.Connect(name)
+		if err != nil {
+			panic(err)
+		}
+		return nc
+	}
+	nc := conn("bench")
+	defer nc.Close()
+	sample := benchEvent("sample", cfg.payload)
+	sampleJSON, _ := json.Marshal(sample)
+	res.EventBytes = len(sampleJSON)
+
+	fmt.Fprintln(os.Stderr, "creditd bench: raw JetStream, one event per message...")
+	if res.RawJetStreamMsgsPerS, err = benchRaw(ctx, nc, cfg.events, sampleJSON); err != nil {
+		return err
+	}
+
+	store, err := eventstore.Open(ctx, nc, eventstore.Config{})
+	if err != nil {
+		return err
+	}
+	engine, err := commands.New(ctx, store, commands.Options{})
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	db, err := projections.Open(filepath.Join(dir, "readmodel.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	projector, err := projections.NewProjector(ctx, db, nil)
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	var workers sync.WaitGroup
+	defer func() {
+		stop()
+		workers.Wait()
+	}()
+	workers.Go(func() { projections.Consume(runCtx, conn("projection"), projector, nil) })
+	js, _ := jetstream.New(nc)
+	if err := ingest.EnsureStreams(ctx, js, 1); err != nil {
+		return err
+	}
+	workers.Go(func() { ingest.Consume(runCtx, conn("ingest"), engine, ingest.Options{}) })
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: httpapi.New(httpapi.Config{Writer: engine, Reader: queries.New(db.Reader()), Projection: projector,
+		LogPosition: store.LastPosition, AdminToken: "bench", Logger: slog.New(slog.DiscardHandler)})}
+	go srv.Serve(listener)
+	defer srv.Close()
+	base := "http://" + listener.Addr().String()
+
+	fmt.Fprintf(os.Stderr, "creditd bench: %d tenants...\n", cfg.tenants+1)
+	tenants, err := benchTenants(ctx, engine, cfg.tenants+1, cfg.lines)
+	if err != nil {
+		return err
+	}
+	hot, tenants := tenants[0], tenants[1:]
+
+	lag := startLagSampler(store, projector)
+	fmt.Fprintln(os.Stderr, "creditd bench: ingest over HTTP, then end to end...")
+	start := time.Now()
+	if err := benchProduce(cfg, tenants, "h", func(t benchTenant) (*client.Client, error) {
+		return client.New(client.Config{HTTPURL: base, APIKey: t.key, BatchSize: cfg.batch, Inflight: 2})
+	}); err != nil {
+		return err
+	}
+	res.IngestHTTPEventsPerS = float64(cfg.events) / time.Since(start).Seconds()
+	last, err := store.LastPosition(ctx)
+	if err != nil {
+		return err
+	}
+	if err := benchVisible(ctx, base, tenants, projector, last, cfg, "h"); err != nil {
+		return err
+	}
+	res.EndToEndEventsPerS = float64(cfg.events) / time.Since(start).Seconds()
+	res.ProjectionLagP99Ms = lag.stop()
+
+	fmt.Fprintln(os.Stderr, "creditd bench: ingest over NATS...")
+	start = time.Now()
+	if err := benchProduce(cfg, tenants, "n", func(t benchTenant) (*client.Client, error) {
+		return client.New(client.Config{NATS: nc, TenantID: t.id, BatchSize: cfg.batch, Inflight: 2})
+	}); err != nil {
+		return err
+	}
+	if err := benchRecorded(ctx, engine, tenants, cfg, 2); err != nil {
+		return err
+	}
+	res.IngestNATSEventsPerS = float64(cfg.events) / time.Since(start).Seconds()
+
+	fmt.Fprintln(os.Stderr, "creditd bench: one hot line...")
+	hotEvents := cfg.events / 2
+	start = time.Now()
+	if err := benchProduce(benchConfig{events: hotEvents, batch: cfg.batch, producers: cfg.producers, payload: cfg.payload, lines: 1}, []benchTenant{hot}, "x",
+		func(t benchTenant) (*client.Client, error) {
+			return client.New(client.Config{HTTPURL: base, APIKey: t.key, BatchSize: cfg.batch, Inflight: cfg.producers})
+		}); err != nil {
+		return err
+	}
+	res.HotLineEventsPerS = float64(hotEvents) / time.Since(start).Seconds()
+
+	res.Ratio = res.EndToEndEventsPerS / res.RawJetStreamMsgsPerS
+	res.RSSBytesMax = rssMax()
+	res.ElapsedSeconds = time.Since(started).Seconds()
+	res.VerifiedUsedPerTenant = benchAmount.Mul(decimal.NewFromInt(int64(2 * cfg.events / cfg.tenants))).String()
+	line, _ := json.Marshal(res)
+	fmt.Println(string(line))
+	printBenchTable(os.Stdout, res)
+	return nil
+}
+
+// benchAmount is each event's cost; a tenant's expected usage is exact.
+var benchAmount = decimal.RequireFromString("0.001")
+
+func benchEvent(id string, payload int) client.UsageEvent {
+	return client.UsageEvent{ID: id, Amount: benchAmount, Module: "search", Service: "api", Endpoint: "/v1/search",
+		UserID: "user-7", Description: strings.Repeat("x", payload)}
+}
+
+// benchRaw publishes one event per message asynchronously to a file stream
+// on the same server: the naive design's ceiling.
+func benchRaw(ctx context.Context, nc *nats.Conn, n int, payload []byte) (float64, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
+	if err != nil {
+		return 0, err
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH_RAW", Subjects: []string{"bench.raw"}, Storage: jetstream.FileStorage}); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for range n {
+		if _, err := js.PublishAsync("bench.raw", payload, jetstream.WithStallWait(time.Minute)); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(5 * time.Minute):
+		return 0, errors.New("raw publishes did not complete")
+	}
+	rate := float64(n) / time.Since(start).Seconds()
+	return rate, js.DeleteStream(ctx, "BENCH_RAW")
+}
+
+type benchTenant struct {
+	id  int64
+	key string
+}
+
+func benchTenants(ctx context.Context, engine *commands.Engine, n, lines int) ([]benchTenant, error) {
+	out := make([]benchTenant, n)
+	for i := range out {
+		c, err := engine.CreateTenant(ctx, commands.CreateTenant{Name: "bench-" + strconv.Itoa(i)})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = benchTenant{id: c.Tenant.ID, key: c.APIKey}
+	}
+	// Grants go in concurrently: group commit makes this quick.
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for _, t := range out {
+		wg.Go(func() {
+			for l := range lines {
+				if _, err := engine.Grant(ctx, t.id, benchLine(l), newBenchGrant()); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return out, <-errs
+}
+
+func benchLine(l int) string {
+	if l == 0 {
+		return "default"
+	}
+	return "line-" + strconv.Itoa(l)
+}
+
+// benchProduce sends cfg.events events spread over tenants, each producer
+// recording batches through its tenants' clients.
+func benchProduce(cfg benchConfig, tenants []benchTenant, tag string, newClient func(benchTenant) (*client.Client, error)) error {
+	clients := make([]*client.Client, len(tenants))
+	for i, t := range tenants {
+		c, err := newClient(t)
+		if err != nil {
+			return err
+		}
+		clients[i] = c
+		defer c.Close()
+	}
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	perTenant := cfg.events / len(tenants)
+	batches := (perTenant + cfg.batch - 1) / cfg.batch
+	for range cfg.producers {
+		wg.Go(func() {
+			for {
+				job := int(next.Add(1) - 1)
+				if job >= batches*len(tenants) {
+					return
+				}
+				ti, b := job%len(tenants), job/len(tenants)
+				var events []client.UsageEvent
+				for e := b * cfg.batch; e < min((b+1)*cfg.batch, perTenant); e++ {
+					ev := benchEvent(fmt.Sprintf("%s-%d-%d", tag, tenants[ti].id, e), cfg.payload)
+					ev.CreditType = benchLine(e % cfg.lines)
+					events = append(events, ev)
+				}
+				if _, err := clients[ti].Record(context.Background(), events...); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		return err
+	}
+	return nil
+}
+
+// benchVisible waits until the read models reach the last write and checks
+// /v1/balance and /v1/usage of a sample of tenants over HTTP.
+func benchVisible(ctx context.Context, base string, tenants []benchTenant, p *projections.Projector, last uint64, cfg benchConfig, tag string) error {
+	wait, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := p.WaitFor(wait, last); err != nil {
+		return err
+	}
+	want := benchAmount.Mul(decimal.NewFromInt(int64(cfg.events / len(tenants))))
+	for _, t := range []benchTenant{tenants[0], tenants[len(tenants)/2], tenants[len(tenants)-1]} {
+		for _, path := range []string{"/v1/balance", "/v1/usage"} {
+			req, _ := http.NewRequest(http.MethodGet, base+path+"?min_position="+strconv.FormatUint(last, 10), nil)
+			req.Header.Set("Authorization", "Bearer "+t.key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var m struct {
+				Total  struct{ Used json.Number } `json:"total"`
+				Totals struct{ Credits json.Number }
+			}
+			json.Unmarshal(body, &m)
+			got := m.Total.Used
+			if path == "/v1/usage" {
+				got = m.Totals.Credits
+			}
+			if d, err := decimal.NewFromString(string(got)); err != nil || !d.Equal(want) {
+				return fmt.Errorf("bench: tenant %d %s shows %s, want %s", t.id, path, got, want)
+			}
+		}
+	}
+	return nil
+}
+
+// benchRecorded waits until every tenant's lines hold rounds × its events.
+func benchRecorded(ctx context.Context, engine *commands.Engine, tenants []benchTenant, cfg benchConfig, rounds int) error {
+	want := benchAmount.Mul(decimal.NewFromInt(int64(rounds * (cfg.events / len(tenants)))))
+	deadline := time.Now().Add(5 * time.Minute)
+	for _, t := range tenants {
+		for {
+			used := decimal.Zero
+			for l := range cfg.lines {
+				line, _, err := engine.Line(ctx, t.id, benchLine(l))
+				if err != nil {
+					return err
+				}
+				used = used.Add(line.Used)
+			}
+			if used.Equal(want) {
+				break
+			}
+			if used.GreaterThan(want) || time.Now().After(deadline) {
+				return fmt.Errorf("bench: tenant %d used %s, want %s", t.id, used, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// lagSampler records, every few milliseconds, the log's last position and
+// the projection's: the lag of a position is the time from the log holding
+// it to the read models holding it.
+type lagSampler struct {
+	done    chan struct{}
+	stopped chan float64
+}
+
+func startLagSampler(store *eventstore.Store, p *projections.Projector) *lagSampler {
+	s := &lagSampler{done: make(chan struct{}), stopped: make(chan float64, 1)}
+	go func() {
+		type mark struct {
+			at       time.Time
+			position uint64
+		}
+		var logged []mark
+		var lags []time.Duration
+		ticker := time.NewTicker(10 * time.Millisecond)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-s.done:
+				slices.Sort(lags)
+				p99 := 0.0
+				if len(lags) > 0 {
+					p99 = float64(lags[min(len(lags)-1, len(lags)*99/100)].Microseconds()) / 1000
+				}
+				s.stopped <- p99
+				return
+			case now := <-ticker.C:
+				if last, err := store.LastPosition(context.Background()); err == nil && (len(logged) == 0 || last > logged[len(logged)-1].position) {
+					logged = append(logged, mark{now, last})
+				}
+				projected := p.Position()
+				for len(logged) > 0 && logged[0].position <= projected {
+					lags = append(lags, now.Sub(logged[0].at))
+					logged = logged[1:]
+				}
+			}
+		}
+	}()
+	return s
+}
+
+func (s *lagSampler) stop() float64 {
+	close(s.done)
+	return <-s.stopped
+}
+
+// rssMax is the process's peak resident set (VmHWM), 0 where unknown.
+func rssMax() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func printBenchTable(w io.Writer, r benchResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "measure\tvalue\t\n")
+	fmt.Fprintf(tw, "raw JetStream, 1 event/msg, async (msgs/s)\t%.0f\t\n", r.RawJetStreamMsgsPerS)
+	fmt.Fprintf(tw, "ingest via client over HTTP (events/s)\t%.0f\t\n", r.IngestHTTPEventsPerS)
+	fmt.Fprintf(tw, "ingest via client over NATS (events/s)\t%.0f\t\n", r.IngestNATSEventsPerS)
+	fmt.Fprintf(tw, "end to end, visible in /v1/balance and /v1/usage (events/s)\t%.0f\t\n", r.EndToEndEventsPerS)
+	fmt.Fprintf(tw, "one hot line over HTTP (events/s)\t%.0f\t\n", r.HotLineEventsPerS)
+	fmt.Fprintf(tw, "ratio end to end / raw\t%.1f\t\n", r.Ratio)
+	fmt.Fprintf(tw, "projection lag p99 (ms)\t%.0f\t\n", r.ProjectionLagP99Ms)
+	fmt.Fprintf(tw, "peak RSS (MiB)\t%.0f\t\n", float64(r.RSSBytesMax)/(1<<20))
+	fmt.Fprintf(tw, "events, tenants, batch, sync\t%d, %d, %d, %s\t\n", r.Events, r.Tenants, r.Batch, r.Sync)
+	tw.Flush()
+}
+
+func newBenchGrant() domain.Grant {
+	return domain.Grant{GrantID: "bench", Amount: decimal.NewFromInt(1_000_000_000), Source: domain.SourcePurchase}
+}

@@ -1,0 +1,300 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+const (
+	accountUsagePath   = "/compat/account/auth/account/usage"
+	accountCreditsPath = "/compat/account/auth/account/credits"
+	accountLedgerPath  = "/compat/account/auth/account/ledger"
+	accountSummaryPath = "/compat/account/auth/account/summary"
+)
+
+// checkAccountUsage checks a UsageStats object: the usage of the UTC days
+// from..to, and from and to echoed as period_start and period_end.
+func checkAccountUsage(t *testing.T, got map[string]any, w *compatWorld, period string, from, to time.Time) {
+	t.Helper()
+	agg, byEndpoint := w.usageOnDays(from, to)
+	wantInt(t, got, "user_id", w.m.id)
+	wantString(t, got, "period", period)
+	wantInt(t, got, "total_requests", agg.requests)
+	wantInt(t, got, "successful_requests", agg.successful)
+	wantInt(t, got, "failed_requests", agg.failed)
+	wantDec(t, got, "credits_consumed", agg.credits)
+	endpoints := obj(t, got["requests_by_endpoint"], "requests_by_endpoint")
+	if len(endpoints) != len(byEndpoint) {
+		t.Errorf("requests_by_endpoint = %v, want %v", endpoints, byEndpoint)
+	}
+	for ep, n := range byEndpoint {
+		wantInt(t, endpoints, ep, n)
+	}
+	wantTime(t, got, "period_start", from)
+	wantTime(t, got, "period_end", to)
+}
+
+// checkAccountBalance checks a CreditBalance object against the model.
+func checkAccountBalance(t *testing.T, got map[string]any, w *compatWorld) {
+	t.Helper()
+	total := w.total()
+	def := w.m.line("default")
+	wantInt(t, got, "user_id", w.m.id)
+	wantDec(t, got, "balance", total.balance())
+	wantDec(t, got, "reserved", total.reserved)
+	wantDec(t, got, "available", total.balance().Sub(total.reserved))
+	wantString(t, got, "currency", w.m.currency)
+	wantTime(t, got, "last_updated", total.lastUpdated)
+	if got["auto_reload_enabled"] != def.arEnabled {
+		t.Errorf("auto_reload_enabled = %v, want %v", got["auto_reload_enabled"], def.arEnabled)
+	}
+	wantDec(t, got, "auto_reload_threshold", def.arThreshold)
+	wantDec(t, got, "auto_reload_amount", def.arAmount)
+}
+
+// accountEntries is the model's ledger as the account profile lists it:
+// newest first, expiries as adjustments, filtered by keep.
+func accountEntries(w *compatWorld, keep func(ledgerWant) bool) []ledgerWant {
+	out := newestFirst(w.m.ledger, keep)
+	for i := range out {
+		if out[i].typ == "expiry" {
+			out[i].typ = "adjustment"
+		}
+	}
+	return out
+}
+
+// checkAccountLedger checks a ledger page against the expected entries
+// (all that match) at limit and offset.
+func checkAccountLedger(t *testing.T, got map[string]any, w *compatWorld, all []ledgerWant, limit, offset int) {
+	t.Helper()
+	wantInt(t, got, "total", int64(len(all)))
+	wantInt(t, got, "limit", int64(limit))
+	wantInt(t, got, "offset", int64(offset))
+	want := all[min(offset, len(all)):min(offset+limit, len(all))]
+	entries := list(t, got["entries"], "entries")
+	if len(entries) != len(want) {
+		t.Fatalf("%d entries, want %d: %v", len(entries), len(want), got["entries"])
+	}
+	var previousID uint64
+	for i, e := range entries {
+		what := fmt.Sprintf("entry %d (%s %s)", i, want[i].typ, want[i].sourceID)
+		wantInt(t, e, "user_id", w.m.id)
+		wantString(t, e, "type", want[i].typ)
+		wantDec(t, e, "amount", want[i].amount)
+		// balance_after is the balance of the entry's own credit line, as
+		// creditd keeps it; with several lines it is not the account
+		// balance that credits and summary report (a reported discrepancy).
+		wantDec(t, e, "balance_after", want[i].after)
+		wantString(t, e, "description", want[i].description)
+		wantString(t, e, "reference", want[i].ref)
+		wantTime(t, e, "created_at", want[i].createdAt)
+		meta := obj(t, e["metadata"], what+" metadata")
+		wantMeta := map[string]any{}
+		for k, v := range want[i].metadata {
+			wantMeta[k] = v
+		}
+		if fmt.Sprint(meta) != fmt.Sprint(wantMeta) {
+			t.Errorf("%s metadata = %v, want %v", what, meta, wantMeta)
+		}
+		id := num(t, e, "id")
+		if i > 0 && id >= previousID {
+			t.Errorf("%s id %d after id %d: newest first wants decreasing ids", what, id, previousID)
+		}
+		previousID = id
+	}
+}
+
+// TestCompatAccount checks the account profile (seed 001) against the
+// compat scenario: usage statistics, credit balance, ledger and summary.
+func TestCompatAccount(t *testing.T) {
+	t.Parallel()
+	w := buildCompatScenario(t, "account")
+	s, key := w.s, w.m.key
+	monthStart := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+
+	t.Run("every endpoint answers the seed's members and types", func(t *testing.T) {
+		checkShape(t, "account", "usage", fetch(t, s, http.MethodGet, accountUsagePath, key, nil))
+		checkShape(t, "account", "credits", fetch(t, s, http.MethodGet, accountCreditsPath, key, nil))
+		checkShape(t, "account", "ledger", fetch(t, s, http.MethodGet, accountLedgerPath, key, nil))
+		checkShape(t, "account", "summary", fetch(t, s, http.MethodGet, accountSummaryPath, key, nil))
+	})
+
+	t.Run("usage without a range is this month up to now", func(t *testing.T) {
+		got := read(t, s, accountUsagePath, key)
+		checkAccountUsage(t, got, w, "monthly", monthStart, w.now())
+		// By hand: March holds u1, u2, u3, u4 (failed), u6, u-keys, the
+		// capture and u7: 8 requests, 358.75 credits; February's u5 is out.
+		wantInt(t, got, "total_requests", 8)
+		wantInt(t, got, "failed_requests", 1)
+		wantDec(t, got, "credits_consumed", dec("358.75"))
+		eps := obj(t, got["requests_by_endpoint"], "requests_by_endpoint")
+		for ep, n := range map[string]int64{"/v1/enhance": 4, "/v1/translate": 1, "/v1/search": 2, "/v1/keys": 1} {
+			wantInt(t, eps, ep, n)
+		}
+	})
+
+	t.Run("the period picks the current day, month or year", func(t *testing.T) {
+		now := w.now()
+		for _, c := range []struct {
+			period string
+			from   time.Time
+			hand   string
+		}{
+			{"daily", time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC), "69.7"},   // u6, the capture, u7
+			{"monthly", monthStart, "358.75"},                                 // as above
+			{"yearly", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "508.75"}, // all usage
+		} {
+			t.Run(c.period, func(t *testing.T) {
+				got := read(t, s, accountUsagePath+"?period="+c.period, key)
+				checkAccountUsage(t, got, w, c.period, c.from, now)
+				wantDec(t, got, "credits_consumed", dec(c.hand))
+			})
+		}
+	})
+
+	t.Run("from and to select whole UTC days", func(t *testing.T) {
+		got := read(t, s, accountUsagePath+q("period", "monthly", "from", "2026-02-01", "to", "2026-02-28"), key)
+		checkAccountUsage(t, got, w, "monthly", time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).Add(-time.Microsecond))
+		wantDec(t, got, "credits_consumed", dec("150")) // u5 alone
+		got = read(t, s, accountUsagePath+q("period", "daily", "from", "2026-03-10T00:00:00Z", "to", "2026-03-14T23:59:59Z"), key)
+		checkAccountUsage(t, got, w, "daily", at(3, 10, 0, 0), at(3, 14, 23, 59).Add(59*time.Second))
+		wantDec(t, got, "credits_consumed", dec("168.8")) // u2, u3, u-keys, u4
+	})
+
+	t.Run("credits are the summed balance, the holds and what is available", func(t *testing.T) {
+		got := read(t, s, accountCreditsPath, key)
+		checkAccountBalance(t, got, w)
+		// By hand: 58140 − 4.5 − 508.75 − 560.75 = 57066, 15 held.
+		wantDec(t, got, "balance", dec("57066"))
+		wantDec(t, got, "available", dec("57051"))
+		wantString(t, got, "currency", "EUR")
+		wantTime(t, got, "last_updated", at(3, 15, 13, 15))
+	})
+
+	t.Run("the ledger lists every movement newest first, expiries as negative adjustments", func(t *testing.T) {
+		all := accountEntries(w, nil)
+		checkAccountLedger(t, read(t, s, accountLedgerPath, key), w, all, 50, 0)
+		checkAccountLedger(t, read(t, s, accountLedgerPath+"?limit=100", key), w, all, 100, 0)
+		// By hand: 6 grants, 9 debits, 2 adjustments and 2 expiries.
+		if len(all) != 19 {
+			t.Errorf("the model has %d entries, want 19", len(all))
+		}
+	})
+
+	t.Run("the ledger filters by type", func(t *testing.T) {
+		for typ, hand := range map[string]int{"credit": 6, "debit": 9, "adjustment": 4} {
+			t.Run(typ, func(t *testing.T) {
+				want := accountEntries(w, func(e ledgerWant) bool {
+					return e.typ == typ || (typ == "adjustment" && e.typ == "expiry")
+				})
+				if len(want) != hand {
+					t.Errorf("the model has %d %s entries, want %d", len(want), typ, hand)
+				}
+				checkAccountLedger(t, read(t, s, accountLedgerPath+"?type="+typ, key), w, want, 50, 0)
+			})
+		}
+		adjustments := list(t, read(t, s, accountLedgerPath+"?type=adjustment", key)["entries"], "entries")
+		// By hand: the newest adjustments are adj-fix −30 and the expiry of
+		// g-soon's 520.75 left, both at 13:15.
+		wantDec(t, adjustments[0], "amount", dec("-30"))
+		wantDec(t, adjustments[1], "amount", dec("-520.75"))
+		wantString(t, adjustments[1], "type", "adjustment")
+	})
+
+	t.Run("the ledger filters by time and pages by limit and offset", func(t *testing.T) {
+		from, to := at(3, 15, 12, 10), at(3, 15, 12, 35)
+		want := accountEntries(w, func(e ledgerWant) bool { return !e.createdAt.Before(from) && !e.createdAt.After(to) })
+		got := read(t, s, accountLedgerPath+q("from", "2026-03-15T12:10:00Z", "to", "2026-03-15T12:35:00Z"), key)
+		checkAccountLedger(t, got, w, want, 50, 0)
+		if len(want) != 3 { // the capture, adj-goodwill, g-legacy's expiry
+			t.Errorf("the model has %d entries from 12:10 to 12:35, want 3", len(want))
+		}
+		all := accountEntries(w, nil)
+		checkAccountLedger(t, read(t, s, accountLedgerPath+"?limit=3&offset=2", key), w, all, 3, 2)
+		checkAccountLedger(t, read(t, s, accountLedgerPath+"?type=debit&limit=4&offset=8", key), w,
+			accountEntries(w, func(e ledgerWant) bool { return e.typ == "debit" }), 4, 8)
+	})
+
+	t.Run("the summary holds the balance, the subscription and this month's usage", func(t *testing.T) {
+		s.Clock.Advance(time.Minute)
+		previous := w.now()
+		read(t, s, accountCreditsPath, key)
+		s.Clock.Advance(time.Minute)
+		got := read(t, s, accountSummaryPath, key)
+		now := w.now()
+		wantInt(t, got, "user_id", w.m.id)
+		wantString(t, got, "email", w.m.email)
+		checkAccountBalance(t, obj(t, got["credit_balance"], "credit_balance"), w)
+		checkAccountUsage(t, obj(t, got["usage_this_month"], "usage_this_month"), w, "monthly", monthStart, now)
+		wantInt(t, got, "total_requests_all_time", int64(len(w.m.usage)))
+		wantInt(t, got, "total_requests_all_time", 9) // by hand: u1..u7, u-keys and the capture
+		wantTime(t, got, "account_created_at", w.m.created)
+		wantTime(t, got, "last_login_at", previous)
+
+		sub := w.subs[0]
+		start, end := sub.currentPeriod(now)
+		gotSub := obj(t, got["subscription"], "subscription")
+		wantString(t, gotSub, "id", sub.id)
+		wantString(t, gotSub, "credit_type", ctOr(sub.ct))
+		wantString(t, gotSub, "status", "canceling")
+		wantString(t, gotSub, "period", "monthly")
+		wantDec(t, gotSub, "credits_per_period", sub.credits)
+		if gotSub["rollover"] != sub.rollover {
+			t.Errorf("rollover = %v, want %v", gotSub["rollover"], sub.rollover)
+		}
+		wantTime(t, gotSub, "current_period_start", start)
+		wantTime(t, gotSub, "current_period_end", end)
+		wantTime(t, gotSub, "cancel_at", *sub.cancelAt)
+		wantTime(t, gotSub, "current_period_end", time.Date(2026, 3, 18, 0, 0, 0, 0, time.UTC)) // by hand
+		price := obj(t, gotSub["price"], "subscription.price")
+		wantDec(t, price, "amount", sub.price)
+		wantString(t, price, "currency", sub.currency)
+	})
+
+	t.Run("a new account has no subscription and no previous login", func(t *testing.T) {
+		fresh := newTenant(t, s, "account-fresh", "GBP")
+		s.Sync()
+		got := read(t, s, accountSummaryPath, fresh.key)
+		wantNull(t, got, "subscription")
+		wantNull(t, got, "last_login_at")
+		wantInt(t, got, "total_requests_all_time", 0)
+		balance := obj(t, got["credit_balance"], "credit_balance")
+		wantDec(t, balance, "balance", decimal.Zero)
+		wantString(t, balance, "currency", "GBP")
+		usage := obj(t, got["usage_this_month"], "usage_this_month")
+		wantInt(t, usage, "total_requests", 0)
+		if len(obj(t, usage["requests_by_endpoint"], "requests_by_endpoint")) != 0 {
+			t.Errorf("requests_by_endpoint = %v, want {}", usage["requests_by_endpoint"])
+		}
+		ledger := read(t, s, accountLedgerPath, fresh.key)
+		if entries := list(t, ledger["entries"], "entries"); len(entries) != 0 {
+			t.Errorf("entries = %v, want []", entries)
+		}
+	})
+
+	t.Run("an unknown type or a limit over 100 is a 400", func(t *testing.T) {
+		badRead(t, s, accountLedgerPath+"?type=expiry", key, "query.type")
+		badRead(t, s, accountLedgerPath+"?limit=101", key, "query.limit")
+		badRead(t, s, accountLedgerPath+"?limit=0", key, "query.limit")
+		badRead(t, s, accountLedgerPath+"?offset=-1", key, "query.offset")
+		badRead(t, s, accountLedgerPath+"?from=2026-03-15&to=2026-03-01", key, "query.from")
+		read(t, s, accountLedgerPath+"?limit=100", key)
+	})
+
+	t.Run("an unknown period or a reversed range is a 400", func(t *testing.T) {
+		badRead(t, s, accountUsagePath+"?period=weekly", key, "query.period")
+		badRead(t, s, accountUsagePath+q("from", "2026-03-15", "to", "2026-03-01"), key, "query.from")
+		badRead(t, s, accountUsagePath+q("from", "soon"), key, "query.from")
+	})
+
+	t.Run("a bad key is a 401 on every endpoint", func(t *testing.T) {
+		for _, path := range []string{accountUsagePath, accountCreditsPath, accountLedgerPath, accountSummaryPath} {
+			fetch(t, s, http.MethodGet, path, badKey, nil).problem(t, http.StatusUnauthorized)
+		}
+	})
+}

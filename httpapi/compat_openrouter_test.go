@@ -1,0 +1,75 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/creditd/creditd/internal/stack"
+)
+
+const openrouterCreditsPath = "/compat/openrouter/api/v1/credits"
+
+// TestCompatOpenrouter checks the openrouter profile (seed 004) against the
+// compat scenario: total credits (granted + adjusted − expired) and total
+// usage.
+func TestCompatOpenrouter(t *testing.T) {
+	t.Parallel()
+	w := buildCompatScenario(t, "openrouter")
+	s, key := w.s, w.m.key
+
+	t.Run("the answer has the seed's members and types", func(t *testing.T) {
+		checkShape(t, "openrouter", "credits", fetch(t, s, http.MethodGet, openrouterCreditsPath, key, nil))
+	})
+
+	t.Run("total credits are granted plus adjusted minus expired, total usage is used", func(t *testing.T) {
+		data := obj(t, read(t, s, openrouterCreditsPath, key)["data"], "data")
+		total := w.total()
+		wantDec(t, data, "total_credits", total.granted.Add(total.adjusted).Sub(total.expired))
+		wantDec(t, data, "total_usage", total.used)
+		// By hand: 58140 − 4.5 − 560.75; usage 436.5 + 10 + 19.5 and the 42.75 captured.
+		wantNumber(t, data, "total_credits", "57574.75")
+		wantNumber(t, data, "total_usage", "508.75")
+	})
+
+	t.Run("a bad or missing key is a 401", func(t *testing.T) {
+		fetch(t, s, http.MethodGet, openrouterCreditsPath, badKey, nil).problem(t, http.StatusUnauthorized)
+		fetch(t, s, http.MethodGet, openrouterCreditsPath, "", nil).problem(t, http.StatusUnauthorized)
+	})
+}
+
+// TestCompatOpenrouterExample is a small scenario worked by hand (the seed
+// gives no numbers): credits bought, used, held, captured, adjusted and
+// expired.
+func TestCompatOpenrouterExample(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	w := newCompatWorld(t, s, "openrouter-example", "USD")
+	w.grant("g1", "", "100", nil)
+	w.grant("g2", "", "20", map[string]any{"expires_at": compatEpoch.Add(time.Hour).Format(time.RFC3339)})
+	w.use(usageEv{id: "chat-1", at: compatEpoch.Add(-time.Minute), amount: "12.5", module: "chat"})
+	w.reserve(usageEv{id: "job", amount: "5", module: "chat"})
+	w.capture("job", "2.25")
+	w.reserve(usageEv{id: "open", amount: "30", module: "chat"})
+	w.adjust("bonus", "", "10", "goodwill", "")
+	w.advance(2 * time.Hour) // g2 expires: 20 − 12.5 − 2.25 = 5.25 left of it
+	s.Sync()
+
+	t.Run("the credits are 124.75 and the usage 14.75", func(t *testing.T) {
+		got := read(t, s, openrouterCreditsPath, w.m.key)
+		if len(got) != 1 {
+			t.Errorf("the answer has members %v, want only data", sortedKeys(got))
+		}
+		data := obj(t, got["data"], "data")
+		if len(data) != 2 {
+			t.Errorf("data has members %v, want total_credits and total_usage", sortedKeys(data))
+		}
+		// 100 + 20 granted, + 10 adjusted, − 5.25 expired; the open hold of 30 counts in neither.
+		wantNumber(t, data, "total_credits", "124.75")
+		wantNumber(t, data, "total_usage", "14.75")
+		total := w.total()
+		wantDec(t, data, "total_credits", total.granted.Add(total.adjusted).Sub(total.expired))
+		wantDec(t, data, "total_usage", total.used)
+	})
+}

@@ -64,10 +64,14 @@ const StatusQueued = "queued"
 
 // Defaults and bounds.
 const (
-	BatchSizeMax        = 1000
-	batchSizeDefault    = 500
-	lingerDefault       = 5 * time.Millisecond
-	queueSizeDefault    = 20_000
+	BatchSizeMax     = 1000
+	batchSizeDefault = 500
+	lingerDefault    = 5 * time.Millisecond
+	// queueBatchesDefault sizes the queue in batches: enough to keep
+	// Inflight batches going while the next fill, small enough that many
+	// clients in one process stay cheap (a channel's buffer is allocated
+	// up front).
+	queueBatchesDefault = 4
 	inflightDefault     = 4
 	retriesDefault      = 10
 	retryBackoffDefault = 50 * time.Millisecond
@@ -108,7 +112,7 @@ var ErrRejectedRequest = errors.New("creditd refused the request")
 var ErrClosed = errors.New("client closed")
 
 type item struct {
-	event UsageEvent
+	id    string
 	data  json.RawMessage
 	call  *call
 	index int
@@ -157,7 +161,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.Linger = lingerDefault
 	}
 	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = queueSizeDefault
+		cfg.QueueSize = queueBatchesDefault * cfg.BatchSize
 	}
 	if cfg.Inflight <= 0 {
 		cfg.Inflight = inflightDefault
@@ -215,7 +219,7 @@ func (c *Client) Record(ctx context.Context, events ...UsageEvent) ([]Result, er
 			return nil, fmt.Errorf("client: event %q: %w", ev.ID, err)
 		}
 		select {
-		case c.queue <- item{event: ev, data: data, call: cl, index: i}:
+		case c.queue <- item{id: ev.ID, data: data, call: cl, index: i}:
 		case <-ctx.Done():
 			c.mu.RUnlock()
 			// Queued events are still sent; their ids keep a retry safe.
@@ -301,7 +305,7 @@ func (c *Client) deliver(batch []item) {
 		backoff = min(2*backoff, retryBackoffMax)
 	}
 	for _, it := range batch {
-		it.call.finish(it.index, Result{ID: it.event.ID, Status: "failed"}, err)
+		it.call.finish(it.index, Result{ID: it.id, Status: "failed"}, err)
 	}
 }
 
@@ -361,7 +365,7 @@ func (c *Client) sendNATS(ctx context.Context, js jetstream.JetStream, batch []i
 			body.WriteByte(',')
 		}
 		body.Write(it.data)
-		hash.Write([]byte(it.event.ID))
+		hash.Write([]byte(it.id))
 		hash.Write([]byte{0})
 	}
 	body.WriteString(`]}`)
@@ -371,7 +375,7 @@ func (c *Client) sendNATS(ctx context.Context, js jetstream.JetStream, batch []i
 	}
 	results := make([]Result, len(batch))
 	for i, it := range batch {
-		results[i] = Result{ID: it.event.ID, Status: StatusQueued}
+		results[i] = Result{ID: it.id, Status: StatusQueued}
 	}
 	return results, nil
 }

@@ -39,7 +39,9 @@ func (a *API) lanternUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 		errs = append(errs, &queries.ParamError{Param: "custom_value", Message: "is required with custom_key"})
 	case params.Has("custom_value") && !params.Has("custom_key"):
 		errs = append(errs, &queries.ParamError{Param: "custom_key", Message: "is required with custom_value"})
-	case filter.CustomKey != "" && !queries.ValidCustomKey(filter.CustomKey):
+	case params.Has("custom_key") && filter.CustomValue == "":
+		errs = append(errs, &queries.ParamError{Param: "custom_value", Message: "must not be empty"})
+	case params.Has("custom_key") && !queries.ValidCustomKey(filter.CustomKey):
 		errs = append(errs, &queries.ParamError{Param: "custom_key", Message: "must be 1 to 64 letters, digits or _-.:", Value: filter.CustomKey})
 	}
 	if len(errs) == 0 {

@@ -153,6 +153,7 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 		line.adjusted -= Micro(e.Amount)
 		g := b.grant(env, e.GrantID)
 		g.remaining -= Micro(e.Amount)
+		g.voided += Micro(e.Amount)
 		return b.ledger(env, line, ledgerAdjustment, -Micro(e.Amount), e.GrantID, "grant voided: "+e.Reason, "", "{}", seq, at)
 	case domain.GrantExpiryChanged:
 		var expires any

@@ -31,9 +31,12 @@ const (
 	// full) before it is handed back to JetStream for redelivery. A commit
 	// is never skipped: a poison commit stalls the projection, which shows
 	// as lag on /readyz, rather than leave a balance silently wrong.
-	applyRetriesMax   = 5
-	redeliveryDelay   = 500 * time.Millisecond
-	routerCloseWait   = 10 * time.Second
+	applyRetriesMax = 5
+	redeliveryDelay = 500 * time.Millisecond
+	routerCloseWait = 10 * time.Second
+	// catchUpPending is the backlog, in commits, past which the consumer
+	// catches up in bulk.
+	catchUpPending    = 32
 	watermillTopicAll = eventstore.StreamName
 )
 
@@ -47,7 +50,13 @@ const (
 // acknowledged-but-uncommitted commit is delivered again, and the
 // projection's strict next-position check drops redeliveries of applied
 // ones.
-func Consume(ctx context.Context, nc *nats.Conn, p *Projector, log *slog.Logger) error {
+//
+// When the consumer reports more than catchUpPending commits waiting, the
+// handler first catches up straight from the log (reader) in large
+// transactions; the deliveries it covered are then skipped as already
+// applied. That keeps the lag bounded under heavy writes, where one
+// transaction per commit could not keep up.
+func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -86,8 +95,14 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, log *slog.Logger)
 		if err != nil {
 			return fmt.Errorf("message without stream sequence: %w", err)
 		}
-		if pending, err := strconv.ParseUint(msg.Metadata.Get(wmjs.MetadataPending), 10, 64); err == nil {
+		pending, err := strconv.ParseUint(msg.Metadata.Get(wmjs.MetadataPending), 10, 64)
+		if err == nil {
 			p.pending.Store(pending)
+		}
+		if reader != nil && pending > catchUpPending && seq > p.Position() {
+			if err := p.CatchUp(msg.Context(), reader, 0); err != nil {
+				log.Warn("projection catch-up failed; continuing commit by commit", "err", err)
+			}
 		}
 		if err := p.Apply(msg.Context(), []eventstore.StoredMsg{{Sequence: seq, Data: msg.Payload}}); err != nil {
 			log.Warn("projection apply failed", "position", seq, "err", err)

@@ -12,8 +12,9 @@ type grantKey struct {
 
 // grantDelta is what a batch took from one grant.
 type grantDelta struct {
-	remaining int64 // negative: credits burned or expired
+	remaining int64 // negative: credits burned, expired or voided
 	expired   int64
+	voided    int64
 }
 
 func (b *batch) insertGrant(env domain.Envelope, e domain.CreditsGranted, seq uint64, at int64) error {
@@ -49,13 +50,13 @@ func (b *batch) burn(env domain.Envelope, burns []domain.Burn) {
 }
 
 func (b *batch) flushGrants() error {
-	stmt, err := b.stmt(`UPDATE grants SET remaining = remaining + ?, expired = expired + ?
+	stmt, err := b.stmt(`UPDATE grants SET remaining = remaining + ?, expired = expired + ?, voided = voided + ?
 		WHERE tenant_id = ? AND credit_type = ? AND grant_id = ?`)
 	if err != nil {
 		return err
 	}
 	for key, g := range b.grants {
-		if _, err := stmt.ExecContext(b.ctx, g.remaining, g.expired, key.tenantID, key.creditType, key.grantID); err != nil {
+		if _, err := stmt.ExecContext(b.ctx, g.remaining, g.expired, g.voided, key.tenantID, key.creditType, key.grantID); err != nil {
 			return err
 		}
 	}

@@ -82,13 +82,13 @@ func TestNoticesOncePerCrossing(t *testing.T) {
 	use := func(id, amount string) {
 		s.Must(http.StatusOK, http.MethodPost, "/v1/usage", key, map[string]any{"events": []any{map[string]any{"id": id, "amount": amount}}})
 	}
-	use("u1", "40") // 60: above both
-	use("u2", "20") // 40: crosses 50
-	use("u3", "5")  // 35: no crossing
-	use("u4", "30") // 5: crosses 10
+	use("u1", "40")                                                                                 // 60: above both
+	use("u2", "20")                                                                                 // 40: crosses 50
+	use("u3", "5")                                                                                  // 35: no crossing
+	use("u4", "30")                                                                                 // 5: crosses 10
 	s.Must(http.StatusCreated, http.MethodPost, "/v1/grants", key, map[string]any{"amount": "100"}) // back to 105
-	use("u5", "60") // 45: crosses 50 again
-	use("u6", "45") // 0: crosses 10 and depletes
+	use("u5", "60")                                                                                 // 45: crosses 50 again
+	use("u6", "45")                                                                                 // 0: crosses 10 and depletes
 
 	want := []string{"low_balance 50", "low_balance 10", "low_balance 50", "low_balance 10", "depleted 0"}
 	deadline := time.Now().Add(20 * time.Second)

@@ -191,7 +191,7 @@ func consumeUntil(t *testing.T, srv *testnats.Server, p *Projector, position uin
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Consume(ctx, conn, p, nil) }()
+	go func() { done <- Consume(ctx, conn, p, srv.Store, nil) }()
 	wait, cancelWait := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancelWait()
 	err = p.WaitFor(wait, position)

@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS grants (
   amount          INTEGER NOT NULL,
   remaining       INTEGER NOT NULL,
   expired         INTEGER NOT NULL DEFAULT 0,
+  voided          INTEGER NOT NULL DEFAULT 0,
   effective_at    INTEGER NOT NULL,
   expires_at      INTEGER,
   cost_per_credit INTEGER,

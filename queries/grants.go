@@ -7,8 +7,8 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// GrantTotals sums a line's active grants: effective at the instant and not
-// expired. Used is what was burned from them.
+// GrantTotals sums a line's active grants: effective at the instant, not
+// expired and not voided. Used is what was burned from them.
 type GrantTotals struct {
 	CreditType string
 	Total      decimal.Decimal
@@ -20,7 +20,7 @@ type GrantTotals struct {
 func (r *Reader) ActiveGrants(ctx context.Context, tenantID int64, now time.Time) ([]GrantTotals, error) {
 	at := now.UnixMicro()
 	rows, err := r.db.QueryContext(ctx, `SELECT credit_type, coalesce(sum(amount), 0), coalesce(sum(remaining), 0) FROM grants
-		WHERE tenant_id = ? AND effective_at <= ? AND (expires_at IS NULL OR expires_at > ?) AND expired = 0
+		WHERE tenant_id = ? AND effective_at <= ? AND (expires_at IS NULL OR expires_at > ?) AND expired = 0 AND voided = 0
 		GROUP BY credit_type ORDER BY credit_type`, tenantID, at, at)
 	if err != nil {
 		return nil, err

@@ -173,7 +173,7 @@ func serve(args []string) error {
 		ingestDone <- ingest.Consume(consumeCtx, ingestConn, engine, ingest.Options{Workers: cfg.workers, Logger: log})
 	}()
 	consumeDone := make(chan error, 1)
-	go func() { consumeDone <- projections.Consume(consumeCtx, projectionConn, projector, log) }()
+	go func() { consumeDone <- projections.Consume(consumeCtx, projectionConn, projector, store, log) }()
 	dispatchDone := make(chan struct{})
 	if cfg.notices {
 		dispatcher := &projections.Dispatcher{DB: readModels, Projector: projector, NATS: nc, SigningKey: []byte(webhookKey), Log: log}

@@ -110,7 +110,7 @@ func StartAt(t testing.TB, dir string, clock *Clock) *Stack {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopConsumer, s.consumerDone = cancel, make(chan error, 1)
-	go func() { s.consumerDone <- projections.Consume(ctx, conn, s.Projector, nil) }()
+	go func() { s.consumerDone <- projections.Consume(ctx, conn, s.Projector, s.NATS.Store, nil) }()
 	js, err := jetstream.New(s.NATS.Conn)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ import (
 type benchConfig struct {
 	events, tenants, lines, batch, producers, payload int
 	sync                                              string
+	cpuProfile                                        string
 }
 
 // benchResult is the JSON line `creditd bench` prints.
@@ -73,6 +75,7 @@ func bench(args []string) error {
 	fs.IntVar(&cfg.producers, "producers", 32, "concurrent producers")
 	fs.IntVar(&cfg.payload, "payload", 0, "extra bytes of description per event (payload size)")
 	fs.StringVar(&cfg.sync, "sync", "always", "fsync mode: always (every acknowledged write) or a duration such as 1s")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -95,6 +98,17 @@ func bench(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	started := time.Now()
 	res := benchResult{Events: cfg.events, Tenants: cfg.tenants, Batch: cfg.batch, Sync: cfg.sync}
 	ctx := context.Background()

@@ -72,7 +72,7 @@ func bench(args []string) error {
 	fs.IntVar(&cfg.tenants, "tenants", 1000, "tenants the events are spread over")
 	fs.IntVar(&cfg.lines, "lines", 1, "credit lines per tenant")
 	fs.IntVar(&cfg.batch, "batch", 100, "events per client batch")
-	fs.IntVar(&cfg.producers, "producers", 32, "concurrent producers")
+	fs.IntVar(&cfg.producers, "producers", 128, "concurrent producers")
 	fs.IntVar(&cfg.payload, "payload", 0, "extra bytes of description per event (payload size)")
 	fs.StringVar(&cfg.sync, "sync", "always", "fsync mode: always (every acknowledged write) or a duration such as 1s")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")

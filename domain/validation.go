@@ -112,7 +112,7 @@ func (v *validator) dimensions(d Dimensions) {
 	v.text("endpoint", d.Endpoint, DimensionLengthMax, false)
 	v.amount("quantity", d.Quantity, ValidateNonNegative)
 	v.stringMap("custom", d.Custom, CustomKeysMax, CustomKeyLengthMax, CustomValueLengthMax)
-	for k := range d.Custom {
+	for _, k := range slices.Sorted(maps.Keys(d.Custom)) {
 		// Empty and over-long keys are reported by stringMap already.
 		if k != "" && len(k) <= CustomKeyLengthMax && !validCustomKey(k) {
 			v.add("custom."+k, "a custom key is 1 to 64 letters, digits or _-.: (so it can be filtered and grouped on)", k)

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"github.com/creditd/creditd/audit"
+
 	"net/http"
 	"reflect"
 	"regexp"
@@ -33,6 +35,7 @@ var responseSchemas = map[string]any{
 	"GET /v1/ledger":        ledgerJSON{},
 	"GET /v1/usage":         usageReportJSON{},
 	"GET /v1/stats":         statsJSON{},
+	"GET /v1/audit/verify":  audit.Report{},
 	"GET /v1/summary":       summaryJSON{},
 	"POST /v1/tenants":      tenantResponse{},
 	"POST /v1/grants":       grantResponse{},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/audit"
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/queries"
@@ -71,6 +72,9 @@ type Config struct {
 	LogPosition func(ctx context.Context) (uint64, error)
 	// AdminToken authorises tenant administration.
 	AdminToken string
+	// Verify recomputes a tenant from the log (GET /v1/audit/verify); nil
+	// leaves the route answering 503.
+	Verify func(ctx context.Context, tenantID int64) (audit.Report, error)
 	// WebhookSigningKey derives each tenant's webhook secret.
 	WebhookSigningKey []byte
 	Logger            *slog.Logger

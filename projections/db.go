@@ -114,3 +114,7 @@ func Micros(t time.Time) int64 { return t.UnixMicro() }
 
 // Day is the UTC day number of t.
 func Day(t time.Time) int64 { return t.UTC().Unix() / 86400 }
+
+// WriterForTests exposes the writer pool, for tests that must alter a read
+// model behind the projection's back (to prove verification notices).
+func WriterForTests(db *DB) *sql.DB { return db.writer }

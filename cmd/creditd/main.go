@@ -12,6 +12,7 @@ Usage:
   creditd serve [flags]     run the server (creditd serve --help lists the flags)
   creditd rebuild [flags]   rebuild the read models from the event log
   creditd bench [flags]     measure throughput on this machine (in a temp dir)
+  creditd verify [flags]    recompute every number from the log and compare the read models
 `
 
 func main() {
@@ -27,6 +28,8 @@ func main() {
 		err = rebuild(os.Args[2:])
 	case "bench":
 		err = bench(os.Args[2:])
+	case "verify":
+		err = verify(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usageText)
 		return

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/creditd/creditd/audit"
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/httpapi"
@@ -203,6 +204,9 @@ func serve(args []string) error {
 		Handler: httpapi.New(httpapi.Config{
 			Writer: engine, Reader: queries.New(readModels.Reader()), Projection: projector,
 			LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSigningKey: []byte(webhookKey),
+			Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
+				return audit.Verify(ctx, store, readModels.Reader(), tenantID)
+			},
 		}),
 		ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout,
 	}

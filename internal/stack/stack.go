@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/creditd/creditd/audit"
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ingest"
@@ -134,6 +135,9 @@ func StartAt(t testing.TB, dir string, clock *Clock) *Stack {
 	s.Server = httptest.NewServer(httpapi.New(httpapi.Config{
 		Writer: engine, Reader: s.Reader, Projection: s.Projector, LogPosition: s.NATS.Store.LastPosition,
 		AdminToken: AdminToken, Clock: clock.Now, WebhookSigningKey: WebhookKey,
+		Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
+			return audit.Verify(ctx, s.NATS.Store, s.DB.Reader(), tenantID)
+		},
 	}))
 	t.Cleanup(s.Stop)
 	return s

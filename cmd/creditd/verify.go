@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/creditd/creditd/audit"
+	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/projections"
+)
+
+// errVerifyFailed makes the process exit non-zero after printing a report
+// with differences.
+var errVerifyFailed = errors.New("verification found differences")
+
+// verify recomputes balances, usage totals and ledgers from the log alone
+// and compares them with the read models; it also checks the hash chains.
+func verify(args []string) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", envOr("CREDITD_DATA_DIR", "./data"), "data directory (env CREDITD_DATA_DIR)")
+	natsURL := fs.String("nats-url", envOr("CREDITD_NATS_URL", ""), "external NATS JetStream; empty opens the data dir's embedded store (env CREDITD_NATS_URL)")
+	tenant := fs.Int64("tenant", 0, "verify one tenant (0: all)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	link, err := openNATS(serveConfig{dataDir: *dataDir, natsURL: *natsURL}, newLogger())
+	if err != nil {
+		return err
+	}
+	defer link.close()
+	nc, err := link.dial("creditd-verify")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	store, err := eventstore.Open(ctx, nc, eventstore.Config{})
+	if err != nil {
+		return err
+	}
+	db, err := projections.Open(filepath.Join(*dataDir, readModelFile))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	report, err := audit.Verify(ctx, store, db.Reader(), *tenant)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		json.NewEncoder(os.Stdout).Encode(report)
+	} else {
+		printReport(report)
+	}
+	if !report.OK {
+		return errVerifyFailed
+	}
+	return nil
+}
+
+func printReport(r audit.Report) {
+	fmt.Printf("verified %d commits up to position %d\n", r.Commits, r.Position)
+	for _, b := range r.Chains {
+		fmt.Printf("BROKEN CHAIN %s at position %d: expected prev %q, found %q %s\n", b.Subject, b.Position, b.Expected, b.Found, b.Detail)
+	}
+	for _, t := range r.Tenants {
+		status := "ok"
+		if !t.OK {
+			status = "DIFFERS"
+		}
+		fmt.Printf("tenant %d: %s (%d lines, %d events)\n", t.TenantID, status, t.Lines, t.Events)
+		for _, d := range t.Differences {
+			fmt.Printf("  %s %s: from events %s, read model %s\n", d.CreditType, d.Field, d.FromEvents, d.ReadModel)
+		}
+	}
+	if r.OK {
+		fmt.Println("OK")
+	}
+}

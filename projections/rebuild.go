@@ -2,6 +2,11 @@ package projections
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/creditd/creditd/domain"
 
 	"github.com/creditd/creditd/eventstore"
 )
@@ -27,6 +32,34 @@ type LogReader interface {
 // on one goroutine and the SQLite writes on another, so the two overlap on
 // two cores.
 func (p *Projector) CatchUp(ctx context.Context, log LogReader, upTo uint64) error {
+	return p.Replay(ctx, log, ReplayOptions{UpTo: upTo})
+}
+
+// ReplayOptions narrows a replay.
+type ReplayOptions struct {
+	// UpTo is the last position to apply (0: the stream's last position).
+	UpTo uint64
+	// Until stops before the first commit recorded after it (zero: no
+	// limit), so the read models show history as it stood then.
+	Until time.Time
+	// TenantID keeps one tenant's events (0: every tenant).
+	TenantID int64
+	// Progress, when set, is called after each batch.
+	Progress func(Progress)
+}
+
+// Progress reports a replay's advance.
+type Progress struct {
+	Position, UpTo uint64
+	Events         int
+	Elapsed        time.Duration
+}
+
+var errReplayDone = errors.New("replay reached its end")
+
+// Replay applies the log like CatchUp, within opts.
+func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOptions) error {
+	upTo := opts.UpTo
 	if upTo == 0 {
 		last, err := log.LastPosition(ctx)
 		if err != nil {
@@ -34,6 +67,8 @@ func (p *Projector) CatchUp(ctx context.Context, log LogReader, upTo uint64) err
 		}
 		upTo = last
 	}
+	start := time.Now()
+	events := 0
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan []Decoded, rebuildBatchesAhead)
@@ -47,12 +82,29 @@ func (p *Projector) CatchUp(ctx context.Context, log LogReader, upTo uint64) err
 			if err != nil {
 				return err
 			}
-			select {
-			case batches <- decoded:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
+			stop := false
+			kept := decoded[:0]
+			for _, d := range decoded {
+				if !opts.Until.IsZero() && d.Commit.RecordedAt.After(opts.Until) {
+					stop = true
+					break
+				}
+				if opts.TenantID > 0 {
+					d.Commit.Events = slices.DeleteFunc(d.Commit.Events, func(e domain.Envelope) bool { return e.TenantID != opts.TenantID })
+				}
+				kept = append(kept, d)
 			}
+			if len(kept) > 0 {
+				select {
+				case batches <- kept:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			if stop {
+				return errReplayDone
+			}
+			return nil
 		}
 		err := log.ReadAll(ctx, p.Position(), upTo, func(m eventstore.StoredMsg) error {
 			chunk = append(chunk, m)
@@ -64,14 +116,25 @@ func (p *Projector) CatchUp(ctx context.Context, log LogReader, upTo uint64) err
 		if err == nil && len(chunk) > 0 {
 			err = send()
 		}
+		if errors.Is(err, errReplayDone) {
+			err = nil
+		}
 		readDone <- err
 	}()
 	var applyErr error
 	for batch := range batches {
-		if applyErr == nil {
-			if applyErr = p.ApplyDecoded(ctx, batch); applyErr != nil {
-				cancel()
-			}
+		if applyErr != nil {
+			continue
+		}
+		if applyErr = p.ApplyDecoded(ctx, batch); applyErr != nil {
+			cancel()
+			continue
+		}
+		for _, d := range batch {
+			events += len(d.Commit.Events)
+		}
+		if opts.Progress != nil {
+			opts.Progress(Progress{Position: p.Position(), UpTo: upTo, Events: events, Elapsed: time.Since(start)})
 		}
 	}
 	readErr := <-readDone

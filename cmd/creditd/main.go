@@ -13,6 +13,7 @@ Usage:
   creditd rebuild [flags]   rebuild the read models from the event log
   creditd bench [flags]     measure throughput on this machine (in a temp dir)
   creditd verify [flags]    recompute every number from the log and compare the read models
+  creditd replay [flags]    rebuild the read models as they stood at an instant or position, into --out
 `
 
 func main() {
@@ -30,6 +31,8 @@ func main() {
 		err = bench(os.Args[2:])
 	case "verify":
 		err = verify(os.Args[2:])
+	case "replay":
+		err = replay(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usageText)
 		return

@@ -14,6 +14,8 @@ Usage:
   creditd bench [flags]     measure throughput on this machine (in a temp dir)
   creditd verify [flags]    recompute every number from the log and compare the read models
   creditd replay [flags]    rebuild the read models as they stood at an instant or position, into --out
+  creditd export [flags]    write a tenant's events, ledger or usage as NDJSON or CSV
+  creditd import [flags]    append an NDJSON events export to an empty creditd
 `
 
 func main() {
@@ -33,6 +35,10 @@ func main() {
 		err = verify(os.Args[2:])
 	case "replay":
 		err = replay(os.Args[2:])
+	case "export":
+		err = export(os.Args[2:])
+	case "import":
+		err = importEvents(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usageText)
 		return

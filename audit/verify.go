@@ -50,14 +50,25 @@ type BrokenLink struct {
 	Detail   string `json:"detail,omitempty"`
 }
 
+// CheckpointReport is the check of one stored checkpoint: its heads are
+// the hashes of the commits at those positions, and its balances digest
+// is the digest recomputed from the log at those heads.
+type CheckpointReport struct {
+	Position       uint64 `json:"position"`
+	OK             bool   `json:"ok"`
+	BalancesDigest string `json:"balances_digest"`
+	Problem        string `json:"problem,omitempty"`
+}
+
 // Report is the result of a verification.
 type Report struct {
 	OK bool `json:"ok"`
 	// Position is how far the log was verified: the read models' checkpoint.
-	Position uint64         `json:"position"`
-	Commits  int            `json:"commits"`
-	Chains   []BrokenLink   `json:"broken_chains"`
-	Tenants  []TenantReport `json:"tenants"`
+	Position    uint64             `json:"position"`
+	Commits     int                `json:"commits"`
+	Chains      []BrokenLink       `json:"broken_chains"`
+	Checkpoints []CheckpointReport `json:"checkpoints"`
+	Tenants     []TenantReport     `json:"tenants"`
 }
 
 type lineKey struct {
@@ -80,6 +91,18 @@ type state struct {
 	lastHash map[string]string
 	broken   map[string]bool
 	report   *Report
+	// checkpoints to check, with what the log says at their heads.
+	checkpoints []pendingCheckpoint
+	partitionOf func(int64) int
+}
+
+type pendingCheckpoint struct {
+	position uint64
+	cp       eventstore.Checkpoint
+	// heads not reached yet, by subject
+	waiting  map[string]eventstore.Head
+	snapshot map[domain.LineRef]*domain.Line
+	problem  string
 }
 
 // Verify recomputes every tenant (or one, tenantID > 0) from the log up to
@@ -91,7 +114,13 @@ func Verify(ctx context.Context, log Log, readModels *sql.DB, tenantID int64) (R
 	}
 	report := Report{Position: position}
 	st := &state{lines: map[lineKey]*domain.Line{}, ledger: map[lineKey][]decimal.Decimal{}, usage: map[int64]*usageTotals{},
-		events: map[int64]int{}, tenants: map[int64]bool{}, lastHash: map[string]string{}, broken: map[string]bool{}, report: &report}
+		events: map[int64]int{}, tenants: map[int64]bool{}, lastHash: map[string]string{}, broken: map[string]bool{}, report: &report,
+		partitionOf: log.PartitionOf}
+	if tenantID == 0 {
+		if err := st.loadCheckpoints(ctx, log, position); err != nil {
+			return report, err
+		}
+	}
 	apply := func(m eventstore.StoredMsg) error {
 		if m.Sequence > position {
 			return errStop
@@ -121,7 +150,11 @@ func Verify(ctx context.Context, log Log, readModels *sql.DB, tenantID int64) (R
 	if err := st.compare(ctx, readModels, tenantID); err != nil {
 		return report, err
 	}
+	st.finishCheckpoints()
 	report.OK = len(report.Chains) == 0
+	for _, c := range report.Checkpoints {
+		report.OK = report.OK && c.OK
+	}
 	for _, t := range report.Tenants {
 		report.OK = report.OK && t.OK
 	}
@@ -132,6 +165,10 @@ var errStop = fmt.Errorf("stop")
 
 // commit checks a commit's link and applies its events.
 func (st *state) commit(m eventstore.StoredMsg, only int64) {
+	if m.Subject == eventstore.CheckpointSubject {
+		return // checked by loadCheckpoints and finishCheckpoints
+	}
+	defer st.reachHeads(m.Subject, m.Sequence)
 	c, err := eventstore.DecodeCommit(m.Data)
 	expected := st.lastHash[m.Subject]
 	st.lastHash[m.Subject] = eventstore.Hash(m.Data)
@@ -215,6 +252,82 @@ func (st *state) event(env domain.Envelope, position uint64) {
 }
 
 func micro(v int64) decimal.Decimal { return decimal.New(v, -6) }
+
+// loadCheckpoints reads the checkpoints up to position; a head at position
+// 0 (an empty subject) is reached from the start.
+func (st *state) loadCheckpoints(ctx context.Context, log Log, position uint64) error {
+	err := log.ReadSubject(ctx, eventstore.CheckpointSubject, 0, func(m eventstore.StoredMsg) error {
+		if m.Sequence > position {
+			return errStop
+		}
+		cp, err := eventstore.DecodeCheckpoint(m.Data)
+		pc := pendingCheckpoint{position: m.Sequence, cp: cp, waiting: map[string]eventstore.Head{}, snapshot: map[domain.LineRef]*domain.Line{}}
+		if err != nil {
+			pc.problem = err.Error()
+		}
+		for _, h := range cp.Heads {
+			if h.Position == 0 {
+				if h.Hash != "" {
+					pc.problem = fmt.Sprintf("%s: an empty subject with hash %s", h.Subject, h.Hash)
+				}
+				continue
+			}
+			pc.waiting[h.Subject] = h
+		}
+		st.checkpoints = append(st.checkpoints, pc)
+		return nil
+	})
+	if err == errStop {
+		return nil
+	}
+	return err
+}
+
+// reachHeads, after the commit at seq on subject, checks the checkpoints
+// whose head of that subject is this commit, and takes their snapshot of
+// the subject's lines.
+func (st *state) reachHeads(subject string, seq uint64) {
+	for i := range st.checkpoints {
+		pc := &st.checkpoints[i]
+		h, ok := pc.waiting[subject]
+		if !ok || h.Position != seq {
+			continue
+		}
+		delete(pc.waiting, subject)
+		if got := st.lastHash[subject]; got != h.Hash && pc.problem == "" {
+			pc.problem = fmt.Sprintf("%s at %d hashes to %s, the checkpoint says %s", subject, seq, got, h.Hash)
+		}
+		var p int
+		if _, err := fmt.Sscanf(subject, "credits.events.%d", &p); err != nil {
+			continue // the registry holds no lines
+		}
+		for key, line := range st.lines {
+			if st.partitionOf(key.tenantID) == p {
+				snap := *line
+				pc.snapshot[domain.LineRef{TenantID: key.tenantID, CreditType: key.creditType}] = &snap
+			}
+		}
+	}
+}
+
+func (st *state) finishCheckpoints() {
+	st.report.Checkpoints = []CheckpointReport{}
+	for _, pc := range st.checkpoints {
+		r := CheckpointReport{Position: pc.position, BalancesDigest: pc.cp.BalancesDigest, Problem: pc.problem}
+		for subject, h := range pc.waiting {
+			if r.Problem == "" {
+				r.Problem = fmt.Sprintf("%s has no commit at %d", subject, h.Position)
+			}
+		}
+		if r.Problem == "" {
+			if got := domain.BalancesDigest(pc.snapshot); got != pc.cp.BalancesDigest {
+				r.Problem = fmt.Sprintf("balances digest recomputed from the log is %s", got)
+			}
+		}
+		r.OK = r.Problem == ""
+		st.report.Checkpoints = append(st.report.Checkpoints, r)
+	}
+}
 
 // compare holds the recomputation against the read models.
 func (st *state) compare(ctx context.Context, db *sql.DB, only int64) error {

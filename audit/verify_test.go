@@ -94,6 +94,22 @@ func TestVerify(t *testing.T) {
 		}
 	})
 
+	t.Run("checkpoints_hold_and_verify", func(t *testing.T) {
+		m := s.Must(http.StatusCreated, http.MethodPost, "/v1/checkpoints", stack.AdminToken, nil)
+		cp := m["checkpoint"].(map[string]any)
+		if len(cp["heads"].([]any)) != 1+4 || cp["balances_digest"] == "" {
+			t.Fatalf("checkpoint %v", m)
+		}
+		s.Sync()
+		report, err := audit.Verify(context.Background(), s.NATS.Store, s.DB.Reader(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !report.OK || len(report.Checkpoints) != 1 || !report.Checkpoints[0].OK {
+			t.Fatalf("report %+v", report)
+		}
+	})
+
 	t.Run("the_api_reports_the_tenant", func(t *testing.T) {
 		m := s.Must(http.StatusOK, http.MethodGet, "/v1/audit/verify", key, nil)
 		tenants := m["tenants"].([]any)
@@ -139,6 +155,10 @@ func TestVerifyCatchesARewrittenMessage(t *testing.T) {
 	t.Parallel()
 	s := stack.Start(t)
 	scenario(t, s)
+	if _, _, err := s.Engine.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.Sync()
 	s.Stop()
 
 	copyDir := t.TempDir()
@@ -169,6 +189,9 @@ func TestVerifyCatchesARewrittenMessage(t *testing.T) {
 	}
 	if !drift {
 		t.Fatal("the forged grant amount did not show as a difference")
+	}
+	if len(report.Checkpoints) != 1 || report.Checkpoints[0].OK {
+		t.Fatalf("the checkpoint taken before the rewrite still holds: %+v", report.Checkpoints)
 	}
 }
 

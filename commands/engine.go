@@ -117,27 +117,9 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 	if _, err := e.registry.tenant(r.tenantID); err != nil {
 		return err
 	}
-	e.mu.RLock()
-	if e.closed {
-		e.mu.RUnlock()
-		return ErrClosed
-	}
-	p := e.partitions[e.store.PartitionOf(r.tenantID)]
-	select {
-	case p.inbox <- r:
-		e.mu.RUnlock()
-	case <-ctx.Done():
-		e.mu.RUnlock()
-		return ctx.Err()
-	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		// The write may still land; a retry with the same id is answered
-		// as a duplicate.
-		return ctx.Err()
-	}
+	// If ctx ends while waiting, the write may still land; a retry with
+	// the same id is answered as a duplicate.
+	return e.submitTo(ctx, e.partitions[e.store.PartitionOf(r.tenantID)], r)
 }
 
 // single runs one idempotent op and, for a duplicate, reads the original

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -41,6 +42,10 @@ const (
 	readFetchWait    = 2 * time.Second
 	readConsumerIdle = 10 * time.Second
 )
+
+// streamSubjects are the stream's subjects: partition commits, the
+// registry, and checkpoints.
+var streamSubjects = []string{partitionPrefix + ">", RegistrySubject, CheckpointSubject}
 
 // Errors Append can return.
 var (
@@ -87,7 +92,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		stream, err = js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:        StreamName,
 			Description: "creditd event log: append-only commits of credit events",
-			Subjects:    []string{partitionPrefix + ">", RegistrySubject},
+			Subjects:    streamSubjects,
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			Replicas:    replicas,
@@ -103,6 +108,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
 	}
 	info := stream.CachedInfo()
+	if !slices.Equal(info.Config.Subjects, streamSubjects) {
+		// A stream from an earlier version: add the subjects it lacks.
+		cfg := info.Config
+		cfg.Subjects = streamSubjects
+		if stream, err = js.UpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("update stream %s subjects: %w", StreamName, err)
+		}
+		info = stream.CachedInfo()
+	}
 	stored, err := strconv.Atoi(info.Config.Metadata[metadataPartitions])
 	if err != nil || stored < 1 || stored > partitionsMax {
 		return nil, fmt.Errorf("stream %s has no valid %s metadata", StreamName, metadataPartitions)

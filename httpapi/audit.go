@@ -2,6 +2,15 @@ package httpapi
 
 import "net/http"
 
+func (a *API) checkpoint(w http.ResponseWriter, r *http.Request) {
+	cp, position, err := a.writer.Checkpoint(r.Context())
+	if err != nil {
+		writeProblem(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"position": position, "checkpoint": cp})
+}
+
 // auditVerify answers the tenant's verification report: 200 whether or not
 // it found differences (the report's "ok" says), 503 when unavailable.
 func (a *API) auditVerify(w http.ResponseWriter, r *http.Request, tenantID int64) {

@@ -46,6 +46,7 @@ func (a *API) routeTable() []route {
 
 		{method: "POST", path: "/v1/tenants", summary: "Create a tenant and its first API key", auth: authAdmin, body: "CreateTenant", public: a.createTenant},
 		{method: "POST", path: "/v1/tenants/{tenant_id}/api-keys", summary: "Issue an API key", auth: authAdmin, public: a.issueAPIKey},
+		{method: "POST", path: "/v1/checkpoints", summary: "Append a checkpoint now: every subject's head and the balances digest", auth: authAdmin, public: a.checkpoint},
 		{method: "DELETE", path: "/v1/tenants/{tenant_id}/api-keys/{key_id}", summary: "Revoke an API key", auth: authAdmin, public: a.revokeAPIKey},
 
 		{method: "POST", path: "/v1/grants", summary: "Grant credits", auth: authTenant, body: "Grant", tenant: a.grant},

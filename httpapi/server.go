@@ -14,6 +14,7 @@ import (
 	"github.com/creditd/creditd/audit"
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/queries"
 )
 
@@ -36,6 +37,7 @@ type Writer interface {
 	CancelSubscription(ctx context.Context, tenantID int64, creditType, subscriptionID string) (commands.Result, error)
 	ConfigureSettings(ctx context.Context, tenantID int64, s commands.Settings) (commands.Tenant, uint64, error)
 	ConfigureNotices(ctx context.Context, tenantID int64, n commands.Notices) (uint64, error)
+	Checkpoint(ctx context.Context) (eventstore.Checkpoint, uint64, error)
 	VoidGrant(ctx context.Context, tenantID int64, creditType string, c domain.VoidGrant) (commands.Result, error)
 	ChangeGrantExpiry(ctx context.Context, tenantID int64, creditType string, c domain.ChangeGrantExpiry) (commands.Result, error)
 }

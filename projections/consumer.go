@@ -104,7 +104,8 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader,
 				log.Warn("projection catch-up failed; continuing commit by commit", "err", err)
 			}
 		}
-		if err := p.Apply(msg.Context(), []eventstore.StoredMsg{{Sequence: seq, Data: msg.Payload}}); err != nil {
+		stored := eventstore.StoredMsg{Subject: msg.Metadata.Get(wmjs.MetadataSubject), Sequence: seq, Data: msg.Payload}
+		if err := p.Apply(msg.Context(), []eventstore.StoredMsg{stored}); err != nil {
 			log.Warn("projection apply failed", "position", seq, "err", err)
 			return err
 		}

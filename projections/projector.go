@@ -70,6 +70,11 @@ type Decoded struct {
 func Decode(msgs []eventstore.StoredMsg) ([]Decoded, error) {
 	out := make([]Decoded, len(msgs))
 	for i, m := range msgs {
+		if m.Subject == eventstore.CheckpointSubject {
+			// A checkpoint holds no events; its position still counts.
+			out[i] = Decoded{Sequence: m.Sequence}
+			continue
+		}
 		c, err := eventstore.DecodeCommit(m.Data)
 		if err != nil {
 			return nil, fmt.Errorf("commit %d: %w", m.Sequence, err)

@@ -51,6 +51,7 @@ type serveConfig struct {
 	workers    int
 	webhookKey string
 	notices    bool
+	checkpoint time.Duration
 }
 
 func envOr(name, fallback string) string {
@@ -73,6 +74,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&cfg.natsToken, "nats-token", envOr("CREDITD_NATS_TOKEN", ""), "token producers must present to the embedded NATS server (env CREDITD_NATS_TOKEN)")
 	fs.IntVar(&cfg.workers, "ingest-workers", ingest.WorkersDefault, "usage messages from NATS recorded at once")
 	fs.StringVar(&cfg.webhookKey, "webhook-key", envOr("CREDITD_WEBHOOK_KEY", ""), "key that derives each tenant's webhook signing secret; generated and stored in the data dir when unset (env CREDITD_WEBHOOK_KEY)")
+	fs.DurationVar(&cfg.checkpoint, "checkpoint-interval", time.Hour, "how often to append a checkpoint (subject heads and balances digest); 0 disables")
 	fs.BoolVar(&cfg.notices, "notices", true, "deliver low-balance notices from this instance (with several instances, enable it on one)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -175,6 +177,24 @@ func serve(args []string) error {
 	}()
 	consumeDone := make(chan error, 1)
 	go func() { consumeDone <- projections.Consume(consumeCtx, projectionConn, projector, store, log) }()
+	if cfg.checkpoint > 0 {
+		go func() {
+			ticker := time.NewTicker(cfg.checkpoint)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-consumeCtx.Done():
+					return
+				case <-ticker.C:
+					if _, position, err := engine.Checkpoint(consumeCtx); err != nil {
+						log.Warn("checkpoint", "err", err)
+					} else {
+						log.Info("checkpoint appended", "position", position)
+					}
+				}
+			}
+		}()
+	}
 	dispatchDone := make(chan struct{})
 	if cfg.notices {
 		dispatcher := &projections.Dispatcher{DB: readModels, Projector: projector, NATS: nc, SigningKey: []byte(webhookKey), Log: log}

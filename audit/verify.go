@@ -248,6 +248,9 @@ func (st *state) event(env domain.Envelope, position uint64) {
 		move(e.Amount.Neg())
 	case domain.GrantVoided:
 		move(e.Amount.Neg())
+	case domain.UsageReversed:
+		u.credits = u.credits.Sub(e.Amount)
+		move(e.Amount)
 	}
 }
 

@@ -54,6 +54,8 @@ func scenario(t *testing.T, s *stack.Stack) (int64, string) {
 		t.Fatalf("auto-reload: %d %s", r.Status, r.Body)
 	}
 	post("/v1/usage", map[string]any{"events": []any{map[string]any{"id": "u5", "amount": "60", "credit_type": "gpu"}}})
+	post("/v1/usage", map[string]any{"events": []any{map[string]any{"id": "u6", "amount": "2", "credit_type": "gpu", "module": "search"}}})
+	post("/v1/usage/u6/reverse", map[string]any{"reason": "refund"})
 	post("/v1/grants/g1/void", map[string]any{"reason": "refund"})
 	post("/v1/subscriptions", map[string]any{"subscription_id": "pro", "credits_per_period": "500", "credit_type": "plan"})
 	s.Clock.Advance(26 * time.Hour) // g2 and r2 expire

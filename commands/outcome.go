@@ -25,6 +25,7 @@ const (
 	kindSubscribe   = "subscription"
 	kindUnsubscribe = "subscription_cancel"
 	kindVoid        = "void"
+	kindReverse     = "reverse"
 )
 
 func makeKey(tenantID int64, kind, id string) idKey {
@@ -114,6 +115,8 @@ func outcomesOf(tenantID int64, creditType string, e domain.Event) []keyedOutcom
 		}
 	case domain.CreditsAdjusted:
 		return entry(kindAdjustment, e.AdjustmentID, e.Fingerprint, outcomeAccepted)
+	case domain.UsageReversed:
+		return entry(kindReverse, e.UsageID, 1, outcomeAccepted)
 	case domain.GrantVoided:
 		return entry(kindVoid, e.GrantID, 1, outcomeAccepted)
 	case domain.SubscriptionStarted:

@@ -15,6 +15,8 @@ var (
 	ErrCaptureExceedsHold = errors.New("capture amount exceeds the amount held")
 	// ErrIdempotencyConflict: an id was used before with a different request body.
 	ErrIdempotencyConflict = errors.New("id already used with a different request")
+	// ErrUsageNotFound: no accepted usage debit with that id.
+	ErrUsageNotFound = errors.New("usage not found")
 	// ErrGrantNotFound: no grant with credits left by that id on the line.
 	ErrGrantNotFound = errors.New("grant not found")
 	// ErrSubscriptionNotFound: no subscription with that id on the line.

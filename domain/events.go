@@ -25,6 +25,7 @@ const (
 	EventCreditLineConfigured EventType = "CreditLineConfigured"
 	EventSubscriptionStarted  EventType = "SubscriptionStarted"
 	EventGrantVoided          EventType = "GrantVoided"
+	EventUsageReversed        EventType = "UsageReversed"
 	EventGrantExpiryChanged   EventType = "GrantExpiryChanged"
 	EventSubscriptionCanceled EventType = "SubscriptionCanceled"
 
@@ -168,6 +169,19 @@ type GrantExpired struct {
 	Amount  decimal.Decimal `json:"amount"`
 }
 
+// UsageReversed gives a usage debit's credits back: to the grants that paid
+// for it (Returned) where they still can take them, the rest to the
+// unallocated balance. OccurredAt and Dimensions are the debit's, so the
+// statistics take the credits off the day and cell they were counted on.
+type UsageReversed struct {
+	UsageID    string          `json:"usage_id"`
+	Amount     decimal.Decimal `json:"amount"`
+	Returned   []Burn          `json:"returned,omitempty"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	Dimensions Dimensions      `json:"dimensions"`
+	Reason     string          `json:"reason"`
+}
+
 // GrantVoided takes a grant's remaining credits off the balance (a
 // correction: counted as a negative adjustment).
 type GrantVoided struct {
@@ -263,6 +277,7 @@ func (AutoReloadConfigured) EventType() EventType { return EventAutoReloadConfig
 func (CreditLineConfigured) EventType() EventType { return EventCreditLineConfigured }
 func (SubscriptionStarted) EventType() EventType  { return EventSubscriptionStarted }
 func (GrantVoided) EventType() EventType          { return EventGrantVoided }
+func (UsageReversed) EventType() EventType        { return EventUsageReversed }
 func (GrantExpiryChanged) EventType() EventType   { return EventGrantExpiryChanged }
 func (SubscriptionCanceled) EventType() EventType { return EventSubscriptionCanceled }
 func (SettingsChanged) EventType() EventType      { return EventSettingsChanged }
@@ -315,6 +330,7 @@ type eventData struct {
 	Metadata         map[string]string `json:"metadata"`
 	Dimensions       Dimensions        `json:"dimensions"`
 	Burned           []Burn            `json:"burned"`
+	Returned         []Burn            `json:"returned"`
 	Trigger          string            `json:"trigger"`
 	Enabled          bool              `json:"enabled"`
 	TenantID         int64             `json:"tenant_id"`
@@ -404,6 +420,8 @@ func (w EnvelopeWire) Envelope() (Envelope, error) {
 		ev = AutoReloadConfigured{Enabled: d.Enabled, Threshold: d.Threshold, Amount: d.Amount}
 	case EventCreditLineConfigured:
 		ev = CreditLineConfigured{OverdraftLimit: d.OverdraftLimit}
+	case EventUsageReversed:
+		ev = UsageReversed{UsageID: d.UsageID, Amount: d.Amount, Returned: d.Returned, OccurredAt: d.OccurredAt, Dimensions: d.Dimensions, Reason: d.Reason}
 	case EventGrantVoided:
 		ev = GrantVoided{GrantID: d.GrantID, Amount: d.Amount, Reason: d.Reason}
 	case EventGrantExpiryChanged:

@@ -84,7 +84,10 @@ type Line struct {
 	OverdraftLimit decimal.Decimal
 
 	// Grants holds every grant with credits left, in burn-down order.
-	Grants        []GrantBalance
+	Grants []GrantBalance
+	// Depleted keeps the grants burned down to zero, so a reversed debit
+	// can give credits back to the grant that paid for it.
+	Depleted      map[string]GrantBalance
 	Reservations  map[string]Hold
 	Subscriptions map[string]Subscription
 
@@ -100,7 +103,7 @@ type Line struct {
 
 // NewLine returns the empty state of a line.
 func NewLine(creditType string) *Line {
-	return &Line{CreditType: creditType, Reservations: map[string]Hold{}, Subscriptions: map[string]Subscription{}}
+	return &Line{CreditType: creditType, Reservations: map[string]Hold{}, Subscriptions: map[string]Subscription{}, Depleted: map[string]GrantBalance{}}
 }
 
 // Clone returns a deep copy, so a batch can decide on a copy and drop it if
@@ -110,6 +113,7 @@ func (l *Line) Clone() *Line {
 	c.Grants = slices.Clone(l.Grants)
 	c.Reservations = maps.Clone(l.Reservations)
 	c.Subscriptions = maps.Clone(l.Subscriptions)
+	c.Depleted = maps.Clone(l.Depleted)
 	return &c
 }
 
@@ -167,7 +171,13 @@ func (l *Line) applyBurn(amount decimal.Decimal, burns []Burn) {
 		left = left.Sub(b.Amount)
 	}
 	l.Unallocated = l.Unallocated.Sub(left)
-	l.Grants = slices.DeleteFunc(l.Grants, func(g GrantBalance) bool { return g.Remaining.IsZero() })
+	l.Grants = slices.DeleteFunc(l.Grants, func(g GrantBalance) bool {
+		if g.Remaining.IsZero() {
+			l.Depleted[g.GrantID] = g
+			return true
+		}
+		return false
+	})
 }
 
 // insertGrant places g in burn-down order.
@@ -266,6 +276,24 @@ func (l *Line) Apply(e Event) {
 		l.ReloadArmed = e.Enabled
 	case CreditLineConfigured:
 		l.OverdraftLimit = e.OverdraftLimit
+	case UsageReversed:
+		l.Used = l.Used.Sub(e.Amount)
+		left := e.Amount
+		for _, r := range e.Returned {
+			left = left.Sub(r.Amount)
+			if i := l.grantIndex(r.GrantID); i >= 0 {
+				l.Grants[i].Remaining = l.Grants[i].Remaining.Add(r.Amount)
+				continue
+			}
+			g, ok := l.Depleted[r.GrantID]
+			if !ok {
+				panic(fmt.Sprintf("credits returned to grant %q, which cannot take them", r.GrantID))
+			}
+			delete(l.Depleted, r.GrantID)
+			g.Remaining = r.Amount
+			l.insertGrant(g)
+		}
+		l.Unallocated = l.Unallocated.Add(left)
 	case GrantVoided:
 		i := l.grantIndex(e.GrantID)
 		if i < 0 {

@@ -111,3 +111,32 @@ func TestGrantAmendments(t *testing.T) {
 		}
 	})
 }
+
+func TestUsageReversal(t *testing.T) {
+	t.Parallel()
+	l := lineWith(t, granted("a", "10", priority(0)), granted("b", "100", priority(1)))
+	debit := must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("25")}, t0))
+	apply(t, l, debit...)
+	wantRemaining(t, l, "b", "85")
+	if _, ok := l.Depleted["a"]; !ok {
+		t.Fatal("a grant burned to zero is kept for reversals")
+	}
+	events := must(t)(DecideReverseUsage(l, ReverseUsage{UsageID: "u", Reason: "refund"}, debit[0].(UsageDebited)))
+	apply(t, l, events...)
+	wantRemaining(t, l, "a", "10")
+	wantRemaining(t, l, "b", "100")
+	wantDec(t, "used", l.Used, "0")
+	wantTotals(t, l, "110", "110")
+
+	t.Run("credits_of_a_voided_grant_go_to_the_unallocated_balance", func(t *testing.T) {
+		l := lineWith(t, granted("a", "10"), granted("b", "100", priority(1)))
+		debit := must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("15")}, t0))
+		apply(t, l, debit...)
+		apply(t, l, must(t)(DecideVoidGrant(l, VoidGrant{GrantID: "b", Reason: "refund"}))...)
+		apply(t, l, must(t)(DecideReverseUsage(l, ReverseUsage{UsageID: "u", Reason: "oops"}, debit[0].(UsageDebited)))...)
+		wantRemaining(t, l, "a", "10")
+		wantDec(t, "unallocated", l.Unallocated, "5")
+		_, err := DecideReverseUsage(l, ReverseUsage{UsageID: "u"}, debit[0].(UsageDebited))
+		wantFieldErrors(t, err, "reason")
+	})
+}

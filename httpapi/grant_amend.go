@@ -44,6 +44,26 @@ func (a *API) voidGrant(w http.ResponseWriter, r *http.Request, tenantID int64) 
 	writeJSON(w, http.StatusOK, grantAmendResponse{GrantID: e.GrantID, Voided: &voided, Status: string(res.Status), Position: res.Position})
 }
 
+type reverseRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (a *API) reverseUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
+	var req reverseRequest
+	if err := decodeJSON(w, r, bodyMax, &req); err != nil {
+		writeProblem(w, r, a.log, err)
+		return
+	}
+	res, err := a.writer.ReverseUsage(r.Context(), tenantID, domain.ReverseUsage{UsageID: r.PathValue("usage_id"), Reason: req.Reason})
+	if err != nil {
+		writeProblem(w, r, a.log, err)
+		return
+	}
+	e := res.Events[0].(domain.UsageReversed)
+	returned := Number(e.Amount)
+	writeJSON(w, http.StatusOK, map[string]any{"usage_id": e.UsageID, "returned": returned, "status": res.Status, "position": res.Position})
+}
+
 // grantExpiryRequest's expires_at is required: a time, or null for never.
 type grantExpiryRequest struct {
 	CreditType string          `json:"credit_type"`

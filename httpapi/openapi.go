@@ -25,6 +25,7 @@ var requestSchemas = map[string]any{
 	"CreditLine":   creditLineRequest{},
 	"Subscription": subscriptionRequest{},
 	"VoidGrant":    voidGrantRequest{},
+	"ReverseUsage": reverseRequest{},
 	"Notices":      noticesRequest{},
 	"GrantExpiry":  grantExpiryRequest{},
 	"Settings":     settingsRequest{},

@@ -90,6 +90,8 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusConflict, "capture-exceeds-hold", err.Error())
 	case errors.Is(err, domain.ErrIdempotencyConflict):
 		return newProblem(http.StatusConflict, "idempotency-conflict", "this id was already used with a different request body")
+	case errors.Is(err, domain.ErrUsageNotFound):
+		return newProblem(http.StatusNotFound, "usage-not-found", err.Error())
 	case errors.Is(err, domain.ErrGrantNotFound):
 		return newProblem(http.StatusNotFound, "grant-not-found", err.Error())
 	case errors.Is(err, domain.ErrSubscriptionNotFound):

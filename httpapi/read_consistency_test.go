@@ -125,7 +125,7 @@ func TestReadyzAndOpenAPI(t *testing.T) {
 		"POST /v1/reservations/{reservation_id}/capture", "POST /v1/reservations/{reservation_id}/release",
 		"POST /v1/adjustments", "PUT /v1/auto-reload", "PUT /v1/credit-lines/{credit_type}",
 		"POST /v1/subscriptions", "DELETE /v1/subscriptions/{subscription_id}", "PUT /v1/settings",
-		"POST /v1/grants/{grant_id}/void", "PATCH /v1/grants/{grant_id}", "PUT /v1/notices", "GET /v1/notices", "GET /v1/audit/verify", "POST /v1/checkpoints",
+		"POST /v1/grants/{grant_id}/void", "PATCH /v1/grants/{grant_id}", "PUT /v1/notices", "GET /v1/notices", "GET /v1/audit/verify", "POST /v1/checkpoints", "POST /v1/usage/{usage_id}/reverse",
 		"GET /compat/lantern/v1/credits/usage", "GET /compat/lantern/v1/credits/remaining",
 		"GET /compat/account/auth/account/usage", "GET /compat/account/auth/account/credits",
 		"GET /compat/account/auth/account/ledger", "GET /compat/account/auth/account/summary",
@@ -215,6 +215,7 @@ func TestReadyzAndOpenAPI(t *testing.T) {
 		tenant := strconv.FormatInt(m.id, 10)
 		fetch(t, s, http.MethodPost, "/v1/subscriptions", m.key, map[string]any{"subscription_id": "sub-cancel", "credits_per_period": "10"})
 		fetch(t, s, http.MethodPost, "/v1/grants", m.key, map[string]any{"grant_id": "g-void", "amount": "3"})
+		fetch(t, s, http.MethodPost, "/v1/usage", m.key, map[string]any{"events": []any{map[string]any{"id": "u-reverse", "amount": "1"}}})
 		fetch(t, s, http.MethodPost, "/v1/grants", m.key, map[string]any{"grant_id": "g-patch", "amount": "3", "expires_at": "2027-01-01T00:00:00Z"})
 		calls := map[string]struct {
 			path, token string
@@ -243,6 +244,7 @@ func TestReadyzAndOpenAPI(t *testing.T) {
 			"GET /v1/notices":                                {"/v1/notices", m.key, nil},
 			"GET /v1/audit/verify":                           {"/v1/audit/verify", m.key, nil},
 			"POST /v1/checkpoints":                           {"/v1/checkpoints", stack.AdminToken, nil},
+			"POST /v1/usage/{usage_id}/reverse":              {"/v1/usage/u-reverse/reverse", m.key, map[string]any{"reason": "refund"}},
 			"GET /v1/balance":                                {"/v1/balance", m.key, nil},
 			"GET /compat/lantern/v1/credits/usage":           {"/compat/lantern/v1/credits/usage?start_date=2026-03-01&end_date=2026-03-31", m.key, nil},
 			"GET /compat/lantern/v1/credits/remaining":       {"/compat/lantern/v1/credits/remaining", m.key, nil},

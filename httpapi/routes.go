@@ -53,6 +53,7 @@ func (a *API) routeTable() []route {
 		{method: "POST", path: "/v1/grants/{grant_id}/void", summary: "Void a grant: its remaining credits leave the balance", auth: authTenant, body: "VoidGrant", tenant: a.voidGrant},
 		{method: "PATCH", path: "/v1/grants/{grant_id}", summary: "Change a grant's expiry", auth: authTenant, body: "GrantExpiry", tenant: a.changeGrantExpiry},
 		{method: "POST", path: "/v1/usage", summary: "Record a batch of usage events", auth: authTenant, body: "UsageBatch", tenant: a.recordUsage},
+		{method: "POST", path: "/v1/usage/{usage_id}/reverse", summary: "Reverse a usage debit: its credits return to the grants that paid", auth: authTenant, body: "ReverseUsage", tenant: a.reverseUsage},
 		{method: "POST", path: "/v1/reservations", summary: "Hold credits", auth: authTenant, body: "Reservation", tenant: a.reserve},
 		{method: "POST", path: "/v1/reservations/{reservation_id}/capture", summary: "Capture a hold (the rest is released)", auth: authTenant, body: "Capture", tenant: a.capture},
 		{method: "POST", path: "/v1/reservations/{reservation_id}/release", summary: "Release a hold", auth: authTenant, query: []string{"credit_type"}, tenant: a.release},

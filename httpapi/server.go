@@ -38,6 +38,7 @@ type Writer interface {
 	ConfigureSettings(ctx context.Context, tenantID int64, s commands.Settings) (commands.Tenant, uint64, error)
 	ConfigureNotices(ctx context.Context, tenantID int64, n commands.Notices) (uint64, error)
 	Checkpoint(ctx context.Context) (eventstore.Checkpoint, uint64, error)
+	ReverseUsage(ctx context.Context, tenantID int64, c domain.ReverseUsage) (commands.Result, error)
 	VoidGrant(ctx context.Context, tenantID int64, creditType string, c domain.VoidGrant) (commands.Result, error)
 	ChangeGrantExpiry(ctx context.Context, tenantID int64, creditType string, c domain.ChangeGrantExpiry) (commands.Result, error)
 }

@@ -149,6 +149,13 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 		g.remaining -= Micro(e.Amount)
 		g.expired += Micro(e.Amount)
 		return b.ledger(env, line, ledgerExpiry, -Micro(e.Amount), e.GrantID, "grant expired", "", "{}", seq, at)
+	case domain.UsageReversed:
+		line.used -= Micro(e.Amount)
+		for _, r := range e.Returned {
+			b.grant(env, r.GrantID).remaining += Micro(r.Amount)
+		}
+		b.uncountUsage(env, e.Dimensions, Micro(e.Amount), Day(e.OccurredAt))
+		return b.ledger(env, line, ledgerAdjustment, Micro(e.Amount), e.UsageID, "usage reversed: "+e.Reason, "", dimensionsJSON(e.Dimensions), seq, at)
 	case domain.GrantVoided:
 		line.adjusted -= Micro(e.Amount)
 		g := b.grant(env, e.GrantID)

@@ -63,6 +63,20 @@ func (b *batch) countUsage(env domain.Envelope, d domain.Dimensions, credits, da
 	}
 }
 
+// uncountUsage takes a reversed debit's credits off the cube cell and day
+// it was counted on; the request itself happened and stays counted.
+func (b *batch) uncountUsage(env domain.Envelope, d domain.Dimensions, credits, day int64) {
+	key := cubeKey{tenantID: env.TenantID, day: day, creditType: env.CreditType, module: d.Module, service: d.Service,
+		userID: d.UserID, workflowID: d.WorkflowID, runID: d.WorkflowRunID, ep: d.Endpoint, success: d.Success, custom: customJSON(d.Custom)}
+	c, ok := b.cube[key]
+	if !ok {
+		c = &cubeDelta{}
+		b.cube[key] = c
+	}
+	c.credits -= credits
+	b.total(env.TenantID).credits -= credits
+}
+
 func (b *batch) total(tenantID int64) *totalsDelta {
 	t, ok := b.totals[tenantID]
 	if !ok {

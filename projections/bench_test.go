@@ -2,7 +2,9 @@ package projections
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,8 +21,15 @@ import (
 // decides how many usage-cube cells a batch touches.
 //
 //	go test -run '^$' -bench CatchUp -benchtime 3x ./projections/
+//
+// CREDITD_BENCH_EVENTS sets the count; the replay figure for 10 million:
+//
+//	CREDITD_BENCH_EVENTS=10000000 go test -run '^$' -bench CatchUp -benchtime 1x -timeout 60m ./projections/
 func BenchmarkCatchUp(b *testing.B) {
-	const events = 200_000
+	events := 200_000
+	if v, err := strconv.Atoi(os.Getenv("CREDITD_BENCH_EVENTS")); err == nil && v > 0 {
+		events = v
+	}
 	srv := testnats.Start(b, b.TempDir())
 	ctx := context.Background()
 	last := map[string]uint64{}

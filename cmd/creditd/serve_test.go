@@ -24,11 +24,7 @@ func TestServeAsANewcomerWould(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "creditd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	dataDir := filepath.Join(dir, "data")
 	addr := freeAddr(t)
 	base := "http://" + addr
@@ -82,6 +78,16 @@ func TestServeAsANewcomerWould(t *testing.T) {
 	if over.Rejected != 1 || fits.Accepted != 1 {
 		t.Fatalf("balance after restart is wrong: over=%+v fits=%+v", over, fits)
 	}
+}
+
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "creditd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func freeAddr(t *testing.T) string {

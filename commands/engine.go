@@ -27,7 +27,22 @@ type Options struct {
 	// SweepInterval is how often due expiries are looked for; zero means
 	// sweepIntervalDefault.
 	SweepInterval time.Duration
+	// Observer, when set, hears of every commit, conflict and retry.
+	Observer Observer
 }
+
+// Observer hears what the writers do (metrics).
+type Observer interface {
+	Committed(events int)
+	Conflicted()
+	Retried()
+}
+
+type noObserver struct{}
+
+func (noObserver) Committed(int) {}
+func (noObserver) Conflicted()   {}
+func (noObserver) Retried()      {}
 
 // sweepIntervalDefault keeps expiries within a second of their time.
 const sweepIntervalDefault = 250 * time.Millisecond
@@ -71,6 +86,9 @@ func New(ctx context.Context, store FullStore, opts Options) (*Engine, error) {
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = sweepIntervalDefault
 	}
+	if opts.Observer == nil {
+		opts.Observer = noObserver{}
+	}
 	e := &Engine{store: store, loader: store, clock: opts.Clock, log: opts.Logger, stop: make(chan struct{})}
 	e.registry = newRegistry(store, opts.Clock)
 	if err := e.registry.load(ctx); err != nil {
@@ -81,6 +99,7 @@ func New(ctx context.Context, store FullStore, opts Options) (*Engine, error) {
 	var loading sync.WaitGroup
 	for i := range e.partitions {
 		e.partitions[i] = newPartition(i, store, opts.Logger, opts.Clock, opts.CheckInvariants)
+		e.partitions[i].observer = opts.Observer
 		loading.Go(func() { loadErrs[i] = e.partitions[i].load(ctx) })
 	}
 	loading.Wait()

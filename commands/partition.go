@@ -97,13 +97,14 @@ type partition struct {
 	inbox  chan *request
 	// stale is set when the subject may hold commits this writer has not
 	// applied (a conflict, or an append whose outcome is unknown).
-	stale bool
+	stale    bool
+	observer Observer
 }
 
 func newPartition(id int, store Store, log *slog.Logger, clock func() time.Time, checks bool) *partition {
 	return &partition{
 		id: id, store: store, log: log.With("partition", id), clock: clock, checks: checks,
-		chain: chain{subject: eventstore.PartitionSubject(id)},
+		chain: chain{subject: eventstore.PartitionSubject(id)}, observer: noObserver{},
 		lines: map[lineRef]*domain.Line{}, seen: map[idKey]outcome{},
 		lineOf: map[idKey]string{},
 		inbox:  make(chan *request, inboxDepth),
@@ -218,6 +219,7 @@ func (p *partition) commitBatch(batch []*request) {
 		cancel()
 		switch {
 		case err == nil:
+			p.observer.Committed(len(st.events))
 			p.commitStage(st, seq)
 			p.finish(batch, st, seq)
 			return
@@ -231,6 +233,7 @@ func (p *partition) commitBatch(batch []*request) {
 			p.commitBatch(batch[half:])
 			return
 		case errors.Is(err, eventstore.ErrConflict):
+			p.observer.Conflicted()
 			p.stale = true
 			if attempt >= appendAttemptsMax {
 				fail(batch, fmt.Errorf("%w: %v", ErrContention, err))
@@ -241,6 +244,7 @@ func (p *partition) commitBatch(batch []*request) {
 			// The append may have landed: reading the subject before the
 			// next try turns a landed write into a duplicate.
 			p.stale = true
+			p.observer.Retried()
 			p.log.Warn("append failed", "err", err)
 			if unavailable++; unavailable >= unavailableAttemptsMax {
 				fail(batch, fmt.Errorf("%w: %v", ErrUnavailable, err))

@@ -55,6 +55,28 @@ func requestIDOf(r *http.Request) string {
 	return id
 }
 
+// withAccessLog logs each request with its request id, route, status and
+// duration.
+func (a *API) withAccessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		a.log.Info("request", "request_id", requestIDOf(r), "method", r.Method, "path", r.URL.Path,
+			"status", rec.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(status int) {
+	s.status = status
+	s.ResponseWriter.WriteHeader(status)
+}
+
 // withRecover turns a panic in a handler into a 500 problem; the stack goes
 // to the log, never to the client.
 func (a *API) withRecover(next http.Handler) http.Handler {

@@ -83,6 +83,8 @@ type Config struct {
 	Logger            *slog.Logger
 	// Clock is "now" for reads with default ranges; nil means time.Now.
 	Clock func() time.Time
+	// Middleware wraps routing (metrics); r.Pattern is set when it returns.
+	Middleware func(http.Handler) http.Handler
 }
 
 // API is the HTTP handler set.
@@ -93,6 +95,7 @@ type API struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	routes   []route
+	routed   http.Handler
 	lastUsed sync.Map // tenant id → time.Time of its last authenticated request
 }
 
@@ -109,13 +112,20 @@ func New(cfg Config) http.Handler {
 	for _, rt := range a.routes {
 		a.mux.Handle(rt.method+" "+rt.path, a.handler(rt))
 	}
-	return a.withRequestID(a.withRecover(a))
+	a.routed = http.HandlerFunc(a.route)
+	if cfg.Middleware != nil {
+		a.routed = cfg.Middleware(a.routed)
+	}
+	return a.withRequestID(a.withAccessLog(a.withRecover(a)))
 }
 
-// ServeHTTP routes the request; an unknown route is a 404 problem and a
-// known route with another method a 405 problem with Allow, instead of the
-// mux's plain-text answers.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP serves through the configured middleware.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.routed.ServeHTTP(w, r) }
+
+// route routes the request; an unknown route is a 404 problem and a known
+// route with another method a 405 problem with Allow, instead of the mux's
+// plain-text answers.
+func (a *API) route(w http.ResponseWriter, r *http.Request) {
 	handler, pattern := a.mux.Handler(r)
 	if pattern != "" {
 		// The mux itself serves matched routes: it sets the path values.

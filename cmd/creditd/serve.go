@@ -25,6 +25,7 @@ import (
 	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ingest"
+	"github.com/creditd/creditd/internal/metrics"
 	"github.com/creditd/creditd/projections"
 	"github.com/creditd/creditd/queries"
 )
@@ -61,28 +62,95 @@ func envOr(name, fallback string) string {
 	return fallback
 }
 
+// parseServeFlags reads the configuration: command-line flags, then
+// CREDITD_<FLAG> environment variables, then the optional --config file,
+// then the defaults `creditd serve --help` lists.
 func parseServeFlags(args []string) (serveConfig, error) {
 	var cfg serveConfig
+	var configFile string
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&cfg.dataDir, "data-dir", envOr("CREDITD_DATA_DIR", "./data"), "directory for the embedded event store, read models and the admin token (env CREDITD_DATA_DIR)")
-	fs.StringVar(&cfg.httpAddr, "http-addr", envOr("CREDITD_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env CREDITD_HTTP_ADDR)")
-	fs.StringVar(&cfg.adminToken, "admin-token", envOr("CREDITD_ADMIN_TOKEN", ""), "admin token for tenant administration; generated and stored in the data dir when unset (env CREDITD_ADMIN_TOKEN)")
-	fs.StringVar(&cfg.natsURL, "nats-url", envOr("CREDITD_NATS_URL", ""), "external NATS JetStream server or cluster; empty runs an embedded server (env CREDITD_NATS_URL)")
+	fs.StringVar(&configFile, "config", "", "optional config file: one line name = value per setting, names as the flags; # starts a comment")
+	fs.StringVar(&cfg.dataDir, "data-dir", "./data", "directory for the embedded event store, read models and the generated secrets")
+	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&cfg.adminToken, "admin-token", "", "admin token for tenant administration; generated and stored in the data dir when unset")
+	fs.StringVar(&cfg.natsURL, "nats-url", "", "external NATS JetStream server or cluster; empty runs an embedded server")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "stream replicas when creating the stream on a cluster")
 	fs.IntVar(&cfg.partitions, "partitions", eventstore.PartitionsDefault, "write partitions when creating the stream; fixed afterwards (docs/architecture.md)")
-	fs.StringVar(&cfg.natsListen, "nats-listen", envOr("CREDITD_NATS_LISTEN", ""), "loopback host:port on which the embedded NATS server accepts producers; empty: in-process only (env CREDITD_NATS_LISTEN)")
-	fs.StringVar(&cfg.natsToken, "nats-token", envOr("CREDITD_NATS_TOKEN", ""), "token producers must present to the embedded NATS server (env CREDITD_NATS_TOKEN)")
+	fs.StringVar(&cfg.natsListen, "nats-listen", "", "loopback host:port on which the embedded NATS server accepts producers; empty: in-process only")
+	fs.StringVar(&cfg.natsToken, "nats-token", "", "token producers must present to the embedded NATS server")
 	fs.IntVar(&cfg.workers, "ingest-workers", ingest.WorkersDefault, "usage messages from NATS recorded at once")
-	fs.StringVar(&cfg.webhookKey, "webhook-key", envOr("CREDITD_WEBHOOK_KEY", ""), "key that derives each tenant's webhook signing secret; generated and stored in the data dir when unset (env CREDITD_WEBHOOK_KEY)")
+	fs.StringVar(&cfg.webhookKey, "webhook-key", "", "key that derives each tenant's webhook signing secret; generated and stored in the data dir when unset")
 	fs.DurationVar(&cfg.checkpoint, "checkpoint-interval", time.Hour, "how often to append a checkpoint (subject heads and balances digest); 0 disables")
 	fs.BoolVar(&cfg.notices, "notices", true, "deliver low-balance notices from this instance (with several instances, enable it on one)")
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	return cfg, nil
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && v != "" && !explicit[f.Name] {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+			explicit[f.Name] = true
+		}
+	})
+	if configFile != "" {
+		values, err := readConfigFile(configFile)
+		if err != nil {
+			return cfg, err
+		}
+		for name, v := range values {
+			if fs.Lookup(name) == nil || name == "config" {
+				errs = append(errs, fmt.Errorf("%s: unknown setting %q", configFile, name))
+				continue
+			}
+			if !explicit[name] {
+				if err := fs.Set(name, v); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %s: %w", configFile, name, err))
+				}
+			}
+		}
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// envName is a flag's environment variable: CREDITD_ and the flag's name
+// in capitals with _ for -.
+func envName(flagName string) string {
+	return "CREDITD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// configFileBytesMax bounds a config file.
+const configFileBytesMax = 64 << 10
+
+// readConfigFile reads `name = value` lines.
+func readConfigFile(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	if len(data) > configFileBytesMax {
+		return nil, fmt.Errorf("config file %s is larger than %d bytes", path, configFileBytesMax)
+	}
+	values := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: want name = value", path, i+1)
+		}
+		values[strings.TrimSpace(name)] = strings.Trim(strings.TrimSpace(value), `"`)
+	}
+	return values, nil
 }
 
 func newLogger() *slog.Logger {
@@ -131,7 +199,8 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	engine, err := commands.New(ctx, store, commands.Options{Logger: log})
+	observe := metrics.New()
+	engine, err := commands.New(ctx, store, commands.Options{Logger: log, Observer: observe})
 	if err != nil {
 		return err
 	}
@@ -173,7 +242,7 @@ func serve(args []string) error {
 	consumeCtx, stopConsuming := context.WithCancel(context.Background())
 	ingestDone := make(chan error, 1)
 	go func() {
-		ingestDone <- ingest.Consume(consumeCtx, ingestConn, engine, ingest.Options{Workers: cfg.workers, Logger: log})
+		ingestDone <- ingest.Consume(consumeCtx, ingestConn, engine, ingest.Options{Workers: cfg.workers, Logger: log, Dead: observe.DeadLetter})
 	}()
 	consumeDone := make(chan error, 1)
 	go func() { consumeDone <- projections.Consume(consumeCtx, projectionConn, projector, store, log) }()
@@ -220,14 +289,31 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.httpAddr, err)
 	}
+	observe.WatchProjection(projector.Position, store.LastPosition)
+	observe.WatchIngest(func(ctx context.Context) (uint64, error) {
+		consumer, err := js.Consumer(ctx, ingest.StreamName, ingest.ConsumerName)
+		if err != nil {
+			return 0, err
+		}
+		info, err := consumer.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return info.NumPending + uint64(info.NumAckPending), nil
+	})
+	api := httpapi.New(httpapi.Config{
+		Writer: engine, Reader: queries.New(readModels.Reader()), Projection: projector,
+		LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSigningKey: []byte(webhookKey),
+		Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
+			return audit.Verify(ctx, store, readModels.Reader(), tenantID)
+		},
+		Middleware: observe.Middleware,
+	})
+	root := http.NewServeMux()
+	root.Handle("GET /metrics", observe.Handler())
+	root.Handle("/", api)
 	srv := &http.Server{
-		Handler: httpapi.New(httpapi.Config{
-			Writer: engine, Reader: queries.New(readModels.Reader()), Projection: projector,
-			LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSigningKey: []byte(webhookKey),
-			Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
-				return audit.Verify(ctx, store, readModels.Reader(), tenantID)
-			},
-		}),
+		Handler:           root,
 		ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout,
 	}
 	serveErr := make(chan error, 1)

@@ -197,3 +197,46 @@ func post(t *testing.T, url, bearer, body string, wantStatus int, out any) {
 		}
 	}
 }
+
+func TestConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "creditd.conf")
+	os.WriteFile(file, []byte("# settings\nhttp-addr = 127.0.0.1:9999\ningest-workers = 7\nnotices = false\n"), 0o600)
+	t.Setenv("CREDITD_INGEST_WORKERS", "9")
+	cfg, err := parseServeFlags([]string{"--config", file, "--data-dir", "/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.httpAddr != "127.0.0.1:9999" || cfg.workers != 9 || cfg.notices || cfg.dataDir != "/x" || cfg.checkpoint != time.Hour {
+		t.Fatalf("config %+v: want file < env < flags over defaults", cfg)
+	}
+	os.WriteFile(file, []byte("no-such-setting = 1\n"), 0o600)
+	if _, err := parseServeFlags([]string{"--config", file}); err == nil {
+		t.Fatal("an unknown setting was accepted")
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	addr := freeAddr(t)
+	stop := startServer(t, bin, filepath.Join(dir, "data"), addr)
+	defer stop()
+	http.Get("http://" + addr + "/v1/balance")
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	body.ReadFrom(resp.Body)
+	for _, name := range []string{"creditd_http_requests_total{route=\"GET /v1/balance\",status=\"401\"} 1", "creditd_projection_lag_positions",
+		"creditd_projection_position", "creditd_ingest_pending_messages", "creditd_commits_total", "creditd_append_conflicts_total",
+		"creditd_usage_dead_letters_total", "creditd_http_request_duration_seconds_bucket"} {
+		if !strings.Contains(body.String(), name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}

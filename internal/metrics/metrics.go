@@ -1,0 +1,144 @@
+// Package metrics exposes creditd's Prometheus metrics. Components report
+// through small hooks they declare themselves (commands.Observer, the HTTP
+// middleware here); nothing inside a handler knows about Prometheus.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// scrapeTimeout bounds the store calls a scrape makes.
+const scrapeTimeout = 2 * time.Second
+
+// Metrics holds creditd's collectors on a registry of its own.
+type Metrics struct {
+	Registry  *prometheus.Registry
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	events    prometheus.Counter
+	commits   prometheus.Counter
+	conflicts prometheus.Counter
+	retries   prometheus.Counter
+	dead      prometheus.Counter
+	deadBy    *prometheus.CounterVec
+}
+
+// New registers the collectors.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "creditd_http_requests_total", Help: "HTTP requests by route and status."},
+			[]string{"route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "creditd_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"route"}),
+		events:    prometheus.NewCounter(prometheus.CounterOpts{Name: "creditd_events_appended_total", Help: "Events appended to the log."}),
+		commits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "creditd_commits_total", Help: "Commits (stored messages) appended to the log."}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "creditd_append_conflicts_total", Help: "Appends refused because another writer moved the subject."}),
+		retries:   prometheus.NewCounter(prometheus.CounterOpts{Name: "creditd_append_retries_total", Help: "Appends retried after a failure with an unknown outcome."}),
+		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "creditd_usage_dead_letters_total", Help: "Usage messages dead-lettered."}),
+		deadBy: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "creditd_usage_dead_letters_by_reason_total", Help: "Usage messages dead-lettered, by kind of reason."},
+			[]string{"reason"}),
+	}
+	m.Registry.MustRegister(m.requests, m.latency, m.events, m.commits, m.conflicts, m.retries, m.dead, m.deadBy,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// Committed, Conflicted and Retried implement commands.Observer.
+func (m *Metrics) Committed(events int) {
+	m.commits.Inc()
+	m.events.Add(float64(events))
+}
+
+// Conflicted counts an append refused by the fence.
+func (m *Metrics) Conflicted() { m.conflicts.Inc() }
+
+// Retried counts an append retried after an unknown outcome.
+func (m *Metrics) Retried() { m.retries.Inc() }
+
+// DeadLetter counts a dead letter by the first words of its reason.
+func (m *Metrics) DeadLetter(reason string) {
+	kind := reason
+	for i, c := range reason {
+		if c == ':' {
+			kind = reason[:i]
+			break
+		}
+	}
+	if len(kind) > 40 {
+		kind = kind[:40]
+	}
+	m.dead.Inc()
+	m.deadBy.WithLabelValues(kind).Inc()
+}
+
+// WatchProjection reports the read models' position and their lag behind
+// the log, read at each scrape.
+func (m *Metrics) WatchProjection(position func() uint64, last func(context.Context) (uint64, error)) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "creditd_projection_position", Help: "Last log position in the read models."},
+			func() float64 { return float64(position()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "creditd_projection_lag_positions", Help: "Log positions the read models are behind."},
+			func() float64 {
+				ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+				defer cancel()
+				l, err := last(ctx)
+				if err != nil {
+					return -1
+				}
+				return float64(l) - float64(position())
+			}),
+	)
+}
+
+// WatchIngest reports the usage messages waiting on the work stream.
+func (m *Metrics) WatchIngest(pending func(context.Context) (uint64, error)) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "creditd_ingest_pending_messages", Help: "Usage messages waiting for creditd on NATS."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+			defer cancel()
+			n, err := pending(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
+}
+
+// Middleware counts requests by route pattern (never the raw path, whose
+// ids would explode the label set) and status, and times them.
+func (m *Metrics) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(status int) {
+	s.status = status
+	s.ResponseWriter.WriteHeader(status)
+}

@@ -14,17 +14,18 @@ type autoReloadJSON struct {
 }
 
 type lineBalanceJSON struct {
-	CreditType  string          `json:"credit_type,omitempty"`
-	Granted     Number          `json:"granted"`
-	Adjusted    Number          `json:"adjusted"`
-	Used        Number          `json:"used"`
-	Expired     Number          `json:"expired"`
-	Balance     Number          `json:"balance"`
-	Reserved    Number          `json:"reserved"`
-	Available   Number          `json:"available"`
-	Currency    string          `json:"currency"`
-	AutoReload  *autoReloadJSON `json:"auto_reload,omitempty"`
-	LastUpdated *time.Time      `json:"last_updated"`
+	CreditType   string          `json:"credit_type,omitempty"`
+	Granted      Number          `json:"granted"`
+	Adjusted     Number          `json:"adjusted"`
+	Used         Number          `json:"used"`
+	Expired      Number          `json:"expired"`
+	Balance      Number          `json:"balance"`
+	Reserved     Number          `json:"reserved"`
+	Available    Number          `json:"available"`
+	Currency     string          `json:"currency"`
+	AutoReload   *autoReloadJSON `json:"auto_reload,omitempty"`
+	ExpiringSoon *Number         `json:"expiring_soon,omitempty"`
+	LastUpdated  *time.Time      `json:"last_updated"`
 }
 
 type balanceJSON struct {
@@ -43,6 +44,8 @@ func lineJSON(l queries.LineBalance, currency string, withAutoReload bool) lineB
 		out.LastUpdated = &t
 	}
 	if withAutoReload {
+		soon := Number(l.ExpiringSoon)
+		out.ExpiringSoon = &soon
 		out.AutoReload = &autoReloadJSON{Enabled: l.AutoReload.Enabled, Threshold: Number(l.AutoReload.Threshold), Amount: Number(l.AutoReload.Amount)}
 	}
 	return out

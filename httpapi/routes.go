@@ -43,6 +43,8 @@ func (a *API) routeTable() []route {
 		{method: "GET", path: "/healthz", summary: "Liveness", public: a.healthz},
 		{method: "GET", path: "/readyz", summary: "Readiness: the read models' position and lag", public: a.readyz},
 		{method: "GET", path: "/openapi.json", summary: "This API as an OpenAPI 3.1 document", public: a.openapi},
+		{method: "GET", path: "/dashboard", summary: "The built-in dashboard (log in with a tenant API key)", public: a.dashboard},
+		{method: "GET", path: "/dashboard/{file}", summary: "The dashboard's assets", public: a.dashboardAsset},
 
 		{method: "POST", path: "/v1/tenants", summary: "Create a tenant and its first API key", auth: authAdmin, body: "CreateTenant", public: a.createTenant},
 		{method: "POST", path: "/v1/tenants/{tenant_id}/api-keys", summary: "Issue an API key", auth: authAdmin, public: a.issueAPIKey},

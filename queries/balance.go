@@ -21,7 +21,13 @@ type LineBalance struct {
 	Available   decimal.Decimal
 	AutoReload  AutoReload
 	LastUpdated time.Time
+	// ExpiringSoon is what the line's grants hold that expires within
+	// ExpiringSoonWindow (current balances only).
+	ExpiringSoon decimal.Decimal
 }
+
+// ExpiringSoonWindow is how far ahead "expiring soon" looks.
+const ExpiringSoonWindow = 30 * 24 * time.Hour
 
 // AutoReload is a line's auto-reload setting.
 type AutoReload struct {
@@ -93,11 +99,39 @@ func (r *Reader) Balance(ctx context.Context, tenantID int64, creditType string,
 	if err := rows.Err(); err != nil {
 		return report, err
 	}
+	if asOf == nil && len(report.Lines) > 0 {
+		if err := r.expiringSoon(ctx, tenantID, report.Lines); err != nil {
+			return report, err
+		}
+	}
 	report.Total = total.balance("*", lastUpdated, AutoReload{})
 	if lastUpdated == 0 {
 		report.Total.LastUpdated = time.Time{}
 	}
 	return report, nil
+}
+
+func (r *Reader) expiringSoon(ctx context.Context, tenantID int64, lines []LineBalance) error {
+	now := time.Now()
+	rows, err := r.db.QueryContext(ctx, `SELECT credit_type, sum(remaining) FROM grants WHERE tenant_id = ? AND expires_at > ? AND expires_at <= ?
+		AND remaining > 0 GROUP BY credit_type`, tenantID, now.UnixMicro(), now.Add(ExpiringSoonWindow).UnixMicro())
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	soon := map[string]int64{}
+	for rows.Next() {
+		var ct string
+		var v int64
+		if err := rows.Scan(&ct, &v); err != nil {
+			return err
+		}
+		soon[ct] = v
+	}
+	for i := range lines {
+		lines[i].ExpiringSoon = fromMicro(soon[lines[i].CreditType])
+	}
+	return rows.Err()
 }
 
 // lineAsOf reads a line's totals at an instant: the running totals of its

@@ -138,6 +138,12 @@ func PartitionSubject(p int) string { return partitionPrefix + strconv.Itoa(p) }
 // expectedSeq (0: the subject is empty), and returns the stream sequence the
 // message got. It returns ErrConflict or ErrUnavailable (wrapped).
 func (s *Store) Append(ctx context.Context, subject string, expectedSeq uint64, data []byte) (uint64, error) {
+	// Fail fast while the connection is down: the client reconnects on its
+	// own, and callers answer 503 with Retry-After meanwhile instead of
+	// holding requests until a timeout.
+	if !s.nc.IsConnected() {
+		return 0, fmt.Errorf("%w: not connected to NATS (%s)", ErrUnavailable, s.nc.Status())
+	}
 	ack, err := s.js.Publish(ctx, subject, data, jetstream.WithExpectLastSequencePerSubject(expectedSeq))
 	if err == nil {
 		return ack.Sequence, nil
@@ -156,6 +162,9 @@ func (s *Store) Append(ctx context.Context, subject string, expectedSeq uint64, 
 
 // LastSeq is the stream sequence of the subject's last message, 0 if none.
 func (s *Store) LastSeq(ctx context.Context, subject string) (uint64, error) {
+	if !s.nc.IsConnected() {
+		return 0, fmt.Errorf("%w: not connected to NATS (%s)", ErrUnavailable, s.nc.Status())
+	}
 	msg, err := s.stream.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil

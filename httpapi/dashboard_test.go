@@ -40,7 +40,9 @@ func TestDashboardInChromium(t *testing.T) {
 	s := stack.Start(t)
 	_, key := s.Tenant("acme")
 	today := time.Now().UTC()
-	must := func(method, path string, body any) map[string]any { return s.Must(http.StatusCreated, method, path, key, body) }
+	must := func(method, path string, body any) map[string]any {
+		return s.Must(http.StatusCreated, method, path, key, body)
+	}
 	must(http.MethodPost, "/v1/grants", map[string]any{"grant_id": "g1", "amount": "500", "expires_at": today.Add(10 * 24 * time.Hour).Format(time.RFC3339)})
 	must(http.MethodPost, "/v1/grants", map[string]any{"grant_id": "g2", "amount": "40", "credit_type": "gpu"})
 	var events []any

@@ -1,0 +1,275 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/audit"
+	"github.com/creditd/creditd/client"
+	"github.com/creditd/creditd/commands"
+	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/projections"
+	"github.com/creditd/creditd/queries"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type node struct {
+	opts *server.Options
+	srv  *server.Server
+}
+
+func (n *node) start(t *testing.T) {
+	t.Helper()
+	srv, err := server.NewServer(n.opts.Clone())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("node %s not ready", n.opts.ServerName)
+	}
+	n.srv = srv
+}
+
+func (n *node) stop() {
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+}
+
+// startCluster starts three JetStream nodes on loopback, each fsyncing
+// every write, routed to each other.
+func startCluster(t *testing.T) ([]*node, string) {
+	t.Helper()
+	clusterPorts := []int{freePort(t), freePort(t), freePort(t)}
+	var routes []*url.URL
+	for _, p := range clusterPorts {
+		u, _ := url.Parse(fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+		routes = append(routes, u)
+	}
+	var nodes []*node
+	var urls []string
+	for i := range 3 {
+		port := freePort(t)
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", port))
+		n := &node{opts: &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: filepath.Join(t.TempDir(), "js"),
+			SyncAlways: true, MaxPayload: eventstore.MaxPayloadBytes, NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "creditd", Host: "127.0.0.1", Port: clusterPorts[i]}, Routes: routes,
+		}}
+		nodes = append(nodes, n)
+	}
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Go(func() { n.start(t) })
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			if n.srv != nil && n.srv.Running() {
+				n.stop()
+			}
+		}
+	})
+	return nodes, strings.Join(urls, ",")
+}
+
+// instance is one creditd: its own engine, read models and HTTP server on
+// the shared cluster.
+type instance struct {
+	store     *eventstore.Store
+	engine    *commands.Engine
+	db        *projections.DB
+	projector *projections.Projector
+	http      *httptest.Server
+	stop      func()
+}
+
+func connect(t *testing.T, urls, name string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(urls, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc
+}
+
+func startInstance(t *testing.T, urls, name string) *instance {
+	t.Helper()
+	ctx := context.Background()
+	nc := connect(t, urls, name)
+	var store *eventstore.Store
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if store, err = eventstore.Open(ctx, nc, eventstore.Config{Replicas: 3}); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // the cluster is still electing
+	}
+	if err != nil {
+		t.Fatalf("%s: open store: %v", name, err)
+	}
+	engine, err := commands.New(ctx, store, commands.Options{CheckInvariants: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := projections.Open(filepath.Join(t.TempDir(), "rm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	projector, _ := projections.NewProjector(ctx, db, nil)
+	consumeCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- projections.Consume(consumeCtx, connect(t, urls, name+"-projection"), projector, store, nil)
+	}()
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Writer: engine, Reader: queries.New(db.Reader()), Projection: projector,
+		LogPosition: store.LastPosition, AdminToken: "admin"}))
+	in := &instance{store: store, engine: engine, db: db, projector: projector, http: srv}
+	in.stop = func() {
+		srv.Close()
+		cancel()
+		<-done
+		engine.Close()
+		db.Close()
+		nc.Close()
+	}
+	t.Cleanup(in.stop)
+	return in
+}
+
+// TestClusterSurvivesLosingTheStreamLeader writes idempotent usage through
+// two creditd instances while the CREDITS stream's leader node is stopped
+// and later restarted: every acknowledged event counts exactly once, both
+// instances' balances agree with verify, and clients saw only retryable
+// errors (their retries succeeded).
+func TestClusterSurvivesLosingTheStreamLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	nodes, urls := startCluster(t)
+	a := startInstance(t, urls, "a")
+	b := startInstance(t, urls, "b")
+	ctx := context.Background()
+	created, err := a.engine.CreateTenant(ctx, commands.CreateTenant{Name: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.engine.Grant(ctx, created.Tenant.ID, "default", newGrant()); err != nil {
+		t.Fatal(err)
+	}
+	clients := make([]*client.Client, 2)
+	for i, in := range []*instance{a, b} {
+		c, err := client.New(client.Config{HTTPURL: in.http.URL, APIKey: created.APIKey, BatchSize: 50, Retries: 200, RetryBackoff: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+
+	const producers, perProducer = 6, 600
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, producers)
+	for p := range producers {
+		wg.Go(func() {
+			for i := 0; i < perProducer; i += 20 {
+				batch := make([]client.UsageEvent, 20)
+				for j := range batch {
+					batch[j] = client.UsageEvent{ID: fmt.Sprintf("p%d-%d", p, i+j), Amount: decimal.RequireFromString("0.5")}
+				}
+				// Each batch goes to one instance, alternating.
+				if _, err := clients[(p+i/20)%2].Record(ctx, batch...); err != nil {
+					errs <- fmt.Errorf("producer %d: %w", p, err)
+					return
+				}
+				acked.Add(20)
+			}
+		})
+	}
+	for acked.Load() < producers*perProducer/4 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	js, _ := jetstream.New(connect(t, urls, "probe"))
+	stream, err := js.Stream(ctx, eventstore.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		t.Fatalf("stream info: %v", err)
+	}
+	var leader *node
+	for _, n := range nodes {
+		if n.opts.ServerName == info.Cluster.Leader {
+			leader = n
+		}
+	}
+	if leader == nil {
+		t.Fatalf("no node is the leader %q", info.Cluster.Leader)
+	}
+	t.Logf("stopping the stream leader %s after %d acknowledged events", leader.opts.ServerName, acked.Load())
+	leader.stop()
+	time.Sleep(3 * time.Second)
+	t.Logf("restarting %s after %d acknowledged events", leader.opts.ServerName, acked.Load())
+	leader.start(t)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("a client saw a non-retryable error or gave up: %v", err)
+	}
+
+	want := decimal.RequireFromString("0.5").Mul(decimal.NewFromInt(producers * perProducer))
+	last, err := a.store.LastPosition(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, in := range map[string]*instance{"a": a, "b": b} {
+		wait, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err := in.projector.WaitFor(wait, last)
+		cancel()
+		if err != nil {
+			t.Fatalf("instance %s's read models did not reach %d: %v", name, last, err)
+		}
+		line, _, err := in.engine.Line(ctx, created.Tenant.ID, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !line.Used.Equal(want) {
+			t.Fatalf("instance %s: write model used %s, want %s", name, line.Used, want)
+		}
+		report, err := audit.Verify(ctx, in.store, in.db.Reader(), 0)
+		if err != nil || !report.OK {
+			t.Fatalf("instance %s: verify %+v %v", name, report, err)
+		}
+		balance, err := queries.New(in.db.Reader()).Balance(ctx, created.Tenant.ID, "", nil)
+		if err != nil || !balance.Total.Used.Equal(want) {
+			t.Fatalf("instance %s: read model used %s (%v), want %s", name, balance.Total.Used, err, want)
+		}
+	}
+
+}

@@ -27,6 +27,12 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.Projection != nil {
 		projected = a.cfg.Projection.Position()
 		body["projection_position"] = projected
+		if err := a.cfg.Projection.Err(); err != nil {
+			// Reads still serve the last projected state; new writes are
+			// stored in the log and will be applied once this clears.
+			body["status"], body["reason"] = "unready", "read models cannot be written: "+err.Error()
+			status = http.StatusServiceUnavailable
+		}
 	}
 	if a.cfg.LogPosition != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), readyProbeLimit)

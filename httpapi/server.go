@@ -64,6 +64,8 @@ type Reader interface {
 type Projection interface {
 	Position() uint64
 	WaitFor(ctx context.Context, position uint64) error
+	// Err is why the read models cannot be written now, nil when they can.
+	Err() error
 }
 
 // Config configures the API.

@@ -115,6 +115,13 @@ func Micros(t time.Time) int64 { return t.UnixMicro() }
 // Day is the UTC day number of t.
 func Day(t time.Time) int64 { return t.UTC().Unix() / 86400 }
 
+// Exec runs a statement on the writer connection, for operations and tests
+// that tune SQLite (PRAGMA) on the running database.
+func (db *DB) Exec(ctx context.Context, query string, args ...any) error {
+	_, err := db.writer.ExecContext(ctx, query, args...)
+	return err
+}
+
 // WriterForTests exposes the writer pool, for tests that must alter a read
 // model behind the projection's back (to prove verification notices).
 func WriterForTests(db *DB) *sql.DB { return db.writer }

@@ -29,6 +29,10 @@ type Projector struct {
 	advanced chan struct{} // closed and replaced at each advance
 	pending  atomic.Uint64 // commits known to be waiting after position
 
+	// failure is the last apply error, cleared by the next success: the
+	// read models cannot be written (a full disk, a read-only file).
+	failure atomic.Pointer[error]
+
 	// noticed is signaled after a batch recorded notices.
 	noticed chan struct{}
 
@@ -99,8 +103,26 @@ func (p *Projector) Apply(ctx context.Context, msgs []eventstore.StoredMsg) erro
 	return p.ApplyDecoded(ctx, decoded)
 }
 
+// Err is why the last apply failed, nil once one succeeds since.
+func (p *Projector) Err() error {
+	if e := p.failure.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
 // ApplyDecoded is Apply for commits already decoded.
 func (p *Projector) ApplyDecoded(ctx context.Context, commits []Decoded) error {
+	err := p.applyDecoded(ctx, commits)
+	if err != nil && !errors.Is(err, ErrOutOfOrder) && ctx.Err() == nil {
+		p.failure.Store(&err)
+	} else if err == nil {
+		p.failure.Store(nil)
+	}
+	return err
+}
+
+func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 	start := p.Position()
 	for len(commits) > 0 && commits[0].Sequence <= start {
 		commits = commits[1:]

@@ -118,13 +118,17 @@ func connect(t *testing.T, urls, name string) *nats.Conn {
 }
 
 func startInstance(t *testing.T, urls, name string) *instance {
+	return startInstanceWith(t, urls, name, 3)
+}
+
+func startInstanceWith(t *testing.T, urls, name string, replicas int) *instance {
 	t.Helper()
 	ctx := context.Background()
 	nc := connect(t, urls, name)
 	var store *eventstore.Store
 	var err error
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		if store, err = eventstore.Open(ctx, nc, eventstore.Config{Replicas: 3}); err == nil || time.Now().After(deadline) {
+		if store, err = eventstore.Open(ctx, nc, eventstore.Config{Replicas: replicas}); err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond) // the cluster is still electing

@@ -360,7 +360,9 @@ func openNATS(cfg serveConfig, log *slog.Logger) (natsLink, error) {
 	if cfg.natsURL != "" {
 		return natsLink{
 			dial: func(name string) (*nats.Conn, error) {
-				nc, err := nats.Connect(cfg.natsURL, nats.Name(name), nats.MaxReconnects(-1), nats.Timeout(natsConnectWait),
+				// No reconnect buffer: while NATS is away, appends fail at
+				// once (503, retry) instead of queueing until a timeout.
+				nc, err := nats.Connect(cfg.natsURL, nats.Name(name), nats.MaxReconnects(-1), nats.Timeout(natsConnectWait), nats.ReconnectBufSize(-1),
 					nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "conn", name, "err", err) }),
 					nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected", "conn", name) }))
 				if err != nil {

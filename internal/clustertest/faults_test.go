@@ -122,6 +122,11 @@ func TestNATSConnectionLoss(t *testing.T) {
 	})
 
 	n.stop()
+	// Once the loss is noticed (readyz says so), every write fails fast.
+	eventually(t, 10*time.Second, "readyz notices the loss", func() bool {
+		status, _, _ := do(http.MethodGet, "/readyz", "")
+		return status == http.StatusServiceUnavailable
+	})
 	start := time.Now()
 	status, header, body := do(http.MethodPost, "/v1/usage", `{"events":[{"id":"u1","amount":"5"}]}`)
 	if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || time.Since(start) > 3*time.Second {

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/projections"
 )
 
@@ -31,21 +30,11 @@ func rebuild(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log := newLogger()
-	link, err := openNATS(serveConfig{dataDir: *dataDir, natsURL: *natsURL}, log)
+	store, closeLog, err := openLog(ctx, *dataDir, *natsURL, "creditd-rebuild")
 	if err != nil {
 		return err
 	}
-	defer link.close()
-	nc, err := link.dial("creditd-rebuild")
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	store, err := eventstore.Open(ctx, nc, eventstore.Config{})
-	if err != nil {
-		return err
-	}
+	defer closeLog()
 	target := *out
 	replace := target == ""
 	if replace {
@@ -60,7 +49,7 @@ func rebuild(args []string) error {
 	if err != nil {
 		return err
 	}
-	projector, err := projections.NewProjector(ctx, db, log)
+	projector, err := projections.NewProjector(ctx, db, newLogger())
 	if err != nil {
 		db.Close()
 		return err

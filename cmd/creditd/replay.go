@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/projections"
 	"github.com/creditd/creditd/queries"
 )
@@ -48,20 +47,11 @@ func replay(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	link, err := openNATS(serveConfig{dataDir: *dataDir, natsURL: *natsURL}, newLogger())
+	store, closeLog, err := openLog(ctx, *dataDir, *natsURL, "creditd-replay")
 	if err != nil {
 		return err
 	}
-	defer link.close()
-	nc, err := link.dial("creditd-replay")
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	store, err := eventstore.Open(ctx, nc, eventstore.Config{})
-	if err != nil {
-		return err
-	}
+	defer closeLog()
 	if err := os.MkdirAll(*out, 0o750); err != nil {
 		return err
 	}

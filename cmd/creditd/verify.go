@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/creditd/creditd/audit"
-	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/projections"
 )
 
@@ -36,20 +35,11 @@ func verify(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	link, err := openNATS(serveConfig{dataDir: *dataDir, natsURL: *natsURL}, newLogger())
+	store, closeLog, err := openLog(ctx, *dataDir, *natsURL, "creditd-verify")
 	if err != nil {
 		return err
 	}
-	defer link.close()
-	nc, err := link.dial("creditd-verify")
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	store, err := eventstore.Open(ctx, nc, eventstore.Config{})
-	if err != nil {
-		return err
-	}
+	defer closeLog()
 	db, err := projections.Open(filepath.Join(*dataDir, readModelFile))
 	if err != nil {
 		return err

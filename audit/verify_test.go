@@ -80,6 +80,7 @@ func TestVerify(t *testing.T) {
 	s := stack.Start(t)
 	tenant, key := scenario(t, s)
 	other, _ := s.Tenant("bystander")
+	s.Sync()
 
 	t.Run("the_read_models_agree_with_the_log", func(t *testing.T) {
 		report, err := audit.Verify(context.Background(), s.NATS.Store, s.DB.Reader(), 0)

@@ -59,7 +59,7 @@ func BenchmarkCatchUp(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if err := p.CatchUp(ctx, srv.Store, 0); err != nil {
+		if err := p.Replay(ctx, srv.Store, ReplayOptions{Bulk: true}); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

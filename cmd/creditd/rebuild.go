@@ -55,7 +55,7 @@ func rebuild(args []string) error {
 		return err
 	}
 	start := time.Now()
-	if err := projector.CatchUp(ctx, store, 0); err != nil {
+	if err := projector.Replay(ctx, store, projections.ReplayOptions{Bulk: true}); err != nil {
 		db.Close()
 		return fmt.Errorf("rebuild: %w", err)
 	}

@@ -37,7 +37,7 @@ func replay(args []string) error {
 	if *out == "" {
 		return errors.New("replay: --out is required")
 	}
-	opts := projections.ReplayOptions{UpTo: *untilPosition, TenantID: *tenant}
+	opts := projections.ReplayOptions{UpTo: *untilPosition, TenantID: *tenant, Bulk: true}
 	if *until != "" {
 		t, err := queries.ParseInstant(*until, true)
 		if err != nil {

@@ -264,10 +264,13 @@ func fail(batch []*request, err error) {
 // lines it touched and the index entries it adds. Dropped on failure, so
 // the committed state is only ever what the log holds.
 type stage struct {
-	p      *partition
-	lines  map[lineRef]*domain.Line
-	seen   map[idKey]outcome
-	events []domain.Envelope
+	p     *partition
+	lines map[lineRef]*domain.Line
+	// changed are the lines an event was applied to: only those replace
+	// the committed state (a refused op's empty line must not appear).
+	changed map[lineRef]bool
+	seen    map[idKey]outcome
+	events  []domain.Envelope
 }
 
 func (s *stage) line(ref lineRef) *domain.Line {
@@ -295,7 +298,7 @@ func (s *stage) lookup(key idKey) (o outcome, pending, ok bool) {
 }
 
 func (p *partition) decide(batch []*request, now time.Time) *stage {
-	st := &stage{p: p, lines: map[lineRef]*domain.Line{}, seen: map[idKey]outcome{}}
+	st := &stage{p: p, lines: map[lineRef]*domain.Line{}, changed: map[lineRef]bool{}, seen: map[idKey]outcome{}}
 	for _, r := range batch {
 		if r.sweep {
 			p.decideSweep(st, now)
@@ -310,8 +313,10 @@ func (p *partition) decide(batch []*request, now time.Time) *stage {
 }
 
 func (st *stage) apply(env domain.Envelope) {
-	line := st.line(lineRef{env.TenantID, env.CreditType})
+	ref := lineRef{env.TenantID, env.CreditType}
+	line := st.line(ref)
 	line.Apply(env.Event)
+	st.changed[ref] = true
 	if st.p.checks {
 		if err := line.CheckInvariants(); err != nil {
 			panic(fmt.Sprintf("invariant broken after %T: %v", env.Event, err))
@@ -359,8 +364,8 @@ func (p *partition) decideOp(st *stage, tenantID int64, o op, now time.Time) Res
 
 // commitStage makes a landed batch's decisions the committed state.
 func (p *partition) commitStage(st *stage, seq uint64) {
-	for ref, l := range st.lines {
-		p.lines[ref] = l
+	for ref := range st.changed {
+		p.lines[ref] = st.lines[ref]
 	}
 	for key, o := range st.seen {
 		o.position = seq
@@ -401,8 +406,16 @@ func (p *partition) finish(batch []*request, st *stage, seq uint64) {
 	}
 }
 
+// sweepEventsMax bounds the events one sweep appends, so a backlog of
+// expiries (after downtime) never outgrows a commit; the next tick goes on.
+const sweepEventsMax = 5000
+
 func (p *partition) decideSweep(st *stage, now time.Time) {
+	first := len(st.events)
 	for ref, committed := range p.lines {
+		if len(st.events)-first >= sweepEventsMax {
+			return
+		}
 		due, ok := committed.NextDue()
 		if !ok || due.After(now) {
 			continue

@@ -61,6 +61,9 @@ type registry struct {
 	keysByID    map[string]*apiKeyRecord
 	requests    map[string]createdTenant
 	lastRefresh time.Time
+	// maxID is the highest tenant id in the registry: ids are never
+	// reused, even after an import that brought only some tenants.
+	maxID int64
 }
 
 func newRegistry(store Store, clock func() time.Time) *registry {
@@ -86,6 +89,7 @@ func (r *registry) applyCommit(seq uint64, commit eventstore.Commit) {
 	for _, env := range commit.Events {
 		switch e := env.Event.(type) {
 		case domain.TenantCreated:
+			r.maxID = max(r.maxID, e.TenantID)
 			r.tenants[e.TenantID] = &Tenant{ID: e.TenantID, Name: e.Name, Email: e.Email, Currency: e.Currency, CreatedAt: e.CreatedAt}
 			if e.RequestKey != "" {
 				r.requests[e.RequestKey] = createdTenant{tenantID: e.TenantID, fingerprint: e.Fingerprint, position: seq}
@@ -120,12 +124,15 @@ func (r *registry) tenant(id int64) (Tenant, error) {
 	t, ok := r.tenants[id]
 	r.mu.RUnlock()
 	if !ok {
-		// Another instance may have created it.
-		if err := r.refreshLimited(); err == nil {
-			r.mu.RLock()
-			t, ok = r.tenants[id]
-			r.mu.RUnlock()
+		// Another instance may have created it a moment ago: read the
+		// registry now (cheap when nothing is new). If that fails, the
+		// answer is "unavailable", not "no such tenant".
+		if err := r.refresh(true); err != nil {
+			return Tenant{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
+		r.mu.RLock()
+		t, ok = r.tenants[id]
+		r.mu.RUnlock()
 	}
 	if !ok {
 		return Tenant{}, fmt.Errorf("%w: %d", ErrTenantNotFound, id)
@@ -134,14 +141,19 @@ func (r *registry) tenant(id int64) (Tenant, error) {
 }
 
 // refreshLimited reads registry commits written elsewhere, at most once per
-// registryRefreshMin.
-func (r *registry) refreshLimited() error {
+// registryRefreshMin (unknown API keys are attacker-controlled).
+func (r *registry) refreshLimited() error { return r.refresh(false) }
+
+func (r *registry) refresh(force bool) error {
+	r.mu.RLock()
+	skip := !force && r.clock().Sub(r.lastRefresh) < registryRefreshMin && !r.stale
+	r.mu.RUnlock()
+	if skip {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.clock()
-	if now.Sub(r.lastRefresh) < registryRefreshMin && !r.stale {
-		return nil
-	}
 	r.lastRefresh = now
 	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 	defer cancel()

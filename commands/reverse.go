@@ -21,7 +21,7 @@ func (e *Engine) ReverseUsage(ctx context.Context, tenantID int64, c domain.Reve
 		creditType:  creditType,
 		key:         makeKey(tenantID, kindReverse, c.UsageID),
 		fingerprint: lineFingerprint(1, creditType),
-		decide:      func(d decision) ([]domain.Event, error) { return domain.DecideReverseUsage(d.line, c, original) },
+		decide:      func(d decision) ([]domain.Event, error) { return domain.DecideReverseUsage(d.line, c, original, d.now) },
 	})
 }
 

@@ -99,7 +99,7 @@ func (e *Engine) CreateTenant(ctx context.Context, c CreateTenant) (CreatedTenan
 				return nil, nil
 			}
 		}
-		id := int64(len(r.tenants)) + 1
+		id := r.maxID + 1
 		key, keyID, hash := newAPIKey()
 		out.APIKey, out.KeyID = key, keyID
 		now := e.clock().UTC()

@@ -121,7 +121,7 @@ func TestUsageReversal(t *testing.T) {
 	if _, ok := l.Depleted["a"]; !ok {
 		t.Fatal("a grant burned to zero is kept for reversals")
 	}
-	events := must(t)(DecideReverseUsage(l, ReverseUsage{UsageID: "u", Reason: "refund"}, debit[0].(UsageDebited)))
+	events := must(t)(DecideReverseUsage(l, ReverseUsage{UsageID: "u", Reason: "refund"}, debit[0].(UsageDebited), t0))
 	apply(t, l, events...)
 	wantRemaining(t, l, "a", "10")
 	wantRemaining(t, l, "b", "100")
@@ -133,10 +133,22 @@ func TestUsageReversal(t *testing.T) {
 		debit := must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("15")}, t0))
 		apply(t, l, debit...)
 		apply(t, l, must(t)(DecideVoidGrant(l, VoidGrant{GrantID: "b", Reason: "refund"}))...)
-		apply(t, l, must(t)(DecideReverseUsage(l, ReverseUsage{UsageID: "u", Reason: "oops"}, debit[0].(UsageDebited)))...)
+		apply(t, l, must(t)(DecideReverseUsage(l, ReverseUsage{UsageID: "u", Reason: "oops"}, debit[0].(UsageDebited), t0))...)
 		wantRemaining(t, l, "a", "10")
 		wantDec(t, "unallocated", l.Unallocated, "5")
-		_, err := DecideReverseUsage(l, ReverseUsage{UsageID: "u"}, debit[0].(UsageDebited))
+		_, err := DecideReverseUsage(l, ReverseUsage{UsageID: "u"}, debit[0].(UsageDebited), t0)
 		wantFieldErrors(t, err, "reason")
+	})
+
+	t.Run("a_depleted_grant_past_its_expiry_does_not_take_credits_back", func(t *testing.T) {
+		l := lineWith(t, granted("a", "10", expiresAt(t0.Add(time.Hour))))
+		debit := must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("10")}, t0))
+		apply(t, l, debit...)
+		events := must(t)(DecideReverseUsage(l, ReverseUsage{UsageID: "u", Reason: "late"}, debit[0].(UsageDebited), t0.Add(2*time.Hour)))
+		if r := events[0].(UsageReversed); len(r.Returned) != 0 {
+			t.Fatalf("returned %+v to an expired grant", r.Returned)
+		}
+		apply(t, l, events...)
+		wantDec(t, "unallocated", l.Unallocated, "10")
 	})
 }

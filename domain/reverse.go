@@ -1,6 +1,9 @@
 package domain
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // ReverseUsage gives a usage debit's credits back, with a reason.
 type ReverseUsage struct {
@@ -13,7 +16,7 @@ type ReverseUsage struct {
 // paid, where each still can take them (it has credits left, or was burned
 // down to zero and not voided or expired since); the rest goes to the
 // unallocated balance. Errors: a *FieldError for a missing reason.
-func DecideReverseUsage(l *Line, c ReverseUsage, original UsageDebited) ([]Event, error) {
+func DecideReverseUsage(l *Line, c ReverseUsage, original UsageDebited, now time.Time) ([]Event, error) {
 	var v validator
 	v.text("reason", c.Reason, TextLengthMax, true)
 	if err := v.err(); err != nil {
@@ -24,7 +27,10 @@ func DecideReverseUsage(l *Line, c ReverseUsage, original UsageDebited) ([]Event
 	}
 	var returned []Burn
 	for _, b := range original.Burned {
-		_, depleted := l.Depleted[b.GrantID]
+		g, depleted := l.Depleted[b.GrantID]
+		// A grant burned to zero takes credits back only while it could
+		// still pay: past its expiry they would expire at once.
+		depleted = depleted && (g.ExpiresAt == nil || now.Before(*g.ExpiresAt))
 		if l.grantIndex(b.GrantID) >= 0 || depleted {
 			returned = append(returned, b)
 		}

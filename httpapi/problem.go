@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,7 +107,10 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusNotFound, "api-key-not-found", err.Error())
 	case errors.Is(err, commands.ErrCommitTooLarge):
 		return newProblem(http.StatusRequestEntityTooLarge, "request-too-large", "the request's events do not fit in one commit; send fewer or smaller events")
-	case errors.Is(err, commands.ErrUnavailable), errors.Is(err, commands.ErrContention), errors.Is(err, commands.ErrClosed):
+	case errors.Is(err, commands.ErrUnavailable), errors.Is(err, commands.ErrContention), errors.Is(err, commands.ErrClosed),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// A write whose wait ended may still land: retrying with the same
+		// ids is the safe answer either way.
 		return newProblem(http.StatusServiceUnavailable, "unavailable", "the event store is unavailable or busy; retry with the same ids")
 	}
 	return nil

@@ -175,21 +175,37 @@ func (h *handler) handle(msg *message.Message) error {
 		return h.deadLetter(ctx, subject, msg.Payload, "invalid JSON: "+err.Error())
 	}
 	events := make([]commands.UsageEvent, 0, len(raws))
+	type invalid struct {
+		raw    json.RawMessage
+		reason string
+	}
+	var invalids []invalid
 	for _, raw := range raws {
 		ev, err := httpapi.DecodeUsageEvent(raw)
 		if err != nil {
-			if err := h.deadLetter(ctx, subject, raw, "invalid event: "+describe(err)); err != nil {
-				return err
-			}
+			invalids = append(invalids, invalid{raw, "invalid event: " + describe(err)})
 			continue
 		}
 		events = append(events, ev)
 	}
-	if len(events) == 0 {
+	// Invalid events are dead-lettered once the valid ones are stored, so
+	// a redelivery does not dead-letter them again.
+	deadInvalid := func() error {
+		for _, inv := range invalids {
+			if err := h.deadLetter(ctx, subject, inv.raw, inv.reason); err != nil {
+				return err
+			}
+		}
 		return nil
+	}
+	if len(events) == 0 {
+		return deadInvalid()
 	}
 	results, err := h.rec.RecordUsage(ctx, tenantID, events)
 	switch {
+	case errors.Is(err, commands.ErrTenantNotFound) && delivered < deliveriesMax:
+		// Possibly created a moment ago on another instance.
+		return fmt.Errorf("%w: %v", errRetry, err)
 	case errors.Is(err, commands.ErrTenantNotFound):
 		return h.deadLetter(ctx, subject, msg.Payload, "unknown tenant "+strconv.FormatInt(tenantID, 10))
 	case errors.Is(err, commands.ErrCommitTooLarge):
@@ -200,6 +216,9 @@ func (h *handler) handle(msg *message.Message) error {
 		}
 		h.log.Warn("usage not recorded; it will be redelivered", "subject", subject, "delivered", delivered, "err", err)
 		return fmt.Errorf("%w: %v", errRetry, err)
+	}
+	if err := deadInvalid(); err != nil {
+		return err
 	}
 	for i, res := range results {
 		if res.Err != nil {

@@ -240,12 +240,29 @@ func serve(args []string) error {
 		return err
 	}
 	consumeCtx, stopConsuming := context.WithCancel(context.Background())
+	// A consumer that returns while creditd is still serving leaves it
+	// accepting reads that never advance or NATS events nobody stores: that
+	// is a stopped process pretending to run, so it ends creditd with an
+	// error and the supervisor restarts it.
+	died := make(chan error, 2)
+	watch := func(name string, done chan<- error, run func() error) {
+		err := run()
+		if consumeCtx.Err() == nil {
+			if err == nil {
+				err = errors.New("returned unexpectedly")
+			}
+			died <- fmt.Errorf("%s consumer stopped: %w", name, err)
+		}
+		done <- err
+	}
 	ingestDone := make(chan error, 1)
-	go func() {
-		ingestDone <- ingest.Consume(consumeCtx, ingestConn, engine, ingest.Options{Workers: cfg.workers, Logger: log, Dead: observe.DeadLetter})
-	}()
+	go watch("ingest", ingestDone, func() error {
+		return ingest.Consume(consumeCtx, ingestConn, engine, ingest.Options{Workers: cfg.workers, Logger: log, Dead: observe.DeadLetter})
+	})
 	consumeDone := make(chan error, 1)
-	go func() { consumeDone <- projections.Consume(consumeCtx, projectionConn, projector, store, log) }()
+	go watch("projection", consumeDone, func() error {
+		return projections.Consume(consumeCtx, projectionConn, projector, store, log)
+	})
 	if cfg.checkpoint > 0 {
 		go func() {
 			ticker := time.NewTicker(cfg.checkpoint)
@@ -320,9 +337,12 @@ func serve(args []string) error {
 	go func() { serveErr <- srv.Serve(listener) }()
 	log.Info("creditd serving", "http", "http://"+listener.Addr().String(), "data_dir", cfg.dataDir, "nats", natsMode(cfg), "nats_listen", link.clientURL)
 
+	var stopErr error
 	select {
 	case err := <-serveErr:
 		return err
+	case stopErr = <-died:
+		log.Error("shutting down", "err", stopErr)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests")
@@ -333,7 +353,7 @@ func serve(args []string) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
-	return nil
+	return stopErr
 }
 
 func natsMode(cfg serveConfig) string {

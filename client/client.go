@@ -299,6 +299,15 @@ func (c *Client) deliver(batch []item) {
 			return
 		}
 		if errors.Is(err, ErrRejectedRequest) {
+			if len(batch) > 1 {
+				// creditd refuses a whole request for one bad event, and a
+				// batch mixes events from many Record calls: send each on its
+				// own so only the bad one fails.
+				for _, it := range batch {
+					c.deliver([]item{it})
+				}
+				return
+			}
 			break
 		}
 		time.Sleep(backoff/2 + rand.N(backoff))

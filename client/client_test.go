@@ -119,6 +119,21 @@ func TestClientOverHTTP(t *testing.T) {
 		}
 	})
 
+	t.Run("one_refused_event_does_not_fail_its_batch", func(t *testing.T) {
+		c, _ := client.New(client.Config{HTTPURL: s.Server.URL, APIKey: key, Linger: 50 * time.Millisecond})
+		defer c.Close()
+		results, err := c.Record(context.Background(), event("mix-1", "1"), event("mix-bad", "-1"), event("mix-2", "2"))
+		if !errors.Is(err, client.ErrRejectedRequest) {
+			t.Fatalf("err %v, want the bad event refused", err)
+		}
+		if results[0].Status != "accepted" || results[1].Status != "failed" || results[2].Status != "accepted" {
+			t.Fatalf("results %+v: want only the bad event failed", results)
+		}
+		if got := used(t, s, key); got != "518" {
+			t.Fatalf("used %s, want 518", got)
+		}
+	})
+
 	t.Run("a_full_queue_makes_record_wait", func(t *testing.T) {
 		release := make(chan struct{})
 		slow := roundTripFunc(func(r *http.Request) (*http.Response, error) {

@@ -108,8 +108,17 @@ type pendingCheckpoint struct {
 // Verify recomputes every tenant (or one, tenantID > 0) from the log up to
 // the read models' checkpoint and compares them.
 func Verify(ctx context.Context, log Log, readModels *sql.DB, tenantID int64) (Report, error) {
+	// One read transaction holds one snapshot of the read models from the
+	// checkpoint to the last comparison: the projector keeps writing while
+	// the log is replayed, and rows newer than the checkpoint would read as
+	// differences. In WAL mode this delays WAL checkpoints until it ends.
+	tx, err := readModels.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return Report{}, fmt.Errorf("read models: %w", err)
+	}
+	defer tx.Rollback()
 	var position uint64
-	if err := readModels.QueryRowContext(ctx, `SELECT coalesce((SELECT position FROM checkpoint WHERE id = 1), 0)`).Scan(&position); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce((SELECT position FROM checkpoint WHERE id = 1), 0)`).Scan(&position); err != nil {
 		return Report{}, fmt.Errorf("read models' checkpoint: %w", err)
 	}
 	report := Report{Position: position}
@@ -129,7 +138,6 @@ func Verify(ctx context.Context, log Log, readModels *sql.DB, tenantID int64) (R
 		st.commit(m, tenantID)
 		return nil
 	}
-	var err error
 	if tenantID > 0 {
 		err = log.ReadSubject(ctx, eventstore.PartitionSubject(log.PartitionOf(tenantID)), 0, apply)
 		if err == nil || err == errStop {
@@ -147,7 +155,7 @@ func Verify(ctx context.Context, log Log, readModels *sql.DB, tenantID int64) (R
 	if err != nil && err != errStop {
 		return report, err
 	}
-	if err := st.compare(ctx, readModels, tenantID); err != nil {
+	if err := st.compare(ctx, tx, tenantID); err != nil {
 		return report, err
 	}
 	st.finishCheckpoints()
@@ -332,8 +340,14 @@ func (st *state) finishCheckpoints() {
 	}
 }
 
+// querier is the part of a read transaction the comparison uses.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // compare holds the recomputation against the read models.
-func (st *state) compare(ctx context.Context, db *sql.DB, only int64) error {
+func (st *state) compare(ctx context.Context, db querier, only int64) error {
 	ids := make([]int64, 0, len(st.tenants))
 	for id := range st.tenants {
 		if only == 0 || id == only {
@@ -405,7 +419,7 @@ func (st *state) compare(ctx context.Context, db *sql.DB, only int64) error {
 
 // compareLedger checks the line's ledger: the movements the events made,
 // in order, and every balance_after equal to the running sum.
-func (st *state) compareLedger(ctx context.Context, db *sql.DB, key lineKey, diff func(ct, field string, a, b decimal.Decimal)) error {
+func (st *state) compareLedger(ctx context.Context, db querier, key lineKey, diff func(ct, field string, a, b decimal.Decimal)) error {
 	rows, err := db.QueryContext(ctx, `SELECT amount, balance_after FROM ledger WHERE tenant_id = ? AND credit_type = ? ORDER BY entry_id`, key.tenantID, key.creditType)
 	if err != nil {
 		return err

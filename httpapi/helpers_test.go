@@ -70,9 +70,16 @@ type response struct {
 // raw marks a request body sent as is, not marshalled.
 type raw string
 
-// call sends a request. body is nil (no body), raw (sent verbatim) or a
-// value marshalled to JSON. headers come in name, value pairs.
+// call sends a request to the write-side server; see send.
 func (e *env) call(t *testing.T, method, path, token string, body any, headers ...string) response {
+	t.Helper()
+	return send(t, e.srv, method, path, token, body, headers...)
+}
+
+// send sends a request to srv and reads the answer whole. body is nil (no
+// body), raw (sent verbatim), []byte, or a value marshalled to JSON;
+// headers come in name, value pairs.
+func send(t *testing.T, srv *httptest.Server, method, path, token string, body any, headers ...string) response {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -88,7 +95,7 @@ func (e *env) call(t *testing.T, method, path, token string, body any, headers .
 		}
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	req, err := http.NewRequest(method, srv.URL+path, rd)
 	if err != nil {
 		t.Fatalf("new request: %v", err)
 	}
@@ -101,7 +108,7 @@ func (e *env) call(t *testing.T, method, path, token string, body any, headers .
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := e.srv.Client().Do(req)
+	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -137,6 +137,19 @@ func (v *fieldCheck) creditType(location, value string, optional bool) {
 	}
 }
 
+// queryCreditType reads the optional credit_type query parameter of a
+// bodyless write; ok is false when a problem was written.
+func (a *API) queryCreditType(w http.ResponseWriter, r *http.Request) (creditType string, ok bool) {
+	creditType = r.URL.Query().Get("credit_type")
+	var check fieldCheck
+	check.creditType("query.credit_type", creditType, true)
+	if err := check.err(); err != nil {
+		writeProblem(w, r, a.log, validationProblem("", err))
+		return "", false
+	}
+	return creditType, true
+}
+
 // decodeJSON reads a JSON body into dst, refusing unknown fields, trailing
 // data and bodies over limit, each with a 4xx problem naming the problem.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {

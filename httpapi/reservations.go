@@ -109,11 +109,8 @@ func (a *API) capture(w http.ResponseWriter, r *http.Request, tenantID int64) {
 }
 
 func (a *API) release(w http.ResponseWriter, r *http.Request, tenantID int64) {
-	creditType := r.URL.Query().Get("credit_type")
-	var check fieldCheck
-	check.creditType("query.credit_type", creditType, true)
-	if err := check.err(); err != nil {
-		writeProblem(w, r, a.log, validationProblem("", err))
+	creditType, ok := a.queryCreditType(w, r)
+	if !ok {
 		return
 	}
 	res, err := a.writer.Release(r.Context(), tenantID, creditType, r.PathValue("reservation_id"))

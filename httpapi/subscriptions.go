@@ -88,11 +88,8 @@ func (a *API) startSubscription(w http.ResponseWriter, r *http.Request, tenantID
 }
 
 func (a *API) cancelSubscription(w http.ResponseWriter, r *http.Request, tenantID int64) {
-	creditType := r.URL.Query().Get("credit_type")
-	var check fieldCheck
-	check.creditType("query.credit_type", creditType, true)
-	if err := check.err(); err != nil {
-		writeProblem(w, r, a.log, validationProblem("", err))
+	creditType, ok := a.queryCreditType(w, r)
+	if !ok {
 		return
 	}
 	res, err := a.writer.CancelSubscription(r.Context(), tenantID, creditType, r.PathValue("subscription_id"))

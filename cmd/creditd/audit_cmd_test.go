@@ -17,17 +17,11 @@ func TestAuditCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
+	bin, dataDir, addr := newBinaryRun(t)
 	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	dataDir := filepath.Join(dir, "data")
-	addr := freeAddr(t)
 	base := "http://" + addr
 	stop := startServer(t, bin, dataDir, addr)
-	token, _ := os.ReadFile(filepath.Join(dataDir, "admin-token"))
-	var tenant struct {
-		APIKey string `json:"api_key"`
-	}
-	post(t, base+"/v1/tenants", strings.TrimSpace(string(token)), `{"name":"acme"}`, http.StatusCreated, &tenant)
+	tenant := createTenant(t, base, dataDir)
 	post(t, base+"/v1/grants", tenant.APIKey, `{"grant_id":"g1","amount":"10"}`, http.StatusCreated, nil)
 	var first struct{ Position uint64 }
 	post(t, base+"/v1/usage", tenant.APIKey, `{"events":[{"id":"u1","amount":"2.5"}]}`, http.StatusOK, &first)

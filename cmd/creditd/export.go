@@ -18,9 +18,29 @@ import (
 	"github.com/creditd/creditd/queries"
 )
 
-// openLog opens the event log of a data dir (embedded) or an external NATS.
-func openLog(ctx context.Context, dataDir, natsURL, name string) (*eventstore.Store, func(), error) {
-	link, err := openNATS(serveConfig{dataDir: dataDir, natsURL: natsURL}, newLogger())
+// logFlags are the flags of the offline commands that name the event log.
+type logFlags struct{ dataDir, natsURL *string }
+
+func addLogFlags(fs *flag.FlagSet, dataDirHelp string) logFlags {
+	return logFlags{
+		dataDir: fs.String("data-dir", envOr("CREDITD_DATA_DIR", "./data"), dataDirHelp+" (env CREDITD_DATA_DIR)"),
+		natsURL: fs.String("nats-url", envOr("CREDITD_NATS_URL", ""), "external NATS JetStream; empty opens the data dir's embedded store (env CREDITD_NATS_URL)"),
+	}
+}
+
+// parseFlags parses a command's arguments; help is true when -h printed the
+// usage and the command has nothing more to do.
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	err = fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return true, nil
+	}
+	return false, err
+}
+
+// open opens the event log of the data dir (embedded) or the external NATS.
+func (f logFlags) open(ctx context.Context, name string) (*eventstore.Store, func(), error) {
+	link, err := openNATS(serveConfig{dataDir: *f.dataDir, natsURL: *f.natsURL}, newLogger())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -45,17 +65,13 @@ func openLog(ctx context.Context, dataDir, natsURL, name string) (*eventstore.St
 // from the log, or its ledger or usage rows from the read models.
 func export(args []string) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", envOr("CREDITD_DATA_DIR", "./data"), "data directory (env CREDITD_DATA_DIR)")
-	natsURL := fs.String("nats-url", envOr("CREDITD_NATS_URL", ""), "external NATS JetStream (env CREDITD_NATS_URL)")
+	logAt := addLogFlags(fs, "data directory")
 	tenant := fs.Int64("tenant", 0, "the tenant to export (required)")
 	fromText := fs.String("from", "", "first instant (RFC 3339 or YYYY-MM-DD)")
 	toText := fs.String("to", "", "last instant (RFC 3339 or YYYY-MM-DD: the end of that UTC day)")
 	format := fs.String("format", audit.FormatNDJSON, "ndjson or csv")
 	what := fs.String("what", "events", "events (from the log), ledger or usage (from the read models)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if *tenant < 1 {
@@ -76,14 +92,14 @@ func export(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if *what == "events" {
-		store, closeLog, err := openLog(ctx, *dataDir, *natsURL, "creditd-export")
+		store, closeLog, err := logAt.open(ctx, "creditd-export")
 		if err != nil {
 			return err
 		}
 		defer closeLog()
 		return audit.ExportEvents(ctx, store, *tenant, from, to, *format, os.Stdout)
 	}
-	db, err := projections.Open(filepath.Join(*dataDir, readModelFile))
+	db, err := projections.Open(filepath.Join(*logAt.dataDir, readModelFile))
 	if err != nil {
 		return err
 	}
@@ -115,13 +131,9 @@ func export(args []string) error {
 // importEvents appends an NDJSON events export to an empty creditd.
 func importEvents(args []string) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", envOr("CREDITD_DATA_DIR", "./data"), "data directory of an empty creditd (env CREDITD_DATA_DIR)")
-	natsURL := fs.String("nats-url", envOr("CREDITD_NATS_URL", ""), "external NATS JetStream (env CREDITD_NATS_URL)")
+	logAt := addLogFlags(fs, "data directory of an empty creditd")
 	in := fs.String("in", "-", "the NDJSON events export to read; - is standard input")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	var r io.Reader = os.Stdin
@@ -135,10 +147,10 @@ func importEvents(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
+	if err := os.MkdirAll(*logAt.dataDir, 0o750); err != nil {
 		return err
 	}
-	store, closeLog, err := openLog(ctx, *dataDir, *natsURL, "creditd-import")
+	store, closeLog, err := logAt.open(ctx, "creditd-import")
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,18 +25,11 @@ func TestKillNineDuringIngest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	dataDir := filepath.Join(dir, "data")
-	addr := freeAddr(t)
+	bin, dataDir, addr := newBinaryRun(t)
 	base := "http://" + addr
 
 	proc := startKillable(t, bin, dataDir, addr)
-	token, _ := os.ReadFile(filepath.Join(dataDir, "admin-token"))
-	var tenant struct {
-		APIKey string `json:"api_key"`
-	}
-	post(t, base+"/v1/tenants", strings.TrimSpace(string(token)), `{"name":"acme"}`, http.StatusCreated, &tenant)
+	tenant := createTenant(t, base, dataDir)
 	post(t, base+"/v1/grants", tenant.APIKey, `{"grant_id":"g","amount":"1000000"}`, http.StatusCreated, nil)
 
 	c, err := client.New(client.Config{HTTPURL: base, APIKey: tenant.APIKey, BatchSize: 100, Inflight: 4, Retries: 60, RetryBackoff: 20 * time.Millisecond})

@@ -22,16 +22,12 @@ import (
 // The live read models are untouched.
 func replay(args []string) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", envOr("CREDITD_DATA_DIR", "./data"), "data directory (env CREDITD_DATA_DIR)")
-	natsURL := fs.String("nats-url", envOr("CREDITD_NATS_URL", ""), "external NATS JetStream; empty opens the data dir's embedded store (env CREDITD_NATS_URL)")
+	logAt := addLogFlags(fs, "data directory")
 	out := fs.String("out", "", "directory for the replayed read models (required; created)")
 	tenant := fs.Int64("tenant", 0, "replay one tenant (0: all)")
 	until := fs.String("until", "", "stop before the first commit recorded after this instant (RFC 3339 or YYYY-MM-DD: the end of that UTC day)")
 	untilPosition := fs.Uint64("until-position", 0, "stop at this stream position")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if *out == "" {
@@ -47,7 +43,7 @@ func replay(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	store, closeLog, err := openLog(ctx, *dataDir, *natsURL, "creditd-replay")
+	store, closeLog, err := logAt.open(ctx, "creditd-replay")
 	if err != nil {
 		return err
 	}
@@ -56,29 +52,42 @@ func replay(args []string) error {
 		return err
 	}
 	target := filepath.Join(*out, readModelFile)
+	opts.Progress = progressPrinter(os.Stderr)
+	position, err := replayInto(ctx, store, target, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "\ncreditd: replayed to position %d into %s\n", position, target)
+	return nil
+}
+
+// replayInto projects the log into a fresh database at target, replacing
+// whatever was there. History's notices were delivered when they happened,
+// so the new outbox holds them as delivered.
+func replayInto(ctx context.Context, log projections.LogReader, target string, opts projections.ReplayOptions) (position uint64, err error) {
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if err := os.Remove(target + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
+			return 0, err
 		}
 	}
 	db, err := projections.Open(target)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	defer db.Close()
-	projector, err := projections.NewProjector(ctx, db, nil)
+	projector, err := projections.NewProjector(ctx, db, newLogger())
 	if err != nil {
-		return err
+		db.Close()
+		return 0, err
 	}
-	opts.Progress = progressPrinter(os.Stderr)
-	if err := projector.Replay(ctx, store, opts); err != nil {
-		return err
+	if err := projector.Replay(ctx, log, opts); err != nil {
+		db.Close()
+		return 0, err
 	}
 	if err := db.MarkNoticesDelivered(ctx); err != nil {
-		return err
+		db.Close()
+		return 0, err
 	}
-	fmt.Fprintf(os.Stderr, "\ncreditd: replayed to position %d into %s\n", projector.Position(), target)
-	return nil
+	return projector.Position(), db.Close()
 }
 
 // progressPrinter draws a bar with events/s and ETA on a terminal, and a

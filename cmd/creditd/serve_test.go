@@ -23,22 +23,11 @@ func TestServeAsANewcomerWould(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	dataDir := filepath.Join(dir, "data")
-	addr := freeAddr(t)
+	bin, dataDir, addr := newBinaryRun(t)
 	base := "http://" + addr
 
 	stop := startServer(t, bin, dataDir, addr)
-	token, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tenant struct {
-		TenantID int64  `json:"tenant_id"`
-		APIKey   string `json:"api_key"`
-	}
-	post(t, base+"/v1/tenants", strings.TrimSpace(string(token)), `{"name":"acme"}`, http.StatusCreated, &tenant)
+	tenant := createTenant(t, base, dataDir)
 	post(t, base+"/v1/grants", tenant.APIKey, `{"grant_id":"g1","amount":"10"}`, http.StatusCreated, nil)
 	var first struct {
 		Accepted int    `json:"accepted"`
@@ -78,6 +67,33 @@ func TestServeAsANewcomerWould(t *testing.T) {
 	if over.Rejected != 1 || fits.Accepted != 1 {
 		t.Fatalf("balance after restart is wrong: over=%+v fits=%+v", over, fits)
 	}
+}
+
+// newBinaryRun builds creditd and picks an empty data dir and a free
+// loopback address for it.
+func newBinaryRun(t *testing.T) (bin, dataDir, addr string) {
+	t.Helper()
+	dir := t.TempDir()
+	return buildBinary(t, dir), filepath.Join(dir, "data"), freeAddr(t)
+}
+
+// testTenant is a tenant created through the admin API.
+type testTenant struct {
+	TenantID int64  `json:"tenant_id"`
+	APIKey   string `json:"api_key"`
+}
+
+// createTenant creates a tenant with the admin token serve wrote into the
+// data dir, as the README tells a newcomer to.
+func createTenant(t *testing.T, base, dataDir string) testTenant {
+	t.Helper()
+	token, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tenant testTenant
+	post(t, base+"/v1/tenants", strings.TrimSpace(string(token)), `{"name":"acme"}`, http.StatusCreated, &tenant)
+	return tenant
 }
 
 func buildBinary(t *testing.T, dir string) string {

@@ -23,24 +23,20 @@ var errVerifyFailed = errors.New("verification found differences")
 // and compares them with the read models; it also checks the hash chains.
 func verify(args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", envOr("CREDITD_DATA_DIR", "./data"), "data directory (env CREDITD_DATA_DIR)")
-	natsURL := fs.String("nats-url", envOr("CREDITD_NATS_URL", ""), "external NATS JetStream; empty opens the data dir's embedded store (env CREDITD_NATS_URL)")
+	logAt := addLogFlags(fs, "data directory")
 	tenant := fs.Int64("tenant", 0, "verify one tenant (0: all)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	store, closeLog, err := openLog(ctx, *dataDir, *natsURL, "creditd-verify")
+	store, closeLog, err := logAt.open(ctx, "creditd-verify")
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	db, err := projections.Open(filepath.Join(*dataDir, readModelFile))
+	db, err := projections.Open(filepath.Join(*logAt.dataDir, readModelFile))
 	if err != nil {
 		return err
 	}

@@ -108,11 +108,23 @@ func (r *Reader) Stats(ctx context.Context, tenantID int64, rng Range) (StatsRep
 	return report, nil
 }
 
-// top ranks the values of one rolled dimension by credits spent.
+// top ranks the values of one rolled dimension by credits spent, values
+// used for free included.
 func (r *Reader) top(ctx context.Context, tenantID int64, rng Range, dimension string) ([]Ranked, error) {
+	return r.rank(ctx, tenantID, rng, dimension, topMax, true)
+}
+
+// rank lists the values of one rolled dimension over the range's whole days
+// by credits spent, largest first, at most limit of them.
+func (r *Reader) rank(ctx context.Context, tenantID int64, rng Range, dimension string, limit int, withFree bool) ([]Ranked, error) {
+	having := " HAVING sum(credits) != 0"
+	if withFree {
+		having = ""
+	}
+	// having is one of two constants: no user text reaches the SQL.
 	rows, err := r.db.QueryContext(ctx, `SELECT value, sum(credits), sum(requests), sum(quantity) FROM usage_rollup
-		WHERE tenant_id = ? AND dimension = ? AND day BETWEEN ? AND ? GROUP BY value ORDER BY sum(credits) DESC, value LIMIT ?`,
-		tenantID, dimension, rng.FromDay, rng.ToDay, topMax)
+		WHERE tenant_id = ? AND dimension = ? AND day BETWEEN ? AND ? GROUP BY value`+having+`
+		ORDER BY sum(credits) DESC, value LIMIT ?`, tenantID, dimension, rng.FromDay, rng.ToDay, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -9,19 +9,11 @@ import (
 )
 
 type reserveRequest struct {
-	ReservationID string            `json:"reservation_id"`
-	CreditType    string            `json:"credit_type"`
-	Amount        Amount            `json:"amount"`
-	TTLSeconds    int64             `json:"ttl_seconds"`
-	Module        string            `json:"module"`
-	Service       string            `json:"service"`
-	UserID        string            `json:"user_id"`
-	WorkflowID    string            `json:"workflow_id"`
-	WorkflowRunID string            `json:"workflow_run_id"`
-	Endpoint      string            `json:"endpoint"`
-	Success       *bool             `json:"success"`
-	Quantity      Amount            `json:"quantity"`
-	Custom        map[string]string `json:"custom"`
+	ReservationID string `json:"reservation_id"`
+	CreditType    string `json:"credit_type"`
+	Amount        Amount `json:"amount"`
+	TTLSeconds    int64  `json:"ttl_seconds"`
+	dimensionsRequest
 }
 
 type reservationResponse struct {
@@ -44,7 +36,7 @@ func (a *API) reserve(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	}
 	var check fieldCheck
 	req.Amount.check(&check, "amount", true)
-	req.Quantity.check(&check, "quantity", false)
+	dims := req.dimensions(&check, "")
 	if req.TTLSeconds < 0 || req.TTLSeconds > int64(domain.ReservationTTLMax/time.Second) {
 		check.add("ttl_seconds", "must be between 1 and 604800 (omit it for the 300 s default)", req.TTLSeconds)
 	}
@@ -52,11 +44,9 @@ func (a *API) reserve(w http.ResponseWriter, r *http.Request, tenantID int64) {
 		writeProblem(w, r, a.log, validationProblem("body.", err))
 		return
 	}
-	success := req.Success == nil || *req.Success
 	c := domain.Reserve{
 		ReservationID: idOrKey(req.ReservationID, r, "res_"), Amount: req.Amount.Value, TTL: time.Duration(req.TTLSeconds) * time.Second,
-		Dimensions: domain.Dimensions{Module: req.Module, Service: req.Service, UserID: req.UserID, WorkflowID: req.WorkflowID,
-			WorkflowRunID: req.WorkflowRunID, Endpoint: req.Endpoint, Success: success, Quantity: req.Quantity.Value, Custom: req.Custom},
+		Dimensions: dims,
 	}
 	creditType := creditTypeOrDefault(req.CreditType)
 	if err := errors.Join(domain.ValidateCreditType(creditType), c.Validate()); err != nil {

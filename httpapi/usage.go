@@ -14,10 +14,16 @@ import (
 // usageEventRequest is one usage event; the NATS ingestion path takes the
 // same JSON.
 type usageEventRequest struct {
-	ID            string            `json:"id"`
-	Timestamp     Timestamp         `json:"timestamp"`
-	Amount        Amount            `json:"amount"`
-	CreditType    string            `json:"credit_type"`
+	ID         string    `json:"id"`
+	Timestamp  Timestamp `json:"timestamp"`
+	Amount     Amount    `json:"amount"`
+	CreditType string    `json:"credit_type"`
+	dimensionsRequest
+	Description string `json:"description"`
+}
+
+// dimensionsRequest is what a usage or a reservation was for, as sent.
+type dimensionsRequest struct {
 	Module        string            `json:"module"`
 	Service       string            `json:"service"`
 	UserID        string            `json:"user_id"`
@@ -27,7 +33,15 @@ type usageEventRequest struct {
 	Success       *bool             `json:"success"`
 	Quantity      Amount            `json:"quantity"`
 	Custom        map[string]string `json:"custom"`
-	Description   string            `json:"description"`
+}
+
+// dimensions checks the quantity and returns the dimensions; success
+// defaults to true.
+func (d dimensionsRequest) dimensions(check *fieldCheck, prefix string) domain.Dimensions {
+	d.Quantity.check(check, prefix+"quantity", false)
+	return domain.Dimensions{Module: d.Module, Service: d.Service, UserID: d.UserID, WorkflowID: d.WorkflowID,
+		WorkflowRunID: d.WorkflowRunID, Endpoint: d.Endpoint, Success: d.Success == nil || *d.Success,
+		Quantity: d.Quantity.Value, Custom: d.Custom}
 }
 
 type usageBatchRequest struct {
@@ -58,18 +72,10 @@ const rejectIDConflict = "id_conflict"
 // toCommand checks the decoded fields and returns the event as a command.
 func (ev usageEventRequest) toCommand(check *fieldCheck, prefix string) commands.UsageEvent {
 	ev.Amount.check(check, prefix+"amount", true)
-	ev.Quantity.check(check, prefix+"quantity", false)
+	dims := ev.dimensions(check, prefix)
 	ev.Timestamp.check(check, prefix+"timestamp")
-	success := true
-	if ev.Success != nil {
-		success = *ev.Success
-	}
 	return commands.UsageEvent{CreditType: creditTypeOrDefault(ev.CreditType), RecordUsage: domain.RecordUsage{
-		UsageID: ev.ID, Amount: ev.Amount.Value, OccurredAt: ev.Timestamp.Value, Description: ev.Description,
-		Dimensions: domain.Dimensions{
-			Module: ev.Module, Service: ev.Service, UserID: ev.UserID, WorkflowID: ev.WorkflowID,
-			WorkflowRunID: ev.WorkflowRunID, Endpoint: ev.Endpoint, Success: success, Quantity: ev.Quantity.Value, Custom: ev.Custom,
-		},
+		UsageID: ev.ID, Amount: ev.Amount.Value, OccurredAt: ev.Timestamp.Value, Description: ev.Description, Dimensions: dims,
 	}}
 }
 

@@ -27,9 +27,8 @@ type endpointKey struct {
 
 type countDelta struct{ requests, successes, failures int64 }
 
-// countUsage adds one usage (a debit, or a captured reservation) to the
-// cube, on the UTC day it occurred, and to the tenant's counters.
-func (b *batch) countUsage(env domain.Envelope, d domain.Dimensions, credits, day, occurredAt int64) {
+// cell is the batch's pending change to one cube cell.
+func (b *batch) cell(env domain.Envelope, d domain.Dimensions, day int64) *cubeDelta {
 	key := cubeKey{tenantID: env.TenantID, day: day, creditType: env.CreditType, module: d.Module, service: d.Service,
 		userID: d.UserID, workflowID: d.WorkflowID, runID: d.WorkflowRunID, ep: d.Endpoint, success: d.Success, custom: customJSON(d.Custom)}
 	c, ok := b.cube[key]
@@ -37,6 +36,13 @@ func (b *batch) countUsage(env domain.Envelope, d domain.Dimensions, credits, da
 		c = &cubeDelta{}
 		b.cube[key] = c
 	}
+	return c
+}
+
+// countUsage adds one usage (a debit, or a captured reservation) to the
+// cube, on the UTC day it occurred, and to the tenant's counters.
+func (b *batch) countUsage(env domain.Envelope, d domain.Dimensions, credits, day, occurredAt int64) {
+	c := b.cell(env, d, day)
 	quantity := Micro(d.Quantity)
 	c.credits += credits
 	c.quantity += quantity
@@ -66,13 +72,7 @@ func (b *batch) countUsage(env domain.Envelope, d domain.Dimensions, credits, da
 // uncountUsage takes a reversed debit's credits off the cube cell and day
 // it was counted on; the request itself happened and stays counted.
 func (b *batch) uncountUsage(env domain.Envelope, d domain.Dimensions, credits, day int64) {
-	key := cubeKey{tenantID: env.TenantID, day: day, creditType: env.CreditType, module: d.Module, service: d.Service,
-		userID: d.UserID, workflowID: d.WorkflowID, runID: d.WorkflowRunID, ep: d.Endpoint, success: d.Success, custom: customJSON(d.Custom)}
-	c, ok := b.cube[key]
-	if !ok {
-		c = &cubeDelta{}
-		b.cube[key] = c
-	}
+	c := b.cell(env, d, day)
 	c.credits -= credits
 	b.total(env.TenantID).credits -= credits
 }

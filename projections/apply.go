@@ -27,14 +27,15 @@ type batch struct {
 	lines    map[lineKey]*lineRow
 	// known is the projector's cache of committed line rows; the batch
 	// reads it and never writes it (a rolled-back batch leaves no trace).
-	known   map[lineKey]lineRow
-	cube    map[cubeKey]*cubeDelta
-	totals  map[int64]*totalsDelta
-	byRoute map[endpointKey]*countDelta
-	grants  map[grantKey]*grantDelta
-	stmts   map[string]*sql.Stmt
-	// ledgerRows holds the batch's ledger rows, ledgerColumns values each.
-	ledgerRows []any
+	known      map[lineKey]lineRow
+	cube       map[cubeKey]*cubeDelta
+	totals     map[int64]*totalsDelta
+	byRoute    map[endpointKey]*countDelta
+	grants     map[grantKey]*grantDelta
+	stmts      map[string]*sql.Stmt
+	ledgerRows []ledgerRow
+	// dims is the projector's cache of usage dimensions' texts.
+	dims map[dimsKey]*dimsText
 	// thresholds caches tenants' notice thresholds for the batch (read from
 	// the projector's cache, or the tenants table).
 	thresholds        map[int64][]int64
@@ -57,9 +58,9 @@ func (b *batch) stmt(query string) (*sql.Stmt, error) {
 	return s, nil
 }
 
-func newBatch(ctx context.Context, tx *sql.Tx, position uint64, known map[lineKey]lineRow) *batch {
+func newBatch(ctx context.Context, tx *sql.Tx, position uint64, known map[lineKey]lineRow, dims map[dimsKey]*dimsText) *batch {
 	return &batch{
-		ctx: ctx, tx: tx, position: position, known: known,
+		ctx: ctx, tx: tx, position: position, known: known, dims: dims,
 		lines: map[lineKey]*lineRow{}, cube: map[cubeKey]*cubeDelta{}, totals: map[int64]*totalsDelta{},
 		byRoute: map[endpointKey]*countDelta{}, grants: map[grantKey]*grantDelta{}, stmts: map[string]*sql.Stmt{}, thresholds: map[int64][]int64{},
 	}
@@ -106,15 +107,23 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 		if err := b.insertGrant(env, e, seq, at); err != nil {
 			return err
 		}
-		return b.ledger(env, line, ledgerCredit, Micro(e.Amount), e.GrantID, grantDescription(e), e.Reference, metadataJSON(e.Metadata), seq, at)
+		b.ledger(env, line, ledgerCredit, Micro(e.Amount), e.GrantID, grantDescription(e), e.Reference, metadataJSON(e.Metadata), seq, at)
+		return nil
 	case domain.UsageDebited:
-		line.used += Micro(e.Amount)
+		amount := Micro(e.Amount)
+		line.used += amount
 		b.burn(env, e.Burned)
-		b.countUsage(env, e.Dimensions, Micro(e.Amount), Day(e.OccurredAt), Micros(e.OccurredAt))
-		if e.Amount.IsZero() {
+		dims := b.dimsText(e.Dimensions)
+		b.countUsage(env, dims, e.Dimensions, amount, Day(e.OccurredAt), Micros(e.OccurredAt))
+		if amount == 0 {
 			return nil
 		}
-		return b.usageLedger(env, line, -Micro(e.Amount), e.UsageID, usageDescription(e.Description, e.Dimensions), dimensionsJSON(e.Dimensions), seq, at, Micros(e.OccurredAt))
+		description := e.Description
+		if description == "" {
+			description = dims.description
+		}
+		b.usageLedger(env, line, -amount, e.UsageID, description, dims.metadata, seq, at, Micros(e.OccurredAt))
+		return nil
 	case domain.DebitRejected:
 		b.total(env.TenantID).rejected++
 		return nil
@@ -130,11 +139,13 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 		if err != nil {
 			return err
 		}
-		b.countUsage(env, dims, Micro(e.Amount), at/(86400*1e6), at)
+		text := b.dimsText(dims)
+		b.countUsage(env, text, dims, Micro(e.Amount), at/(86400*1e6), at)
 		if e.Amount.IsZero() {
 			return nil
 		}
-		return b.usageLedger(env, line, -Micro(e.Amount), e.ReservationID, usageDescription("", dims), dimensionsJSON(dims), seq, at, at)
+		b.usageLedger(env, line, -Micro(e.Amount), e.ReservationID, text.description, text.metadata, seq, at, at)
+		return nil
 	case domain.ReservationReleased:
 		line.reserved -= Micro(e.Amount)
 		_, err := b.closeReservation(env.TenantID, e.ReservationID, string(e.Reason), 0, at)
@@ -142,26 +153,31 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 	case domain.CreditsAdjusted:
 		line.adjusted += Micro(e.Amount)
 		b.burn(env, e.Burned)
-		return b.ledger(env, line, ledgerAdjustment, Micro(e.Amount), e.AdjustmentID, e.Reason, e.Reference, "{}", seq, at)
+		b.ledger(env, line, ledgerAdjustment, Micro(e.Amount), e.AdjustmentID, e.Reason, e.Reference, "{}", seq, at)
+		return nil
 	case domain.GrantExpired:
 		line.expired += Micro(e.Amount)
 		g := b.grant(env, e.GrantID)
 		g.remaining -= Micro(e.Amount)
 		g.expired += Micro(e.Amount)
-		return b.ledger(env, line, ledgerExpiry, -Micro(e.Amount), e.GrantID, "grant expired", "", "{}", seq, at)
+		b.ledger(env, line, ledgerExpiry, -Micro(e.Amount), e.GrantID, "grant expired", "", "{}", seq, at)
+		return nil
 	case domain.UsageReversed:
 		line.used -= Micro(e.Amount)
 		for _, r := range e.Returned {
 			b.grant(env, r.GrantID).remaining += Micro(r.Amount)
 		}
-		b.uncountUsage(env, e.Dimensions, Micro(e.Amount), Day(e.OccurredAt))
-		return b.ledger(env, line, ledgerAdjustment, Micro(e.Amount), e.UsageID, "usage reversed: "+e.Reason, "", dimensionsJSON(e.Dimensions), seq, at)
+		dims := b.dimsText(e.Dimensions)
+		b.uncountUsage(env, dims, e.Dimensions, Micro(e.Amount), Day(e.OccurredAt))
+		b.ledger(env, line, ledgerAdjustment, Micro(e.Amount), e.UsageID, "usage reversed: "+e.Reason, "", dims.metadata, seq, at)
+		return nil
 	case domain.GrantVoided:
 		line.adjusted -= Micro(e.Amount)
 		g := b.grant(env, e.GrantID)
 		g.remaining -= Micro(e.Amount)
 		g.voided += Micro(e.Amount)
-		return b.ledger(env, line, ledgerAdjustment, -Micro(e.Amount), e.GrantID, "grant voided: "+e.Reason, "", "{}", seq, at)
+		b.ledger(env, line, ledgerAdjustment, -Micro(e.Amount), e.GrantID, "grant voided: "+e.Reason, "", "{}", seq, at)
+		return nil
 	case domain.GrantExpiryChanged:
 		var expires any
 		if e.ExpiresAt != nil {

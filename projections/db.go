@@ -42,7 +42,7 @@ func Open(path string) (*DB, error) {
 	// transactions but never corrupts; the checkpoint rolls back with them
 	// and the projection re-applies them from the log.
 	common := "_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=5000&_foreign_keys=off&cache=private"
-	writer, err := sql.Open("sqlite3", "file:"+url.PathEscape(abs)+"?"+common+"&_txlock=immediate")
+	writer, err := sql.Open("sqlite3", "file:"+url.PathEscape(abs)+"?"+common+"&_txlock=immediate&_mutex=no")
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,9 @@ type Projector struct {
 	// known caches committed line rows, so a hot line is not re-read per
 	// commit. Only Apply touches it.
 	known map[lineKey]lineRow
+	// dims caches the texts of usage dimensions (see dimsText); only Apply
+	// touches it, and it is emptied between batches once it is full.
+	dims map[dimsKey]*dimsText
 
 	mu       sync.Mutex
 	position uint64
@@ -50,7 +53,7 @@ func NewProjector(ctx context.Context, db *DB, log *slog.Logger) (*Projector, er
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint: %w", err)
 	}
-	return &Projector{db: db, log: log, known: map[lineKey]lineRow{}, position: position, advanced: make(chan struct{}), noticed: make(chan struct{}, 1)}, nil
+	return &Projector{db: db, log: log, known: map[lineKey]lineRow{}, dims: map[dimsKey]*dimsText{}, position: position, advanced: make(chan struct{}), noticed: make(chan struct{}, 1)}, nil
 }
 
 // Position is the last log position applied and committed.
@@ -135,7 +138,10 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	b := newBatch(ctx, tx, start, p.known)
+	if len(p.dims) > dimsCacheMax {
+		clear(p.dims)
+	}
+	b := newBatch(ctx, tx, start, p.known, p.dims)
 	for _, c := range commits {
 		if err := b.applyCommit(c.Sequence, c.Commit); err != nil {
 			return err

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 const (
 	rebuildBatchCommitsMax = 256
 	rebuildBatchesAhead    = 2
+	bulkGCPercent          = 300
 )
 
 // LogReader reads the stream in order; *eventstore.Store satisfies it.
@@ -86,6 +88,12 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 				p.log.Error("rebuilding read-model indexes", "err", err)
 			}
 		}()
+	}
+	if opts.Bulk {
+		// A bulk load decodes gigabytes of short-lived events over a small
+		// live heap: collecting at 4x the live heap instead of 2x halves
+		// the collector's share of a core for a few more MiB of memory.
+		defer debug.SetGCPercent(debug.SetGCPercent(bulkGCPercent))
 	}
 	start := time.Now()
 	events := 0

@@ -1,14 +1,53 @@
 package projections
 
-import "github.com/creditd/creditd/domain"
+import (
+	"cmp"
+	"maps"
+	"slices"
+
+	"github.com/creditd/creditd/domain"
+)
+
+// dimsCacheMax bounds the projector's cache of dimension texts; usage
+// dimensions repeat (the cube's cardinality is far below the event count),
+// so a few thousand entries usually cover everything a batch meets.
+const dimsCacheMax = 1 << 16
+
+// dimsKey identifies a combination of usage dimensions, custom map included
+// (as its canonical JSON). Success and quantity are per event.
+type dimsKey struct {
+	module, service, userID, workflowID, runID, endpoint, custom string
+}
+
+// dimsText is what the read models store for one combination of
+// dimensions: computed once per combination instead of once per event,
+// which keeps JSON building and string concatenation off the apply path.
+type dimsText struct {
+	dimsKey
+	description string // the ledger description of a usage that has none
+	metadata    string // the ledger metadata: the dimensions as JSON
+}
+
+// dimsText returns the cached texts of d. Equal dimensions share one
+// *dimsText within a batch, so cube cells can be keyed by the pointer.
+func (b *batch) dimsText(d domain.Dimensions) *dimsText {
+	key := dimsKey{module: d.Module, service: d.Service, userID: d.UserID, workflowID: d.WorkflowID,
+		runID: d.WorkflowRunID, endpoint: d.Endpoint, custom: customJSON(d.Custom)}
+	if t, ok := b.dims[key]; ok {
+		return t
+	}
+	t := &dimsText{dimsKey: key, description: usageDescription("", d), metadata: dimensionsJSON(d)}
+	b.dims[key] = t
+	return t
+}
 
 // cubeKey is one cell of the usage cube.
 type cubeKey struct {
-	tenantID                                                   int64
-	day                                                        int64
-	creditType, module, service, userID, workflowID, runID, ep string
-	success                                                    bool
-	custom                                                     string
+	tenantID   int64
+	day        int64
+	creditType string
+	success    bool
+	dims       *dimsText
 }
 
 type cubeDelta struct {
@@ -28,9 +67,8 @@ type endpointKey struct {
 type countDelta struct{ requests, successes, failures int64 }
 
 // cell is the batch's pending change to one cube cell.
-func (b *batch) cell(env domain.Envelope, d domain.Dimensions, day int64) *cubeDelta {
-	key := cubeKey{tenantID: env.TenantID, day: day, creditType: env.CreditType, module: d.Module, service: d.Service,
-		userID: d.UserID, workflowID: d.WorkflowID, runID: d.WorkflowRunID, ep: d.Endpoint, success: d.Success, custom: customJSON(d.Custom)}
+func (b *batch) cell(env domain.Envelope, dims *dimsText, success bool, day int64) *cubeDelta {
+	key := cubeKey{tenantID: env.TenantID, day: day, creditType: env.CreditType, success: success, dims: dims}
 	c, ok := b.cube[key]
 	if !ok {
 		c = &cubeDelta{}
@@ -41,8 +79,8 @@ func (b *batch) cell(env domain.Envelope, d domain.Dimensions, day int64) *cubeD
 
 // countUsage adds one usage (a debit, or a captured reservation) to the
 // cube, on the UTC day it occurred, and to the tenant's counters.
-func (b *batch) countUsage(env domain.Envelope, d domain.Dimensions, credits, day, occurredAt int64) {
-	c := b.cell(env, d, day)
+func (b *batch) countUsage(env domain.Envelope, dims *dimsText, d domain.Dimensions, credits, day, occurredAt int64) {
+	c := b.cell(env, dims, d.Success, day)
 	quantity := Micro(d.Quantity)
 	c.credits += credits
 	c.quantity += quantity
@@ -71,8 +109,8 @@ func (b *batch) countUsage(env domain.Envelope, d domain.Dimensions, credits, da
 
 // uncountUsage takes a reversed debit's credits off the cube cell and day
 // it was counted on; the request itself happened and stays counted.
-func (b *batch) uncountUsage(env domain.Envelope, d domain.Dimensions, credits, day int64) {
-	c := b.cell(env, d, day)
+func (b *batch) uncountUsage(env domain.Envelope, dims *dimsText, d domain.Dimensions, credits, day int64) {
+	c := b.cell(env, dims, d.Success, day)
 	c.credits -= credits
 	b.total(env.TenantID).credits -= credits
 }
@@ -99,8 +137,8 @@ type rollupKey struct {
 func (b *batch) flushRollups() error {
 	rollup := map[rollupKey]*cubeDelta{}
 	for k, c := range b.cube {
-		for _, dim := range [...]struct{ name, value string }{{"", ""}, {"credit_type", k.creditType}, {"module", k.module},
-			{"service", k.service}, {"user_id", k.userID}, {"endpoint", k.ep}} {
+		for _, dim := range [...]struct{ name, value string }{{"", ""}, {"credit_type", k.creditType}, {"module", k.dims.module},
+			{"service", k.dims.service}, {"user_id", k.dims.userID}, {"endpoint", k.dims.endpoint}} {
 			key := rollupKey{k.tenantID, dim.name, k.day, dim.value}
 			r, ok := rollup[key]
 			if !ok {
@@ -141,9 +179,13 @@ func (b *batch) flushCube() error {
 	if err != nil {
 		return err
 	}
-	for k, c := range b.cube {
-		if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.day, k.creditType, k.module, k.service, k.userID, k.workflowID,
-			k.runID, k.ep, k.success, k.custom, c.credits, c.quantity, c.requests, c.successes, c.failures); err != nil {
+	// Upserts in primary-key order touch the cube's B-tree sequentially, so
+	// each lands on the page the last one left in the cache.
+	keys := slices.SortedFunc(maps.Keys(b.cube), compareCubeKeys)
+	for _, k := range keys {
+		c, d := b.cube[k], k.dims
+		if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.day, k.creditType, d.module, d.service, d.userID, d.workflowID,
+			d.runID, d.endpoint, k.success, d.custom, c.credits, c.quantity, c.requests, c.successes, c.failures); err != nil {
 			return err
 		}
 	}
@@ -176,4 +218,31 @@ func (b *batch) flushTotals() error {
 		}
 	}
 	return nil
+}
+
+// compareCubeKeys orders cells as usage_daily's primary key does.
+func compareCubeKeys(a, b cubeKey) int {
+	if c := cmp.Compare(a.tenantID, b.tenantID); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.day, b.day); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.creditType, b.creditType); c != 0 {
+		return c
+	}
+	x, y := a.dims, b.dims
+	for _, pair := range [...][2]string{{x.module, y.module}, {x.service, y.service}, {x.userID, y.userID},
+		{x.workflowID, y.workflowID}, {x.runID, y.runID}, {x.endpoint, y.endpoint}} {
+		if c := cmp.Compare(pair[0], pair[1]); c != 0 {
+			return c
+		}
+	}
+	if a.success != b.success {
+		if !a.success {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(x.custom, y.custom)
 }

@@ -302,12 +302,14 @@ type EnvelopeWire struct {
 	Type       EventType  `json:"type"`
 	TenantID   int64      `json:"tenant_id"`
 	CreditType string     `json:"credit_type,omitempty"`
-	Data       *eventData `json:"data"`
+	Data       *EventData `json:"data"`
 }
 
-// eventData holds the union of every event's fields; each field name has
-// one meaning and one type across events.
-type eventData struct {
+// EventData holds the union of every event's fields; each field name has
+// one meaning and one type across events. It is exported for eventstore's
+// hand-written commit decoder, which fills it without reflection when
+// replaying the log and hands it to EnvelopeWire.Envelope like encoding/json.
+type EventData struct {
 	GrantID          string            `json:"grant_id"`
 	UsageID          string            `json:"usage_id"`
 	ReservationID    string            `json:"reservation_id"`

@@ -49,7 +49,22 @@ type commitWire struct {
 }
 
 // DecodeCommit parses stored bytes, refusing unknown versions and event types.
+//
+// Decoding is most of the cost of replaying the log, so the bytes
+// EncodeCommit writes go through a hand-written decoder (decode.go). That
+// decoder gives up on anything else, malformed input included, and those
+// bytes take the encoding/json path: results and error messages are the
+// same whichever path runs.
 func DecodeCommit(data []byte) (Commit, error) {
+	if c, ok := decodeCommitFast(data); ok {
+		return c, nil
+	}
+	return decodeCommitJSON(data)
+}
+
+// decodeCommitJSON is the reference decoder: encoding/json into the wire
+// shape, then each event's conversion. decodeCommitFast must match it.
+func decodeCommitJSON(data []byte) (Commit, error) {
 	var w commitWire
 	if err := json.Unmarshal(data, &w); err != nil {
 		return Commit{}, fmt.Errorf("decode commit: %w", err)

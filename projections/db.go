@@ -69,6 +69,38 @@ func Open(path string) (*DB, error) {
 	return &DB{Path: abs, writer: writer, reader: reader}, nil
 }
 
+// bulkIndexes are dropped during a bulk load; schema.sql recreates them.
+var bulkIndexes = []string{"ledger_tenant_time", "ledger_tenant_type_time", "ledger_line_time", "ledger_usage_time", "reservations_open"}
+
+// bulkLoad prepares a fresh database for loading the whole log, and
+// returns what ends it. Measured on a million events, each step pays:
+//   - The ledger's secondary indexes are dropped while loading and built
+//     once at the end: one sort each, half the cost of millions of index
+//     updates.
+//   - The journal is kept in memory with no fsync, and the WAL is off: each
+//     page is written once, to the database file, instead of to the WAL and
+//     again at every checkpoint. Transactions still roll back; a crash can
+//     leave a torn file, which is fine for a database that is rebuilt from
+//     scratch (rebuild and replay start by deleting it).
+//   - Index builds may sort on a second thread, the decoding goroutine
+//     being idle by then.
+//
+// The end rebuilds the indexes and returns to WAL with synchronous=NORMAL.
+func (db *DB) bulkLoad(ctx context.Context) (end func() error, err error) {
+	for _, index := range bulkIndexes {
+		if _, err := db.writer.ExecContext(ctx, "DROP INDEX IF EXISTS "+index); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := db.writer.ExecContext(ctx, `PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA threads = 2`); err != nil {
+		return nil, err
+	}
+	return func() error {
+		_, err := db.writer.ExecContext(context.Background(), schemaSQL+`;PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA threads = 0`)
+		return err
+	}, nil
+}
+
 // Reader is the read-only pool, for queries.
 func (db *DB) Reader() *sql.DB { return db.reader }
 

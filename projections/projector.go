@@ -26,6 +26,9 @@ type Projector struct {
 	// dims caches the texts of usage dimensions (see dimsText); only Apply
 	// touches it, and it is emptied between batches once it is full.
 	dims map[dimsKey]*dimsText
+	// ledgerBuf is the last batch's ledger rows, emptied: tens of thousands
+	// of rows per batch are not re-grown from nothing each time.
+	ledgerBuf []ledgerRow
 
 	mu       sync.Mutex
 	position uint64
@@ -142,6 +145,8 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 		clear(p.dims)
 	}
 	b := newBatch(ctx, tx, start, p.known, p.dims)
+	b.ledgerRows = p.ledgerBuf[:0]
+	defer func() { p.ledgerBuf = b.ledgerRows[:0] }()
 	for _, c := range commits {
 		if err := b.applyCommit(c.Sequence, c.Commit); err != nil {
 			return err

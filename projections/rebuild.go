@@ -13,8 +13,9 @@ import (
 )
 
 // Catch-up bounds: commits per transaction (big transactions amortise
-// SQLite's commit; the bound keeps memory and a failed batch's redo small)
-// and decoded batches waiting for the writer.
+// SQLite's commit; the bound keeps memory and a failed batch's redo small,
+// and a batch's pages within the writer's cache: 1,024 was slower than 256
+// on a million events) and decoded batches waiting for the writer.
 const (
 	rebuildBatchCommitsMax = 256
 	rebuildBatchesAhead    = 2
@@ -48,14 +49,10 @@ type ReplayOptions struct {
 	TenantID int64
 	// Progress, when set, is called after each batch.
 	Progress func(Progress)
-	// Bulk, for a fresh database nobody reads yet (rebuild, replay), drops
-	// the ledger's secondary indexes while loading and builds them once at
-	// the end: one sort instead of millions of index updates.
+	// Bulk is for a fresh database nobody reads yet (rebuild, replay): see
+	// DB.bulkLoad. A bulk load that fails leaves a database to throw away.
 	Bulk bool
 }
-
-// bulkIndexes are dropped during a bulk load; schema.sql recreates them.
-var bulkIndexes = []string{"ledger_tenant_time", "ledger_tenant_type_time", "ledger_line_time", "ledger_usage_time", "reservations_open"}
 
 // Progress reports a replay's advance.
 type Progress struct {
@@ -77,15 +74,14 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 		upTo = last
 	}
 	if opts.Bulk && p.Position() == 0 {
-		for _, index := range bulkIndexes {
-			if _, err := p.db.writer.ExecContext(ctx, "DROP INDEX IF EXISTS "+index); err != nil {
-				return err
-			}
+		restore, err := p.db.bulkLoad(ctx)
+		if err != nil {
+			return err
 		}
 		defer func() {
-			// Built even after a failure: the database must stay queryable.
-			if _, err := p.db.writer.ExecContext(context.Background(), schemaSQL); err != nil {
-				p.log.Error("rebuilding read-model indexes", "err", err)
+			// Run even after a failure: the database must stay queryable.
+			if err := restore(); err != nil {
+				p.log.Error("ending the bulk load of the read models", "err", err)
 			}
 		}()
 	}

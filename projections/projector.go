@@ -144,10 +144,17 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 	if len(p.dims) > dimsCacheMax {
 		clear(p.dims)
 	}
-	b := newBatch(ctx, tx, start, p.known, p.dims)
+	// Statements run without ctx's cancellation: for a cancellable context
+	// the driver starts a watcher goroutine per statement, which cost more
+	// than the statement itself. Cancelling ctx still rolls the transaction
+	// back, and the batch checks ctx between commits.
+	b := newBatch(context.WithoutCancel(ctx), tx, start, p.known, p.dims)
 	b.ledgerRows = p.ledgerBuf[:0]
 	defer func() { p.ledgerBuf = b.ledgerRows[:0] }()
 	for _, c := range commits {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := b.applyCommit(c.Sequence, c.Commit); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/creditd/creditd/domain"
 )
@@ -171,26 +172,48 @@ func (b *batch) flushCube() error {
 	if err := b.flushRollups(); err != nil {
 		return err
 	}
-	stmt, err := b.stmt(`INSERT INTO usage_daily (tenant_id, day, credit_type, module, service, user_id, workflow_id,
-		workflow_run_id, endpoint, success, custom, credits, quantity, requests, successes, failures)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO UPDATE SET credits = credits + excluded.credits, quantity = quantity + excluded.quantity,
-		requests = requests + excluded.requests, successes = successes + excluded.successes, failures = failures + excluded.failures`)
-	if err != nil {
-		return err
-	}
 	// Upserts in primary-key order touch the cube's B-tree sequentially, so
-	// each lands on the page the last one left in the cache.
+	// each lands on the page the last one left in the cache; many rows per
+	// statement spare a statement execution per cell.
 	keys := slices.SortedFunc(maps.Keys(b.cube), compareCubeKeys)
-	for _, k := range keys {
-		c, d := b.cube[k], k.dims
-		if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.day, k.creditType, d.module, d.service, d.userID, d.workflowID,
-			d.runID, d.endpoint, k.success, d.custom, c.credits, c.quantity, c.requests, c.successes, c.failures); err != nil {
+	args := make([]any, 0, cubeRowsPerUpsert*cubeColumns)
+	for len(keys) > 0 {
+		n := min(len(keys), cubeRowsPerUpsert)
+		stmt, err := b.stmt(cubeUpserts[n])
+		if err != nil {
 			return err
 		}
+		args = args[:0]
+		for _, k := range keys[:n] {
+			c, d := b.cube[k], k.dims
+			args = append(args, k.tenantID, k.day, k.creditType, d.module, d.service, d.userID, d.workflowID,
+				d.runID, d.endpoint, k.success, d.custom, c.credits, c.quantity, c.requests, c.successes, c.failures)
+		}
+		if _, err := stmt.ExecContext(b.ctx, args...); err != nil {
+			return err
+		}
+		keys = keys[n:]
 	}
 	return nil
 }
+
+// cubeRowsPerUpsert bounds the cells of one upsert (cubeColumns values
+// each, far below SQLite's variable limit).
+const (
+	cubeRowsPerUpsert = 32
+	cubeColumns       = 16
+)
+
+var cubeUpserts = func() (q [cubeRowsPerUpsert + 1]string) {
+	for n := 1; n <= cubeRowsPerUpsert; n++ {
+		q[n] = `INSERT INTO usage_daily (tenant_id, day, credit_type, module, service, user_id, workflow_id,
+		workflow_run_id, endpoint, success, custom, credits, quantity, requests, successes, failures) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",") + `
+		ON CONFLICT DO UPDATE SET credits = credits + excluded.credits, quantity = quantity + excluded.quantity,
+		requests = requests + excluded.requests, successes = successes + excluded.successes, failures = failures + excluded.failures`
+	}
+	return q
+}()
 
 func (b *batch) flushTotals() error {
 	totals, err := b.stmt(`INSERT INTO tenant_totals (tenant_id, requests, successes, failures, credits, quantity, rejected, last_usage_at)

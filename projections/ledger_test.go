@@ -1,0 +1,87 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
+)
+
+// One commit mixing lines, tenants and entry types: the ledger insert
+// groups runs of rows that share their line and totals, and every group
+// boundary must keep the recorded order and the running totals.
+func TestLedgerRowsKeepOrderAcrossGroups(t *testing.T) {
+	t.Parallel()
+	db := openDB(t)
+	p, err := NewProjector(context.Background(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	d := func(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+	grant := func(tenant int64, line, id, amount string) domain.Envelope {
+		return domain.Envelope{TenantID: tenant, CreditType: line, Event: domain.CreditsGranted{GrantID: id, Amount: d(amount),
+			Source: domain.SourcePurchase, EffectiveAt: at}}
+	}
+	use := func(tenant int64, line, id, amount, grantID string) domain.Envelope {
+		return domain.Envelope{TenantID: tenant, CreditType: line, Event: domain.UsageDebited{UsageID: id, Amount: d(amount), OccurredAt: at,
+			Dimensions: domain.Dimensions{Module: "m", Success: true, Quantity: d("1")}, Burned: []domain.Burn{{GrantID: grantID, Amount: d(amount)}}}}
+	}
+	events := []domain.Envelope{
+		grant(1, "a", "g1", "100"),
+		use(1, "a", "u1", "1", "g1"), use(1, "a", "u2", "2", "g1"),
+		grant(1, "a", "g2", "50"), // the totals change mid-run
+		use(1, "a", "u3", "3", "g1"),
+		grant(2, "a", "g3", "10"), use(2, "a", "u4", "4", "g3"), // another tenant in between
+		use(1, "a", "u5", "5", "g1"),
+		grant(1, "b", "g4", "7"), use(1, "b", "u6", "0.5", "g4"), // another line
+		{TenantID: 1, CreditType: "a", Event: domain.CreditsAdjusted{AdjustmentID: "adj", Amount: d("-1"), Reason: "fix",
+			Burned: []domain.Burn{{GrantID: "g1", Amount: d("1")}}}},
+		use(1, "a", "u7", "6", "g1"),
+		grant(1, "a", "g5", "1"), grant(1, "a", "g6", "2"), // a run of credits: granted moves row by row
+	}
+	for i := range 200 { // more than one statement's worth of rows
+		events = append(events, use(1, "a", fmt.Sprintf("bulk%d", i), "0.01", "g2"))
+	}
+	commits := []Decoded{{Sequence: 1, Commit: eventstore.Commit{Version: 1, RecordedAt: at, Events: events}}}
+	if err := p.ApplyDecoded(context.Background(), commits); err != nil {
+		t.Fatal(err)
+	}
+	checkLedgerChains(t, db.Reader())
+	rows, err := db.Reader().Query(`SELECT source_id, granted_after, adjusted_after, used_after, expired_after FROM ledger
+		WHERE tenant_id = 1 AND credit_type = 'a' ORDER BY entry_id LIMIT 10`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	want := []struct {
+		id                              string
+		granted, adjusted, used, expire int64
+	}{
+		{"g1", 100e6, 0, 0, 0}, {"u1", 100e6, 0, 1e6, 0}, {"u2", 100e6, 0, 3e6, 0}, {"g2", 150e6, 0, 3e6, 0},
+		{"u3", 150e6, 0, 6e6, 0}, {"u5", 150e6, 0, 11e6, 0}, {"adj", 150e6, -1e6, 11e6, 0}, {"u7", 150e6, -1e6, 17e6, 0},
+		{"g5", 151e6, -1e6, 17e6, 0}, {"g6", 153e6, -1e6, 17e6, 0},
+	}
+	for _, w := range want {
+		if !rows.Next() {
+			t.Fatalf("ledger ends before %s", w.id)
+		}
+		var id string
+		var granted, adjusted, used, expired int64
+		if err := rows.Scan(&id, &granted, &adjusted, &used, &expired); err != nil {
+			t.Fatal(err)
+		}
+		if id != w.id || granted != w.granted || adjusted != w.adjusted || used != w.used || expired != w.expire {
+			t.Fatalf("entry %s: got %s granted %d adjusted %d used %d expired %d, want %+v", w.id, id, granted, adjusted, used, expired, w)
+		}
+	}
+	var n int
+	if err := db.Reader().QueryRow(`SELECT count(*) FROM ledger`).Scan(&n); err != nil || n != len(events) {
+		t.Fatalf("%d ledger rows (%v), want %d", n, err, len(events))
+	}
+}

@@ -34,6 +34,12 @@ type batch struct {
 	grants     map[grantKey]*grantDelta
 	stmts      map[string]*sql.Stmt
 	ledgerRows []ledgerRow
+	// The last line and grant looked up: consecutive events mostly touch
+	// the same ones, and a hit spares hashing their keys.
+	lastLineKey  lineKey
+	lastLine     *lineRow
+	lastGrantKey grantKey
+	lastGrant    *grantDelta
 	// dims is the projector's cache of usage dimensions' texts.
 	dims map[dimsKey]*dimsText
 	// thresholds caches tenants' notice thresholds for the batch (read from

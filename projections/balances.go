@@ -22,6 +22,18 @@ func (l *lineRow) balance() int64 { return l.granted + l.adjusted - l.used - l.e
 // committed cache, the database, or new.
 func (b *batch) line(tenantID int64, creditType string, at int64) (*lineRow, error) {
 	key := lineKey{tenantID, creditType}
+	if b.lastLine != nil && b.lastLineKey == key {
+		return b.lastLine, nil
+	}
+	l, err := b.lookupLine(key, at)
+	if err == nil {
+		b.lastLineKey, b.lastLine = key, l
+	}
+	return l, err
+}
+
+func (b *batch) lookupLine(key lineKey, at int64) (*lineRow, error) {
+	tenantID, creditType := key.tenantID, key.creditType
 	if l, ok := b.lines[key]; ok {
 		return l, nil
 	}

@@ -35,11 +35,15 @@ func (b *batch) insertGrant(env domain.Envelope, e domain.CreditsGranted, seq ui
 
 func (b *batch) grant(env domain.Envelope, grantID string) *grantDelta {
 	key := grantKey{env.TenantID, env.CreditType, grantID}
+	if b.lastGrant != nil && b.lastGrantKey == key {
+		return b.lastGrant
+	}
 	g, ok := b.grants[key]
 	if !ok {
 		g = &grantDelta{}
 		b.grants[key] = g
 	}
+	b.lastGrantKey, b.lastGrant = key, g
 	return g
 }
 

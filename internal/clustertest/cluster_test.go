@@ -128,7 +128,12 @@ func startInstanceWith(t *testing.T, urls, name string, replicas int) *instance 
 	var store *eventstore.Store
 	var err error
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		if store, err = eventstore.Open(ctx, nc, eventstore.Config{Replicas: replicas}); err == nil || time.Now().After(deadline) {
+		// The stream can exist before its replicas have elected a leader,
+		// which answers reads: wait for a read too.
+		if store, err = eventstore.Open(ctx, nc, eventstore.Config{Replicas: replicas}); err == nil {
+			_, err = store.LastSeq(ctx, eventstore.RegistrySubject)
+		}
+		if err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond) // the cluster is still electing

@@ -40,6 +40,9 @@ type batch struct {
 	lastLine     *lineRow
 	lastGrantKey grantKey
 	lastGrant    *grantDelta
+	// preparedDims is the event being applied's dimension texts when the
+	// decoder looked them up (see prepareDims), else nil.
+	preparedDims *dimsText
 	// dims is the projector's cache of usage dimensions' texts.
 	dims map[dimsKey]*dimsText
 	// thresholds caches tenants' notice thresholds for the batch (read from
@@ -74,13 +77,17 @@ func newBatch(ctx context.Context, tx *sql.Tx, position uint64, known map[lineKe
 
 // applyCommit applies one commit at seq. It refuses a commit that is not the
 // next position: projections never skip and never apply twice.
-func (b *batch) applyCommit(seq uint64, commit eventstore.Commit) error {
+func (b *batch) applyCommit(seq uint64, commit eventstore.Commit, dims []*dimsText) error {
 	if seq != b.position+1 {
 		return fmt.Errorf("%w: got %d, next is %d", ErrOutOfOrder, seq, b.position+1)
 	}
 	at := Micros(commit.RecordedAt)
 	b.commitAt = at
 	for i, env := range commit.Events {
+		b.preparedDims = nil
+		if dims != nil {
+			b.preparedDims = dims[i]
+		}
 		if err := b.applyEvent(env, seq, at); err != nil {
 			return fmt.Errorf("commit %d event %d (%s): %w", seq, i, env.Event.EventType(), err)
 		}
@@ -119,7 +126,10 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 		amount := Micro(e.Amount)
 		line.used += amount
 		b.burn(env, e.Burned)
-		dims := b.dimsText(e.Dimensions)
+		dims := b.preparedDims
+		if dims == nil {
+			dims = b.dimsText(e.Dimensions)
+		}
 		b.countUsage(env, dims, e.Dimensions, amount, Day(e.OccurredAt), Micros(e.OccurredAt))
 		if amount == 0 {
 			return nil

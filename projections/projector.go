@@ -74,6 +74,9 @@ func (p *Projector) Pending() uint64 { return p.pending.Load() }
 type Decoded struct {
 	Sequence uint64
 	Commit   eventstore.Commit
+	// dims, when set, holds the texts of each usage debit's dimensions
+	// (nil for other events), looked up ahead by prepareDims.
+	dims []*dimsText
 }
 
 // Decode decodes stored commits.
@@ -155,7 +158,7 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := b.applyCommit(c.Sequence, c.Commit); err != nil {
+		if err := b.applyCommit(c.Sequence, c.Commit, c.dims); err != nil {
 			return err
 		}
 	}

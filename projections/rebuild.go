@@ -100,6 +100,7 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 	go func() {
 		defer close(batches)
 		var chunk []eventstore.StoredMsg
+		prepared := map[dimsKey]*dimsText{}
 		send := func() error {
 			decoded, err := Decode(chunk)
 			chunk = chunk[:0]
@@ -118,6 +119,7 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 				}
 				kept = append(kept, d)
 			}
+			prepareDims(kept, prepared)
 			if len(kept) > 0 {
 				select {
 				case batches <- kept:

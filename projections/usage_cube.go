@@ -31,15 +31,42 @@ type dimsText struct {
 
 // dimsText returns the cached texts of d. Equal dimensions share one
 // *dimsText within a batch, so cube cells can be keyed by the pointer.
-func (b *batch) dimsText(d domain.Dimensions) *dimsText {
+func (b *batch) dimsText(d domain.Dimensions) *dimsText { return lookupDims(b.dims, d) }
+
+func lookupDims(cache map[dimsKey]*dimsText, d domain.Dimensions) *dimsText {
 	key := dimsKey{module: d.Module, service: d.Service, userID: d.UserID, workflowID: d.WorkflowID,
 		runID: d.WorkflowRunID, endpoint: d.Endpoint, custom: customJSON(d.Custom)}
-	if t, ok := b.dims[key]; ok {
+	if t, ok := cache[key]; ok {
 		return t
 	}
 	t := &dimsText{dimsKey: key, description: usageDescription("", d), metadata: dimensionsJSON(d)}
-	b.dims[key] = t
+	cache[key] = t
 	return t
+}
+
+// prepareDims looks up the dimension texts of the commits' usage debits
+// ahead of the writer, on the goroutine that decodes them: a replay's
+// SQLite writer is its bottleneck, the decoder has time to spare. cache is
+// the decoder's own, emptied between calls once full; a batch may then
+// hold two *dimsText for equal dimensions (one from the writer's cache),
+// which costs a second upsert of the same cube row, never a wrong sum.
+func prepareDims(commits []Decoded, cache map[dimsKey]*dimsText) {
+	if len(cache) > dimsCacheMax {
+		clear(cache)
+	}
+	for i := range commits {
+		events := commits[i].Commit.Events
+		var dims []*dimsText
+		for j, env := range events {
+			if e, ok := env.Event.(domain.UsageDebited); ok {
+				if dims == nil {
+					dims = make([]*dimsText, len(events))
+				}
+				dims[j] = lookupDims(cache, e.Dimensions)
+			}
+		}
+		commits[i].dims = dims
+	}
 }
 
 // cubeKey is one cell of the usage cube.

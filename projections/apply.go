@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/eventstore"
@@ -40,6 +41,10 @@ type batch struct {
 	lastLine     *lineRow
 	lastGrantKey grantKey
 	lastGrant    *grantDelta
+	// carryFrom: flushCube leaves the cells of this day and later in cube,
+	// for the next batch (a bulk load; math.MaxInt64 otherwise). dayMax is
+	// the latest usage day met.
+	carryFrom, dayMax int64
 	// preparedDims is the event being applied's dimension texts when the
 	// decoder looked them up (see prepareDims), else nil.
 	preparedDims *dimsText
@@ -69,7 +74,7 @@ func (b *batch) stmt(query string) (*sql.Stmt, error) {
 
 func newBatch(ctx context.Context, tx *sql.Tx, position uint64, known map[lineKey]lineRow, dims map[dimsKey]*dimsText) *batch {
 	return &batch{
-		ctx: ctx, tx: tx, position: position, known: known, dims: dims,
+		ctx: ctx, tx: tx, position: position, known: known, dims: dims, carryFrom: math.MaxInt64,
 		lines: map[lineKey]*lineRow{}, cube: map[cubeKey]*cubeDelta{}, totals: map[int64]*totalsDelta{},
 		byRoute: map[endpointKey]*countDelta{}, grants: map[grantKey]*grantDelta{}, stmts: map[string]*sql.Stmt{}, thresholds: map[int64][]int64{},
 	}

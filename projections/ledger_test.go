@@ -10,6 +10,8 @@ import (
 
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/internal/seed"
+	"github.com/creditd/creditd/internal/testnats"
 )
 
 // One commit mixing lines, tenants and entry types: the ledger insert
@@ -83,5 +85,44 @@ func TestLedgerRowsKeepOrderAcrossGroups(t *testing.T) {
 	var n int
 	if err := db.Reader().QueryRow(`SELECT count(*) FROM ledger`).Scan(&n); err != nil || n != len(events) {
 		t.Fatalf("%d ledger rows (%v), want %d", n, err, len(events))
+	}
+}
+
+// A bulk load over many days and batches carries the usage cube's latest
+// days from batch to batch: it must end exactly where a catch-up that
+// writes every batch whole does.
+func TestBulkLoadEqualsCatchUpOverManyDays(t *testing.T) {
+	t.Parallel()
+	srv := testnats.Start(t, t.TempDir())
+	ctx := context.Background()
+	last := map[string]uint64{}
+	err := seed.Commits(seed.Shape{TenantID: 1, Events: 40_000, Days: 40, End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 20, Seed: 3},
+		func(seq uint64, data []byte) error {
+			subject := eventstore.PartitionSubject(1)
+			if seq == 1 {
+				subject = eventstore.RegistrySubject
+			}
+			got, err := srv.Store.Append(ctx, subject, last[subject], data)
+			last[subject] = got
+			return err
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caughtUp, bulk := openDB(t), openDB(t)
+	pc, _ := NewProjector(ctx, caughtUp, nil)
+	if err := pc.CatchUp(ctx, srv.Store, 0); err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := NewProjector(ctx, bulk, nil)
+	if err := pb.Replay(ctx, srv.Store, ReplayOptions{Bulk: true}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := dump(t, caughtUp), dump(t, bulk); a != b {
+		t.Fatalf("bulk load differs from catch-up:\n%s", firstDifference(a, b))
+	}
+	var days int
+	if err := bulk.Reader().QueryRow(`SELECT count(DISTINCT day) FROM usage_daily`).Scan(&days); err != nil || days < 40 {
+		t.Fatalf("the cube has %d days (%v), want 40 or more", days, err)
 	}
 }

@@ -26,6 +26,11 @@ type Projector struct {
 	// dims caches the texts of usage dimensions (see dimsText); only Apply
 	// touches it, and it is emptied between batches once it is full.
 	dims map[dimsKey]*dimsText
+	// carried, during a bulk load, holds the usage cube's cells of the last
+	// days met, written by a later batch or at the end of the load (see
+	// flushCube); cubeDayMax is the latest usage day met. Nil otherwise.
+	carried    map[cubeKey]*cubeDelta
+	cubeDayMax int64
 	// ledgerBuf is the last batch's ledger rows, emptied: tens of thousands
 	// of rows per batch are not re-grown from nothing each time.
 	ledgerBuf []ledgerRow
@@ -154,6 +159,11 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 	b := newBatch(context.WithoutCancel(ctx), tx, start, p.known, p.dims)
 	b.ledgerRows = p.ledgerBuf[:0]
 	defer func() { p.ledgerBuf = b.ledgerRows[:0] }()
+	if p.carried != nil {
+		// A failed batch leaves its cells in carried: a failed bulk load
+		// is thrown away whole.
+		b.cube, b.dayMax = p.carried, p.cubeDayMax
+	}
 	for _, c := range commits {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -161,6 +171,9 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 		if err := b.applyCommit(c.Sequence, c.Commit, c.dims); err != nil {
 			return err
 		}
+	}
+	if p.carried != nil {
+		b.carryFrom = b.dayMax - 1
 	}
 	if err := b.flush(); err != nil {
 		return fmt.Errorf("write read models: %w", err)
@@ -176,6 +189,7 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 	for key, l := range b.lines {
 		p.known[key] = *l
 	}
+	p.cubeDayMax = b.dayMax
 	p.advance(b.position)
 	if b.noticesWritten > 0 {
 		select {
@@ -213,4 +227,24 @@ func (p *Projector) WaitFor(ctx context.Context, position uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// flushCarried writes the cube cells a bulk load carried, and ends the
+// carrying.
+func (p *Projector) flushCarried(ctx context.Context) error {
+	defer func() { p.carried = nil }()
+	if len(p.carried) == 0 {
+		return nil
+	}
+	tx, err := p.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	b := newBatch(context.WithoutCancel(ctx), tx, p.Position(), p.known, p.dims)
+	b.cube = p.carried
+	if err := b.flushCube(); err != nil {
+		return fmt.Errorf("write the usage cube: %w", err)
+	}
+	return tx.Commit()
 }

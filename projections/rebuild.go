@@ -78,6 +78,8 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 		if err != nil {
 			return err
 		}
+		p.carried = map[cubeKey]*cubeDelta{}
+		defer func() { p.carried = nil }()
 		defer func() {
 			// Run even after a failure: the database must stay queryable.
 			if err := restore(); err != nil {
@@ -167,5 +169,8 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 	if applyErr != nil {
 		return applyErr
 	}
-	return readErr
+	if readErr != nil {
+		return readErr
+	}
+	return p.flushCarried(ctx)
 }

@@ -3,6 +3,7 @@ package projections
 import (
 	"cmp"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -108,6 +109,7 @@ func (b *batch) cell(env domain.Envelope, dims *dimsText, success bool, day int6
 // countUsage adds one usage (a debit, or a captured reservation) to the
 // cube, on the UTC day it occurred, and to the tenant's counters.
 func (b *batch) countUsage(env domain.Envelope, dims *dimsText, d domain.Dimensions, credits, day, occurredAt int64) {
+	b.dayMax = max(b.dayMax, day)
 	c := b.cell(env, dims, d.Success, day)
 	quantity := Micro(d.Quantity)
 	c.credits += credits
@@ -162,9 +164,10 @@ type rollupKey struct {
 	value     string
 }
 
-func (b *batch) flushRollups() error {
+func (b *batch) flushRollups(keys []cubeKey) error {
 	rollup := map[rollupKey]*cubeDelta{}
-	for k, c := range b.cube {
+	for _, k := range keys {
+		c := b.cube[k]
 		for _, dim := range [...]struct{ name, value string }{{"", ""}, {"credit_type", k.creditType}, {"module", k.dims.module},
 			{"service", k.dims.service}, {"user_id", k.dims.userID}, {"endpoint", k.dims.endpoint}} {
 			key := rollupKey{k.tenantID, dim.name, k.day, dim.value}
@@ -196,13 +199,20 @@ func (b *batch) flushRollups() error {
 }
 
 func (b *batch) flushCube() error {
-	if err := b.flushRollups(); err != nil {
+	keys := slices.Collect(maps.Keys(b.cube))
+	// A bulk load keeps the cells of the last days it met in memory for
+	// the next batch, which will likely add to them: a day's cells are then
+	// written once, whole, rather than once per batch the day spans. Older
+	// days (late usage included) are written now.
+	keys = slices.DeleteFunc(keys, func(k cubeKey) bool { return k.day >= b.carryFrom })
+	if err := b.flushRollups(keys); err != nil {
 		return err
 	}
 	// Upserts in primary-key order touch the cube's B-tree sequentially, so
 	// each lands on the page the last one left in the cache; many rows per
 	// statement spare a statement execution per cell.
-	keys := slices.SortedFunc(maps.Keys(b.cube), compareCubeKeys)
+	slices.SortFunc(keys, compareCubeKeys)
+	flushed := keys
 	args := make([]any, 0, cubeRowsPerUpsert*cubeColumns)
 	for len(keys) > 0 {
 		n := min(len(keys), cubeRowsPerUpsert)
@@ -220,6 +230,11 @@ func (b *batch) flushCube() error {
 			return err
 		}
 		keys = keys[n:]
+	}
+	if b.carryFrom != math.MaxInt64 {
+		for _, k := range flushed {
+			delete(b.cube, k)
+		}
 	}
 	return nil
 }

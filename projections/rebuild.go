@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -64,7 +65,7 @@ type Progress struct {
 var errReplayDone = errors.New("replay reached its end")
 
 // Replay applies the log like CatchUp, within opts.
-func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOptions) error {
+func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOptions) (err error) {
 	upTo := opts.UpTo
 	if upTo == 0 {
 		last, err := log.LastPosition(ctx)
@@ -82,8 +83,11 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 		defer func() { p.carried = nil }()
 		defer func() {
 			// Run even after a failure: the database must stay queryable.
-			if err := restore(); err != nil {
-				p.log.Error("ending the bulk load of the read models", "err", err)
+			if endErr := restore(); endErr != nil {
+				p.log.Error("ending the bulk load of the read models", "err", endErr)
+				if err == nil {
+					err = fmt.Errorf("end the bulk load (indexes, journal): %w", endErr)
+				}
 			}
 		}()
 	}

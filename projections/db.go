@@ -91,19 +91,42 @@ var bulkIndexes = []string{"ledger_tenant_time", "ledger_tenant_type_time", "led
 //     being idle by then.
 //
 // The end rebuilds the indexes and returns to WAL with synchronous=NORMAL.
+// It is returned even with an error, to undo what was done.
 func (db *DB) bulkLoad(ctx context.Context) (end func() error, err error) {
+	end = func() error {
+		if _, err := db.writer.ExecContext(context.Background(), schemaSQL); err != nil {
+			return err
+		}
+		if err := db.journalMode(context.Background(), "wal"); err != nil {
+			return err
+		}
+		_, err := db.writer.ExecContext(context.Background(), `PRAGMA synchronous = NORMAL; PRAGMA threads = 0`)
+		return err
+	}
 	for _, index := range bulkIndexes {
 		if _, err := db.writer.ExecContext(ctx, "DROP INDEX IF EXISTS "+index); err != nil {
-			return nil, err
+			return end, err
 		}
 	}
-	if _, err := db.writer.ExecContext(ctx, `PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA threads = 2`); err != nil {
-		return nil, err
+	if err := db.journalMode(ctx, "memory"); err != nil {
+		return end, err
 	}
-	return func() error {
-		_, err := db.writer.ExecContext(context.Background(), schemaSQL+`;PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA threads = 0`)
+	_, err = db.writer.ExecContext(ctx, `PRAGMA synchronous = OFF; PRAGMA threads = 2`)
+	return end, err
+}
+
+// journalMode switches the writer's journal mode. SQLite answers a switch
+// it cannot make (another connection holds the file) with the mode it
+// stayed in, not an error.
+func (db *DB) journalMode(ctx context.Context, mode string) error {
+	var got string
+	if err := db.writer.QueryRowContext(ctx, "PRAGMA journal_mode = "+mode).Scan(&got); err != nil {
 		return err
-	}, nil
+	}
+	if got != mode {
+		return fmt.Errorf("journal mode is %s, not %s", got, mode)
+	}
+	return nil
 }
 
 // Reader is the read-only pool, for queries.

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -124,5 +125,48 @@ func TestBulkLoadEqualsCatchUpOverManyDays(t *testing.T) {
 	var days int
 	if err := bulk.Reader().QueryRow(`SELECT count(DISTINCT day) FROM usage_daily`).Scan(&days); err != nil || days < 40 {
 		t.Fatalf("the cube has %d days (%v), want 40 or more", days, err)
+	}
+}
+
+// A bulk-load batch that fails before it commits leaves the carried cube
+// cells as they were: applying the same commits again counts each usage
+// once.
+func TestCarriedCellsSurviveAFailedBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var decoded []Decoded
+	err := seed.Commits(seed.Shape{TenantID: 1, Events: 6_000, Days: 6, End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 20, Seed: 5},
+		func(seq uint64, data []byte) error {
+			c, err := eventstore.DecodeCommit(data)
+			decoded = append(decoded, Decoded{Sequence: seq, Commit: c})
+			return err
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, carrying := openDB(t), openDB(t)
+	pp, _ := NewProjector(ctx, plain, nil)
+	if err := pp.ApplyDecoded(ctx, decoded); err != nil {
+		t.Fatal(err)
+	}
+	pc, _ := NewProjector(ctx, carrying, nil)
+	pc.carried = map[cubeKey]*cubeDelta{}
+	half := len(decoded) / 2
+	if err := pc.ApplyDecoded(ctx, decoded[:half]); err != nil {
+		t.Fatal(err)
+	}
+	pc.beforeCommit = func(uint64) error { return errors.New("crash") }
+	if err := pc.ApplyDecoded(ctx, decoded[half:]); err == nil {
+		t.Fatal("the failing batch committed")
+	}
+	pc.beforeCommit = nil
+	if err := pc.ApplyDecoded(ctx, decoded[half:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.flushCarried(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := dump(t, plain), dump(t, carrying); a != b {
+		t.Fatalf("carrying differs after a failed batch:\n%s", firstDifference(a, b))
 	}
 }

@@ -160,9 +160,9 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 	b.ledgerRows = p.ledgerBuf[:0]
 	defer func() { p.ledgerBuf = b.ledgerRows[:0] }()
 	if p.carried != nil {
-		// A failed batch leaves its cells in carried: a failed bulk load
-		// is thrown away whole.
-		b.cube, b.dayMax = p.carried, p.cubeDayMax
+		// The batch adds to a copy of the carried cells, which replaces
+		// them only once it commits: a failed batch leaves no trace.
+		b.cube, b.dayMax = cloneCells(p.carried), p.cubeDayMax
 	}
 	for _, c := range commits {
 		if err := ctx.Err(); err != nil {
@@ -176,20 +176,25 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 		b.carryFrom = b.dayMax - 1
 	}
 	if err := b.flush(); err != nil {
-		return fmt.Errorf("write read models: %w", err)
+		return fmt.Errorf("write read models: %w", errors.Join(ctx.Err(), err))
 	}
 	if p.beforeCommit != nil {
 		if err := p.beforeCommit(b.position); err != nil {
 			return err
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w", errors.Join(ctx.Err(), err))
 	}
 	for key, l := range b.lines {
 		p.known[key] = *l
 	}
-	p.cubeDayMax = b.dayMax
+	if p.carried != nil {
+		p.carried, p.cubeDayMax = b.cube, b.dayMax // flushCube took out what it wrote
+	}
 	p.advance(b.position)
 	if b.noticesWritten > 0 {
 		select {
@@ -227,6 +232,16 @@ func (p *Projector) WaitFor(ctx context.Context, position uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// cloneCells copies cube cells, deltas included.
+func cloneCells(cells map[cubeKey]*cubeDelta) map[cubeKey]*cubeDelta {
+	out := make(map[cubeKey]*cubeDelta, len(cells))
+	for k, c := range cells {
+		copied := *c
+		out[k] = &copied
+	}
+	return out
 }
 
 // flushCarried writes the cube cells a bulk load carried, and ends the

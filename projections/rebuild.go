@@ -51,7 +51,8 @@ type ReplayOptions struct {
 	// Progress, when set, is called after each batch.
 	Progress func(Progress)
 	// Bulk is for a fresh database nobody reads yet (rebuild, replay): see
-	// DB.bulkLoad. A bulk load that fails leaves a database to throw away.
+	// DB.bulkLoad. A bulk load that fails leaves a database to throw away:
+	// its checkpoint may be ahead of usage cells it held in memory.
 	Bulk bool
 }
 
@@ -75,12 +76,7 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 		upTo = last
 	}
 	if opts.Bulk && p.Position() == 0 {
-		restore, err := p.db.bulkLoad(ctx)
-		if err != nil {
-			return err
-		}
-		p.carried = map[cubeKey]*cubeDelta{}
-		defer func() { p.carried = nil }()
+		restore, loadErr := p.db.bulkLoad(ctx)
 		defer func() {
 			// Run even after a failure: the database must stay queryable.
 			if endErr := restore(); endErr != nil {
@@ -90,6 +86,11 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 				}
 			}
 		}()
+		if loadErr != nil {
+			return loadErr
+		}
+		p.carried = map[cubeKey]*cubeDelta{}
+		defer func() { p.carried = nil }()
 	}
 	if opts.Bulk {
 		// A bulk load decodes gigabytes of short-lived events over a small

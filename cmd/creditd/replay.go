@@ -80,7 +80,13 @@ func replayInto(ctx context.Context, log projections.LogReader, target string, o
 		return 0, err
 	}
 	if err := projector.Replay(ctx, log, opts); err != nil {
+		// A bulk load that failed is not a consistent prefix of the log
+		// (its checkpoint can be ahead of usage it held in memory): none
+		// of it is left behind.
 		db.Close()
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(target + suffix)
+		}
 		return 0, err
 	}
 	if err := db.MarkNoticesDelivered(ctx); err != nil {

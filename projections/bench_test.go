@@ -30,23 +30,8 @@ func BenchmarkCatchUp(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("CREDITD_BENCH_EVENTS")); err == nil && v > 0 {
 		events = v
 	}
-	srv := testnats.Start(b, b.TempDir())
+	srv := seedStore(b, seed.Shape{TenantID: 1, Events: events, Days: max(1, events/13_700), End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 100, Seed: 1})
 	ctx := context.Background()
-	last := map[string]uint64{}
-	err := seed.Commits(seed.Shape{TenantID: 1, Events: events, Days: max(1, events/13_700), End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 100, Seed: 1},
-		func(seq uint64, data []byte) error {
-			// The seed's first commit is the tenant: registry subject.
-			subject := eventstore.PartitionSubject(1)
-			if seq == 1 {
-				subject = eventstore.RegistrySubject
-			}
-			got, err := srv.Store.Append(ctx, subject, last[subject], data)
-			last[subject] = got
-			return err
-		})
-	if err != nil {
-		b.Fatal(err)
-	}
 	// The replay's two phases: applying the log, then building the
 	// ledger's indexes.
 	var applied, indexed time.Duration
@@ -136,4 +121,26 @@ func BenchmarkApplyDecoded(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(100_000*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// seedStore starts an embedded JetStream holding the seed's commits, as
+// creditd stores them: the first (the tenant) on the registry subject, the
+// rest on the tenant's partition.
+func seedStore(tb testing.TB, shape seed.Shape) *testnats.Server {
+	tb.Helper()
+	srv := testnats.Start(tb, tb.TempDir())
+	last := map[string]uint64{}
+	err := seed.Commits(shape, func(seq uint64, data []byte) error {
+		subject := eventstore.PartitionSubject(srv.Store.PartitionOf(shape.TenantID))
+		if seq == 1 {
+			subject = eventstore.RegistrySubject
+		}
+		got, err := srv.Store.Append(context.Background(), subject, last[subject], data)
+		last[subject] = got
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return srv
 }

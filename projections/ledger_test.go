@@ -12,7 +12,6 @@ import (
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/internal/seed"
-	"github.com/creditd/creditd/internal/testnats"
 )
 
 // One commit mixing lines, tenants and entry types: the ledger insert
@@ -94,22 +93,8 @@ func TestLedgerRowsKeepOrderAcrossGroups(t *testing.T) {
 // writes every batch whole does.
 func TestBulkLoadEqualsCatchUpOverManyDays(t *testing.T) {
 	t.Parallel()
-	srv := testnats.Start(t, t.TempDir())
+	srv := seedStore(t, seed.Shape{TenantID: 1, Events: 40_000, Days: 40, End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 20, Seed: 3})
 	ctx := context.Background()
-	last := map[string]uint64{}
-	err := seed.Commits(seed.Shape{TenantID: 1, Events: 40_000, Days: 40, End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 20, Seed: 3},
-		func(seq uint64, data []byte) error {
-			subject := eventstore.PartitionSubject(1)
-			if seq == 1 {
-				subject = eventstore.RegistrySubject
-			}
-			got, err := srv.Store.Append(ctx, subject, last[subject], data)
-			last[subject] = got
-			return err
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
 	caughtUp, bulk := openDB(t), openDB(t)
 	pc, _ := NewProjector(ctx, caughtUp, nil)
 	if err := pc.CatchUp(ctx, srv.Store, 0); err != nil {

@@ -11,8 +11,6 @@ import (
 	"github.com/creditd/creditd/eventstore"
 )
 
-func errorsJoin(errs ...error) error { return errors.Join(errs...) }
-
 // ErrOutOfOrder: a commit arrived that is not the next position. Nothing is
 // applied; the commit is redelivered after the ones before it.
 var ErrOutOfOrder = errors.New("projection: commit out of order")
@@ -122,10 +120,11 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 	switch e := env.Event.(type) {
 	case domain.CreditsGranted:
 		line.granted += Micro(e.Amount)
-		if err := b.insertGrant(env, e, seq, at); err != nil {
+		metadata := metadataJSON(e.Metadata)
+		if err := b.insertGrant(env, e, metadata, seq, at); err != nil {
 			return err
 		}
-		b.ledger(env, line, ledgerCredit, Micro(e.Amount), e.GrantID, grantDescription(e), e.Reference, metadataJSON(e.Metadata), seq, at)
+		b.ledger(env, line, ledgerCredit, Micro(e.Amount), e.GrantID, grantDescription(e), e.Reference, metadata, seq, at)
 		return nil
 	case domain.UsageDebited:
 		amount := Micro(e.Amount)
@@ -251,10 +250,9 @@ func grantDescription(e domain.CreditsGranted) string {
 	return string(e.Source) + " grant"
 }
 
-func usageDescription(description string, d domain.Dimensions) string {
+// usageDescription is the ledger description of a usage that has none.
+func usageDescription(d domain.Dimensions) string {
 	switch {
-	case description != "":
-		return description
 	case d.Module != "" && d.Endpoint != "":
 		return "usage: " + d.Module + " " + d.Endpoint
 	case d.Module != "":

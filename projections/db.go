@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	_ "embed"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -134,7 +135,7 @@ func (db *DB) Reader() *sql.DB { return db.reader }
 
 // Close closes both pools.
 func (db *DB) Close() error {
-	return errorsJoin(db.reader.Close(), db.writer.Close())
+	return errors.Join(db.reader.Close(), db.writer.Close())
 }
 
 // Checkpoint is the last log position applied.

@@ -17,7 +17,7 @@ type grantDelta struct {
 	voided    int64
 }
 
-func (b *batch) insertGrant(env domain.Envelope, e domain.CreditsGranted, seq uint64, at int64) error {
+func (b *batch) insertGrant(env domain.Envelope, e domain.CreditsGranted, metadata string, seq uint64, at int64) error {
 	var expiresAt, cost any
 	if e.ExpiresAt != nil {
 		expiresAt = Micros(*e.ExpiresAt)
@@ -29,7 +29,7 @@ func (b *batch) insertGrant(env domain.Envelope, e domain.CreditsGranted, seq ui
 		effective_at, expires_at, cost_per_credit, currency, description, reference, metadata, granted_at, position)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		env.TenantID, env.CreditType, e.GrantID, string(e.Source), e.Priority, Micro(e.Amount), Micro(e.Amount),
-		Micros(e.EffectiveAt), expiresAt, cost, e.Currency, e.Description, e.Reference, metadataJSON(e.Metadata), at, seq)
+		Micros(e.EffectiveAt), expiresAt, cost, e.Currency, e.Description, e.Reference, metadata, at, seq)
 	return err
 }
 

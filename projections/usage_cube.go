@@ -40,7 +40,7 @@ func lookupDims(cache map[dimsKey]*dimsText, d domain.Dimensions) *dimsText {
 	if t, ok := cache[key]; ok {
 		return t
 	}
-	t := &dimsText{dimsKey: key, description: usageDescription("", d), metadata: dimensionsJSON(d)}
+	t := &dimsText{dimsKey: key, description: usageDescription(d), metadata: dimensionsJSON(d)}
 	cache[key] = t
 	return t
 }

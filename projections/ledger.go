@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/creditd/creditd/domain"
@@ -131,26 +130,17 @@ var ledgerInserts = func() (q [ledgerRowsPerInsert + 1]string) {
 }()
 
 func ledgerInsert(rows int) string {
-	var q strings.Builder
-	q.WriteString(`INSERT INTO ledger (tenant_id, credit_type, type, amount, balance_after, granted_after, adjusted_after,
+	// Each row's own values are anonymous parameters, which SQLite numbers
+	// after the largest one the SELECT list named (?9).
+	return `INSERT INTO ledger (tenant_id, credit_type, type, amount, balance_after, granted_after, adjusted_after,
 		used_after, expired_after, source_id, description, reference, metadata, created_at, position, occurred_at)
 		SELECT ?1, ?2, ?3, column1, ?7 + ?8 - column2 - ?9, ?7, ?8, column2, ?9,
-		column3, column4, ?4, column5, ?5, ?6, column6 FROM (VALUES `)
-	param := ledgerShared
-	for i := range rows {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteByte('(')
-		for j := range ledgerOwn {
-			if j > 0 {
-				q.WriteByte(',')
-			}
-			param++
-			q.WriteString("?" + strconv.Itoa(param))
-		}
-		q.WriteByte(')')
-	}
-	q.WriteByte(')')
-	return q.String()
+		column3, column4, ?4, column5, ?5, ?6, column6 FROM (VALUES ` + valueRows(rows, ledgerOwn) + `)`
+}
+
+// valueRows is the VALUES list of a multi-row statement: rows tuples of
+// columns parameters.
+func valueRows(rows, columns int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", columns), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+",", rows), ",")
 }

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/creditd/creditd/domain"
 )
@@ -250,7 +249,7 @@ var cubeUpserts = func() (q [cubeRowsPerUpsert + 1]string) {
 	for n := 1; n <= cubeRowsPerUpsert; n++ {
 		q[n] = `INSERT INTO usage_daily (tenant_id, day, credit_type, module, service, user_id, workflow_id,
 		workflow_run_id, endpoint, success, custom, credits, quantity, requests, successes, failures) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",") + `
+			valueRows(n, cubeColumns) + `
 		ON CONFLICT DO UPDATE SET credits = credits + excluded.credits, quantity = quantity + excluded.quantity,
 		requests = requests + excluded.requests, successes = successes + excluded.successes, failures = failures + excluded.failures`
 	}

@@ -18,7 +18,7 @@ func (e *Engine) VoidGrant(ctx context.Context, tenantID int64, creditType strin
 	return e.single(ctx, tenantID, op{
 		creditType:  creditType,
 		key:         makeKey(tenantID, kindVoid, c.GrantID),
-		fingerprint: lineFingerprint(1, creditType),
+		fingerprint: lineFingerprint(c.Fingerprint(), creditType),
 		decide:      func(d decision) ([]domain.Event, error) { return domain.DecideVoidGrant(d.line, c) },
 	})
 }

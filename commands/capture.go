@@ -39,10 +39,11 @@ func (e *Engine) Capture(ctx context.Context, tenantID int64, creditType string,
 	return res, err
 }
 
-// closedIfKnown turns "not found" into "closed" for a reservation that
-// existed: the line only keeps open holds.
+// closedIfKnown turns "not found" into "closed" for a reservation that was
+// held on this line: the line only keeps open holds. One held on another
+// line, or refused, stays not found.
 func closedIfKnown(err error, d decision, reservationID string) error {
-	if errors.Is(err, domain.ErrReservationNotFound) && d.known(kindReservation, reservationID) {
+	if errors.Is(err, domain.ErrReservationNotFound) && d.knownOn(kindReservation, reservationID) {
 		return fmt.Errorf("%w: %s", domain.ErrReservationClosed, reservationID)
 	}
 	return err

@@ -107,6 +107,8 @@ func outcomesOf(tenantID int64, creditType string, e domain.Event) []keyedOutcom
 		return entry(kindUsage, e.UsageID, e.Fingerprint, rejectionStatus(e.Reason))
 	case domain.CreditsReserved:
 		return entry(kindReservation, e.ReservationID, e.Fingerprint, outcomeAccepted)
+	case domain.ReservationRejected:
+		return entry(kindReservation, e.ReservationID, e.Fingerprint, rejectionStatus(e.Reason))
 	case domain.ReservationCaptured:
 		return entry(kindCapture, e.ReservationID, e.Fingerprint, outcomeAccepted)
 	case domain.ReservationReleased:
@@ -116,9 +118,14 @@ func outcomesOf(tenantID int64, creditType string, e domain.Event) []keyedOutcom
 	case domain.CreditsAdjusted:
 		return entry(kindAdjustment, e.AdjustmentID, e.Fingerprint, outcomeAccepted)
 	case domain.UsageReversed:
-		return entry(kindReverse, e.UsageID, 1, outcomeAccepted)
+		// Fingerprints computed from the stored reason: the index rebuilt
+		// from an older log tells reasons apart too.
+		return entry(kindReverse, e.UsageID, domain.ReverseUsage{UsageID: e.UsageID, Reason: e.Reason}.Fingerprint(), outcomeAccepted)
 	case domain.GrantVoided:
-		return entry(kindVoid, e.GrantID, 1, outcomeAccepted)
+		if e.Trigger != "" {
+			return nil // a consequence of another write, not a void request
+		}
+		return entry(kindVoid, e.GrantID, domain.VoidGrant{GrantID: e.GrantID, Reason: e.Reason}.Fingerprint(), outcomeAccepted)
 	case domain.SubscriptionStarted:
 		return entry(kindSubscribe, e.SubscriptionID, e.Fingerprint, outcomeAccepted)
 	case domain.SubscriptionCanceled:

@@ -44,11 +44,12 @@ type lineRef struct {
 }
 
 // decision is what an operation decides against: its line as staged in the
-// current batch, the batch's clock, and the idempotency index.
+// current batch, with the work due at the batch's clock applied, that
+// clock, and the index of which line each id was made on.
 type decision struct {
-	line  *domain.Line
-	now   time.Time
-	known func(kind, id string) bool
+	line    *domain.Line
+	now     time.Time
+	knownOn func(kind, id string) bool
 }
 
 // op is one write on one line.
@@ -125,6 +126,9 @@ func (p *partition) applyCommit(seq uint64, commit eventstore.Commit) {
 			line = domain.NewLine(env.CreditType)
 			p.lines[ref] = line
 		}
+		// The commit was decided at its recording instant: observing it
+		// rebuilds the same arming state the writer had.
+		line.Observe(commit.RecordedAt)
 		line.Apply(env.Event)
 		p.noteLine(env)
 		for _, ko := range outcomesOf(env.TenantID, env.CreditType, env.Event) {
@@ -264,13 +268,18 @@ func fail(batch []*request, err error) {
 // lines it touched and the index entries it adds. Dropped on failure, so
 // the committed state is only ever what the log holds.
 type stage struct {
-	p     *partition
+	p   *partition
+	now time.Time
+	// lines are the batch's copies, each observed at now when first taken.
 	lines map[lineRef]*domain.Line
 	// changed are the lines an event was applied to: only those replace
 	// the committed state (a refused op's empty line must not appear).
 	changed map[lineRef]bool
 	seen    map[idKey]outcome
-	events  []domain.Envelope
+	// lineOf are the lines of the reservations, subscriptions and grants
+	// the batch made.
+	lineOf map[idKey]string
+	events []domain.Envelope
 }
 
 func (s *stage) line(ref lineRef) *domain.Line {
@@ -283,8 +292,29 @@ func (s *stage) line(ref lineRef) *domain.Line {
 	} else {
 		l = domain.NewLine(ref.creditType)
 	}
+	l.Observe(s.now)
 	s.lines[ref] = l
 	return l
+}
+
+// due applies the work due on a line at the batch's instant, before any
+// write on it is decided (domain.DecideDue).
+func (s *stage) due(ref lineRef) *domain.Line {
+	line := s.line(ref)
+	for _, e := range domain.DecideDue(line, s.now) {
+		s.apply(domain.Envelope{TenantID: ref.tenantID, CreditType: ref.creditType, Event: e})
+	}
+	return line
+}
+
+// lineOfKey returns the line of a reservation, subscription or grant made
+// in this batch or before.
+func (s *stage) lineOfKey(key idKey) (string, bool) {
+	if ct, ok := s.lineOf[key]; ok {
+		return ct, true
+	}
+	ct, ok := s.p.lineOf[key]
+	return ct, ok
 }
 
 // lookup returns the outcome of key; pending is true when it was decided in
@@ -298,7 +328,7 @@ func (s *stage) lookup(key idKey) (o outcome, pending, ok bool) {
 }
 
 func (p *partition) decide(batch []*request, now time.Time) *stage {
-	st := &stage{p: p, lines: map[lineRef]*domain.Line{}, changed: map[lineRef]bool{}, seen: map[idKey]outcome{}}
+	st := &stage{p: p, now: now, lines: map[lineRef]*domain.Line{}, changed: map[lineRef]bool{}, seen: map[idKey]outcome{}, lineOf: map[idKey]string{}}
 	for _, r := range batch {
 		if r.sweep {
 			p.decideSweep(st, now)
@@ -325,6 +355,9 @@ func (st *stage) apply(env domain.Envelope) {
 	for _, ko := range outcomesOf(env.TenantID, env.CreditType, env.Event) {
 		st.seen[ko.key] = ko.outcome
 	}
+	if key, ok := lineKeyOf(env); ok {
+		st.lineOf[key] = env.CreditType
+	}
 	st.events = append(st.events, env)
 }
 
@@ -344,17 +377,20 @@ func (p *partition) decideOp(st *stage, tenantID int64, o op, now time.Time) Res
 			return res
 		}
 	}
-	line := st.line(lineRef{tenantID, o.creditType})
-	events, err := o.decide(decision{line: line, now: now, known: func(kind, id string) bool {
-		_, _, ok := st.lookup(makeKey(tenantID, kind, id))
-		return ok
+	line := st.due(lineRef{tenantID, o.creditType})
+	events, err := o.decide(decision{line: line, now: now, knownOn: func(kind, id string) bool {
+		ct, ok := st.lineOfKey(makeKey(tenantID, kind, id))
+		return ok && ct == o.creditType
 	}})
 	if err != nil {
 		return Result{Err: err}
 	}
 	res := Result{Status: StatusAccepted, Events: events}
 	for _, e := range events {
-		if r, ok := e.(domain.DebitRejected); ok {
+		switch r := e.(type) {
+		case domain.DebitRejected:
+			res.Status, res.Reason = StatusRejected, r.Reason
+		case domain.ReservationRejected:
 			res.Status, res.Reason = StatusRejected, r.Reason
 		}
 		st.apply(domain.Envelope{TenantID: tenantID, CreditType: o.creditType, Event: e})
@@ -371,20 +407,29 @@ func (p *partition) commitStage(st *stage, seq uint64) {
 		o.position = seq
 		p.seen[key] = o
 	}
-	for _, env := range st.events {
-		p.noteLine(env)
+	for key, ct := range st.lineOf {
+		p.lineOf[key] = ct
 	}
 }
 
 func (p *partition) noteLine(env domain.Envelope) {
+	if key, ok := lineKeyOf(env); ok {
+		p.lineOf[key] = env.CreditType
+	}
+}
+
+// lineKeyOf is the index key under which an event records its line: the
+// reservation, subscription or grant it makes.
+func lineKeyOf(env domain.Envelope) (idKey, bool) {
 	switch e := env.Event.(type) {
 	case domain.CreditsReserved:
-		p.lineOf[makeKey(env.TenantID, kindReservation, e.ReservationID)] = env.CreditType
+		return makeKey(env.TenantID, kindReservation, e.ReservationID), true
 	case domain.SubscriptionStarted:
-		p.lineOf[makeKey(env.TenantID, kindSubscribe, e.SubscriptionID)] = env.CreditType
+		return makeKey(env.TenantID, kindSubscribe, e.SubscriptionID), true
 	case domain.CreditsGranted:
-		p.lineOf[makeKey(env.TenantID, kindGrant, e.GrantID)] = env.CreditType
+		return makeKey(env.TenantID, kindGrant, e.GrantID), true
 	}
+	return idKey{}, false
 }
 
 // finish answers a batch. seq is its commit, 0 when nothing was appended.
@@ -420,9 +465,6 @@ func (p *partition) decideSweep(st *stage, now time.Time) {
 		if !ok || due.After(now) {
 			continue
 		}
-		line := st.line(ref)
-		for _, e := range domain.DecideExpiries(line, now) {
-			st.apply(domain.Envelope{TenantID: ref.tenantID, CreditType: ref.creditType, Event: e})
-		}
+		st.due(ref)
 	}
 }

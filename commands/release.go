@@ -28,7 +28,7 @@ func (e *Engine) Release(ctx context.Context, tenantID int64, creditType, reserv
 		key:         makeKey(tenantID, kindRelease, reservationID),
 		fingerprint: lineFingerprint(releaseFingerprint, creditType),
 		decide: func(d decision) ([]domain.Event, error) {
-			events, err := domain.DecideRelease(d.line, reservationID, domain.ReleaseReleased)
+			events, err := domain.DecideRelease(d.line, reservationID, domain.ReleaseReleased, d.now)
 			return events, closedIfKnown(err, d, reservationID)
 		},
 	})

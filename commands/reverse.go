@@ -20,7 +20,7 @@ func (e *Engine) ReverseUsage(ctx context.Context, tenantID int64, c domain.Reve
 	return e.single(ctx, tenantID, op{
 		creditType:  creditType,
 		key:         makeKey(tenantID, kindReverse, c.UsageID),
-		fingerprint: lineFingerprint(1, creditType),
+		fingerprint: lineFingerprint(c.Fingerprint(), creditType),
 		decide:      func(d decision) ([]domain.Event, error) { return domain.DecideReverseUsage(d.line, c, original, d.now) },
 	})
 }

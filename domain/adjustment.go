@@ -34,8 +34,9 @@ func (c Adjust) Fingerprint() uint64 {
 }
 
 // DecideAdjust returns the CreditsAdjusted event. A positive adjustment adds
-// unallocated credits; a negative one takes them from the unallocated
-// balance first and then from the active grants in burn-down order, and may
+// unallocated credits; a negative one takes them from the free unallocated
+// balance first and then from the active grants' unpinned credits in
+// burn-down order, and may
 // leave the balance negative: it is a correction, not a purchase, so it is
 // never refused for lack of credits.
 func DecideAdjust(l *Line, c Adjust, now time.Time) ([]Event, error) {
@@ -44,13 +45,19 @@ func DecideAdjust(l *Line, c Adjust, now time.Time) ([]Event, error) {
 	}
 	var burns []Burn
 	if c.Amount.IsNegative() {
-		fromGrants := c.Amount.Neg().Sub(decimal.Max(l.Unallocated, decimal.Zero))
+		// Unallocated credits a hold pinned are not free to take.
+		free := l.Unallocated.Sub(l.heldUnallocated())
+		fromGrants := c.Amount.Neg().Sub(decimal.Max(free, decimal.Zero))
 		if fromGrants.IsPositive() {
 			burns = l.planBurn(fromGrants, now)
 		}
 	}
-	return []Event{CreditsAdjusted{
+	events := []Event{CreditsAdjusted{
 		AdjustmentID: c.AdjustmentID, Amount: c.Amount, Reason: c.Reason, Reference: c.Reference,
 		Burned: burns, Fingerprint: c.Fingerprint(),
-	}}, nil
+	}}
+	if err := checkTotals(l, events, "amount"); err != nil {
+		return nil, err
+	}
+	return events, nil
 }

@@ -11,9 +11,17 @@ type VoidGrant struct {
 	Reason  string
 }
 
-// DecideVoidGrant returns the GrantVoided event. Errors: ErrGrantNotFound
-// (no grant with credits left by that id), a *FieldError for a missing
-// reason.
+// Fingerprint identifies the request for idempotency: the grant and the
+// reason, so the same void id with another reason is a conflict.
+func (c VoidGrant) Fingerprint() uint64 {
+	var f fingerprinter
+	return f.str("void").str(c.GrantID).str(c.Reason).sum()
+}
+
+// DecideVoidGrant returns the GrantVoided event for the grant's unpinned
+// credits; what open holds pinned is voided when they give it back. Errors:
+// ErrGrantNotFound (no grant with credits left by that id, or voided
+// already), a *FieldError for a missing reason.
 func DecideVoidGrant(l *Line, c VoidGrant) ([]Event, error) {
 	var v validator
 	v.text("reason", c.Reason, TextLengthMax, true)
@@ -21,10 +29,10 @@ func DecideVoidGrant(l *Line, c VoidGrant) ([]Event, error) {
 		return nil, err
 	}
 	i := l.grantIndex(c.GrantID)
-	if i < 0 {
+	if i < 0 || l.Grants[i].Voided {
 		return nil, fmt.Errorf("%w: %s has no credits left on this line", ErrGrantNotFound, c.GrantID)
 	}
-	return []Event{GrantVoided{GrantID: c.GrantID, Amount: l.Grants[i].Remaining, Reason: c.Reason}}, nil
+	return []Event{GrantVoided{GrantID: c.GrantID, Amount: l.Grants[i].Unpinned(), Reason: c.Reason}}, nil
 }
 
 // ChangeGrantExpiry moves a grant's expiry; nil removes it.
@@ -34,14 +42,18 @@ type ChangeGrantExpiry struct {
 }
 
 // DecideChangeGrantExpiry returns the GrantExpiryChanged event, none when
-// the expiry is already that. Errors: ErrGrantNotFound, a *FieldError for
-// an expiry not after now and the grant's start (expire it by voiding).
+// the expiry is already that. Errors: ErrGrantExpired for a grant whose
+// expiry has passed at now (its credits are gone, or go when its holds
+// end: no change brings them back), ErrGrantNotFound, a *FieldError for an
+// expiry not after now and the grant's start (expire it by voiding).
 func DecideChangeGrantExpiry(l *Line, c ChangeGrantExpiry, now time.Time) ([]Event, error) {
-	i := l.grantIndex(c.GrantID)
-	if i < 0 {
+	g, ok := l.Grant(c.GrantID)
+	if ok && g.ExpiredAt(now) {
+		return nil, fmt.Errorf("%w: %s expired at %s", ErrGrantExpired, c.GrantID, g.ExpiresAt.Format(time.RFC3339Nano))
+	}
+	if i := l.grantIndex(c.GrantID); i < 0 || g.Voided {
 		return nil, fmt.Errorf("%w: %s has no credits left on this line", ErrGrantNotFound, c.GrantID)
 	}
-	g := l.Grants[i]
 	if c.ExpiresAt != nil && (!c.ExpiresAt.After(now) || !c.ExpiresAt.After(g.EffectiveAt)) {
 		return nil, &FieldError{Location: "expires_at", Message: "must be after now and after the grant's effective_at", Value: c.ExpiresAt.Format(time.RFC3339Nano)}
 	}

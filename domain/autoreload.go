@@ -44,14 +44,41 @@ func DecideConfigureAutoReload(l *Line, c ConfigureAutoReload) ([]Event, error) 
 const AutoReloadGrantPrefix = "auto_reload:"
 
 // autoReloadAfter returns the auto_reload grant owed after a debit of amount
-// decided at now, or nil. trigger is the debit's id and makes the grant id
-// deterministic, so a replayed decision yields the same grant.
+// decided at now, or nil: when the debit leaves Free(now) below the
+// threshold and the reload is armed. trigger is the debit's id and makes the
+// grant id deterministic, so a replayed decision yields the same grant.
 func autoReloadAfter(l *Line, amount decimal.Decimal, trigger string, now time.Time) []Event {
-	ar := l.AutoReload
-	if !ar.Enabled || !l.ReloadArmed || !ar.Amount.IsPositive() {
+	if !l.Free(now).Sub(amount).LessThan(l.AutoReload.Threshold) {
 		return nil
 	}
-	if !l.Available().Sub(amount).LessThan(ar.Threshold) {
+	return reloadGrant(l, trigger, now)
+}
+
+// reloadFirst fires an armed auto-reload before a debit or hold of amount
+// that the line cannot pay at now, so a line that fell to zero without a
+// debit (an expiry, a void, a correction) is not stuck. It returns the line
+// to decide on (a reloaded copy when it fired) and the reload's events.
+func reloadFirst(l *Line, amount decimal.Decimal, trigger string, now time.Time) (*Line, []Event) {
+	if !amount.IsPositive() || !amount.GreaterThan(l.Spendable(now)) {
+		return l, nil
+	}
+	events := reloadGrant(l, trigger, now)
+	if len(events) == 0 {
+		return l, nil
+	}
+	reloaded := l.Clone()
+	reloaded.Observe(now)
+	for _, e := range events {
+		reloaded.Apply(e)
+	}
+	return reloaded, events
+}
+
+// reloadGrant is the auto_reload grant of an armed reload, or nil. A reload
+// that would take the line's granted total past LineTotalMax does not fire.
+func reloadGrant(l *Line, trigger string, now time.Time) []Event {
+	ar := l.AutoReload
+	if !ar.Enabled || !l.ReloadArmed || !ar.Amount.IsPositive() || l.Granted.Add(ar.Amount).GreaterThan(LineTotalMax) {
 		return nil
 	}
 	return []Event{CreditsGranted{

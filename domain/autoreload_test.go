@@ -129,7 +129,7 @@ func TestAutoReloadRearmsWhenAvailableIsBack(t *testing.T) {
 		back  func(*testing.T, *Line) []Event
 		armed bool
 	}{
-		{"a_released_hold", func(t *testing.T, l *Line) []Event { return must(t)(DecideRelease(l, "r1", ReleaseReleased)) }, true},
+		{"a_released_hold", func(t *testing.T, l *Line) []Event { return must(t)(DecideRelease(l, "r1", ReleaseReleased, t0)) }, true},
 		{"a_partial_capture_releasing_enough", func(t *testing.T, l *Line) []Event {
 			return must(t)(DecideCapture(l, Capture{ReservationID: "r1", Amount: dp("5")}, t0))
 		}, true},
@@ -139,7 +139,7 @@ func TestAutoReloadRearmsWhenAvailableIsBack(t *testing.T) {
 		{"an_adjustment_short_of_the_threshold_does_not_rearm", func(t *testing.T, l *Line) []Event {
 			return must(t)(DecideAdjust(l, Adjust{AdjustmentID: "a1", Amount: d("9.999999"), Reason: "goodwill"}, t0))
 		}, false},
-		{"an_expired_hold", func(t *testing.T, l *Line) []Event { return DecideExpiries(l, t0.Add(ReservationTTLDefault)) }, true},
+		{"an_expired_hold", func(t *testing.T, l *Line) []Event { return DecideDue(l, t0.Add(ReservationTTLDefault)) }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,8 +176,12 @@ func TestAutoReloadDoesNotFire(t *testing.T) {
 		{"when_never_configured", func(t *testing.T) *Line { return lineWith(t, granted("p", "100")) }, func(t *testing.T, l *Line) []Event {
 			return must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("100")}, t0))
 		}},
-		{"for_a_usage_rejected_for_lack_of_credits", func(t *testing.T) *Line { return reloadLine(t, "100", "50", "500") }, func(t *testing.T, l *Line) []Event {
-			return must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("100.000001")}, t0))
+		{"for_a_usage_rejected_once_the_crossing_reloaded", func(t *testing.T) *Line {
+			l := reloadLine(t, "100", "50", "5")
+			apply(t, l, must(t)(DecideUsage(l, RecordUsage{UsageID: "u0", Amount: d("60")}, t0))...)
+			return l // 45 free, disarmed by the reload of this crossing
+		}, func(t *testing.T, l *Line) []Event {
+			return must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("45.000001")}, t0))
 		}},
 		{"for_a_usage_rejected_as_future", func(t *testing.T) *Line { return reloadLine(t, "100", "50", "10") }, func(t *testing.T, l *Line) []Event {
 			return must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("90"), OccurredAt: t0.Add(time.Hour)}, t0))
@@ -281,16 +285,25 @@ func TestAutoReloadSettingChanges(t *testing.T) {
 	})
 }
 
-func TestAutoReloadDoesNotRescueAnOverLimitUsage(t *testing.T) {
+func TestAutoReloadFiresBeforeAUsageTheLineCannotPay(t *testing.T) {
 	t.Parallel()
-	// The reload comes after the debit is decided: it cannot pay for it.
+	// An armed reload fires first, and the debit is decided against the
+	// reloaded line: a line that fell to zero without a debit is not stuck.
 	l := reloadLine(t, "10", "5", "1000")
 	ev := must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("11")}, t0))
-	if len(ev) != 1 {
-		t.Fatalf("events = %+v, want only the rejection", ev)
+	if len(ev) != 2 {
+		t.Fatalf("events = %+v, want the reload then the debit", ev)
 	}
-	if r, ok := ev[0].(DebitRejected); !ok || r.Reason != RejectInsufficientCredits {
-		t.Fatalf("event = %+v, want DebitRejected insufficient_credits", ev[0])
+	if g, ok := ev[0].(CreditsGranted); !ok || g.GrantID != "auto_reload:usage:u" {
+		t.Fatalf("first event = %+v, want the reload", ev[0])
+	}
+	if u, ok := ev[1].(UsageDebited); !ok || !u.Amount.Equal(d("11")) {
+		t.Fatalf("second event = %+v, want the debit", ev[1])
+	}
+	apply(t, l, ev...)
+	wantTotals(t, l, "999", "999")
+	if !l.ReloadArmed {
+		t.Fatal("back above the threshold, the reload is armed again")
 	}
 }
 

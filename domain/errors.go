@@ -19,6 +19,9 @@ var (
 	ErrUsageNotFound = errors.New("usage not found")
 	// ErrGrantNotFound: no grant with credits left by that id on the line.
 	ErrGrantNotFound = errors.New("grant not found")
+	// ErrGrantExpired: the grant's expiry has passed; its expiry can no
+	// longer change.
+	ErrGrantExpired = errors.New("grant has expired")
 	// ErrSubscriptionNotFound: no subscription with that id on the line.
 	ErrSubscriptionNotFound = errors.New("subscription not found")
 	// ErrSubscriptionCanceled: the subscription is already canceled.

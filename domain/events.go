@@ -28,6 +28,7 @@ const (
 	EventUsageReversed        EventType = "UsageReversed"
 	EventGrantExpiryChanged   EventType = "GrantExpiryChanged"
 	EventSubscriptionCanceled EventType = "SubscriptionCanceled"
+	EventReservationRejected  EventType = "ReservationRejected"
 
 	EventTenantCreated     EventType = "TenantCreated"
 	EventAPIKeyIssued      EventType = "APIKeyIssued"
@@ -135,6 +136,20 @@ type CreditsReserved struct {
 	Amount        decimal.Decimal `json:"amount"`
 	ExpiresAt     time.Time       `json:"expires_at"`
 	Dimensions    Dimensions      `json:"dimensions"`
+	// Pinned are the credits the hold pins: the grants that would pay for
+	// it when it was made, in burn-down order, then the part no grant
+	// held (grant_id ""). Absent in holds made before pinning existed.
+	Pinned      []Burn `json:"pinned,omitempty"`
+	Fingerprint uint64 `json:"fp,omitempty"`
+}
+
+// ReservationRejected records a refused reservation, like DebitRejected for
+// usage: its id answers the same refusal for the life of the data.
+type ReservationRejected struct {
+	ReservationID string          `json:"reservation_id"`
+	Amount        decimal.Decimal `json:"amount"`
+	Dimensions    Dimensions      `json:"dimensions"`
+	Reason        string          `json:"reason"`
 	Fingerprint   uint64          `json:"fp,omitempty"`
 }
 
@@ -164,9 +179,13 @@ type CreditsAdjusted struct {
 	Fingerprint uint64 `json:"fp,omitempty"`
 }
 
+// GrantExpired takes credits of a grant past its expiry off the balance: at
+// the expiry, its unpinned remainder; later, what a hold releases to it or a
+// reversal returns to it (Trigger names that write).
 type GrantExpired struct {
 	GrantID string          `json:"grant_id"`
 	Amount  decimal.Decimal `json:"amount"`
+	Trigger string          `json:"trigger,omitempty"`
 }
 
 // UsageReversed gives a usage debit's credits back: to the grants that paid
@@ -182,12 +201,15 @@ type UsageReversed struct {
 	Reason     string          `json:"reason"`
 }
 
-// GrantVoided takes a grant's remaining credits off the balance (a
-// correction: counted as a negative adjustment).
+// GrantVoided takes a grant's unpinned credits off the balance (a
+// correction: counted as a negative adjustment). With a Trigger it is not a
+// void request but its consequence: credits a hold released, or a reversal
+// returned, to a grant voided before.
 type GrantVoided struct {
 	GrantID string          `json:"grant_id"`
 	Amount  decimal.Decimal `json:"amount"`
 	Reason  string          `json:"reason"`
+	Trigger string          `json:"trigger,omitempty"`
 }
 
 // GrantExpiryChanged moves a grant's expiry; nil means it never expires.
@@ -280,6 +302,7 @@ func (GrantVoided) EventType() EventType          { return EventGrantVoided }
 func (UsageReversed) EventType() EventType        { return EventUsageReversed }
 func (GrantExpiryChanged) EventType() EventType   { return EventGrantExpiryChanged }
 func (SubscriptionCanceled) EventType() EventType { return EventSubscriptionCanceled }
+func (ReservationRejected) EventType() EventType  { return EventReservationRejected }
 func (SettingsChanged) EventType() EventType      { return EventSettingsChanged }
 func (NoticesConfigured) EventType() EventType    { return EventNoticesConfigured }
 func (TenantCreated) EventType() EventType        { return EventTenantCreated }
@@ -333,6 +356,7 @@ type EventData struct {
 	Dimensions       Dimensions        `json:"dimensions"`
 	Burned           []Burn            `json:"burned"`
 	Returned         []Burn            `json:"returned"`
+	Pinned           []Burn            `json:"pinned"`
 	Trigger          string            `json:"trigger"`
 	Enabled          bool              `json:"enabled"`
 	TenantID         int64             `json:"tenant_id"`
@@ -409,7 +433,9 @@ func (w EnvelopeWire) Envelope() (Envelope, error) {
 		if d.ExpiresAt == nil {
 			return Envelope{}, fmt.Errorf("decode %s: no expires_at", w.Type)
 		}
-		ev = CreditsReserved{ReservationID: d.ReservationID, Amount: d.Amount, ExpiresAt: *d.ExpiresAt, Dimensions: d.Dimensions, Fingerprint: d.Fingerprint}
+		ev = CreditsReserved{ReservationID: d.ReservationID, Amount: d.Amount, ExpiresAt: *d.ExpiresAt, Dimensions: d.Dimensions, Pinned: d.Pinned, Fingerprint: d.Fingerprint}
+	case EventReservationRejected:
+		ev = ReservationRejected{ReservationID: d.ReservationID, Amount: d.Amount, Dimensions: d.Dimensions, Reason: d.Reason, Fingerprint: d.Fingerprint}
 	case EventReservationCaptured:
 		ev = ReservationCaptured{ReservationID: d.ReservationID, Amount: d.Amount, Released: d.Released, Burned: d.Burned, Fingerprint: d.Fingerprint}
 	case EventReservationReleased:
@@ -417,7 +443,7 @@ func (w EnvelopeWire) Envelope() (Envelope, error) {
 	case EventCreditsAdjusted:
 		ev = CreditsAdjusted{AdjustmentID: d.AdjustmentID, Amount: d.Amount, Reason: d.Reason, Reference: d.Reference, Burned: d.Burned, Fingerprint: d.Fingerprint}
 	case EventGrantExpired:
-		ev = GrantExpired{GrantID: d.GrantID, Amount: d.Amount}
+		ev = GrantExpired{GrantID: d.GrantID, Amount: d.Amount, Trigger: d.Trigger}
 	case EventAutoReloadConfigured:
 		ev = AutoReloadConfigured{Enabled: d.Enabled, Threshold: d.Threshold, Amount: d.Amount}
 	case EventCreditLineConfigured:
@@ -425,7 +451,7 @@ func (w EnvelopeWire) Envelope() (Envelope, error) {
 	case EventUsageReversed:
 		ev = UsageReversed{UsageID: d.UsageID, Amount: d.Amount, Returned: d.Returned, OccurredAt: d.OccurredAt, Dimensions: d.Dimensions, Reason: d.Reason}
 	case EventGrantVoided:
-		ev = GrantVoided{GrantID: d.GrantID, Amount: d.Amount, Reason: d.Reason}
+		ev = GrantVoided{GrantID: d.GrantID, Amount: d.Amount, Reason: d.Reason, Trigger: d.Trigger}
 	case EventGrantExpiryChanged:
 		ev = GrantExpiryChanged{GrantID: d.GrantID, ExpiresAt: d.ExpiresAt}
 	case EventSubscriptionStarted:

@@ -113,7 +113,7 @@ func TestEnvelopeRoundTripOfDecidedEvents(t *testing.T) {
 	step(must(t)(DecideReserve(l, Reserve{ReservationID: "r1", Amount: d("5")}, t0)))
 	step(must(t)(DecideCapture(l, Capture{ReservationID: "r1", Amount: dp("2")}, t0)))
 	step(must(t)(DecideAdjust(l, Adjust{AdjustmentID: "a1", Amount: d("-1"), Reason: "fix"}, t0)))
-	step(DecideExpiries(l, t0.Add(time.Hour)))
+	step(DecideDue(l, t0.Add(time.Hour)))
 
 	replayed := NewLine(DefaultCreditType)
 	for i, e := range log {

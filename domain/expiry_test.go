@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-func TestDecideExpiries(t *testing.T) {
+func TestDecideDue(t *testing.T) {
 	t.Parallel()
 	hour := time.Hour
 	hold := func(id, amount string, expires time.Time) CreditsReserved {
@@ -41,10 +41,10 @@ func TestDecideExpiries(t *testing.T) {
 			hold("r-due", "1", t0.Add(2*hour)),
 			hold("r-later", "1", t0.Add(4*hour)),
 		}, t0.Add(2 * hour), []Event{
-			GrantExpired{GrantID: "due", Amount: d("1")},
 			ReservationReleased{ReservationID: "r-due", Amount: d("1"), Reason: ReleaseExpired},
+			GrantExpired{GrantID: "due", Amount: d("1")},
 		}},
-		{"grants_in_burn_down_order_then_holds_by_id", []Event{
+		{"holds_by_id_then_grants_in_burn_down_order", []Event{
 			granted("p1-early", "1", priority(1), expiresAt(t0.Add(hour))),
 			granted("p0-late", "2", expiresAt(t0.Add(2*hour))),
 			granted("p0-early", "3", expiresAt(t0.Add(hour))),
@@ -52,19 +52,19 @@ func TestDecideExpiries(t *testing.T) {
 			hold("r-a", "1", t0.Add(2*hour)),
 			hold("r-b", "1", t0.Add(time.Minute)),
 		}, t0.Add(2 * hour), []Event{
-			GrantExpired{GrantID: "p0-early", Amount: d("3")},
-			GrantExpired{GrantID: "p0-late", Amount: d("2")},
-			GrantExpired{GrantID: "p1-early", Amount: d("1")},
 			ReservationReleased{ReservationID: "r-a", Amount: d("1"), Reason: ReleaseExpired},
 			ReservationReleased{ReservationID: "r-b", Amount: d("1"), Reason: ReleaseExpired},
 			ReservationReleased{ReservationID: "r-c", Amount: d("1"), Reason: ReleaseExpired},
+			GrantExpired{GrantID: "p0-early", Amount: d("3")},
+			GrantExpired{GrantID: "p0-late", Amount: d("2")},
+			GrantExpired{GrantID: "p1-early", Amount: d("1")},
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			l := lineWith(t, tt.setup...)
-			got := DecideExpiries(l, tt.at)
+			got := DecideDue(l, tt.at)
 			if err := sameValue(got, tt.want); err != nil {
 				t.Fatalf("DecideExpiries = %+v\nwant %+v\n%v", got, tt.want, err)
 			}
@@ -82,14 +82,14 @@ func TestDecideExpiries(t *testing.T) {
 			wantDec(t, "balance", l.Balance(), balance.Sub(expired).String())
 			wantDec(t, "reserved", l.Reserved, reserved.Sub(released).String())
 			wantDec(t, "expired", l.Expired, expired.String())
-			if again := DecideExpiries(l, tt.at); len(again) != 0 {
+			if again := DecideDue(l, tt.at); len(again) != 0 {
 				t.Fatalf("after applying the expiries, DecideExpiries still owes %+v", again)
 			}
 		})
 	}
 }
 
-func TestDecideExpiriesIsDeterministic(t *testing.T) {
+func TestDecideDueIsDeterministic(t *testing.T) {
 	t.Parallel()
 	l := NewLine(DefaultCreditType)
 	for i := range 5 {
@@ -100,17 +100,19 @@ func TestDecideExpiriesIsDeterministic(t *testing.T) {
 	for _, id := range ids {
 		apply(t, l, CreditsReserved{ReservationID: id, Amount: d("0.1"), ExpiresAt: t0.Add(time.Minute)})
 	}
-	first := DecideExpiries(l, t0.Add(time.Hour))
+	first := DecideDue(l, t0.Add(time.Hour))
 	if len(first) != 5+len(ids) {
 		t.Fatalf("got %d events, want %d", len(first), 5+len(ids))
 	}
 	for range 50 {
-		if err := sameValue(DecideExpiries(l.Clone(), t0.Add(time.Hour)), first); err != nil {
+		if err := sameValue(DecideDue(l.Clone(), t0.Add(time.Hour)), first); err != nil {
 			t.Fatalf("a second decision differs: %v", err)
 		}
 	}
+	// Holds are released before grants expire: what they give back to an
+	// expiring grant expires with it.
 	prev := ""
-	for _, e := range first[5:] {
+	for _, e := range first[:len(ids)] {
 		id := e.(ReservationReleased).ReservationID
 		if id <= prev {
 			t.Fatalf("holds not released in id order: %s after %s", id, prev)
@@ -121,17 +123,25 @@ func TestDecideExpiriesIsDeterministic(t *testing.T) {
 
 func TestExpiryOfAGrantBehindAHold(t *testing.T) {
 	t.Parallel()
-	// The hold was taken against the expiring grant; the grant's credits
-	// expire all the same, and the line shows the hold against nothing.
+	// The hold pinned 4 of the expiring grant: at the expiry only the
+	// unpinned 6 go, and the 4 go when the hold's TTL releases them.
 	l := lineWith(t, granted("g", "10", expiresAt(t0.Add(time.Hour))))
 	apply(t, l, must(t)(DecideReserve(l, Reserve{ReservationID: "r", Amount: d("4"), TTL: 2 * time.Hour}, t0))...)
-	ev := DecideExpiries(l, t0.Add(time.Hour))
-	if err := sameValue(ev, []Event{GrantExpired{GrantID: "g", Amount: d("10")}}); err != nil {
+	ev := DecideDue(l, t0.Add(time.Hour))
+	if err := sameValue(ev, []Event{GrantExpired{GrantID: "g", Amount: d("6")}}); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, l, ev...)
-	wantTotals(t, l, "0", "-4")
-	apply(t, l, DecideExpiries(l, t0.Add(2*time.Hour))...)
+	wantTotals(t, l, "4", "0")
+	if due, ok := l.NextDue(); !ok || !due.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("next due %v %v, want the hold's TTL", due, ok)
+	}
+	ev = DecideDue(l, t0.Add(2*time.Hour))
+	if err := sameValue(ev, []Event{ReservationReleased{ReservationID: "r", Amount: d("4"), Reason: ReleaseExpired},
+		GrantExpired{GrantID: "g", Amount: d("4"), Trigger: "reservation:r"}}); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, l, ev...)
 	wantTotals(t, l, "0", "0")
 	wantDec(t, "used", l.Used, "0")
 	wantDec(t, "expired", l.Expired, "10")
@@ -145,7 +155,7 @@ func TestExpiredCreditsCannotBeSpentBeforeTheSweep(t *testing.T) {
 	ev := must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("3")}, at))
 	wantBurns(t, ev[0].(UsageDebited).Burned, burn("new", "3"))
 	apply(t, l, ev...)
-	apply(t, l, DecideExpiries(l, at)...)
+	apply(t, l, DecideDue(l, at)...)
 	wantTotals(t, l, "0", "0")
 	wantDec(t, "expired", l.Expired, "10")
 }

@@ -31,8 +31,13 @@ func (c Grant) Validate() error {
 		v.add("grant_id", "must not start with "+AutoReloadGrantPrefix+" or "+SubscriptionGrantPrefix+" (reserved)", c.GrantID)
 	}
 	v.amount("amount", c.Amount, ValidatePositive)
-	if !c.Source.Valid() {
-		v.add("source", "must be one of purchase, subscription, promotional, auto_reload, manual", string(c.Source))
+	switch {
+	case c.Source == SourceAutoReload:
+		// Only the engine writes it: a client's auto_reload grant would
+		// disarm the line's reload as if it had fired.
+		v.add("source", "auto_reload is written only by the engine's auto-reload", string(c.Source))
+	case !c.Source.Valid():
+		v.add("source", "must be one of purchase, subscription, promotional, manual", string(c.Source))
 	}
 	if c.ExpiresAt != nil && !c.EffectiveAt.IsZero() && !c.ExpiresAt.After(c.EffectiveAt) {
 		v.add("expires_at", "must be after effective_at", c.ExpiresAt.Format(time.RFC3339Nano))
@@ -74,18 +79,22 @@ func DecideGrant(l *Line, c Grant, now time.Time) ([]Event, error) {
 	if effective.IsZero() {
 		effective = now
 	}
-	if l.grantIndex(c.GrantID) >= 0 {
+	if _, ok := l.Grant(c.GrantID); ok {
 		return nil, &FieldError{Location: "grant_id", Message: "is already a grant of this line", Value: c.GrantID}
 	}
 	if c.ExpiresAt != nil && !c.ExpiresAt.After(now) {
 		return nil, &FieldError{Location: "expires_at", Message: "is in the past", Value: c.ExpiresAt.Format(time.RFC3339Nano)}
 	}
-	return []Event{CreditsGranted{
+	events := []Event{CreditsGranted{
 		GrantID: c.GrantID, Amount: c.Amount, Source: c.Source, Priority: c.Priority,
 		EffectiveAt: effective.UTC(), ExpiresAt: utcPtr(c.ExpiresAt), CostPerCredit: c.CostPerCredit,
 		Currency: c.Currency, Description: c.Description, Reference: c.Reference, Metadata: c.Metadata,
 		Fingerprint: c.Fingerprint(),
-	}}, nil
+	}}
+	if err := checkTotals(l, events, "amount"); err != nil {
+		return nil, err
+	}
+	return events, nil
 }
 
 func utcPtr(t *time.Time) *time.Time {

@@ -72,6 +72,8 @@ func effectiveAt(at time.Time) func(*CreditsGranted) {
 func lineWith(t testing.TB, events ...Event) *Line {
 	t.Helper()
 	l := NewLine(DefaultCreditType)
+	// Decided at t0, as a writer would observe the line before deciding.
+	l.Observe(t0)
 	apply(t, l, events...)
 	return l
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -23,16 +25,30 @@ type GrantBalance struct {
 	// Order is the grant's position among the line's grants, the last key of
 	// the burn-down order (earliest grant first).
 	Order int64
+	// Held is the part of Remaining that open holds pinned: it neither
+	// pays for other debits nor expires nor is voided while held.
+	Held decimal.Decimal
+	// Voided is set once the grant was voided; a voided grant never pays,
+	// and what a hold later releases to it is voided at once.
+	Voided bool
 }
 
 // ActiveAt reports whether the grant may pay for a debit decided at now: at
-// or after its effective_at and before its expiry.
+// or after its effective_at, before its expiry, and not voided.
 func (g GrantBalance) ActiveAt(now time.Time) bool {
-	if now.Before(g.EffectiveAt) {
+	if g.Voided || now.Before(g.EffectiveAt) {
 		return false
 	}
 	return g.ExpiresAt == nil || now.Before(*g.ExpiresAt)
 }
+
+// ExpiredAt reports whether the grant's expiry has passed at now.
+func (g GrantBalance) ExpiredAt(now time.Time) bool {
+	return g.ExpiresAt != nil && !now.Before(*g.ExpiresAt)
+}
+
+// Unpinned is the part of the grant's credits no hold pinned.
+func (g GrantBalance) Unpinned() decimal.Decimal { return g.Remaining.Sub(g.Held) }
 
 // burnsBefore is the burn-down order of domain/README.md: priority (lower
 // first), then earliest expiry (no expiry last), then earliest grant.
@@ -57,6 +73,11 @@ type Hold struct {
 	Amount        decimal.Decimal
 	ExpiresAt     time.Time
 	Dimensions    Dimensions
+	// Pinned are the credits the hold pins, in the order a capture spends
+	// them: grants in burn-down order, then the part no grant could hold
+	// (GrantID ""). Empty for holds made before pinning existed: their
+	// capture is planned at capture time.
+	Pinned []Burn
 }
 
 // AutoReload is a line's auto-reload setting.
@@ -83,10 +104,12 @@ type Line struct {
 	Unallocated    decimal.Decimal
 	OverdraftLimit decimal.Decimal
 
-	// Grants holds every grant with credits left, in burn-down order.
+	// Grants holds every grant with credits left, in burn-down order
+	// (an expired or voided grant stays while a hold pins part of it).
 	Grants []GrantBalance
-	// Depleted keeps the grants burned down to zero, so a reversed debit
-	// can give credits back to the grant that paid for it.
+	// Depleted keeps the grants with nothing left (burned down, expired or
+	// voided), so a reversed debit can give credits back to the grant that
+	// paid for it, with that grant's expiry.
 	Depleted      map[string]GrantBalance
 	Reservations  map[string]Hold
 	Subscriptions map[string]Subscription
@@ -97,6 +120,10 @@ type Line struct {
 	// and disarms until available is back at the threshold. That makes one
 	// reload per crossing, not one per debit.
 	ReloadArmed bool
+	// AsOf is the latest decision instant the line has seen (Observe): the
+	// instant at which arming is judged, since free credits depend on time
+	// (grants becoming effective) and Apply takes none.
+	AsOf time.Time
 
 	grantCount int64
 }
@@ -125,22 +152,38 @@ func (l *Line) Balance() decimal.Decimal {
 // Available = balance − reserved.
 func (l *Line) Available() decimal.Decimal { return l.Balance().Sub(l.Reserved) }
 
-// Spendable is what a debit decided at now may take: the active grants'
-// remaining credits plus the unallocated balance, less what is held, plus
-// the overdraft limit. Grants not yet effective, or past expiry but not yet
-// swept, count in Balance but cannot pay.
-func (l *Line) Spendable(now time.Time) decimal.Decimal {
-	total := l.Unallocated.Sub(l.Reserved).Add(l.OverdraftLimit)
+// heldUnallocated is the part of the open holds pinned to no grant.
+func (l *Line) heldUnallocated() decimal.Decimal {
+	held := l.Reserved
+	for _, g := range l.Grants {
+		held = held.Sub(g.Held)
+	}
+	return held
+}
+
+// Free is what the line can pay at now without its overdraft: the active
+// grants' unpinned credits plus the unallocated balance, less what holds
+// pinned to no grant. Grants not yet effective, or past expiry, count in
+// Balance but cannot pay. Auto-reload judges its threshold on Free.
+func (l *Line) Free(now time.Time) decimal.Decimal {
+	total := l.Unallocated.Sub(l.heldUnallocated())
 	for _, g := range l.Grants {
 		if g.ActiveAt(now) {
-			total = total.Add(g.Remaining)
+			total = total.Add(g.Unpinned())
 		}
 	}
 	return total
 }
 
-// planBurn returns the grants that pay for amount at now, in burn-down order.
-// What the active grants cannot cover falls to the unallocated balance.
+// Spendable is what a debit decided at now may take: Free plus the
+// overdraft limit.
+func (l *Line) Spendable(now time.Time) decimal.Decimal {
+	return l.Free(now).Add(l.OverdraftLimit)
+}
+
+// planBurn returns the grants that pay for amount at now, in burn-down
+// order, from their unpinned credits. What the active grants cannot cover
+// falls to the unallocated balance.
 func (l *Line) planBurn(amount decimal.Decimal, now time.Time) []Burn {
 	var burns []Burn
 	left := amount
@@ -148,14 +191,30 @@ func (l *Line) planBurn(amount decimal.Decimal, now time.Time) []Burn {
 		if !left.IsPositive() {
 			break
 		}
-		if !g.ActiveAt(now) {
+		free := g.Unpinned()
+		if !g.ActiveAt(now) || !free.IsPositive() {
 			continue
 		}
-		take := decimal.Min(left, g.Remaining)
+		take := decimal.Min(left, free)
 		burns = append(burns, Burn{GrantID: g.GrantID, Amount: take})
 		left = left.Sub(take)
 	}
 	return burns
+}
+
+// planPins returns what a hold of amount decided at now pins: the grants
+// that would pay for it, in burn-down order, then the rest as a part with
+// no grant (GrantID ""), so a new hold always has at least one pin.
+func (l *Line) planPins(amount decimal.Decimal, now time.Time) []Burn {
+	pins := l.planBurn(amount, now)
+	rest := amount
+	for _, p := range pins {
+		rest = rest.Sub(p.Amount)
+	}
+	if rest.IsPositive() {
+		pins = append(pins, Burn{Amount: rest})
+	}
+	return pins
 }
 
 // applyBurn takes amount from the listed grants and the rest from the
@@ -163,14 +222,16 @@ func (l *Line) planBurn(amount decimal.Decimal, now time.Time) []Burn {
 func (l *Line) applyBurn(amount decimal.Decimal, burns []Burn) {
 	left := amount
 	for _, b := range burns {
-		i := l.grantIndex(b.GrantID)
-		if i < 0 {
-			panic(fmt.Sprintf("burn of unknown grant %q", b.GrantID))
-		}
+		i := l.mustGrant(b.GrantID, "burn")
 		l.Grants[i].Remaining = l.Grants[i].Remaining.Sub(b.Amount)
 		left = left.Sub(b.Amount)
 	}
 	l.Unallocated = l.Unallocated.Sub(left)
+	l.dropEmpty()
+}
+
+// dropEmpty moves the grants with nothing left to Depleted.
+func (l *Line) dropEmpty() {
 	l.Grants = slices.DeleteFunc(l.Grants, func(g GrantBalance) bool {
 		if g.Remaining.IsZero() {
 			l.Depleted[g.GrantID] = g
@@ -178,6 +239,57 @@ func (l *Line) applyBurn(amount decimal.Decimal, burns []Burn) {
 		}
 		return false
 	})
+}
+
+func (l *Line) mustGrant(id, what string) int {
+	i := l.grantIndex(id)
+	if i < 0 {
+		panic(fmt.Sprintf("%s of unknown grant %q", what, id))
+	}
+	return i
+}
+
+// pin adds sign × each pin to its grant's held credits.
+func (l *Line) pin(pins []Burn, sign int) {
+	for _, p := range pins {
+		if p.GrantID == "" {
+			continue
+		}
+		i := l.mustGrant(p.GrantID, "pin")
+		if sign > 0 {
+			l.Grants[i].Held = l.Grants[i].Held.Add(p.Amount)
+		} else {
+			l.Grants[i].Held = l.Grants[i].Held.Sub(p.Amount)
+		}
+	}
+}
+
+// Grant returns a grant of the line by id, open or depleted.
+func (l *Line) Grant(id string) (GrantBalance, bool) {
+	if i := l.grantIndex(id); i >= 0 {
+		return l.Grants[i], true
+	}
+	g, ok := l.Depleted[id]
+	return g, ok
+}
+
+// Observe tells the line that a write is decided at now. Arming is judged
+// at the instants a line is written, and Apply has no clock: the writer
+// observes each line it decides on, and a replay observes each commit's
+// recording instant (the same instant), so both reach the same state.
+func (l *Line) Observe(now time.Time) {
+	if now.After(l.AsOf) {
+		l.AsOf = now
+	}
+	l.rearm()
+}
+
+// rearm arms the auto-reload while free credits are at or above its
+// threshold.
+func (l *Line) rearm() {
+	if l.AutoReload.Enabled && !l.ReloadArmed && l.Free(l.AsOf).GreaterThanOrEqual(l.AutoReload.Threshold) {
+		l.ReloadArmed = true
+	}
 }
 
 // insertGrant places g in burn-down order.
@@ -195,8 +307,9 @@ func (l *Line) grantIndex(id string) int {
 	return slices.IndexFunc(l.Grants, func(g GrantBalance) bool { return g.GrantID == id })
 }
 
-// NextDue is the earliest instant at which a grant or a reservation of the
-// line expires, and false when nothing will.
+// NextDue is the earliest instant at which due work falls on the line (a
+// grant's unpinned credits expire, a hold's TTL ends, a subscription
+// allocates), and false when nothing will.
 func (l *Line) NextDue() (time.Time, bool) {
 	var due time.Time
 	found := false
@@ -206,7 +319,7 @@ func (l *Line) NextDue() (time.Time, bool) {
 		}
 	}
 	for _, g := range l.Grants {
-		if g.ExpiresAt != nil {
+		if g.ExpiresAt != nil && !g.Voided && g.Unpinned().IsPositive() {
 			consider(*g.ExpiresAt)
 		}
 	}
@@ -236,7 +349,7 @@ func (l *Line) Apply(e Event) {
 			l.ReloadArmed = false
 		}
 		if s, ok := l.Subscriptions[e.SubscriptionID]; ok && e.SubscriptionID != "" {
-			s.Granted++
+			s.Granted = allocationIndex(e.GrantID, s.Granted) + 1
 			l.Subscriptions[e.SubscriptionID] = s
 		}
 	case UsageDebited:
@@ -244,18 +357,23 @@ func (l *Line) Apply(e Event) {
 		l.applyBurn(e.Amount, e.Burned)
 	case DebitRejected:
 		// An attempt on record; it moves no credits.
+	case ReservationRejected:
+		// An attempt on record; it holds nothing.
 	case CreditsReserved:
 		l.Reserved = l.Reserved.Add(e.Amount)
-		l.Reservations[e.ReservationID] = Hold{ReservationID: e.ReservationID, Amount: e.Amount, ExpiresAt: e.ExpiresAt, Dimensions: e.Dimensions}
+		l.pin(e.Pinned, +1)
+		l.Reservations[e.ReservationID] = Hold{ReservationID: e.ReservationID, Amount: e.Amount, ExpiresAt: e.ExpiresAt, Dimensions: e.Dimensions, Pinned: slices.Clone(e.Pinned)}
 	case ReservationCaptured:
 		h := l.mustHold(e.ReservationID)
 		l.Reserved = l.Reserved.Sub(h.Amount)
+		l.pin(h.Pinned, -1)
 		delete(l.Reservations, e.ReservationID)
 		l.Used = l.Used.Add(e.Amount)
 		l.applyBurn(e.Amount, e.Burned)
 	case ReservationReleased:
 		h := l.mustHold(e.ReservationID)
 		l.Reserved = l.Reserved.Sub(h.Amount)
+		l.pin(h.Pinned, -1)
 		delete(l.Reservations, e.ReservationID)
 	case CreditsAdjusted:
 		l.Adjusted = l.Adjusted.Add(e.Amount)
@@ -265,12 +383,10 @@ func (l *Line) Apply(e Event) {
 			l.applyBurn(e.Amount.Neg(), e.Burned)
 		}
 	case GrantExpired:
-		i := l.grantIndex(e.GrantID)
-		if i < 0 {
-			panic(fmt.Sprintf("expiry of unknown grant %q", e.GrantID))
-		}
+		i := l.mustGrant(e.GrantID, "expiry")
 		l.Expired = l.Expired.Add(e.Amount)
-		l.Grants = slices.Delete(l.Grants, i, i+1)
+		l.Grants[i].Remaining = l.Grants[i].Remaining.Sub(e.Amount)
+		l.dropEmpty()
 	case AutoReloadConfigured:
 		l.AutoReload = AutoReload{Enabled: e.Enabled, Threshold: e.Threshold, Amount: e.Amount}
 		l.ReloadArmed = e.Enabled
@@ -290,22 +406,18 @@ func (l *Line) Apply(e Event) {
 				panic(fmt.Sprintf("credits returned to grant %q, which cannot take them", r.GrantID))
 			}
 			delete(l.Depleted, r.GrantID)
-			g.Remaining = r.Amount
+			g.Remaining, g.Held = r.Amount, decimal.Zero
 			l.insertGrant(g)
 		}
 		l.Unallocated = l.Unallocated.Add(left)
 	case GrantVoided:
-		i := l.grantIndex(e.GrantID)
-		if i < 0 {
-			panic(fmt.Sprintf("void of unknown grant %q", e.GrantID))
-		}
+		i := l.mustGrant(e.GrantID, "void")
 		l.Adjusted = l.Adjusted.Sub(e.Amount)
-		l.Grants = slices.Delete(l.Grants, i, i+1)
+		l.Grants[i].Remaining = l.Grants[i].Remaining.Sub(e.Amount)
+		l.Grants[i].Voided = true
+		l.dropEmpty()
 	case GrantExpiryChanged:
-		i := l.grantIndex(e.GrantID)
-		if i < 0 {
-			panic(fmt.Sprintf("expiry change of unknown grant %q", e.GrantID))
-		}
+		i := l.mustGrant(e.GrantID, "expiry change")
 		g := l.Grants[i]
 		g.ExpiresAt = e.ExpiresAt
 		l.Grants = slices.Delete(l.Grants, i, i+1)
@@ -320,9 +432,21 @@ func (l *Line) Apply(e Event) {
 	default:
 		panic(fmt.Sprintf("line cannot apply %T", e))
 	}
-	if l.AutoReload.Enabled && l.Available().GreaterThanOrEqual(l.AutoReload.Threshold) {
-		l.ReloadArmed = true
+	l.rearm()
+}
+
+// allocationIndex is the period index at the end of a subscription
+// allocation's id (subscription:<id>:<n>); prev when it has none.
+func allocationIndex(grantID string, prev int) int {
+	i := strings.LastIndexByte(grantID, ':')
+	if i < 0 {
+		return prev
 	}
+	n, err := strconv.Atoi(grantID[i+1:])
+	if err != nil {
+		return prev
+	}
+	return n
 }
 
 func (l *Line) mustHold(id string) Hold {
@@ -342,6 +466,9 @@ func (l *Line) CheckInvariants() error {
 		if !g.Remaining.IsPositive() || g.Remaining.GreaterThan(g.Original) {
 			return fmt.Errorf("grant %s remaining %s outside (0, %s]", g.GrantID, g.Remaining, g.Original)
 		}
+		if g.Held.IsNegative() || g.Held.GreaterThan(g.Remaining) {
+			return fmt.Errorf("grant %s held %s outside [0, %s]", g.GrantID, g.Held, g.Remaining)
+		}
 		if i > 0 && burnsBefore(g, l.Grants[i-1]) {
 			return fmt.Errorf("grants out of burn-down order at %s", g.GrantID)
 		}
@@ -356,6 +483,19 @@ func (l *Line) CheckInvariants() error {
 	}
 	if !held.Equal(l.Reserved) {
 		return fmt.Errorf("reserved %s != open holds %s", l.Reserved, held)
+	}
+	pinned := map[string]decimal.Decimal{}
+	for _, h := range l.Reservations {
+		for _, p := range h.Pinned {
+			if p.GrantID != "" {
+				pinned[p.GrantID] = pinned[p.GrantID].Add(p.Amount)
+			}
+		}
+	}
+	for _, g := range l.Grants {
+		if !g.Held.Equal(pinned[g.GrantID]) {
+			return fmt.Errorf("grant %s held %s != pinned by open holds %s", g.GrantID, g.Held, pinned[g.GrantID])
+		}
 	}
 	return nil
 }

@@ -416,9 +416,14 @@ func TestDecideGrant(t *testing.T) {
 			wantFieldErrors(t, err, tt.want...)
 		})
 	}
-	t.Run("every_source_is_accepted", func(t *testing.T) {
+	t.Run("only_the_engine_writes_auto_reload", func(t *testing.T) {
 		t.Parallel()
-		for _, s := range []Source{SourcePurchase, SourceSubscription, SourcePromotional, SourceAutoReload, SourceManual} {
+		_, err := DecideGrant(NewLine(DefaultCreditType), Grant{GrantID: "g", Amount: d("1"), Source: SourceAutoReload}, t0)
+		wantFieldErrors(t, err, "source")
+	})
+	t.Run("every_client_source_is_accepted", func(t *testing.T) {
+		t.Parallel()
+		for _, s := range []Source{SourcePurchase, SourceSubscription, SourcePromotional, SourceManual} {
 			if _, err := DecideGrant(NewLine(DefaultCreditType), Grant{GrantID: "g", Amount: d("1"), Source: s}, t0); err != nil {
 				t.Errorf("source %s: %v", s, err)
 			}

@@ -74,6 +74,9 @@ func TestRandomizedLineProperties(t *testing.T) {
 			r -= w.w
 		}
 		p.step = step
+		// Due work first, as the writer does before every decision.
+		p.l.Observe(now)
+		p.decided(DecideDue(p.l, now))
 		var ev []Event
 		var err error
 		switch op {
@@ -109,14 +112,9 @@ func TestRandomizedLineProperties(t *testing.T) {
 			if rng.IntN(2) == 0 {
 				c.TTL = time.Minute + within(30*time.Minute)
 			}
-			spendable := p.l.Spendable(now)
-			ev, err = DecideReserve(p.l, c, now)
-			if err != nil {
-				if !errors.Is(err, ErrInsufficientCredits) || !c.Amount.GreaterThan(spendable) {
-					t.Fatalf("step %d: reserve %s with %s spendable: %v", step, c.Amount, spendable, err)
-				}
+			ev = must(t)(DecideReserve(p.l, c, now))
+			if _, refused := ev[len(ev)-1].(ReservationRejected); refused {
 				p.counts["reserve refused"]++
-				continue
 			}
 		case "capture":
 			id, ok := openHold()
@@ -139,14 +137,6 @@ func TestRandomizedLineProperties(t *testing.T) {
 				over = true
 			}
 			ev, err = DecideCapture(p.l, c, now)
-			if !now.Before(p.l.Reservations[id].ExpiresAt) {
-				// Past its TTL and not yet swept: closed to captures.
-				if !errors.Is(err, ErrReservationClosed) {
-					t.Fatalf("step %d: capture of expired %s: err = %v", step, id, err)
-				}
-				p.counts["capture refused"]++
-				continue
-			}
 			if over {
 				if !errors.Is(err, ErrCaptureExceedsHold) {
 					t.Fatalf("step %d: capture %s of %s held: err = %v", step, c.Amount, held, err)
@@ -160,7 +150,7 @@ func TestRandomizedLineProperties(t *testing.T) {
 			if !ok {
 				continue
 			}
-			ev = must(t)(DecideRelease(p.l, id, ReleaseReleased))
+			ev = must(t)(DecideRelease(p.l, id, ReleaseReleased, now))
 		case "adjust":
 			a := micro(30).Add(d("0.000001"))
 			if rng.IntN(2) == 0 {
@@ -168,7 +158,7 @@ func TestRandomizedLineProperties(t *testing.T) {
 			}
 			ev = must(t)(DecideAdjust(p.l, Adjust{AdjustmentID: newID("a"), Amount: a, Reason: "random"}, now))
 		case "expiries":
-			ev = DecideExpiries(p.l, now)
+			ev = DecideDue(p.l, now)
 		case "overdraft":
 			limit := decimal.Zero
 			if rng.IntN(2) == 0 {
@@ -190,6 +180,7 @@ func TestRandomizedLineProperties(t *testing.T) {
 		"event ReservationReleased released", "event ReservationReleased expired", "event CreditsAdjusted",
 		"event GrantExpired", "event CreditLineConfigured", "event AutoReloadConfigured", "auto-reload",
 		"reserve refused", "capture refused", "spendable below zero explained", "late usage",
+		"event ReservationRejected", "held credits expired on release", "auto-reload before the debit",
 	} {
 		if p.counts[need] == 0 {
 			t.Errorf("the random run never produced %q; widen it", need)
@@ -203,12 +194,19 @@ type propertyRun struct {
 	l      *Line
 	now    time.Time
 	step   int
-	log    []Event
+	log    []loggedEvent
 	counts map[string]int
 	// armed models the once-per-crossing rule independently of the line: a
 	// reload may fire only if available has been at or above the threshold
 	// (or the setting changed) since the last reload.
 	armed bool
+}
+
+// loggedEvent is an event and the instant it was decided at, which a replay
+// observes as the writer did.
+type loggedEvent struct {
+	at time.Time
+	e  Event
 }
 
 func (p *propertyRun) fatalf(format string, args ...any) {
@@ -220,20 +218,41 @@ func (p *propertyRun) fatalf(format string, args ...any) {
 func (p *propertyRun) decided(ev []Event) {
 	p.t.Helper()
 	l, now := p.l, p.now
-	// Would the rule want a reload after this decision's debit?
+	// Arming is judged at the start of every write too: free credits grow
+	// with time as grants become effective.
+	if l.AutoReload.Enabled && l.Free(now).GreaterThanOrEqual(l.AutoReload.Threshold) {
+		p.armed = true
+	}
+	// Would the rule want a reload before this decision's debit (it could
+	// not be paid otherwise) or after it (it crosses the threshold)?
 	wantReload := ""
 	if len(ev) > 0 {
 		var amount decimal.Decimal
 		trigger := ""
-		switch e := ev[0].(type) {
-		case UsageDebited:
-			amount, trigger = e.Amount, "usage:"+e.UsageID
-		case CreditsReserved:
-			amount, trigger = e.Amount, "reservation:"+e.ReservationID
+		for _, e := range ev {
+			switch e := e.(type) {
+			case UsageDebited:
+				amount, trigger = e.Amount, "usage:"+e.UsageID
+			case DebitRejected:
+				amount, trigger = e.Amount, "usage:"+e.UsageID
+			case CreditsReserved:
+				amount, trigger = e.Amount, "reservation:"+e.ReservationID
+			case ReservationRejected:
+				amount, trigger = e.Amount, "reservation:"+e.ReservationID
+			}
+		}
+		if r, ok := ev[len(ev)-1].(DebitRejected); ok && r.Reason == RejectOccurredInFuture {
+			trigger = ""
 		}
 		ar := l.AutoReload
-		if trigger != "" && ar.Enabled && ar.Amount.IsPositive() && p.armed && l.Available().Sub(amount).LessThan(ar.Threshold) {
+		armed := trigger != "" && ar.Enabled && ar.Amount.IsPositive() && p.armed
+		switch {
+		case armed && amount.IsPositive() && amount.GreaterThan(l.Spendable(now)):
 			wantReload = "auto_reload:" + trigger
+		case armed && l.Free(now).Sub(amount).LessThan(ar.Threshold):
+			if _, rejected := ev[len(ev)-1].(DebitRejected); !rejected {
+				wantReload = "auto_reload:" + trigger
+			}
 		}
 	}
 	gotReload := ""
@@ -252,7 +271,7 @@ func (p *propertyRun) decided(ev []Event) {
 			if e.Source == SourceAutoReload {
 				p.counts["auto-reload"]++
 				if i == 0 {
-					p.fatalf("auto-reload %s without a debit before it", e.GrantID)
+					p.counts["auto-reload before the debit"]++
 				}
 				if !p.armed {
 					p.fatalf("auto-reload %s fired twice in one crossing", e.GrantID)
@@ -264,7 +283,7 @@ func (p *propertyRun) decided(ev []Event) {
 				p.armed = false
 			}
 		case UsageDebited:
-			if e.Amount.GreaterThan(s0) {
+			if e.Amount.IsPositive() && e.Amount.GreaterThan(s0) {
 				p.fatalf("usage %s debited %s with only %s spendable", e.UsageID, e.Amount, s0)
 			}
 			if e.OccurredAt.Before(now) {
@@ -290,27 +309,39 @@ func (p *propertyRun) decided(ev []Event) {
 			if e.Amount.GreaterThan(s0) {
 				p.fatalf("hold %s of %s with only %s spendable", e.ReservationID, e.Amount, s0)
 			}
+			p.checkBurns(before, e.Amount, slices.DeleteFunc(slices.Clone(e.Pinned), func(b Burn) bool { return b.GrantID == "" }))
 			spendDelta = e.Amount.Neg()
+		case ReservationRejected:
+			if !e.Amount.GreaterThan(s0) {
+				p.fatalf("hold %s of %s refused with %s spendable", e.ReservationID, e.Amount, s0)
+			}
 		case ReservationCaptured:
 			h := before.Reservations[e.ReservationID]
 			if !e.Amount.Add(e.Released).Equal(h.Amount) || e.Released.IsNegative() {
 				p.fatalf("capture %s of %s + released %s != held %s", e.ReservationID, e.Amount, e.Released, h.Amount)
 			}
-			p.checkBurns(before, e.Amount, e.Burned)
-			spendDelta, balanceDelta = e.Released, e.Amount.Neg()
+			// The capture spends the hold's pins in order; what it gives
+			// back to a grant no longer active does not become spendable.
+			burns, rest := spendPins(h.Pinned, e.Amount)
+			if err := sameValue(e.Burned, burns); err != nil && len(h.Pinned) > 0 {
+				p.fatalf("capture %s burns %s, want the pins %s: %v", e.ReservationID, fmtBurns(e.Burned), fmtBurns(burns), err)
+			}
+			spendDelta, balanceDelta = e.Released.Sub(inactive(before, rest, now)), e.Amount.Neg()
 		case ReservationReleased:
 			name += " " + string(e.Reason)
-			if h := before.Reservations[e.ReservationID]; !h.Amount.Equal(e.Amount) {
+			h := before.Reservations[e.ReservationID]
+			if !h.Amount.Equal(e.Amount) {
 				p.fatalf("release %s of %s, held %s", e.ReservationID, e.Amount, h.Amount)
 			}
-			if e.Reason == ReleaseExpired && now.Before(before.Reservations[e.ReservationID].ExpiresAt) {
+			if e.Reason == ReleaseExpired && now.Before(h.ExpiresAt) {
 				p.fatalf("hold %s released as expired before its ttl", e.ReservationID)
 			}
-			spendDelta = e.Amount
+			spendDelta = e.Amount.Sub(inactive(before, h.Pinned, now))
 		case CreditsAdjusted:
 			fromGrants := decimal.Zero
 			if e.Amount.IsNegative() {
-				fromGrants = decimal.Max(e.Amount.Neg().Sub(decimal.Max(before.Unallocated, decimal.Zero)), decimal.Zero)
+				free := before.Unallocated.Sub(before.heldUnallocated())
+				fromGrants = decimal.Max(e.Amount.Neg().Sub(decimal.Max(free, decimal.Zero)), decimal.Zero)
 				explainsDebt = true
 			}
 			p.checkBurns(before, fromGrants, e.Burned)
@@ -321,8 +352,14 @@ func (p *propertyRun) decided(ev []Event) {
 				p.fatalf("expiry of grant %s the line does not hold", e.GrantID)
 			}
 			g := before.Grants[i]
-			if !g.Remaining.Equal(e.Amount) || g.ActiveAt(now) {
-				p.fatalf("grant %s expired %s of %s, active %v", e.GrantID, e.Amount, g.Remaining, g.ActiveAt(now))
+			// At the expiry the whole unpinned remainder goes; credits a
+			// hold gives back later go as they come back.
+			whole := e.Trigger == ""
+			if (whole && !g.Unpinned().Equal(e.Amount)) || e.Amount.GreaterThan(g.Unpinned()) || !g.ExpiredAt(now) {
+				p.fatalf("grant %s expired %s of %s unpinned, expired %v", e.GrantID, e.Amount, g.Unpinned(), g.ExpiredAt(now))
+			}
+			if !whole {
+				p.counts["held credits expired on release"]++
 			}
 			balanceDelta = e.Amount.Neg()
 		case CreditLineConfigured:
@@ -335,7 +372,7 @@ func (p *propertyRun) decided(ev []Event) {
 		p.counts["event "+name]++
 
 		apply(p.t, l, e)
-		p.log = append(p.log, e)
+		p.log = append(p.log, loggedEvent{now, e})
 
 		if l.Used.LessThan(before.Used) {
 			p.fatalf("used went down from %s to %s", before.Used, l.Used)
@@ -356,13 +393,25 @@ func (p *propertyRun) decided(ev []Event) {
 		if ac, ok := e.(AutoReloadConfigured); ok {
 			p.armed = ac.Enabled
 		}
-		if l.AutoReload.Enabled && l.Available().GreaterThanOrEqual(l.AutoReload.Threshold) {
+		if l.AutoReload.Enabled && l.Free(now).GreaterThanOrEqual(l.AutoReload.Threshold) {
 			p.armed = true
 		}
 	}
 	if gotReload != wantReload {
 		p.fatalf("auto-reload = %q, want %q (events %+v)", gotReload, wantReload, ev)
 	}
+}
+
+// inactive sums the parts given back to grants of before that cannot pay
+// at now (expired or voided).
+func inactive(before *Line, parts []Burn, now time.Time) decimal.Decimal {
+	sum := decimal.Zero
+	for _, b := range parts {
+		if g, ok := before.Grant(b.GrantID); ok && b.GrantID != "" && !g.ActiveAt(now) {
+			sum = sum.Add(b.Amount)
+		}
+	}
+	return sum
 }
 
 // checkBurns asserts burns take amount from the grants of before that are
@@ -375,10 +424,10 @@ func (p *propertyRun) checkBurns(before *Line, amount decimal.Decimal, burns []B
 		if !left.IsPositive() {
 			break
 		}
-		if !g.ActiveAt(p.now) {
+		if !g.ActiveAt(p.now) || !g.Unpinned().IsPositive() {
 			continue
 		}
-		take := decimal.Min(left, g.Remaining)
+		take := decimal.Min(left, g.Unpinned())
 		if j >= len(burns) || burns[j].GrantID != g.GrantID || !burns[j].Amount.Equal(take) {
 			p.fatalf("burns %s for %s, want %s:%s next", fmtBurns(burns), amount, g.GrantID, take)
 		}
@@ -395,7 +444,9 @@ func (p *propertyRun) checkBurns(before *Line, amount decimal.Decimal, burns []B
 func (p *propertyRun) replayThroughJSON() {
 	p.t.Helper()
 	replayed := NewLine(DefaultCreditType)
-	for i, e := range p.log {
+	for i, le := range p.log {
+		e := le.e
+		replayed.Observe(le.at)
 		b, err := json.Marshal(Envelope{TenantID: 1, CreditType: DefaultCreditType, Event: e})
 		if err != nil {
 			p.t.Fatalf("event %d: %v", i, err)

@@ -128,27 +128,30 @@ func TestUsageReversal(t *testing.T) {
 	wantDec(t, "used", l.Used, "0")
 	wantTotals(t, l, "110", "110")
 
-	t.Run("credits_of_a_voided_grant_go_to_the_unallocated_balance", func(t *testing.T) {
+	t.Run("credits_of_a_voided_grant_are_voided_again", func(t *testing.T) {
 		l := lineWith(t, granted("a", "10"), granted("b", "100", priority(1)))
 		debit := must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("15")}, t0))
 		apply(t, l, debit...)
 		apply(t, l, must(t)(DecideVoidGrant(l, VoidGrant{GrantID: "b", Reason: "refund"}))...)
 		apply(t, l, must(t)(DecideReverseUsage(l, ReverseUsage{UsageID: "u", Reason: "oops"}, debit[0].(UsageDebited), t0))...)
 		wantRemaining(t, l, "a", "10")
-		wantDec(t, "unallocated", l.Unallocated, "5")
+		wantDec(t, "unallocated", l.Unallocated, "0")
+		wantTotals(t, l, "10", "10")
 		_, err := DecideReverseUsage(l, ReverseUsage{UsageID: "u"}, debit[0].(UsageDebited), t0)
 		wantFieldErrors(t, err, "reason")
 	})
 
-	t.Run("a_depleted_grant_past_its_expiry_does_not_take_credits_back", func(t *testing.T) {
+	t.Run("credits_returned_to_a_grant_past_its_expiry_expire_at_once", func(t *testing.T) {
 		l := lineWith(t, granted("a", "10", expiresAt(t0.Add(time.Hour))))
 		debit := must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("10")}, t0))
 		apply(t, l, debit...)
 		events := must(t)(DecideReverseUsage(l, ReverseUsage{UsageID: "u", Reason: "late"}, debit[0].(UsageDebited), t0.Add(2*time.Hour)))
-		if r := events[0].(UsageReversed); len(r.Returned) != 0 {
-			t.Fatalf("returned %+v to an expired grant", r.Returned)
+		if err := sameValue(events[1:], []Event{GrantExpired{GrantID: "a", Amount: d("10"), Trigger: "reverse:u"}}); err != nil {
+			t.Fatal(err)
 		}
 		apply(t, l, events...)
-		wantDec(t, "unallocated", l.Unallocated, "10")
+		wantDec(t, "unallocated", l.Unallocated, "0")
+		wantDec(t, "expired", l.Expired, "10")
+		wantTotals(t, l, "0", "0")
 	})
 }

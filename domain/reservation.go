@@ -41,8 +41,10 @@ func (c Reserve) Fingerprint() uint64 {
 	return f.str("reserve").str(c.ReservationID).dec(c.Amount).str(c.TTL.String()).dimensions(c.Dimensions).sum()
 }
 
-// DecideReserve holds the amount. It returns ErrInsufficientCredits when the
-// amount exceeds what the line can spend now.
+// DecideReserve holds the amount, pinning it to the grants that would pay
+// for it now. An amount beyond what the line can spend is refused and
+// recorded (ReservationRejected), after an armed auto-reload had its
+// chance, as for usage.
 func DecideReserve(l *Line, c Reserve, now time.Time) ([]Event, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -50,18 +52,29 @@ func DecideReserve(l *Line, c Reserve, now time.Time) ([]Event, error) {
 	if _, open := l.Reservations[c.ReservationID]; open {
 		return nil, &FieldError{Location: "reservation_id", Message: "is already an open reservation of this line", Value: c.ReservationID}
 	}
-	if c.Amount.GreaterThan(l.Spendable(now)) {
-		return nil, fmt.Errorf("%w: reservation of %s exceeds %s spendable", ErrInsufficientCredits, c.Amount, l.Spendable(now))
+	trigger := "reservation:" + c.ReservationID
+	line, events := reloadFirst(l, c.Amount, trigger, now)
+	reloaded := len(events) > 0
+	if c.Amount.GreaterThan(line.Spendable(now)) {
+		return append(events, ReservationRejected{ReservationID: c.ReservationID, Amount: c.Amount, Dimensions: c.Dimensions,
+			Reason: RejectInsufficientCredits, Fingerprint: c.Fingerprint()}), nil
 	}
 	ttl := c.TTL
 	if ttl == 0 {
 		ttl = ReservationTTLDefault
 	}
-	events := []Event{CreditsReserved{
+	events = append(events, CreditsReserved{
 		ReservationID: c.ReservationID, Amount: c.Amount, ExpiresAt: now.Add(ttl).UTC(),
-		Dimensions: c.Dimensions, Fingerprint: c.Fingerprint(),
-	}}
-	return append(events, autoReloadAfter(l, c.Amount, "reservation:"+c.ReservationID, now)...), nil
+		Dimensions: c.Dimensions, Pinned: line.planPins(c.Amount, now), Fingerprint: c.Fingerprint(),
+	})
+	if !reloaded {
+		// One reload per write at most: its id is the write's.
+		events = append(events, autoReloadAfter(line, c.Amount, trigger, now)...)
+	}
+	if err := checkTotals(l, events, "amount"); err != nil {
+		return nil, err
+	}
+	return events, nil
 }
 
 // Capture turns (part of) a hold into a debit. Amount nil captures all held;
@@ -83,11 +96,13 @@ func (c Capture) Fingerprint() uint64 {
 	return f.sum()
 }
 
-// DecideCapture returns the ReservationCaptured event. Errors:
-// ErrReservationNotFound when the line holds no such open reservation,
-// ErrCaptureExceedsHold, or a FieldError for a malformed amount. The hold was
-// already counted against available, so a capture never fails for lack of
-// credits: what the active grants cannot pay falls to the unallocated balance.
+// DecideCapture returns the ReservationCaptured event, spending the credits
+// the hold pinned in pin order, and forfeits what the rest of the hold gives
+// back to grants expired or voided since. Errors: ErrReservationNotFound
+// when the line holds no such open reservation, ErrReservationClosed past
+// its TTL, ErrCaptureExceedsHold, or a FieldError for a malformed amount. The
+// hold was already counted against available, so a capture never fails for
+// lack of credits.
 func DecideCapture(l *Line, c Capture, now time.Time) ([]Event, error) {
 	h, ok := l.Reservations[c.ReservationID]
 	if !ok {
@@ -107,20 +122,47 @@ func DecideCapture(l *Line, c Capture, now time.Time) ([]Event, error) {
 		}
 		amount = *c.Amount
 	}
-	// Plan the burn as if the hold were already gone: its credits are the
-	// ones this capture spends.
-	return []Event{ReservationCaptured{
+	var burns, rest []Burn
+	if len(h.Pinned) == 0 {
+		// A hold from before pinning: planned as if the hold were already
+		// gone, its credits being the ones this capture spends.
+		burns = l.planBurn(amount, now)
+	} else {
+		burns, rest = spendPins(h.Pinned, amount)
+	}
+	events := []Event{ReservationCaptured{
 		ReservationID: c.ReservationID, Amount: amount, Released: h.Amount.Sub(amount),
-		Burned: l.planBurn(amount, now), Fingerprint: c.Fingerprint(),
-	}}, nil
+		Burned: burns, Fingerprint: c.Fingerprint(),
+	}}
+	return append(events, forfeits(l, rest, "capture:"+c.ReservationID, now)...), nil
 }
 
-// DecideRelease ends a hold without a debit. It returns ErrReservationNotFound
-// when the line holds no such open reservation.
-func DecideRelease(l *Line, reservationID string, reason ReleaseReason) ([]Event, error) {
+// spendPins spends amount from pins in order: burns are the grants' parts
+// spent (the no-grant part is spent from the unallocated balance), rest what
+// each pin gives back.
+func spendPins(pins []Burn, amount decimal.Decimal) (burns, rest []Burn) {
+	left := amount
+	for _, p := range pins {
+		take := decimal.Min(left, p.Amount)
+		left = left.Sub(take)
+		if p.GrantID != "" && take.IsPositive() {
+			burns = append(burns, Burn{GrantID: p.GrantID, Amount: take})
+		}
+		if back := p.Amount.Sub(take); back.IsPositive() {
+			rest = append(rest, Burn{GrantID: p.GrantID, Amount: back})
+		}
+	}
+	return burns, rest
+}
+
+// DecideRelease ends a hold without a debit, and forfeits what it gives
+// back to grants expired or voided since it was made. It returns
+// ErrReservationNotFound when the line holds no such open reservation.
+func DecideRelease(l *Line, reservationID string, reason ReleaseReason, now time.Time) ([]Event, error) {
 	h, ok := l.Reservations[reservationID]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrReservationNotFound, reservationID)
 	}
-	return []Event{ReservationReleased{ReservationID: reservationID, Amount: h.Amount, Reason: reason}}, nil
+	events := []Event{ReservationReleased{ReservationID: reservationID, Amount: h.Amount, Reason: reason}}
+	return append(events, forfeits(l, h.Pinned, "reservation:"+reservationID, now)...), nil
 }

@@ -16,7 +16,7 @@ func TestDecideReserve(t *testing.T) {
 		c := Reserve{ReservationID: "r1", Amount: d("30"), Dimensions: dims}
 		ev := must(t)(DecideReserve(l, c, t0))
 		want := []Event{CreditsReserved{ReservationID: "r1", Amount: d("30"), ExpiresAt: t0.Add(ReservationTTLDefault),
-			Dimensions: dims, Fingerprint: c.Fingerprint()}}
+			Dimensions: dims, Pinned: []Burn{burn("g", "30")}, Fingerprint: c.Fingerprint()}}
 		if err := sameValue(ev, want); err != nil {
 			t.Fatal(err)
 		}
@@ -67,16 +67,16 @@ func TestDecideReserve(t *testing.T) {
 		t.Run("refuses_to_reserve_"+tt.name, func(t *testing.T) {
 			t.Parallel()
 			l := lineWith(t, tt.setup...)
-			ev, err := DecideReserve(l, Reserve{ReservationID: "r1", Amount: d(tt.amount)}, t0)
-			if !errors.Is(err, ErrInsufficientCredits) {
-				t.Fatalf("err = %v, want ErrInsufficientCredits", err)
+			c := Reserve{ReservationID: "r1", Amount: d(tt.amount)}
+			ev := must(t)(DecideReserve(l, c, t0))
+			// Refused and recorded, so a retry of the id is refused again.
+			want := []Event{ReservationRejected{ReservationID: "r1", Amount: d(tt.amount), Reason: RejectInsufficientCredits, Fingerprint: c.Fingerprint()}}
+			if err := sameValue(ev, want); err != nil {
+				t.Fatal(err)
 			}
-			if errors.Is(err, ErrInvalidCommand) {
-				t.Errorf("insufficient credits reported as an invalid command")
-			}
-			if ev != nil {
-				t.Fatalf("events = %+v, want none", ev)
-			}
+			held := l.Reserved
+			apply(t, l, ev...)
+			wantDec(t, "reserved", l.Reserved, held.String())
 		})
 	}
 
@@ -215,7 +215,7 @@ func TestDecideCapture(t *testing.T) {
 		if _, err := DecideCapture(l, Capture{ReservationID: "r1"}, t0); !errors.Is(err, ErrReservationNotFound) {
 			t.Errorf("second capture: err = %v, want ErrReservationNotFound", err)
 		}
-		if _, err := DecideRelease(l, "r1", ReleaseReleased); !errors.Is(err, ErrReservationNotFound) {
+		if _, err := DecideRelease(l, "r1", ReleaseReleased, t0); !errors.Is(err, ErrReservationNotFound) {
 			t.Errorf("release after capture: err = %v, want ErrReservationNotFound", err)
 		}
 	})
@@ -244,20 +244,29 @@ func TestCaptureBurnsInOrderAtCaptureTime(t *testing.T) {
 		wantTotals(t, l, "0", "0")
 		wantDec(t, "unallocated", l.Unallocated, "0")
 	})
-	t.Run("what_no_active_grant_can_pay_falls_to_the_unallocated_balance", func(t *testing.T) {
+	t.Run("a_hold_spends_its_pinned_grant_after_that_grant_expired", func(t *testing.T) {
 		t.Parallel()
-		// The hold was taken while g was active; g expired before the capture.
+		// The hold was taken while g was active and pinned it; g expired
+		// before the capture: the capture spends the pinned credits, and
+		// what the hold gives back to g expires at once.
 		l := lineWith(t, granted("g", "10", expiresAt(t0.Add(time.Hour))))
 		apply(t, l, must(t)(DecideReserve(l, Reserve{ReservationID: "r1", Amount: d("10"), TTL: 2 * time.Hour}, t0))...)
-		ev := must(t)(DecideCapture(l, Capture{ReservationID: "r1", Amount: dp("4")}, t0.Add(90*time.Minute)))
+		at := t0.Add(90 * time.Minute)
+		if due := DecideDue(l, at); len(due) != 0 {
+			t.Fatalf("due %+v: a fully pinned grant has nothing to expire", due)
+		}
+		ev := must(t)(DecideCapture(l, Capture{ReservationID: "r1", Amount: dp("4")}, at))
 		c := ev[0].(ReservationCaptured)
-		wantBurns(t, c.Burned)
+		wantBurns(t, c.Burned, burn("g", "4"))
 		wantDec(t, "released", c.Released, "6")
+		if err := sameValue(ev[1:], []Event{GrantExpired{GrantID: "g", Amount: d("6"), Trigger: "capture:r1"}}); err != nil {
+			t.Fatal(err)
+		}
 		apply(t, l, ev...)
-		wantDec(t, "unallocated", l.Unallocated, "-4")
-		wantRemaining(t, l, "g", "10")
-		apply(t, l, DecideExpiries(l, t0.Add(90*time.Minute))...)
-		wantTotals(t, l, "-4", "-4")
+		wantDec(t, "unallocated", l.Unallocated, "0")
+		wantTotals(t, l, "0", "0")
+		wantDec(t, "used", l.Used, "4")
+		wantDec(t, "expired", l.Expired, "6")
 	})
 }
 
@@ -269,7 +278,7 @@ func TestDecideRelease(t *testing.T) {
 			l := lineWith(t, granted("g", "10"))
 			apply(t, l, must(t)(DecideReserve(l, Reserve{ReservationID: "r1", Amount: d("4")}, t0))...)
 			apply(t, l, must(t)(DecideReserve(l, Reserve{ReservationID: "r2", Amount: d("1")}, t0))...)
-			ev := must(t)(DecideRelease(l, "r1", reason))
+			ev := must(t)(DecideRelease(l, "r1", reason, t0))
 			want := []Event{ReservationReleased{ReservationID: "r1", Amount: d("4"), Reason: reason}}
 			if err := sameValue(ev, want); err != nil {
 				t.Fatal(err)
@@ -284,7 +293,7 @@ func TestDecideRelease(t *testing.T) {
 	}
 	t.Run("release_of_an_unknown_reservation_is_refused", func(t *testing.T) {
 		t.Parallel()
-		ev, err := DecideRelease(lineWith(t, granted("g", "10")), "nope", ReleaseReleased)
+		ev, err := DecideRelease(lineWith(t, granted("g", "10")), "nope", ReleaseReleased, t0)
 		if !errors.Is(err, ErrReservationNotFound) || ev != nil {
 			t.Fatalf("DecideRelease = %+v, %v; want ErrReservationNotFound", ev, err)
 		}

@@ -11,11 +11,20 @@ type ReverseUsage struct {
 	Reason  string
 }
 
+// Fingerprint identifies the request for idempotency: the usage and the
+// reason, so the same reversal with another reason is a conflict.
+func (c ReverseUsage) Fingerprint() uint64 {
+	var f fingerprinter
+	return f.str("reverse").str(c.UsageID).str(c.Reason).sum()
+}
+
 // DecideReverseUsage returns the UsageReversed event for the original debit
 // (read from the log by the caller). Credits go back to the grants that
-// paid, where each still can take them (it has credits left, or was burned
-// down to zero and not voided or expired since); the rest goes to the
-// unallocated balance. Errors: a *FieldError for a missing reason.
+// paid, with those grants' expiry: what returns to a grant expired by now
+// expires at once (GrantExpired), what returns to a voided grant is voided
+// at once (GrantVoided), so a reversal never turns expiring credits into
+// permanent ones. The part no grant paid returns to the unallocated
+// balance. Errors: a *FieldError for a missing reason.
 func DecideReverseUsage(l *Line, c ReverseUsage, original UsageDebited, now time.Time) ([]Event, error) {
 	var v validator
 	v.text("reason", c.Reason, TextLengthMax, true)
@@ -27,14 +36,11 @@ func DecideReverseUsage(l *Line, c ReverseUsage, original UsageDebited, now time
 	}
 	var returned []Burn
 	for _, b := range original.Burned {
-		g, depleted := l.Depleted[b.GrantID]
-		// A grant burned to zero takes credits back only while it could
-		// still pay: past its expiry they would expire at once.
-		depleted = depleted && (g.ExpiresAt == nil || now.Before(*g.ExpiresAt))
-		if l.grantIndex(b.GrantID) >= 0 || depleted {
+		if _, ok := l.Grant(b.GrantID); ok {
 			returned = append(returned, b)
 		}
 	}
-	return []Event{UsageReversed{UsageID: c.UsageID, Amount: original.Amount, Returned: returned,
-		OccurredAt: original.OccurredAt, Dimensions: original.Dimensions, Reason: c.Reason}}, nil
+	events := []Event{UsageReversed{UsageID: c.UsageID, Amount: original.Amount, Returned: returned,
+		OccurredAt: original.OccurredAt, Dimensions: original.Dimensions, Reason: c.Reason}}
+	return append(events, forfeits(l, returned, "reverse:"+c.UsageID, now)...), nil
 }

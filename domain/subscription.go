@@ -114,7 +114,9 @@ func (c StartSubscription) Fingerprint() uint64 {
 }
 
 // DecideStartSubscription records the subscription and allocates the
-// periods already started.
+// current period, when it has started. Periods that ended before now are
+// not allocated: they would be granted and expired in the same instant,
+// inflating both totals with credits nobody could spend.
 func DecideStartSubscription(l *Line, c StartSubscription, now time.Time) ([]Event, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -129,7 +131,12 @@ func DecideStartSubscription(l *Line, c StartSubscription, now time.Time) ([]Eve
 	started := SubscriptionStarted{SubscriptionID: c.SubscriptionID, CreditsPerPeriod: c.CreditsPerPeriod, Period: c.Period,
 		StartsAt: starts.UTC(), PriceAmount: c.PriceAmount, PriceCurrency: c.PriceCurrency, Rollover: c.Rollover, Fingerprint: c.Fingerprint()}
 	sub := subscriptionOf(started)
-	return append([]Event{started}, dueAllocations(sub, now)...), nil
+	sub.Granted = max(sub.PeriodAt(now), 0)
+	events := append([]Event{started}, dueAllocations(l, sub, now)...)
+	if err := checkTotals(l, events, "credits_per_period"); err != nil {
+		return nil, err
+	}
+	return events, nil
 }
 
 // DecideCancelSubscription ends a subscription at the end of its current
@@ -156,13 +163,19 @@ func subscriptionOf(e SubscriptionStarted) Subscription {
 }
 
 // dueAllocations returns the grants of the periods that have started by
-// now and not been allocated, up to a cancellation.
-func dueAllocations(s Subscription, now time.Time) []Event {
+// now and not been allocated, up to a cancellation. An allocation that
+// would take the line's granted total past LineTotalMax ends the
+// subscription at that period's start instead.
+func dueAllocations(l *Line, s Subscription, now time.Time) []Event {
 	var events []Event
+	granted := l.Granted
 	for n := s.Granted; len(events) < subscriptionGrantsPerSweepMax; n++ {
 		start := s.PeriodStart(n)
 		if start.After(now) || (s.CancelAt != nil && !start.Before(*s.CancelAt)) {
 			break
+		}
+		if granted = granted.Add(s.CreditsPerPeriod); granted.GreaterThan(LineTotalMax) {
+			return append(events, SubscriptionCanceled{SubscriptionID: s.ID, EndsAt: start})
 		}
 		end := s.PeriodStart(n + 1)
 		g := CreditsGranted{

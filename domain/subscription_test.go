@@ -44,34 +44,42 @@ func TestSubscriptions(t *testing.T) {
 		if due, ok := l.NextDue(); !ok || !due.Equal(*g.ExpiresAt) {
 			t.Fatalf("next due %v %v", due, ok)
 		}
-		if events := DecideExpiries(l, now.Add(24*time.Hour)); len(events) != 0 {
+		if events := DecideDue(l, now.Add(24*time.Hour)); len(events) != 0 {
 			t.Fatalf("nothing is due mid-period, got %v", events)
 		}
 		feb28 := time.Date(2026, 2, 28, 8, 0, 0, 0, time.UTC)
-		events := DecideExpiries(l, feb28)
+		events := DecideDue(l, feb28)
 		if len(events) != 2 {
-			t.Fatalf("at the period end: %v, want the expiry and the next allocation", events)
+			t.Fatalf("at the period end: %v, want the next allocation and the expiry", events)
 		}
-		if e, ok := events[0].(GrantExpired); !ok || e.GrantID != "subscription:pro:0" {
-			t.Fatalf("first event %+v", events[0])
-		}
-		next, ok := events[1].(CreditsGranted)
+		next, ok := events[0].(CreditsGranted)
 		if !ok || next.GrantID != "subscription:pro:1" || !next.EffectiveAt.Equal(feb28) || !next.CostPerCredit.Equal(d("0.02")) || next.Currency != "EUR" {
-			t.Fatalf("second allocation %+v", events[1])
+			t.Fatalf("second allocation %+v", events[0])
+		}
+		if e, ok := events[1].(GrantExpired); !ok || e.GrantID != "subscription:pro:0" {
+			t.Fatalf("second event %+v", events[1])
 		}
 		apply(t, l, events...)
 		wantDec(t, "balance", l.Balance(), "50000")
 	})
 
-	t.Run("a_start_in_the_past_catches_up_every_period", func(t *testing.T) {
-		l := NewLine(DefaultCreditType)
-		roll := start
-		roll.Rollover = true
-		apply(t, l, must(t)(DecideStartSubscription(l, roll, time.Date(2026, 4, 15, 0, 0, 0, 0, time.UTC)))...)
-		wantDec(t, "granted", l.Granted, "150000")
-		for _, g := range l.Grants {
-			if g.ExpiresAt != nil {
-				t.Fatalf("rollover grant %s expires", g.GrantID)
+	t.Run("a_start_in_the_past_allocates_the_current_period_only", func(t *testing.T) {
+		// Periods that ended before the subscription existed would be
+		// granted and expired at once: they are not allocated.
+		for _, rollover := range []bool{false, true} {
+			l := NewLine(DefaultCreditType)
+			sub := start
+			sub.Rollover = rollover
+			apply(t, l, must(t)(DecideStartSubscription(l, sub, time.Date(2026, 4, 15, 0, 0, 0, 0, time.UTC)))...)
+			wantDec(t, "granted", l.Granted, "50000")
+			wantDec(t, "expired", l.Expired, "0")
+			if len(l.Grants) != 1 || l.Grants[0].GrantID != "subscription:pro:2" || (l.Grants[0].ExpiresAt == nil) != rollover {
+				t.Fatalf("rollover %v: grants %+v, want period 3 (Mar 31) alone", rollover, l.Grants)
+			}
+			// The next allocation follows on from the current period.
+			events := DecideDue(l, time.Date(2026, 4, 30, 8, 0, 0, 0, time.UTC))
+			if len(events) == 0 || events[0].(CreditsGranted).GrantID != "subscription:pro:3" {
+				t.Fatalf("rollover %v: next allocation %+v", rollover, events)
 			}
 		}
 	})
@@ -88,7 +96,7 @@ func TestSubscriptions(t *testing.T) {
 		if _, err := DecideCancelSubscription(l, "pro", mid); !errors.Is(err, ErrSubscriptionCanceled) {
 			t.Fatalf("second cancel: %v", err)
 		}
-		later := DecideExpiries(l, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+		later := DecideDue(l, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
 		for _, e := range later {
 			if _, ok := e.(CreditsGranted); ok {
 				t.Fatalf("allocated after cancel: %+v", e)

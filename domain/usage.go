@@ -60,16 +60,26 @@ func DecideUsage(l *Line, c RecordUsage, now time.Time) ([]Event, error) {
 	if occurred.After(now.Add(FutureSkewMax)) {
 		return reject(RejectOccurredInFuture), nil
 	}
+	trigger := "usage:" + c.UsageID
+	line, events := reloadFirst(l, c.Amount, trigger, now)
+	reloaded := len(events) > 0
 	// Zero-amount usage (a failed request, say) is always counted, even on
 	// a line in debt.
-	if c.Amount.IsPositive() && c.Amount.GreaterThan(l.Spendable(now)) {
-		return reject(RejectInsufficientCredits), nil
+	if c.Amount.IsPositive() && c.Amount.GreaterThan(line.Spendable(now)) {
+		return append(events, reject(RejectInsufficientCredits)...), nil
 	}
-	events := []Event{UsageDebited{
+	events = append(events, UsageDebited{
 		UsageID: c.UsageID, Amount: c.Amount, OccurredAt: occurred, Dimensions: c.Dimensions,
-		Description: c.Description, Burned: l.planBurn(c.Amount, now), Fingerprint: fp,
-	}}
-	return append(events, autoReloadAfter(l, c.Amount, "usage:"+c.UsageID, now)...), nil
+		Description: c.Description, Burned: line.planBurn(c.Amount, now), Fingerprint: fp,
+	})
+	if !reloaded {
+		// One reload per write at most: its id is the write's.
+		events = append(events, autoReloadAfter(line, c.Amount, trigger, now)...)
+	}
+	if err := checkTotals(l, events, "amount"); err != nil {
+		return nil, err
+	}
+	return events, nil
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

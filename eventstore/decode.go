@@ -578,6 +578,12 @@ func (d *decoder) eventData(x *domain.EventData) {
 				break
 			}
 			x.Returned = d.burns()
+		case "pinned":
+			if x.Pinned != nil {
+				d.fail()
+				break
+			}
+			x.Pinned = d.burns()
 		case "trigger":
 			x.Trigger = d.str()
 		case "enabled":

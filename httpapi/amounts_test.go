@@ -40,7 +40,7 @@ func TestAmounts(t *testing.T) {
 		}{
 			{"a_micro_credit_grant", "/v1/grants", `{"grant_id":"micro","amount":"0.000001"}`, `"amount":0.000001`},
 			{"a_grant_with_a_trailing_zero", "/v1/grants", `{"grant_id":"trailing","amount":"100.50"}`, `"amount":100.5`},
-			{"a_large_grant", "/v1/grants", `{"grant_id":"large","amount":"999999999999.999999"}`, `"amount":999999999999.999999`},
+			{"a_large_grant", "/v1/grants", `{"grant_id":"large","credit_type":"large","amount":"999999999999.999999"}`, `"amount":999999999999.999999`},
 			{"a_micro_credit_reservation", "/v1/reservations", `{"reservation_id":"r-micro","amount":"0.000001"}`, `"amount":0.000001`},
 			{"a_negative_micro_adjustment", "/v1/adjustments", `{"adjustment_id":"adj-micro","amount":"-0.000001","reason":"rounding"}`, `"amount":-0.000001`},
 		}

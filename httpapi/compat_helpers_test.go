@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -246,6 +248,15 @@ type bookGrant struct {
 	expired           bool
 	expiredAmount     decimal.Decimal
 	order             int
+	// held is the part of remaining open holds pinned: it neither pays
+	// for other debits nor expires.
+	held decimal.Decimal
+}
+
+// bookPin is the part of a hold pinned to one grant (nil: to no grant).
+type bookPin struct {
+	g      *bookGrant
+	amount decimal.Decimal
 }
 
 func (g *bookGrant) activeAt(now time.Time) bool {
@@ -256,12 +267,59 @@ func (g *bookGrant) activeAt(now time.Time) bool {
 // priority, then earliest expiry (none last), then the order granted; the
 // rest falls to the unallocated balance. Positive adjustments are
 // unallocated; negative ones take the unallocated balance first.
+//
+// A hold pins the credits it holds to the grants that would pay for it
+// when it is made, in burn order; its capture spends those pins, and a
+// grant's expiry takes only what no hold pinned.
 type grantBook struct {
 	grants      []*bookGrant
 	unallocated map[string]decimal.Decimal
+	pins        map[string][]bookPin
+	// holdEnds is when each open hold's TTL ends.
+	holdEnds map[string]time.Time
 }
 
-func newGrantBook() *grantBook { return &grantBook{unallocated: map[string]decimal.Decimal{}} }
+func newGrantBook() *grantBook {
+	return &grantBook{unallocated: map[string]decimal.Decimal{}, pins: map[string][]bookPin{}, holdEnds: map[string]time.Time{}}
+}
+
+// pin pins a hold of amount made at now, held for ttl.
+func (b *grantBook) pin(id, ct string, amount decimal.Decimal, now time.Time, ttl time.Duration) {
+	b.holdEnds[id] = now.Add(ttl)
+	left := amount
+	for _, g := range b.burnOrder(ct, now) {
+		free := g.remaining.Sub(g.held)
+		if !left.IsPositive() || !free.IsPositive() {
+			continue
+		}
+		n := decimal.Min(free, left)
+		g.held = g.held.Add(n)
+		b.pins[id] = append(b.pins[id], bookPin{g, n})
+		left = left.Sub(n)
+	}
+	if left.IsPositive() {
+		b.pins[id] = append(b.pins[id], bookPin{nil, left})
+	}
+}
+
+// capture spends amount of hold id from its pins in order and unpins the
+// rest (the scenarios capture before any pinned grant expires).
+func (b *grantBook) capture(id, ct string, amount decimal.Decimal) {
+	ct = ctOr(ct)
+	left := amount
+	for _, p := range b.pins[id] {
+		n := decimal.Min(p.amount, left)
+		left = left.Sub(n)
+		if p.g == nil {
+			b.unallocated[ct] = b.unallocated[ct].Sub(n)
+			continue
+		}
+		p.g.held = p.g.held.Sub(p.amount)
+		p.g.remaining = p.g.remaining.Sub(n)
+	}
+	delete(b.pins, id)
+	delete(b.holdEnds, id)
+}
 
 func (b *grantBook) add(id, ct string, amount decimal.Decimal, priority int, effective time.Time, expires *time.Time) {
 	b.grants = append(b.grants, &bookGrant{id: id, ct: ctOr(ct), amount: amount, remaining: amount, priority: priority,
@@ -299,7 +357,7 @@ func (b *grantBook) take(ct string, amount decimal.Decimal, now time.Time) decim
 		if !amount.IsPositive() {
 			break
 		}
-		n := decimal.Min(g.remaining, amount)
+		n := decimal.Min(g.remaining.Sub(g.held), amount)
 		g.remaining = g.remaining.Sub(n)
 		amount = amount.Sub(n)
 	}
@@ -326,13 +384,40 @@ func (b *grantBook) adjust(ct string, amount decimal.Decimal, now time.Time) {
 	b.unallocated[ct] = b.unallocated[ct].Sub(b.take(ct, need, now))
 }
 
-// expireDue expires the grants due at now and returns them, each with the
-// remainder it lost.
+// expireDue releases the holds past their TTL, then expires the grants due
+// at now, and returns the grants that lost credits, each with what it lost
+// now: the unpinned remainder at its expiry, and what a hold's end gives
+// back to a grant already expired.
 func (b *grantBook) expireDue(now time.Time) []*bookGrant {
-	var out []*bookGrant
+	lost := map[*bookGrant]decimal.Decimal{}
+	for _, id := range slices.Sorted(maps.Keys(b.holdEnds)) {
+		if now.Before(b.holdEnds[id]) {
+			continue
+		}
+		for _, p := range b.pins[id] {
+			if p.g == nil {
+				continue
+			}
+			p.g.held = p.g.held.Sub(p.amount)
+			if p.g.expired {
+				p.g.remaining = p.g.remaining.Sub(p.amount)
+				lost[p.g] = lost[p.g].Add(p.amount)
+			}
+		}
+		delete(b.pins, id)
+		delete(b.holdEnds, id)
+	}
 	for _, g := range b.grants {
 		if !g.expired && g.expires != nil && !now.Before(*g.expires) {
-			g.expired, g.expiredAmount, g.remaining = true, g.remaining, decimal.Zero
+			g.expired = true
+			lost[g] = lost[g].Add(g.remaining.Sub(g.held))
+			g.remaining = g.held
+		}
+	}
+	var out []*bookGrant
+	for _, g := range b.grants {
+		if n, ok := lost[g]; ok && n.IsPositive() {
+			g.expiredAmount = n
 			out = append(out, g)
 		}
 	}
@@ -491,11 +576,15 @@ func (w *compatWorld) use(events ...usageEv) {
 	w.m.use(events...)
 }
 
-func (w *compatWorld) reserve(e usageEv) { w.t.Helper(); w.m.reserve(e) }
+func (w *compatWorld) reserve(e usageEv) {
+	w.t.Helper()
+	w.book.pin(e.id, e.creditType, dec(e.amount), w.now(), 7*24*time.Hour) // tenantModel.reserve's TTL
+	w.m.reserve(e)
+}
 
 func (w *compatWorld) capture(id, amount string) {
 	w.t.Helper()
-	w.book.debit(w.m.holds[id].creditType, dec(amount), w.now())
+	w.book.capture(id, w.m.holds[id].creditType, dec(amount))
 	w.m.capture(id, amount)
 }
 
@@ -587,7 +676,8 @@ func at(month, day, hour, minute int) time.Time {
 //	  (effective 1 April), subscription sub-pro 50000 for 18 Feb–18 Mar
 //	  (canceled at its period end); usage u1..u6 436.5 and the capture of
 //	  r-job 42.75 burn g-soon, whose 520.75 left expires; u7 19.5 and 4.5 of
-//	  the -30 adjustment (after +25.5 unallocated) burn sub-pro; r-open holds 15.
+//	  the -30 adjustment (after +25.5 unallocated) burn sub-pro; r-open,
+//	  made after the expiry, holds 15.
 //	MaxKeyAccountsUnlocked: g-keys 5000, u-keys 10 used.
 //	legacy: g-legacy 40, expired whole at 12:30.
 //
@@ -633,7 +723,6 @@ func buildCompatScenario(t *testing.T, name string) *compatWorld {
 	s.Clock.Advance(5 * time.Minute) // 12:05
 	w.reserve(usageEv{id: "r-job", amount: "60", quantity: "8", module: "lasso", service: "ai_field", user: "u-ben",
 		workflow: "wf-3", run: "run-9", endpoint: "/v1/enhance", custom: summerTable})
-	w.reserve(usageEv{id: "r-open", amount: "15", module: "search", service: "api", user: "u-dana", endpoint: "/v1/search"})
 	s.Clock.Advance(5 * time.Minute) // 12:10
 	w.capture("r-job", "42.75")
 	s.Clock.Advance(5 * time.Minute) // 12:15
@@ -641,6 +730,9 @@ func buildCompatScenario(t *testing.T, name string) *compatWorld {
 
 	w.advance(20 * time.Minute) // 12:35: g-legacy expires
 	w.advance(40 * time.Minute) // 13:15: g-soon expires
+	// Held after g-soon's expiry: held before, it would have pinned 15 of
+	// g-soon and kept them from expiring.
+	w.reserve(usageEv{id: "r-open", amount: "15", module: "search", service: "api", user: "u-dana", endpoint: "/v1/search"})
 	w.use(usageEv{id: "u7", at: at(3, 15, 13, 5), amount: "19.5", module: "search", service: "api", user: "u-dana",
 		workflow: "wf-3", endpoint: "/v1/search"})
 	w.adjust("adj-fix", "", "-30", "correction", "")

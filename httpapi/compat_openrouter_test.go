@@ -51,9 +51,10 @@ func TestCompatOpenrouterExample(t *testing.T) {
 	w.use(usageEv{id: "chat-1", at: compatEpoch.Add(-time.Minute), amount: "12.5", module: "chat"})
 	w.reserve(usageEv{id: "job", amount: "5", module: "chat"})
 	w.capture("job", "2.25")
-	w.reserve(usageEv{id: "open", amount: "30", module: "chat"})
 	w.adjust("bonus", "", "10", "goodwill", "")
 	w.advance(2 * time.Hour) // g2 expires: 20 − 12.5 − 2.25 = 5.25 left of it
+	// Held after the expiry (before it, the hold would pin g2's 5.25).
+	w.reserve(usageEv{id: "open", amount: "30", module: "chat"})
 	s.Sync()
 
 	t.Run("the credits are 124.75 and the usage 14.75", func(t *testing.T) {

@@ -93,6 +93,8 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusConflict, "idempotency-conflict", "this id was already used with a different request body")
 	case errors.Is(err, domain.ErrUsageNotFound):
 		return newProblem(http.StatusNotFound, "usage-not-found", err.Error())
+	case errors.Is(err, domain.ErrGrantExpired):
+		return newProblem(http.StatusConflict, "grant-expired", err.Error())
 	case errors.Is(err, domain.ErrGrantNotFound):
 		return newProblem(http.StatusNotFound, "grant-not-found", err.Error())
 	case errors.Is(err, domain.ErrSubscriptionNotFound):

@@ -85,35 +85,37 @@ func TestReadBalance(t *testing.T) {
 	gpu.lastUpdated = unknownTime
 	afterConfig.lines["gpu"] = gpu
 	step()
-	// −30 comes from g2 (no unallocated credits), leaving 20 of it.
+	// −30 comes from g1: the hold r1 pinned the 50 left of g2, which
+	// neither a correction nor g2's expiry can take.
 	m.adjust("a1", "default", "-30", "correction", "T-1")
 	step()
 	m.adjust("a2", "gpu", "10", "goodwill", "")
 	mark("after adjustments on both lines", 30*time.Second)
 	mark("a microsecond before the grant expired", expiresAt.Sub(m.now())-time.Microsecond)
-	// The sweeper expires what is left of g2.
-	m.expire("default", "g2", "20", expiresAt.Add(time.Minute))
+	// g2's expiry passes with nothing to expire: all that is left of it is
+	// pinned by the open hold r1.
+	s.Clock.Set(expiresAt.Add(time.Minute))
 	s.Sync()
 	final := m.snapshot()
 
 	// The scenario by hand, so the model itself is checked.
-	if got := final["default"]; !got.balance().Equal(dec("1000")) || !got.reserved.Equal(dec("100")) || !got.expired.Equal(dec("20")) {
+	if got := final["default"]; !got.balance().Equal(dec("1020")) || !got.reserved.Equal(dec("100")) || !got.expired.Equal(dec("0")) {
 		t.Fatalf("model of default: %+v", got)
 	}
 	if got := final["gpu"]; !got.balance().Equal(dec("444.25")) || !got.used.Equal(dec("65.75")) {
 		t.Fatalf("model of gpu: %+v", got)
 	}
 
-	t.Run("the balance shows every line and their sum after grants, usage, holds, a capture, adjustments and an expiry", func(t *testing.T) {
+	t.Run("the balance shows every line and their sum after grants, usage, holds, a capture, adjustments and an expiry a hold outlives", func(t *testing.T) {
 		got := read(t, s, "/v1/balance", m.key)
 		checkBalance(t, got, m.id, "EUR", final)
 		if _, present := got["as_of"]; present {
 			t.Errorf("as_of = %v without the parameter", got["as_of"])
 		}
-		// By hand: 1700 granted − 20 adjusted − 215.75 used − 20 expired.
+		// By hand: 1700 granted − 20 adjusted − 215.75 used − 0 expired.
 		total := obj(t, got["total"], "total")
-		wantDec(t, total, "balance", dec("1444.25"))
-		wantDec(t, total, "available", dec("1344.25"))
+		wantDec(t, total, "balance", dec("1464.25"))
+		wantDec(t, total, "available", dec("1364.25"))
 	})
 
 	t.Run("a credit_type filter shows only that line and sums only it", func(t *testing.T) {

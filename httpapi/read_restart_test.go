@@ -49,7 +49,6 @@ func TestReadRestart(t *testing.T) {
 		usageEv{id: "u2", at: time.Date(2026, 3, 12, 9, 0, 0, 0, time.UTC), amount: "12.5", quantity: "2", module: "chat", failed: true},
 	)
 	m.use(usageEv{id: "u3", creditType: "gpu", amount: "4", module: "render"})
-	m.reserve(usageEv{id: "open", amount: "30", module: "batch"})
 	m.reserve(usageEv{id: "captured", creditType: "gpu", amount: "10", module: "render"})
 	s.Clock.Advance(time.Minute)
 	m.capture("captured", "6")
@@ -57,6 +56,9 @@ func TestReadRestart(t *testing.T) {
 	m.useRejected(usageEv{id: "no", creditType: "gpu", amount: "1000"}, "insufficient_credits")
 	// g-exp paid for u1 and u2 (it expires first): 40 − 8 − 12.5 is left.
 	m.expire("default", "g-exp", "19.5", readEpoch.Add(time.Hour+time.Minute))
+	// Held after the expiry: a hold made before it would have pinned what
+	// was left of g-exp, and kept it from expiring.
+	m.reserve(usageEv{id: "open", amount: "30", module: "batch"})
 	s.Sync()
 	// By hand: stats from 2026-03-10 to today spend 12.5 + 4 + 6 against
 	// the 8 of 2026-03-05 in the six days before: up 181.25 %.

@@ -147,6 +147,9 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 	case domain.DebitRejected:
 		b.total(env.TenantID).rejected++
 		return nil
+	case domain.ReservationRejected:
+		// On record for auditors and idempotency; it moves nothing.
+		return nil
 	case domain.CreditsReserved:
 		line.reserved += Micro(e.Amount)
 		return b.insertReservation(env, e, at)
@@ -180,7 +183,7 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 		g := b.grant(env, e.GrantID)
 		g.remaining -= Micro(e.Amount)
 		g.expired += Micro(e.Amount)
-		b.ledger(env, line, ledgerExpiry, -Micro(e.Amount), e.GrantID, "grant expired", "", "{}", seq, at)
+		b.ledger(env, line, ledgerExpiry, -Micro(e.Amount), e.GrantID, expiryDescription(e.Trigger), "", "{}", seq, at)
 		return nil
 	case domain.UsageReversed:
 		line.used -= Micro(e.Amount)
@@ -241,6 +244,15 @@ func (b *batch) flush() error {
 	_, err := b.tx.ExecContext(b.ctx, `INSERT INTO checkpoint (id, position) VALUES (1, ?)
 		ON CONFLICT (id) DO UPDATE SET position = excluded.position`, b.position)
 	return err
+}
+
+// expiryDescription says why expired credits went: at the grant's expiry,
+// or later, given back to an expired grant by a hold's end or a reversal.
+func expiryDescription(trigger string) string {
+	if trigger == "" {
+		return "grant expired"
+	}
+	return "grant expired: credits given back by " + trigger
 }
 
 func grantDescription(e domain.CreditsGranted) string {

@@ -48,7 +48,9 @@ const AutoReloadGrantPrefix = "auto_reload:"
 // threshold and the reload is armed. trigger is the debit's id and makes the
 // grant id deterministic, so a replayed decision yields the same grant.
 func autoReloadAfter(l *Line, amount decimal.Decimal, trigger string, now time.Time) []Event {
-	if !l.Free(now).Sub(amount).LessThan(l.AutoReload.Threshold) {
+	// A zero debit (a failed request, say) spends nothing: it crosses
+	// nothing, even on a line an expiry took below the threshold.
+	if !amount.IsPositive() || !l.Free(now).Sub(amount).LessThan(l.AutoReload.Threshold) {
 		return nil
 	}
 	return reloadGrant(l, trigger, now)

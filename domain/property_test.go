@@ -249,7 +249,7 @@ func (p *propertyRun) decided(ev []Event) {
 		switch {
 		case armed && amount.IsPositive() && amount.GreaterThan(l.Spendable(now)):
 			wantReload = "auto_reload:" + trigger
-		case armed && l.Free(now).Sub(amount).LessThan(ar.Threshold):
+		case armed && amount.IsPositive() && l.Free(now).Sub(amount).LessThan(ar.Threshold):
 			if _, rejected := ev[len(ev)-1].(DebitRejected); !rejected {
 				wantReload = "auto_reload:" + trigger
 			}

@@ -104,6 +104,17 @@ type Config struct {
 	RetryBackoff time.Duration
 }
 
+// NATSProducerOptions are the options a producer connects to creditd's NATS
+// server with: its tenant's API key as the token, and the reply-inbox
+// prefix its tenant may subscribe to, where publish acknowledgements come
+// back. A producer may publish only to credits.usage.<tenantID>.
+//
+//	nc, _ := nats.Connect(url, client.NATSProducerOptions(apiKey, tenantID)...)
+//	c, _ := client.New(client.Config{NATS: nc, TenantID: tenantID})
+func NATSProducerOptions(apiKey string, tenantID int64) []nats.Option {
+	return []nats.Option{nats.Token(apiKey), nats.CustomInboxPrefix("_INBOX.tenant." + strconv.FormatInt(tenantID, 10))}
+}
+
 // ErrRejectedRequest: creditd refused the request itself (4xx): retrying
 // it unchanged cannot succeed. The error text carries the problem.
 var ErrRejectedRequest = errors.New("creditd refused the request")

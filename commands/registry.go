@@ -166,24 +166,35 @@ func (r *registry) refresh(force bool) error {
 
 // authenticate returns the tenant of a plaintext API key. The lookup is by
 // the key's SHA-256; the final comparison is constant-time.
-func (r *registry) authenticate(key string) (int64, bool) {
+func (r *registry) authenticate(key string) (tenantID int64, keyID string, ok bool) {
 	hash := sha256.Sum256([]byte(key))
-	lookup := func() (int64, bool) {
+	lookup := func() (int64, string, bool) {
 		r.mu.RLock()
 		defer r.mu.RUnlock()
 		rec, ok := r.keys[hash]
 		if !ok || rec.revoked || subtle.ConstantTimeCompare(rec.hash[:], hash[:]) != 1 {
-			return 0, false
+			return 0, "", false
 		}
-		return rec.tenantID, true
+		return rec.tenantID, rec.keyID, true
 	}
-	if id, ok := lookup(); ok {
-		return id, true
+	if id, keyID, ok := lookup(); ok {
+		return id, keyID, true
 	}
 	if r.refreshLimited() != nil {
-		return 0, false
+		return 0, "", false
 	}
 	return lookup()
+}
+
+// keyActive reports whether a key is issued and not revoked, after reading
+// registry commits written elsewhere (at most once per registryRefreshMin).
+// When the registry cannot be read, it answers from what it knows.
+func (r *registry) keyActive(keyID string) bool {
+	r.refreshLimited()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	rec, ok := r.keysByID[keyID]
+	return ok && !rec.revoked
 }
 
 // appendLocked appends events to the registry, deciding again after a

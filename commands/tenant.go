@@ -164,7 +164,20 @@ func (e *Engine) RevokeAPIKey(ctx context.Context, tenantID int64, keyID string)
 
 // Authenticate returns the tenant an API key belongs to, false for an
 // unknown or revoked key.
-func (e *Engine) Authenticate(key string) (int64, bool) { return e.registry.authenticate(key) }
+func (e *Engine) Authenticate(key string) (int64, bool) {
+	id, _, ok := e.registry.authenticate(key)
+	return id, ok
+}
+
+// AuthenticateKey is Authenticate that also names the key, so a long-lived
+// session (a NATS producer connection) can be cut when it is revoked.
+func (e *Engine) AuthenticateKey(key string) (tenantID int64, keyID string, ok bool) {
+	return e.registry.authenticate(key)
+}
+
+// KeyActive reports whether a key is issued and not revoked, including
+// revocations made by other instances (read at most once a second).
+func (e *Engine) KeyActive(keyID string) bool { return e.registry.keyActive(keyID) }
 
 // Tenant returns a tenant's profile, or ErrTenantNotFound.
 func (e *Engine) Tenant(id int64) (Tenant, error) { return e.registry.tenant(id) }

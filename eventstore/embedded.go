@@ -1,6 +1,9 @@
 package eventstore
 
 import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -25,21 +28,34 @@ const serverReadyWait = 10 * time.Second
 type EmbeddedOptions struct {
 	// StoreDir is where JetStream keeps its files.
 	StoreDir string
-	// Listen is a loopback host:port producers may connect to; empty means
-	// the server accepts only in-process connections.
+	// Listen is the host:port producers connect to; empty means the server
+	// accepts only in-process connections.
 	Listen string
-	// Token, when set, is required from network clients.
+	// Token is the operator credential: a connection presenting it gets
+	// full access (the JetStream API, every subject). Empty: only creditd's
+	// own in-process connections have full access.
 	Token string
+	// Producers authenticates every other connection and grants its
+	// permissions (ingest.Producers: tenant API keys). Nil refuses them.
+	Producers server.Authentication
+	// TLSCertFile and TLSKeyFile, when set, make network clients use TLS
+	// (nats-server's own TLS; in-process connections need none).
+	TLSCertFile, TLSKeyFile string
 	// SyncInterval zero means fsync before every acknowledgement (the
 	// durable default); a positive value trades a bounded loss window on
 	// power failure for throughput.
 	SyncInterval time.Duration
 }
 
+// tlsHandshakeWait bounds a network client's TLS handshake, in seconds.
+const tlsHandshakeWait = 5
+
 // Embedded is an in-process nats-server with JetStream.
 type Embedded struct {
 	server *server.Server
-	token  string
+	// internalToken is what creditd's own in-process connections present:
+	// random per start, so it is never configured, logged or shared.
+	internalToken string
 }
 
 // StartEmbedded starts the server and waits until it accepts connections.
@@ -58,6 +74,12 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if opts.SyncInterval > 0 {
 		serverOpts.SyncInterval = opts.SyncInterval
 	}
+	internal := make([]byte, 24)
+	rand.Read(internal)
+	auth := &embeddedAuth{internalToken: hex.EncodeToString(internal), operatorToken: opts.Token, producers: opts.Producers}
+	// Every client authenticates, in-process ones included: a producer's
+	// permissions hold whatever else is misconfigured.
+	serverOpts.CustomClientAuthentication = auth
 	if opts.Listen == "" {
 		serverOpts.DontListen = true
 	} else {
@@ -70,7 +92,13 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 			return nil, fmt.Errorf("nats listen port %q: %w", portText, err)
 		}
 		serverOpts.Host, serverOpts.Port = host, port
-		serverOpts.Authorization = opts.Token
+	}
+	if opts.TLSCertFile != "" || opts.TLSKeyFile != "" {
+		tlsConfig, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: opts.TLSCertFile, KeyFile: opts.TLSKeyFile, Timeout: tlsHandshakeWait})
+		if err != nil {
+			return nil, fmt.Errorf("nats tls: %w", err)
+		}
+		serverOpts.TLSConfig, serverOpts.TLS, serverOpts.TLSTimeout = tlsConfig, true, tlsHandshakeWait
 	}
 	ns, err := server.NewServer(serverOpts)
 	if err != nil {
@@ -81,17 +109,17 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		ns.Shutdown()
 		return nil, errors.New("embedded nats-server did not become ready")
 	}
-	return &Embedded{server: ns, token: opts.Token}, nil
+	return &Embedded{server: ns, internalToken: auth.internalToken}, nil
 }
 
-// Connect opens an in-process client connection.
+// Connect opens an in-process client connection with full access.
 func (e *Embedded) Connect(name string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.InProcessServer(e.server), nats.Name(name), nats.MaxReconnects(-1)}
-	if e.token != "" {
-		opts = append(opts, nats.Token(e.token))
-	}
-	return nats.Connect("", opts...)
+	return nats.Connect("", nats.InProcessServer(e.server), nats.Name(name), nats.MaxReconnects(-1), nats.Token(e.internalToken))
 }
+
+// Server is the running nats-server, for what needs its monitoring and
+// control calls (ingest.Producers closes revoked producers' connections).
+func (e *Embedded) Server() *server.Server { return e.server }
 
 // ClientURL is the address network clients use, empty when not listening.
 func (e *Embedded) ClientURL() string {
@@ -105,4 +133,30 @@ func (e *Embedded) ClientURL() string {
 func (e *Embedded) Shutdown() {
 	e.server.Shutdown()
 	e.server.WaitForShutdown()
+}
+
+// embeddedAuth admits creditd's own connections and the operator with full
+// access, and hands every other connection to the producers' check.
+type embeddedAuth struct {
+	internalToken string
+	operatorToken string
+	producers     server.Authentication
+}
+
+// Check implements server.Authentication.
+func (a *embeddedAuth) Check(c server.ClientAuthentication) bool {
+	token := c.GetOpts().Token
+	if token == "" {
+		return false
+	}
+	if equalSecret(token, a.internalToken) || (a.operatorToken != "" && equalSecret(token, a.operatorToken)) {
+		// No permissions: full access.
+		c.RegisterUser(&server.User{Username: "creditd-operator"})
+		return true
+	}
+	return a.producers != nil && a.producers.Check(c)
+}
+
+func equalSecret(given, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(given), []byte(want)) == 1
 }

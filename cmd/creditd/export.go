@@ -40,7 +40,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
 
 // open opens the event log of the data dir (embedded) or the external NATS.
 func (f logFlags) open(ctx context.Context, name string) (*eventstore.Store, func(), error) {
-	link, err := openNATS(serveConfig{dataDir: *f.dataDir, natsURL: *f.natsURL}, newLogger())
+	link, err := openNATS(serveConfig{dataDir: *f.dataDir, natsURL: *f.natsURL}, nil, newLogger())
 	if err != nil {
 		return nil, nil, err
 	}

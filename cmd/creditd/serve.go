@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -49,6 +50,7 @@ type serveConfig struct {
 	partitions int
 	natsListen string
 	natsToken  string
+	natsTLS    struct{ cert, key string }
 	workers    int
 	webhookKey string
 	notices    bool
@@ -76,8 +78,10 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&cfg.natsURL, "nats-url", "", "external NATS JetStream server or cluster; empty runs an embedded server")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "stream replicas when creating the stream on a cluster")
 	fs.IntVar(&cfg.partitions, "partitions", eventstore.PartitionsDefault, "write partitions when creating the stream; fixed afterwards (docs/architecture.md)")
-	fs.StringVar(&cfg.natsListen, "nats-listen", "", "loopback host:port on which the embedded NATS server accepts producers; empty: in-process only")
-	fs.StringVar(&cfg.natsToken, "nats-token", "", "token producers must present to the embedded NATS server")
+	fs.StringVar(&cfg.natsListen, "nats-listen", "", "host:port on which the embedded NATS server accepts producers (each authenticates with its tenant's API key); empty: in-process only")
+	fs.StringVar(&cfg.natsToken, "nats-token", "", "operator token for the embedded NATS server: full access to every subject and the JetStream API; for operators only, never for producers")
+	fs.StringVar(&cfg.natsTLS.cert, "nats-tls-cert", "", "PEM certificate for the embedded NATS listener; with --nats-tls-key, producers must use TLS")
+	fs.StringVar(&cfg.natsTLS.key, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	fs.IntVar(&cfg.workers, "ingest-workers", ingest.WorkersDefault, "usage messages from NATS recorded at once")
 	fs.StringVar(&cfg.webhookKey, "webhook-key", "", "key that derives each tenant's webhook signing secret; generated and stored in the data dir when unset")
 	fs.DurationVar(&cfg.checkpoint, "checkpoint-interval", time.Hour, "how often to append a checkpoint (subject heads and balances digest); 0 disables")
@@ -184,7 +188,8 @@ func serve(args []string) error {
 		fmt.Fprintf(os.Stderr, "creditd: generated admin token (stored in %s): %s\n", filepath.Join(cfg.dataDir, adminTokenFile), adminToken)
 	}
 
-	link, err := openNATS(cfg, log)
+	producers := &ingest.Producers{Log: log}
+	link, err := openNATS(cfg, producers, log)
 	if err != nil {
 		return err
 	}
@@ -205,6 +210,7 @@ func serve(args []string) error {
 		return err
 	}
 	defer engine.Close()
+	producers.UseKeys(engine)
 
 	readModels, err := projections.Open(filepath.Join(cfg.dataDir, readModelFile))
 	if err != nil {
@@ -263,6 +269,9 @@ func serve(args []string) error {
 	go watch("projection", consumeDone, func() error {
 		return projections.Consume(consumeCtx, projectionConn, projector, store, log)
 	})
+	if link.server != nil {
+		go producers.Watch(consumeCtx, link.server)
+	}
 	if cfg.checkpoint > 0 {
 		go func() {
 			ticker := time.NewTicker(cfg.checkpoint)
@@ -374,9 +383,14 @@ type natsLink struct {
 	close func()
 	// clientURL is where producers connect, when the embedded server listens.
 	clientURL string
+	// server is the embedded server, nil in external mode.
+	server *server.Server
 }
 
-func openNATS(cfg serveConfig, log *slog.Logger) (natsLink, error) {
+// openNATS starts the embedded server, or connects to the external one.
+// producers authenticates tenant producers on the embedded server (nil:
+// only creditd and the operator token may connect).
+func openNATS(cfg serveConfig, producers *ingest.Producers, log *slog.Logger) (natsLink, error) {
 	if cfg.natsURL != "" {
 		return natsLink{
 			dial: func(name string) (*nats.Conn, error) {
@@ -393,22 +407,22 @@ func openNATS(cfg serveConfig, log *slog.Logger) (natsLink, error) {
 			close: func() {},
 		}, nil
 	}
-	if cfg.natsListen != "" {
-		host, _, err := net.SplitHostPort(cfg.natsListen)
-		if err != nil {
-			return natsLink{}, fmt.Errorf("--nats-listen %q: %w", cfg.natsListen, err)
-		}
-		// Producers on other machines belong on a NATS cluster of their
-		// own (cluster mode); the embedded server only serves this host.
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return natsLink{}, fmt.Errorf("--nats-listen %q: the embedded server listens on loopback addresses only", cfg.natsListen)
-		}
+	// Producers authenticate with their tenant's API key and get only
+	// their tenant's subjects, so the listener may face other hosts; TLS
+	// (--nats-tls-cert) protects the keys on the way.
+	if (cfg.natsTLS.cert == "") != (cfg.natsTLS.key == "") {
+		return natsLink{}, errors.New("--nats-tls-cert and --nats-tls-key go together")
 	}
-	emb, err := eventstore.StartEmbedded(eventstore.EmbeddedOptions{StoreDir: filepath.Join(cfg.dataDir, "jetstream"), Listen: cfg.natsListen, Token: cfg.natsToken})
+	var auth server.Authentication
+	if producers != nil {
+		auth = producers
+	}
+	emb, err := eventstore.StartEmbedded(eventstore.EmbeddedOptions{StoreDir: filepath.Join(cfg.dataDir, "jetstream"), Listen: cfg.natsListen,
+		Token: cfg.natsToken, Producers: auth, TLSCertFile: cfg.natsTLS.cert, TLSKeyFile: cfg.natsTLS.key})
 	if err != nil {
 		return natsLink{}, err
 	}
-	return natsLink{dial: emb.Connect, close: emb.Shutdown, clientURL: emb.ClientURL()}, nil
+	return natsLink{dial: emb.Connect, close: emb.Shutdown, clientURL: emb.ClientURL(), server: emb.Server()}, nil
 }
 
 const (

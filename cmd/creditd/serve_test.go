@@ -81,6 +81,7 @@ func newBinaryRun(t *testing.T) (bin, dataDir, addr string) {
 type testTenant struct {
 	TenantID int64  `json:"tenant_id"`
 	APIKey   string `json:"api_key"`
+	KeyID    string `json:"key_id"`
 }
 
 // createTenant creates a tenant with the admin token serve wrote into the

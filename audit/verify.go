@@ -21,6 +21,8 @@ type Log interface {
 	ReadAll(ctx context.Context, afterSeq, upTo uint64, fn func(eventstore.StoredMsg) error) error
 	ReadSubject(ctx context.Context, subject string, afterSeq uint64, fn func(eventstore.StoredMsg) error) error
 	PartitionOf(tenantID int64) int
+	LastPosition(ctx context.Context) (uint64, error)
+	Quarantined(ctx context.Context) (eventstore.Quarantined, error)
 }
 
 // Difference is one number that does not match.
@@ -48,6 +50,16 @@ type BrokenLink struct {
 	Expected string `json:"expected_prev"`
 	Found    string `json:"found_prev"`
 	Detail   string `json:"detail,omitempty"`
+	// SHA256 is the hash of the message's bytes, which `creditd
+	// quarantine` asks for; empty for a line's impossible event.
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// SetAside is a foreign message an operator set aside (creditd
+// quarantine): passed over, and listed so it stays visible.
+type SetAside struct {
+	Subject  string `json:"subject"`
+	Position uint64 `json:"position"`
 }
 
 // CheckpointReport is the check of one stored checkpoint: its heads are
@@ -67,6 +79,7 @@ type Report struct {
 	Position    uint64             `json:"position"`
 	Commits     int                `json:"commits"`
 	Chains      []BrokenLink       `json:"broken_chains"`
+	SetAside    []SetAside         `json:"set_aside,omitempty"`
 	Checkpoints []CheckpointReport `json:"checkpoints"`
 	Tenants     []TenantReport     `json:"tenants"`
 }
@@ -91,6 +104,8 @@ type state struct {
 	lastHash map[string]string
 	broken   map[string]bool
 	report   *Report
+	// quarantined are the messages set aside.
+	quarantined eventstore.Quarantined
 	// checkpoints to check, with what the log says at their heads.
 	checkpoints []pendingCheckpoint
 	partitionOf func(int64) int
@@ -125,6 +140,9 @@ func Verify(ctx context.Context, log Log, readModels *sql.DB, tenantID int64) (R
 	st := &state{lines: map[lineKey]*domain.Line{}, ledger: map[lineKey][]decimal.Decimal{}, usage: map[int64]*usageTotals{},
 		events: map[int64]int{}, tenants: map[int64]bool{}, lastHash: map[string]string{}, broken: map[string]bool{}, report: &report,
 		partitionOf: log.PartitionOf}
+	if st.quarantined, err = log.Quarantined(ctx); err != nil {
+		return report, err
+	}
 	if tenantID == 0 {
 		if err := st.loadCheckpoints(ctx, log, position); err != nil {
 			return report, err
@@ -155,6 +173,21 @@ func Verify(ctx context.Context, log Log, readModels *sql.DB, tenantID int64) (R
 	if err != nil && err != errStop {
 		return report, err
 	}
+	if tenantID == 0 {
+		// The read models may have stopped short of the log's end, at a
+		// message they cannot apply: check the links of the rest too, so
+		// such a message is named.
+		last, err := log.LastPosition(ctx)
+		if err != nil {
+			return report, err
+		}
+		if err := log.ReadAll(ctx, position, last, func(m eventstore.StoredMsg) error {
+			st.link(m)
+			return nil
+		}); err != nil {
+			return report, err
+		}
+	}
 	if err := st.compare(ctx, tx, tenantID); err != nil {
 		return report, err
 	}
@@ -177,15 +210,9 @@ func (st *state) commit(m eventstore.StoredMsg, only int64) {
 		return // checked by loadCheckpoints and finishCheckpoints
 	}
 	defer st.reachHeads(m.Subject, m.Sequence)
-	c, err := eventstore.DecodeCommit(m.Data)
-	expected := st.lastHash[m.Subject]
-	st.lastHash[m.Subject] = eventstore.Hash(m.Data)
-	if err != nil {
-		st.breakChain(BrokenLink{Subject: m.Subject, Position: m.Sequence, Expected: expected, Detail: "undecodable: " + err.Error()})
+	c, ok := st.link(m)
+	if !ok {
 		return
-	}
-	if c.Prev != expected {
-		st.breakChain(BrokenLink{Subject: m.Subject, Position: m.Sequence, Expected: expected, Found: c.Prev})
 	}
 	for _, env := range c.Events {
 		if only > 0 && env.TenantID != only {
@@ -193,6 +220,30 @@ func (st *state) commit(m eventstore.StoredMsg, only int64) {
 		}
 		st.event(env, m.Sequence)
 	}
+}
+
+// link checks that a commit decodes and links to the one before it on its
+// subject; ok is false when it holds no events to apply.
+func (st *state) link(m eventstore.StoredMsg) (c eventstore.Commit, ok bool) {
+	if !eventstore.IsCommitSubject(m.Subject) {
+		return c, false
+	}
+	if st.quarantined.Holds(m) {
+		// Set aside: the next commit links to the one before it.
+		st.report.SetAside = append(st.report.SetAside, SetAside{Subject: m.Subject, Position: m.Sequence})
+		return c, false
+	}
+	c, err := eventstore.DecodeCommit(m.Data)
+	expected := st.lastHash[m.Subject]
+	st.lastHash[m.Subject] = eventstore.Hash(m.Data)
+	if err != nil {
+		st.breakChain(BrokenLink{Subject: m.Subject, Position: m.Sequence, Expected: expected, Detail: "undecodable: " + err.Error(), SHA256: eventstore.Hash(m.Data)})
+		return c, false
+	}
+	if c.Prev != expected {
+		st.breakChain(BrokenLink{Subject: m.Subject, Position: m.Sequence, Expected: expected, Found: c.Prev, SHA256: eventstore.Hash(m.Data)})
+	}
+	return c, true
 }
 
 func (st *state) breakChain(b BrokenLink) {

@@ -36,15 +36,30 @@ func (c *chain) append(ctx context.Context, store Store, at time.Time, events []
 }
 
 // catchUp applies every commit stored on the subject after the known tip,
-// checking that each links to the one before it.
+// checking that each links to the one before it. A message that does not
+// decode or link is foreign: unless an operator set it aside
+// (eventstore.Quarantine), catching up stops there with an error naming it.
+// One set aside moves the fence but not the link: the next commit links to
+// the last one creditd wrote.
 func (c *chain) catchUp(ctx context.Context, store Store, apply func(seq uint64, commit eventstore.Commit)) error {
+	var quarantined eventstore.Quarantined // read only when a message is foreign: rare
 	return store.ReadSubject(ctx, c.subject, c.lastSeq, func(msg eventstore.StoredMsg) error {
 		commit, err := eventstore.DecodeCommit(msg.Data)
-		if err != nil {
-			return fmt.Errorf("%s at %d: %w", c.subject, msg.Sequence, err)
+		if err == nil && commit.Prev != c.lastHash {
+			err = fmt.Errorf("%w: links to %q, expected %q", ErrBrokenChain, commit.Prev, c.lastHash)
 		}
-		if commit.Prev != c.lastHash {
-			return fmt.Errorf("%w: %s at %d links to %q, expected %q", ErrBrokenChain, c.subject, msg.Sequence, commit.Prev, c.lastHash)
+		if err != nil {
+			if quarantined == nil {
+				var readErr error
+				if quarantined, readErr = store.Quarantined(ctx); readErr != nil {
+					return readErr
+				}
+			}
+			if quarantined.Holds(msg) {
+				c.lastSeq = msg.Sequence
+				return nil
+			}
+			return eventstore.Foreign(msg, err)
 		}
 		apply(msg.Sequence, commit)
 		c.lastSeq, c.lastHash = msg.Sequence, eventstore.Hash(msg.Data)

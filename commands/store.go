@@ -13,4 +13,6 @@ type Store interface {
 	ReadSubject(ctx context.Context, subject string, afterSeq uint64, fn func(eventstore.StoredMsg) error) error
 	Partitions() int
 	PartitionOf(tenantID int64) int
+	// Quarantined lists the foreign messages an operator set aside.
+	Quarantined(ctx context.Context) (eventstore.Quarantined, error)
 }

@@ -44,8 +44,8 @@ const (
 )
 
 // streamSubjects are the stream's subjects: partition commits, the
-// registry, and checkpoints.
-var streamSubjects = []string{partitionPrefix + ">", RegistrySubject, CheckpointSubject}
+// registry, checkpoints, and the records of messages set aside.
+var streamSubjects = []string{partitionPrefix + ">", RegistrySubject, CheckpointSubject, QuarantineSubject}
 
 // Errors Append can return.
 var (

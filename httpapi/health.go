@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/creditd/creditd/eventstore"
 )
 
 // Readiness bounds.
@@ -30,7 +32,13 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		if err := a.cfg.Projection.Err(); err != nil {
 			// Reads still serve the last projected state; new writes are
 			// stored in the log and will be applied once this clears.
-			body["status"], body["reason"] = "unready", "read models cannot be written: "+err.Error()
+			reason := "read models cannot be written: "
+			if eventstore.IsForeign(err) {
+				// The error names the message (subject, position) and
+				// the operator's way out.
+				reason = "read models stopped at a message creditd did not write: "
+			}
+			body["status"], body["reason"] = "unready", reason+err.Error()
 			status = http.StatusServiceUnavailable
 		}
 	}

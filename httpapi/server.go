@@ -64,7 +64,8 @@ type Reader interface {
 type Projection interface {
 	Position() uint64
 	WaitFor(ctx context.Context, position uint64) error
-	// Err is why the read models cannot be written now, nil when they can.
+	// Err is why the read models cannot advance now (they cannot be
+	// written, or a foreign message stops them), nil when they can.
 	Err() error
 }
 

@@ -74,7 +74,7 @@ func seedDecoded(b *testing.B, events int) []Decoded {
 	if err != nil {
 		b.Fatal(err)
 	}
-	decoded, err := Decode(msgs)
+	decoded, err := Decode(msgs, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	b.ResetTimer()
 	for range b.N {
-		if _, err := Decode(msgs); err != nil {
+		if _, err := Decode(msgs, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -105,7 +105,16 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader,
 			}
 		}
 		stored := eventstore.StoredMsg{Subject: msg.Metadata.Get(wmjs.MetadataSubject), Sequence: seq, Data: msg.Payload}
-		if err := p.Apply(msg.Context(), []eventstore.StoredMsg{stored}); err != nil {
+		err = p.Apply(msg.Context(), []eventstore.StoredMsg{stored})
+		if eventstore.IsForeign(err) && reader != nil {
+			// An operator may have set it aside since: read the records
+			// again (only on this rare path) and retry once.
+			if quarantined, qerr := reader.Quarantined(msg.Context()); qerr == nil {
+				p.UseQuarantined(quarantined)
+				err = p.Apply(msg.Context(), []eventstore.StoredMsg{stored})
+			}
+		}
+		if err != nil {
 			log.Warn("projection apply failed", "position", seq, "err", err)
 			return err
 		}

@@ -41,8 +41,13 @@ type Projector struct {
 	pending  atomic.Uint64 // commits known to be waiting after position
 
 	// failure is the last apply error, cleared by the next success: the
-	// read models cannot be written (a full disk, a read-only file).
+	// read models cannot be written (a full disk, a read-only file), or a
+	// foreign message in the log stops them (eventstore.ForeignMessageError).
 	failure atomic.Pointer[error]
+
+	// quarantined holds the foreign messages an operator set aside, as
+	// last read from the log (UseQuarantined).
+	quarantined atomic.Pointer[eventstore.Quarantined]
 
 	// noticed is signaled after a batch recorded notices.
 	noticed chan struct{}
@@ -84,18 +89,20 @@ type Decoded struct {
 	dims []*dimsText
 }
 
-// Decode decodes stored commits.
-func Decode(msgs []eventstore.StoredMsg) ([]Decoded, error) {
+// Decode decodes stored commits. A message that does not decode is an
+// *eventstore.ForeignMessageError, unless skip holds it.
+func Decode(msgs []eventstore.StoredMsg, skip eventstore.Quarantined) ([]Decoded, error) {
 	out := make([]Decoded, len(msgs))
 	for i, m := range msgs {
-		if m.Subject == eventstore.CheckpointSubject {
-			// A checkpoint holds no events; its position still counts.
+		if !eventstore.IsCommitSubject(m.Subject) || skip.Holds(m) {
+			// A checkpoint, a quarantine record or a message set aside
+			// holds no events; its position still counts.
 			out[i] = Decoded{Sequence: m.Sequence}
 			continue
 		}
 		c, err := eventstore.DecodeCommit(m.Data)
 		if err != nil {
-			return nil, fmt.Errorf("commit %d: %w", m.Sequence, err)
+			return nil, eventstore.Foreign(m, err)
 		}
 		out[i] = Decoded{Sequence: m.Sequence, Commit: c}
 	}
@@ -110,11 +117,23 @@ func (p *Projector) Apply(ctx context.Context, msgs []eventstore.StoredMsg) erro
 	for len(msgs) > 0 && msgs[0].Sequence <= start {
 		msgs = msgs[1:]
 	}
-	decoded, err := Decode(msgs)
+	decoded, err := Decode(msgs, p.skip())
 	if err != nil {
+		// Retrying cannot help: readiness reports it until an operator acts.
+		p.failure.Store(&err)
 		return err
 	}
 	return p.ApplyDecoded(ctx, decoded)
+}
+
+// UseQuarantined sets the messages set aside, read from the log.
+func (p *Projector) UseQuarantined(q eventstore.Quarantined) { p.quarantined.Store(&q) }
+
+func (p *Projector) skip() eventstore.Quarantined {
+	if q := p.quarantined.Load(); q != nil {
+		return *q
+	}
+	return nil
 }
 
 // Err is why the last apply failed, nil once one succeeds since.

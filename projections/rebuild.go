@@ -27,6 +27,7 @@ const (
 type LogReader interface {
 	ReadAll(ctx context.Context, afterSeq, upTo uint64, fn func(eventstore.StoredMsg) error) error
 	LastPosition(ctx context.Context) (uint64, error)
+	Quarantined(ctx context.Context) (eventstore.Quarantined, error)
 }
 
 // CatchUp applies the log from the projection's checkpoint up to upTo (0:
@@ -75,6 +76,11 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 		}
 		upTo = last
 	}
+	quarantined, err := log.Quarantined(ctx)
+	if err != nil {
+		return err
+	}
+	p.UseQuarantined(quarantined)
 	if opts.Bulk && p.Position() == 0 {
 		restore, loadErr := p.db.bulkLoad(ctx)
 		defer func() {
@@ -109,7 +115,7 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 		var chunk []eventstore.StoredMsg
 		prepared := map[dimsKey]*dimsText{}
 		send := func() error {
-			decoded, err := Decode(chunk)
+			decoded, err := Decode(chunk, quarantined)
 			chunk = chunk[:0]
 			if err != nil {
 				return err

@@ -16,6 +16,7 @@ Usage:
   creditd replay [flags]    rebuild the read models as they stood at an instant or position, into --out
   creditd export [flags]    write a tenant's events, ledger or usage as NDJSON or CSV
   creditd import [flags]    append an NDJSON events export to an empty creditd
+  creditd quarantine [flags] set aside one message creditd did not write, with an audit record
 `
 
 func main() {
@@ -39,6 +40,8 @@ func main() {
 		err = export(os.Args[2:])
 	case "import":
 		err = importEvents(os.Args[2:])
+	case "quarantine":
+		err = quarantine(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usageText)
 		return

@@ -285,11 +285,13 @@ func TestForgedLogMessageIsNamedWithAWayOut(t *testing.T) {
 	if !strings.Contains(string(out), where) || !strings.Contains(string(out), "creditd quarantine") {
 		t.Fatalf("start-up error does not name the message and the way out:\n%s", out)
 	}
+	t.Logf("start-up error:\n%s", out)
 	verifyOut, err := exec.Command(bin, "verify", "--data-dir", dataDir).CombinedOutput()
 	if err == nil || !strings.Contains(string(verifyOut), fmt.Sprintf("credits.registry at position %d", ack.Sequence)) {
 		t.Fatalf("verify does not name the message (%v):\n%s", err, verifyOut)
 	}
 
+	t.Logf("verify:\n%s", verifyOut)
 	// The way out the error names, copied from it.
 	line := string(out)[strings.Index(string(out), "creditd quarantine"):]
 	line = strings.TrimSpace(strings.SplitN(line, "\n", 2)[0])

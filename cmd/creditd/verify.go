@@ -60,6 +60,12 @@ func printReport(r audit.Report) {
 	fmt.Printf("verified %d commits up to position %d\n", r.Commits, r.Position)
 	for _, b := range r.Chains {
 		fmt.Printf("BROKEN CHAIN %s at position %d: expected prev %q, found %q %s\n", b.Subject, b.Position, b.Expected, b.Found, b.Detail)
+		if b.SHA256 != "" {
+			fmt.Printf("  if creditd did not write it: creditd quarantine --subject %s --sequence %d --sha256 %s --reason ...\n", b.Subject, b.Position, b.SHA256)
+		}
+	}
+	for _, q := range r.SetAside {
+		fmt.Printf("set aside (creditd quarantine): %s at position %d\n", q.Subject, q.Position)
 	}
 	for _, t := range r.Tenants {
 		status := "ok"

@@ -17,7 +17,7 @@ import (
 // Producer connections: a metering producer authenticates to the embedded
 // NATS server with its tenant's API key as the token, and may then only
 // publish its own tenant's usage and read its own notices and publish
-// acknowledgements. docs/nats-producers.conf gives an external server the
+// acknowledgements. docs/nats-server.conf gives an external server the
 // same permissions.
 const (
 	// revocationCheckEvery is how often open producer connections are

@@ -15,6 +15,7 @@ import (
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/internal/webhook"
 	"github.com/creditd/creditd/queries"
 )
 
@@ -82,7 +83,9 @@ type Config struct {
 	Verify func(ctx context.Context, tenantID int64) (audit.Report, error)
 	// WebhookSigningKey derives each tenant's webhook secret.
 	WebhookSigningKey []byte
-	Logger            *slog.Logger
+	// Webhooks are the operator's rules for webhook URLs; zero is strict.
+	Webhooks webhook.Policy
+	Logger   *slog.Logger
 	// Clock is "now" for reads with default ranges; nil means time.Now.
 	Clock func() time.Time
 	// Middleware wraps routing (metrics); r.Pattern is set when it returns.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/creditd/creditd/internal/webhook"
 )
 
 // Delivery bounds.
@@ -63,10 +65,12 @@ func Sign(secret string, t time.Time, body []byte) string {
 // and, when the tenant set one, as a signed POST to its webhook, retried
 // with backoff up to noticeAttemptsMax times.
 type Dispatcher struct {
-	DB         *DB
-	Projector  *Projector
-	NATS       *nats.Conn
-	HTTP       *http.Client
+	DB        *DB
+	Projector *Projector
+	NATS      *nats.Conn
+	HTTP      *http.Client
+	// Webhooks are the operator's rules for webhook URLs and addresses.
+	Webhooks   webhook.Policy
 	SigningKey []byte
 	Log        *slog.Logger
 	Clock      func() time.Time
@@ -75,7 +79,7 @@ type Dispatcher struct {
 // Run delivers until ctx ends.
 func (d *Dispatcher) Run(ctx context.Context) {
 	if d.HTTP == nil {
-		d.HTTP = &http.Client{Timeout: webhookTimeout}
+		d.HTTP = d.Webhooks.Client(webhookTimeout)
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)

@@ -120,6 +120,13 @@ func freeAddr(t *testing.T) string {
 // sends SIGTERM and waits for a clean exit.
 func startServer(t *testing.T, bin, dataDir, addr string) func() {
 	t.Helper()
+	_, stop := startServerProcess(t, bin, dataDir, addr)
+	return stop
+}
+
+// startServerProcess is startServer that also returns the running process.
+func startServerProcess(t *testing.T, bin, dataDir, addr string) (*os.Process, func()) {
+	t.Helper()
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--http-addr", addr)
 	cmd.Env = append(os.Environ(), "CREDITD_ADMIN_TOKEN=")
@@ -150,7 +157,7 @@ func startServer(t *testing.T, bin, dataDir, addr string) func() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	stopped := false
-	return func() {
+	return cmd.Process, func() {
 		if stopped {
 			return
 		}

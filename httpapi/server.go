@@ -53,6 +53,7 @@ type Reader interface {
 	Stats(ctx context.Context, tenantID int64, r queries.Range) (queries.StatsReport, error)
 	Summary(ctx context.Context, tenantID int64, now time.Time) (queries.Summary, error)
 	Tenant(ctx context.Context, tenantID int64) (queries.Tenant, error)
+	NoticeDeliveries(ctx context.Context, tenantID int64) ([]queries.NoticeDelivery, error)
 	ActiveGrants(ctx context.Context, tenantID int64, now time.Time) ([]queries.GrantTotals, error)
 	Subscriptions(ctx context.Context, tenantID int64, now time.Time) ([]queries.Subscription, error)
 	LatestGrantCost(ctx context.Context, tenantID int64) (*queries.Cost, error)

@@ -263,3 +263,23 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 }
+
+func TestWebhookFlags(t *testing.T) {
+	cfg, err := parseServeFlags([]string{"--webhook-allow-http", "--webhook-allow-hosts", "127.0.0.1, hooks.internal,10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.webhooks.AllowHTTP || strings.Join(cfg.webhooks.AllowHosts, "|") != "127.0.0.1|hooks.internal|10.0.0.0/8" {
+		t.Fatalf("webhook policy %+v", cfg.webhooks)
+	}
+	if err := cfg.webhooks.CheckURL("http://127.0.0.1:9/"); err != nil {
+		t.Fatalf("the admitted address is refused: %v", err)
+	}
+	if _, err := parseServeFlags([]string{"--webhook-allow-hosts", "hooks/internal"}); err == nil {
+		t.Fatal("an allowlist entry that is no host was accepted")
+	}
+	strict, _ := parseServeFlags(nil)
+	if strict.webhooks.CheckURL("http://hooks.example.com/") == nil || strict.webhooks.CheckURL("https://127.0.0.1/") == nil {
+		t.Fatal("the default policy admits http or loopback")
+	}
+}

@@ -82,3 +82,35 @@ func TestOneProcessPerDataDirectory(t *testing.T) {
 		t.Fatalf("verify after the server stopped: %v\n%s", err, out)
 	}
 }
+
+// TestDataDirLockModes: readers share the lock, a writer excludes everyone,
+// and the refusal names the holder. flock locks belong to open files, so
+// two opens in one process behave as two processes.
+func TestDataDirLockModes(t *testing.T) {
+	dir := t.TempDir()
+	first, err := lockDataDir(dir, "verify", lockShared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := lockDataDir(dir, "export", lockShared)
+	if err != nil {
+		t.Fatalf("a second reader was refused: %v", err)
+	}
+	_, err = lockDataDir(dir, "rebuild", lockExclusive)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("a writer beside readers: %v, want a refusal naming pid %d", err, os.Getpid())
+	}
+	first()
+	second()
+	writer, err := lockDataDir(dir, "serve", lockExclusive)
+	if err != nil {
+		t.Fatalf("a writer once the readers left: %v", err)
+	}
+	defer writer()
+	if _, err := lockDataDir(dir, "verify", lockShared); err == nil || !strings.Contains(err.Error(), "creditd serve") {
+		t.Fatalf("a reader beside a writer: %v, want a refusal naming creditd serve", err)
+	}
+	if info, err := os.Stat(filepath.Join(dir, lockFile)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file: %v %v", info, err)
+	}
+}

@@ -179,9 +179,11 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	if err := os.MkdirAll(cfg.dataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	unlock, err := lockDataDir(cfg.dataDir, "serve", lockExclusive)
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	adminToken, generated, err := loadAdminToken(cfg.dataDir, cfg.adminToken)
 	if err != nil {
 		return err

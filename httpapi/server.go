@@ -103,6 +103,7 @@ type API struct {
 	routes   []route
 	routed   http.Handler
 	lastUsed sync.Map // tenant id → time.Time of its last authenticated request
+	stall    stallWatch
 }
 
 // New returns the API's handler.

@@ -112,12 +112,16 @@ func (p *Projector) Apply(ctx context.Context, msgs []eventstore.StoredMsg) erro
 	}
 	decoded, err := Decode(msgs)
 	if err != nil {
+		// A commit that does not decode stalls the projection for good
+		// (it is never skipped): recorded, so /readyz can name it.
+		p.failure.Store(&err)
 		return err
 	}
 	return p.ApplyDecoded(ctx, decoded)
 }
 
-// Err is why the last apply failed, nil once one succeeds since.
+// Err is why the last apply failed (a write or a commit that does not
+// decode), nil once one succeeds since.
 func (p *Projector) Err() error {
 	if e := p.failure.Load(); e != nil {
 		return *e

@@ -63,7 +63,7 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		if err := a.cfg.Projection.Err(); err != nil {
 			// Reads still serve the last projected state; new writes are
 			// stored in the log and will be applied once this clears.
-			body["status"], body["reason"], body["last_error"] = "unready", "the projection is failing: "+err.Error(), err.Error()
+			body["status"], body["reason"], body["last_error"] = "unready", "read models cannot be written: "+err.Error(), err.Error()
 			status = http.StatusServiceUnavailable
 		}
 	}

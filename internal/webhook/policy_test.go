@@ -45,3 +45,27 @@ func TestDialerChecksTheConnectedAddress(t *testing.T) {
 		t.Fatalf("the allowlisted receiver got %d requests, want 1", hits.Load())
 	}
 }
+
+func TestCheckURL(t *testing.T) {
+	t.Parallel()
+	strict := webhook.Policy{}
+	for url, ok := range map[string]bool{
+		"https://hooks.example.com/creditd": true,
+		"https://8.8.8.8/":                  true,
+		"https://[2606:4700::1111]/":        true,
+		"https://0x08080808/":               true, // public, however spelled
+		"https://[2002:7f00:1::]/":          false, // 6to4 of 127.0.0.1
+		"https://[fe80::1%25eth0]/":         false,
+		"https://1.2.3.4.5/":                false,
+		"https://999.1.1.1/":                false,
+		"https://10.0.0.1./":                false,
+		"https://hooks.local/":              false,
+		"https://a..b/":                     false,
+		"https://exa mple.com/":             false,
+		"https:///path":                     false,
+	} {
+		if err := strict.CheckURL(url); (err == nil) != ok {
+			t.Errorf("CheckURL(%q) = %v, want allowed=%v", url, err, ok)
+		}
+	}
+}

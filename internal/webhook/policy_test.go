@@ -53,7 +53,7 @@ func TestCheckURL(t *testing.T) {
 		"https://hooks.example.com/creditd": true,
 		"https://8.8.8.8/":                  true,
 		"https://[2606:4700::1111]/":        true,
-		"https://0x08080808/":               true, // public, however spelled
+		"https://0x08080808/":               true,  // public, however spelled
 		"https://[2002:7f00:1::]/":          false, // 6to4 of 127.0.0.1
 		"https://[fe80::1%25eth0]/":         false,
 		"https://1.2.3.4.5/":                false,

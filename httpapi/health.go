@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/creditd/creditd/eventstore"
@@ -14,14 +15,46 @@ const (
 	// log and still be called ready.
 	readyLagMax     = 10_000
 	readyProbeLimit = 2 * time.Second
+	// readyStallMax is how long the projection may stand still with work
+	// pending: a stuck consumer or a commit it cannot apply shows as a lag
+	// of a few positions that never shrinks, which readyLagMax misses. A
+	// bulk catch-up commits every few hundred milliseconds, far inside it.
+	readyStallMax = 5 * time.Second
 )
+
+// stallWatch remembers since when the projection has stood at one position
+// with work pending, as seen by /readyz. Wall-clock time: the API's Clock is
+// for reads and may be fixed in tests.
+type stallWatch struct {
+	mu       sync.Mutex
+	position uint64
+	since    time.Time
+}
+
+// stalledFor returns how long the projection has stood at projected with
+// work pending; zero when nothing is pending or it moved since last seen.
+func (s *stallWatch) stalledFor(projected uint64, pending bool, now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !pending {
+		s.since = time.Time{}
+		return 0
+	}
+	if s.since.IsZero() || s.position != projected {
+		s.position, s.since = projected, now
+		return 0
+	}
+	return now.Sub(s.since)
+}
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz reports whether reads are fresh: the log is reachable and the read
-// models are at most readyLagMax positions behind it.
+// readyz reports whether reads are fresh: the log is reachable, the read
+// models are at most readyLagMax positions behind it, and they have not
+// stood still for more than readyStallMax with work pending. An unready
+// answer carries the projection's last error, when it has one.
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{"status": "ready"}
 	status := http.StatusOK
@@ -38,7 +71,7 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 				// the operator's way out.
 				reason = "read models stopped at a message creditd did not write: "
 			}
-			body["status"], body["reason"] = "unready", reason+err.Error()
+			body["status"], body["reason"], body["last_error"] = "unready", reason+err.Error(), err.Error()
 			status = http.StatusServiceUnavailable
 		}
 	}
@@ -55,7 +88,15 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 				lag = last - projected
 			}
 			body["log_position"], body["projection_lag"] = last, lag
-			if lag > readyLagMax {
+			stalled := a.stall.stalledFor(projected, lag > 0, time.Now())
+			switch {
+			case stalled > readyStallMax:
+				body["stalled_seconds"] = int64(stalled.Seconds())
+				if status == http.StatusOK {
+					body["status"], body["reason"] = "unready", "the projection has not advanced for "+stalled.Round(time.Second).String()+" with commits pending"
+				}
+				status = http.StatusServiceUnavailable
+			case lag > readyLagMax && status == http.StatusOK:
 				body["status"], body["reason"] = "unready", "read models are behind the log"
 				status = http.StatusServiceUnavailable
 			}

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -19,6 +21,21 @@ type noticesResponse struct {
 	WebhookURL    string   `json:"webhook_url"`
 	WebhookSecret string   `json:"webhook_secret"`
 	Position      uint64   `json:"position,omitempty"`
+	// Deliveries are the latest notices with their attempts and last error
+	// (GET only), so a tenant can see why its webhook hears nothing.
+	Deliveries *[]noticeDelivery `json:"deliveries,omitempty"`
+}
+
+type noticeDelivery struct {
+	NoticeID      int64      `json:"notice_id"`
+	CreditType    string     `json:"credit_type"`
+	Kind          string     `json:"kind"`
+	Threshold     Number     `json:"threshold"`
+	CreatedAt     time.Time  `json:"created_at"`
+	Status        string     `json:"status"`
+	Attempts      int        `json:"attempts"`
+	LastError     string     `json:"last_error"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 }
 
 func (a *API) configureNotices(w http.ResponseWriter, r *http.Request, tenantID int64) {
@@ -32,6 +49,11 @@ func (a *API) configureNotices(w http.ResponseWriter, r *http.Request, tenantID 
 	for i, t := range req.Thresholds {
 		t.check(&check, "thresholds["+itoa(i)+"]", true)
 		n.Thresholds = append(n.Thresholds, t.Value)
+	}
+	if req.WebhookURL != "" {
+		if err := a.cfg.Webhooks.CheckURL(req.WebhookURL); err != nil {
+			check.add("webhook_url", err.Error(), redactedURL(req.WebhookURL))
+		}
 	}
 	if err := check.err(); err != nil {
 		writeProblem(w, r, a.log, validationProblem("body.", err))
@@ -55,9 +77,32 @@ func (a *API) notices(w http.ResponseWriter, r *http.Request, tenantID int64) {
 		a.writeSummaryError(w, r, err)
 		return
 	}
+	deliveries, err := a.reader.NoticeDeliveries(r.Context(), tenantID)
+	if err != nil {
+		writeProblem(w, r, a.log, err)
+		return
+	}
 	out := noticesResponse{Thresholds: []Number{}, WebhookURL: t.WebhookURL, WebhookSecret: projections.WebhookSecret(a.cfg.WebhookSigningKey, tenantID)}
+	list := []noticeDelivery{}
 	for _, v := range t.NoticeThresholds {
 		out.Thresholds = append(out.Thresholds, Number(decimal.New(v, -6)))
 	}
+	for _, d := range deliveries {
+		item := noticeDelivery{NoticeID: d.NoticeID, CreditType: d.CreditType, Kind: d.Kind, Threshold: Number(d.Threshold),
+			CreatedAt: d.CreatedAt, Status: d.Status, Attempts: d.Attempts, LastError: d.LastError}
+		if !d.NextAttemptAt.IsZero() {
+			item.NextAttemptAt = &d.NextAttemptAt
+		}
+		list = append(list, item)
+	}
+	out.Deliveries = &list
 	writeJSON(w, http.StatusOK, out)
+}
+
+// redactedURL is raw with any password masked, for echoing in a problem.
+func redactedURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return raw
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/internal/webhook"
 	"github.com/creditd/creditd/queries"
 )
 
@@ -52,6 +53,7 @@ type Reader interface {
 	Stats(ctx context.Context, tenantID int64, r queries.Range) (queries.StatsReport, error)
 	Summary(ctx context.Context, tenantID int64, now time.Time) (queries.Summary, error)
 	Tenant(ctx context.Context, tenantID int64) (queries.Tenant, error)
+	NoticeDeliveries(ctx context.Context, tenantID int64) ([]queries.NoticeDelivery, error)
 	ActiveGrants(ctx context.Context, tenantID int64, now time.Time) ([]queries.GrantTotals, error)
 	Subscriptions(ctx context.Context, tenantID int64, now time.Time) ([]queries.Subscription, error)
 	LatestGrantCost(ctx context.Context, tenantID int64) (*queries.Cost, error)
@@ -83,7 +85,9 @@ type Config struct {
 	Verify func(ctx context.Context, tenantID int64) (audit.Report, error)
 	// WebhookSigningKey derives each tenant's webhook secret.
 	WebhookSigningKey []byte
-	Logger            *slog.Logger
+	// Webhooks are the operator's rules for webhook URLs; zero is strict.
+	Webhooks webhook.Policy
+	Logger   *slog.Logger
 	// Clock is "now" for reads with default ranges; nil means time.Now.
 	Clock func() time.Time
 	// Middleware wraps routing (metrics); r.Pattern is set when it returns.
@@ -100,6 +104,7 @@ type API struct {
 	routes   []route
 	routed   http.Handler
 	lastUsed sync.Map // tenant id → time.Time of its last authenticated request
+	stall    stallWatch
 }
 
 // New returns the API's handler.

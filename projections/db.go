@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -37,6 +38,14 @@ type DB struct {
 func Open(path string) (*DB, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
+		return nil, err
+	}
+	// The read models hold every tenant's ledger: owner only. SQLite gives
+	// its -wal and -shm files the database file's mode, so creating the
+	// file first with 0600 covers all three.
+	if f, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, os.ErrExist) {
 		return nil, err
 	}
 	// synchronous=NORMAL in WAL mode: a power loss may drop the last

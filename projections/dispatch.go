@@ -11,19 +11,26 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/creditd/creditd/internal/webhook"
 )
 
 // Delivery bounds.
 const (
-	noticeBatchMax      = 100
-	noticeAttemptsMax   = 8
-	noticeBackoffFirst  = time.Second
-	noticeBackoffMax    = 5 * time.Minute
-	noticePollInterval  = time.Second
-	webhookTimeout      = 10 * time.Second
+	noticeBatchMax     = 100
+	noticeAttemptsMax  = 8
+	noticeBackoffFirst = time.Second
+	noticeBackoffMax   = 5 * time.Minute
+	noticePollInterval = time.Second
+	webhookTimeout     = 10 * time.Second
+	// deliveryTenantsMax bounds the tenants whose notices are in flight at
+	// once; each tenant has at most one delivery in flight, so a dead
+	// endpoint holds up only its own tenant (and one of these slots).
+	deliveryTenantsMax  = 64
 	NoticeSubjectPrefix = "credits.notices."
 	// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of
 	// "<t>.<body>" with the tenant's webhook secret>".
@@ -61,22 +68,26 @@ func Sign(secret string, t time.Time, body []byte) string {
 
 // Dispatcher delivers recorded notices: on NATS credits.notices.<tenant>
 // and, when the tenant set one, as a signed POST to its webhook, retried
-// with backoff up to noticeAttemptsMax times.
+// with backoff up to noticeAttemptsMax times. Each tenant's notices are
+// delivered by a worker of its own, in notice order.
 type Dispatcher struct {
-	DB         *DB
-	Projector  *Projector
-	NATS       *nats.Conn
-	HTTP       *http.Client
+	DB        *DB
+	Projector *Projector
+	NATS      *nats.Conn
+	// Webhooks are the operator's rules for webhook URLs and addresses;
+	// the zero value is strict.
+	Webhooks   webhook.Policy
 	SigningKey []byte
 	Log        *slog.Logger
 	Clock      func() time.Time
+
+	client *http.Client
 }
 
-// Run delivers until ctx ends.
+// Run delivers until ctx ends, and returns once every delivery in flight
+// has ended.
 func (d *Dispatcher) Run(ctx context.Context) {
-	if d.HTTP == nil {
-		d.HTTP = &http.Client{Timeout: webhookTimeout}
-	}
+	d.client = d.Webhooks.Client(webhookTimeout)
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -85,17 +96,55 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 	ticker := time.NewTicker(noticePollInterval)
 	defer ticker.Stop()
+	busy := map[int64]bool{}
+	finished := make(chan int64, deliveryTenantsMax)
+	var workers sync.WaitGroup
+	defer workers.Wait()
 	for {
-		if err := d.deliverDue(ctx); err != nil && ctx.Err() == nil {
+		tenants, err := d.dueTenants(ctx)
+		if err != nil && ctx.Err() == nil {
 			d.Log.Warn("notice delivery", "err", err)
+		}
+		for _, tenantID := range tenants {
+			if busy[tenantID] || len(busy) >= deliveryTenantsMax {
+				continue
+			}
+			busy[tenantID] = true
+			workers.Go(func() {
+				if err := d.deliverTenant(ctx, tenantID); err != nil && ctx.Err() == nil {
+					d.Log.Warn("notice delivery", "tenant", tenantID, "err", err)
+				}
+				finished <- tenantID
+			})
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case tenantID := <-finished:
+			delete(busy, tenantID)
 		case <-d.Projector.noticed:
 		case <-ticker.C:
 		}
 	}
+}
+
+// dueTenants lists the tenants with notices due now.
+func (d *Dispatcher) dueTenants(ctx context.Context) ([]int64, error) {
+	rows, err := d.DB.writer.QueryContext(ctx, `SELECT DISTINCT tenant_id FROM notices WHERE delivered_at IS NULL AND next_attempt <= ? LIMIT ?`,
+		d.Clock().UnixMicro(), deliveryTenantsMax*4)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var tenants []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		tenants = append(tenants, id)
+	}
+	return tenants, rows.Err()
 }
 
 type pendingNotice struct {
@@ -104,11 +153,11 @@ type pendingNotice struct {
 	webhook  string
 }
 
-func (d *Dispatcher) deliverDue(ctx context.Context) error {
-	now := d.Clock()
+// deliverTenant delivers one tenant's due notices, one at a time.
+func (d *Dispatcher) deliverTenant(ctx context.Context, tenantID int64) error {
 	rows, err := d.DB.writer.QueryContext(ctx, `SELECT n.notice_id, n.tenant_id, n.credit_type, n.kind, n.threshold, n.available, n.position,
 		n.created_at, n.attempts, coalesce(t.webhook_url, '') FROM notices n LEFT JOIN tenants t ON t.tenant_id = n.tenant_id
-		WHERE n.delivered_at IS NULL AND n.next_attempt <= ? ORDER BY n.notice_id LIMIT ?`, now.UnixMicro(), noticeBatchMax)
+		WHERE n.delivered_at IS NULL AND n.next_attempt <= ? AND n.tenant_id = ? ORDER BY n.notice_id LIMIT ?`, d.Clock().UnixMicro(), tenantID, noticeBatchMax)
 	if err != nil {
 		return err
 	}
@@ -128,35 +177,53 @@ func (d *Dispatcher) deliverDue(ctx context.Context) error {
 		return err
 	}
 	for _, n := range due {
-		body, _ := json.Marshal(n.Notice)
-		if n.attempts == 0 && d.NATS != nil {
-			// Published once, on the first attempt; the webhook is retried.
-			if err := d.NATS.Publish(NoticeSubjectPrefix+strconv.FormatInt(n.TenantID, 10), body); err != nil {
-				d.Log.Warn("notice publish", "notice", n.NoticeID, "err", err)
-			}
-		}
-		var deliverErr error
-		if n.webhook != "" {
-			deliverErr = d.post(ctx, n, body)
-		}
-		attempts := n.attempts + 1
-		switch {
-		case deliverErr == nil:
-			_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, attempts = ?, last_error = '' WHERE notice_id = ?`, now.UnixMicro(), attempts, n.NoticeID)
-		case attempts >= noticeAttemptsMax:
-			d.Log.Error("webhook gave up", "notice", n.NoticeID, "tenant", n.TenantID, "err", deliverErr)
-			_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, attempts = ?, last_error = ? WHERE notice_id = ?`,
-				now.UnixMicro(), attempts, "gave up: "+deliverErr.Error(), n.NoticeID)
-		default:
-			backoff := min(noticeBackoffFirst<<(attempts-1), noticeBackoffMax)
-			_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET attempts = ?, next_attempt = ?, last_error = ? WHERE notice_id = ?`,
-				attempts, now.Add(backoff).UnixMicro(), deliverErr.Error(), n.NoticeID)
-		}
-		if err != nil {
+		if err := d.deliver(ctx, n); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// deliver makes one attempt at a notice and records its outcome.
+func (d *Dispatcher) deliver(ctx context.Context, n pendingNotice) error {
+	body, _ := json.Marshal(n.Notice)
+	if n.attempts == 0 && d.NATS != nil {
+		// Published once, on the first attempt; the webhook is retried.
+		if err := d.NATS.Publish(NoticeSubjectPrefix+strconv.FormatInt(n.TenantID, 10), body); err != nil {
+			d.Log.Warn("notice publish", "notice", n.NoticeID, "err", err)
+		}
+	}
+	var deliverErr error
+	refused := false
+	attempts := n.attempts + 1
+	if n.webhook != "" {
+		// A URL stored before the rules (or before the operator narrowed
+		// them) is refused here too; retrying would not change the answer.
+		if err := d.Webhooks.CheckURL(n.webhook); err != nil {
+			deliverErr, refused = fmt.Errorf("webhook URL refused: %w", err), true
+		} else {
+			deliverErr = d.post(ctx, n, body)
+		}
+	}
+	if ctx.Err() != nil {
+		// Stopping: the attempt was cut short, not failed.
+		return ctx.Err()
+	}
+	now := d.Clock()
+	var err error
+	switch {
+	case deliverErr == nil:
+		_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, attempts = ?, last_error = '' WHERE notice_id = ?`, now.UnixMicro(), attempts, n.NoticeID)
+	case attempts >= noticeAttemptsMax || refused:
+		d.Log.Error("webhook gave up", "notice", n.NoticeID, "tenant", n.TenantID, "err", deliverErr)
+		_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, attempts = ?, last_error = ? WHERE notice_id = ?`,
+			now.UnixMicro(), attempts, "gave up: "+deliverErr.Error(), n.NoticeID)
+	default:
+		backoff := min(noticeBackoffFirst<<(attempts-1), noticeBackoffMax)
+		_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET attempts = ?, next_attempt = ?, last_error = ? WHERE notice_id = ?`,
+			attempts, now.Add(backoff).UnixMicro(), deliverErr.Error(), n.NoticeID)
+	}
+	return err
 }
 
 func (d *Dispatcher) post(ctx context.Context, n pendingNotice, body []byte) error {
@@ -169,12 +236,15 @@ func (d *Dispatcher) post(ctx context.Context, n pendingNotice, body []byte) err
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Creditd-Notice-Id", strconv.FormatInt(n.NoticeID, 10))
 	req.Header.Set(SignatureHeader, Sign(WebhookSecret(d.SigningKey, n.TenantID), d.Clock(), body))
-	resp, err := d.HTTP.Do(req)
+	resp, err := d.client.Do(req)
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
+	switch {
+	case resp.StatusCode/100 == 3:
+		return fmt.Errorf("webhook answered %d; redirects are not followed", resp.StatusCode)
+	case resp.StatusCode/100 != 2:
 		return fmt.Errorf("webhook answered %d", resp.StatusCode)
 	}
 	return nil

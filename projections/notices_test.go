@@ -61,7 +61,7 @@ func (w *webhook) notices() []projections.Notice {
 
 func TestNoticesOncePerCrossing(t *testing.T) {
 	t.Parallel()
-	s := stack.Start(t)
+	s := stack.StartWith(t, t.TempDir(), &stack.Clock{}, loopbackForTests)
 	tenant, key := s.Tenant("acme")
 	hook := &webhook{secret: projections.WebhookSecret(stack.WebhookKey, tenant)}
 	receiver := httptest.NewServer(hook)

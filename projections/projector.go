@@ -119,7 +119,9 @@ func (p *Projector) Apply(ctx context.Context, msgs []eventstore.StoredMsg) erro
 	}
 	decoded, err := Decode(msgs, p.skip())
 	if err != nil {
-		// Retrying cannot help: readiness reports it until an operator acts.
+		// A commit that does not decode stalls the projection: retrying
+		// cannot help, so it is recorded for /readyz until an operator
+		// sets the message aside (creditd quarantine).
 		p.failure.Store(&err)
 		return err
 	}
@@ -136,7 +138,8 @@ func (p *Projector) skip() eventstore.Quarantined {
 	return nil
 }
 
-// Err is why the last apply failed, nil once one succeeds since.
+// Err is why the last apply failed (a write or a commit that does not
+// decode), nil once one succeeds since.
 func (p *Projector) Err() error {
 	if e := p.failure.Load(); e != nil {
 		return *e

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS notices (
   last_error   TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS notices_pending ON notices (notice_id) WHERE delivered_at IS NULL;
+-- A tenant's latest notices for GET /v1/notices.
+CREATE INDEX IF NOT EXISTS notices_tenant ON notices (tenant_id, notice_id);
 
 CREATE TABLE IF NOT EXISTS subscriptions (
   tenant_id          INTEGER NOT NULL,

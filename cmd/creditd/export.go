@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,20 +39,30 @@ func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
 	return false, err
 }
 
-// open opens the event log of the data dir (embedded) or the external NATS.
-func (f logFlags) open(ctx context.Context, name string) (*eventstore.Store, func(), error) {
+// open locks the data dir and opens its event log (embedded) or the
+// external NATS. The lock is exclusive when the command writes the data
+// dir, and always with the embedded store: the embedded server writes its
+// store even for a reader. The returned func closes the log and unlocks.
+func (f logFlags) open(ctx context.Context, name string, writes bool) (*eventstore.Store, func(), error) {
+	unlock, err := lockDataDir(*f.dataDir, strings.TrimPrefix(name, "creditd-"), writes || *f.natsURL == "")
+	if err != nil {
+		return nil, nil, err
+	}
 	link, err := openNATS(serveConfig{dataDir: *f.dataDir, natsURL: *f.natsURL}, nil, newLogger())
 	if err != nil {
+		unlock()
 		return nil, nil, err
 	}
 	nc, err := link.dial(name)
 	if err != nil {
 		link.close()
+		unlock()
 		return nil, nil, err
 	}
 	closeAll := func() {
 		nc.Close()
 		link.close()
+		unlock()
 	}
 	store, err := eventstore.Open(ctx, nc, eventstore.Config{})
 	if err != nil {
@@ -92,13 +103,18 @@ func export(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if *what == "events" {
-		store, closeLog, err := logAt.open(ctx, "creditd-export")
+		store, closeLog, err := logAt.open(ctx, "creditd-export", false)
 		if err != nil {
 			return err
 		}
 		defer closeLog()
 		return audit.ExportEvents(ctx, store, *tenant, from, to, *format, os.Stdout)
 	}
+	unlock, err := lockDataDir(*logAt.dataDir, "export", lockShared)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	db, err := projections.Open(filepath.Join(*logAt.dataDir, readModelFile))
 	if err != nil {
 		return err
@@ -147,10 +163,7 @@ func importEvents(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := os.MkdirAll(*logAt.dataDir, 0o750); err != nil {
-		return err
-	}
-	store, closeLog, err := logAt.open(ctx, "creditd-import")
+	store, closeLog, err := logAt.open(ctx, "creditd-import", true)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func quarantine(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	store, closeLog, err := logAt.open(ctx, "creditd-quarantine")
+	store, closeLog, err := logAt.open(ctx, "creditd-quarantine", true)
 	if err != nil {
 		return err
 	}

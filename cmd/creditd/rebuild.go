@@ -25,7 +25,7 @@ func rebuild(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	store, closeLog, err := logAt.open(ctx, "creditd-rebuild")
+	store, closeLog, err := logAt.open(ctx, "creditd-rebuild", true)
 	if err != nil {
 		return err
 	}

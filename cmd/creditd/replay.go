@@ -43,7 +43,7 @@ func replay(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	store, closeLog, err := logAt.open(ctx, "creditd-replay")
+	store, closeLog, err := logAt.open(ctx, "creditd-replay", false)
 	if err != nil {
 		return err
 	}

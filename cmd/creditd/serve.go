@@ -27,6 +27,7 @@ import (
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ingest"
 	"github.com/creditd/creditd/internal/metrics"
+	"github.com/creditd/creditd/internal/webhook"
 	"github.com/creditd/creditd/projections"
 	"github.com/creditd/creditd/queries"
 )
@@ -55,6 +56,7 @@ type serveConfig struct {
 	webhookKey string
 	notices    bool
 	checkpoint time.Duration
+	webhooks   webhook.Policy
 }
 
 func envOr(name, fallback string) string {
@@ -86,6 +88,11 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&cfg.webhookKey, "webhook-key", "", "key that derives each tenant's webhook signing secret; generated and stored in the data dir when unset")
 	fs.DurationVar(&cfg.checkpoint, "checkpoint-interval", time.Hour, "how often to append a checkpoint (subject heads and balances digest); 0 disables")
 	fs.BoolVar(&cfg.notices, "notices", true, "deliver low-balance notices from this instance (with several instances, enable it on one)")
+	fs.BoolVar(&cfg.webhooks.AllowHTTP, "webhook-allow-http", false, "accept plain http webhook URLs; for local development only (notices travel unencrypted)")
+	fs.Func("webhook-allow-hosts", "comma-separated host names, IP addresses or CIDR ranges that webhooks may reach although internal (loopback, private, link-local, CGNAT and metadata addresses are refused otherwise)", func(v string) error {
+		cfg.webhooks.AllowHosts = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+		return cfg.webhooks.Validate()
+	})
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -176,9 +183,11 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	if err := os.MkdirAll(cfg.dataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	unlock, err := lockDataDir(cfg.dataDir, "serve", lockExclusive)
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	adminToken, generated, err := loadAdminToken(cfg.dataDir, cfg.adminToken)
 	if err != nil {
 		return err
@@ -292,7 +301,7 @@ func serve(args []string) error {
 	}
 	dispatchDone := make(chan struct{})
 	if cfg.notices {
-		dispatcher := &projections.Dispatcher{DB: readModels, Projector: projector, NATS: nc, SigningKey: []byte(webhookKey), Log: log}
+		dispatcher := &projections.Dispatcher{DB: readModels, Projector: projector, NATS: nc, SigningKey: []byte(webhookKey), Log: log, Webhooks: cfg.webhooks}
 		go func() {
 			dispatcher.Run(consumeCtx)
 			close(dispatchDone)
@@ -329,7 +338,7 @@ func serve(args []string) error {
 	})
 	api := httpapi.New(httpapi.Config{
 		Writer: engine, Reader: queries.New(readModels.Reader()), Projection: projector,
-		LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSigningKey: []byte(webhookKey),
+		LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSigningKey: []byte(webhookKey), Webhooks: cfg.webhooks,
 		Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
 			return audit.Verify(ctx, store, readModels.Reader(), tenantID)
 		},

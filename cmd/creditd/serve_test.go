@@ -121,6 +121,13 @@ func freeAddr(t *testing.T) string {
 // sends SIGTERM and waits for a clean exit.
 func startServer(t *testing.T, bin, dataDir, addr string) func() {
 	t.Helper()
+	_, stop := startServerProcess(t, bin, dataDir, addr)
+	return stop
+}
+
+// startServerProcess is startServer that also returns the running process.
+func startServerProcess(t *testing.T, bin, dataDir, addr string) (*os.Process, func()) {
+	t.Helper()
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--http-addr", addr)
 	cmd.Env = append(os.Environ(), "CREDITD_ADMIN_TOKEN=")
@@ -151,7 +158,7 @@ func startServer(t *testing.T, bin, dataDir, addr string) func() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	stopped := false
-	return func() {
+	return cmd.Process, func() {
 		if stopped {
 			return
 		}
@@ -255,5 +262,25 @@ func TestMetricsEndpoint(t *testing.T) {
 		if !strings.Contains(body.String(), name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
+	}
+}
+
+func TestWebhookFlags(t *testing.T) {
+	cfg, err := parseServeFlags([]string{"--webhook-allow-http", "--webhook-allow-hosts", "127.0.0.1, hooks.internal,10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.webhooks.AllowHTTP || strings.Join(cfg.webhooks.AllowHosts, "|") != "127.0.0.1|hooks.internal|10.0.0.0/8" {
+		t.Fatalf("webhook policy %+v", cfg.webhooks)
+	}
+	if err := cfg.webhooks.CheckURL("http://127.0.0.1:9/"); err != nil {
+		t.Fatalf("the admitted address is refused: %v", err)
+	}
+	if _, err := parseServeFlags([]string{"--webhook-allow-hosts", "hooks/internal"}); err == nil {
+		t.Fatal("an allowlist entry that is no host was accepted")
+	}
+	strict, _ := parseServeFlags(nil)
+	if strict.webhooks.CheckURL("http://hooks.example.com/") == nil || strict.webhooks.CheckURL("https://127.0.0.1/") == nil {
+		t.Fatal("the default policy admits http or loopback")
 	}
 }

@@ -31,7 +31,7 @@ func verify(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	store, closeLog, err := logAt.open(ctx, "creditd-verify")
+	store, closeLog, err := logAt.open(ctx, "creditd-verify", false)
 	if err != nil {
 		return err
 	}

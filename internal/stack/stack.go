@@ -24,6 +24,7 @@ import (
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ingest"
 	"github.com/creditd/creditd/internal/testnats"
+	"github.com/creditd/creditd/internal/webhook"
 	"github.com/creditd/creditd/projections"
 	"github.com/creditd/creditd/queries"
 )
@@ -76,10 +77,14 @@ type Stack struct {
 	Reader    *queries.Reader
 	Server    *httptest.Server
 
+	opts         Options
 	stopConsumer context.CancelFunc
-	consumerDone chan error
-	ingestDone   chan error
-	dispatchDone chan struct{}
+	// stopProjection stops the projection consumer alone; projectionDone
+	// is closed once it returned.
+	stopProjection context.CancelFunc
+	projectionDone chan struct{}
+	ingestDone     chan error
+	dispatchDone   chan struct{}
 }
 
 // Start runs a stack on a fresh data directory.
@@ -87,10 +92,23 @@ func Start(t testing.TB) *Stack {
 	return StartAt(t, t.TempDir(), &Clock{})
 }
 
+// Options are a stack's settings beyond the defaults.
+type Options struct {
+	// Webhooks are the webhook rules, strict when zero; tests that receive
+	// webhooks on 127.0.0.1 admit it here, as an operator would.
+	Webhooks webhook.Policy
+}
+
 // StartAt runs a stack on dir (reuse it to restart on the same data).
 func StartAt(t testing.TB, dir string, clock *Clock) *Stack {
 	t.Helper()
-	s := &Stack{T: t, Dir: dir, Clock: clock}
+	return StartWith(t, dir, clock, Options{})
+}
+
+// StartWith runs a stack on dir with opts.
+func StartWith(t testing.TB, dir string, clock *Clock, opts Options) *Stack {
+	t.Helper()
+	s := &Stack{T: t, Dir: dir, Clock: clock, opts: opts}
 	s.NATS = testnats.Start(t, filepath.Join(dir, "jetstream"))
 	engine, err := commands.New(context.Background(), s.NATS.Store, commands.Options{Clock: clock.Now, CheckInvariants: true, SweepInterval: 20 * time.Millisecond})
 	if err != nil {
@@ -110,8 +128,13 @@ func StartAt(t testing.TB, dir string, clock *Clock) *Stack {
 		t.Fatalf("projection connection: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.stopConsumer, s.consumerDone = cancel, make(chan error, 1)
-	go func() { s.consumerDone <- projections.Consume(ctx, conn, s.Projector, s.NATS.Store, nil) }()
+	s.stopConsumer = cancel
+	projectionCtx, stopProjection := context.WithCancel(ctx)
+	s.stopProjection, s.projectionDone = stopProjection, make(chan struct{})
+	go func() {
+		defer close(s.projectionDone)
+		projections.Consume(projectionCtx, conn, s.Projector, s.NATS.Store, nil)
+	}()
 	js, err := jetstream.New(s.NATS.Conn)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +149,7 @@ func StartAt(t testing.TB, dir string, clock *Clock) *Stack {
 	s.ingestDone = make(chan error, 1)
 	go func() { s.ingestDone <- ingest.Consume(ctx, ingestConn, engine, ingest.Options{Workers: 8}) }()
 	s.dispatchDone = make(chan struct{})
-	dispatcher := &projections.Dispatcher{DB: s.DB, Projector: s.Projector, NATS: s.NATS.Conn, SigningKey: WebhookKey, Clock: clock.Now}
+	dispatcher := &projections.Dispatcher{DB: s.DB, Projector: s.Projector, NATS: s.NATS.Conn, SigningKey: WebhookKey, Clock: clock.Now, Webhooks: opts.Webhooks}
 	go func() {
 		dispatcher.Run(ctx)
 		close(s.dispatchDone)
@@ -134,7 +157,7 @@ func StartAt(t testing.TB, dir string, clock *Clock) *Stack {
 	s.Reader = queries.New(s.DB.Reader())
 	s.Server = httptest.NewServer(httpapi.New(httpapi.Config{
 		Writer: engine, Reader: s.Reader, Projection: s.Projector, LogPosition: s.NATS.Store.LastPosition,
-		AdminToken: AdminToken, Clock: clock.Now, WebhookSigningKey: WebhookKey,
+		AdminToken: AdminToken, Clock: clock.Now, WebhookSigningKey: WebhookKey, Webhooks: opts.Webhooks,
 		Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
 			return audit.Verify(ctx, s.NATS.Store, s.DB.Reader(), tenantID)
 		},
@@ -150,7 +173,7 @@ func (s *Stack) Stop() {
 	}
 	s.Server.Close()
 	s.stopConsumer()
-	<-s.consumerDone
+	<-s.projectionDone
 	<-s.ingestDone
 	<-s.dispatchDone
 	s.Engine.Close()
@@ -162,7 +185,14 @@ func (s *Stack) Stop() {
 // Restart stops the stack and starts it again on the same data.
 func (s *Stack) Restart() *Stack {
 	s.Stop()
-	return StartAt(s.T, s.Dir, s.Clock)
+	return StartWith(s.T, s.Dir, s.Clock, s.opts)
+}
+
+// StopProjection stops the projection consumer alone, as a stuck or dead
+// consumer would: writes go on, the read models stand still.
+func (s *Stack) StopProjection() {
+	s.stopProjection()
+	<-s.projectionDone
 }
 
 // Response is an HTTP answer read whole.

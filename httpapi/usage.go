@@ -1,11 +1,10 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
@@ -156,13 +155,13 @@ func DecodeUsageEvent(data []byte) (commands.UsageEvent, error) {
 		return commands.UsageEvent{}, fmt.Errorf("%w: event of %d bytes exceeds %d", domain.ErrInvalidCommand, len(data), UsageEventBytesMax)
 	}
 	var req usageEventRequest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return commands.UsageEvent{}, fmt.Errorf("%w: %v", domain.ErrInvalidCommand, err)
-	}
-	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
-		return commands.UsageEvent{}, fmt.Errorf("%w: data after the JSON value", domain.ErrInvalidCommand)
+	if p := decodeBody(data, &req); p != nil {
+		// The same refusals as POST /v1/usage, located relative to the event.
+		reason := p.Detail
+		for _, pe := range p.Errors {
+			reason = strings.TrimPrefix(strings.TrimPrefix(pe.Location, "body"), ".") + " " + pe.Message
+		}
+		return commands.UsageEvent{}, fmt.Errorf("%w: %s", domain.ErrInvalidCommand, cutText(reason))
 	}
 	var check fieldCheck
 	ev := req.toCommand(&check, "")

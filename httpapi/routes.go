@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // route is one endpoint. The table is the single source of the mux, the
@@ -14,7 +15,11 @@ type route struct {
 	auth         authKind
 	// query lists the accepted query parameters; others are a 400.
 	query []string
-	// dimensionFilters lets any usage dimension be a query parameter.
+	// lists are the query parameters that may be given more than once;
+	// every other one takes one value.
+	lists []string
+	// dimensionFilters lets any usage dimension be a query parameter, each
+	// a list (module=a&module=b is either).
 	dimensionFilters bool
 	// body names the request body's schema, "" for none.
 	body string
@@ -69,7 +74,7 @@ func (a *API) routeTable() []route {
 		{method: "PUT", path: "/v1/settings", summary: "Set the display currency and currency_config", auth: authTenant, body: "Settings", tenant: a.configureSettings},
 
 		{method: "GET", path: "/v1/balance", summary: "Balances per credit line and summed, now or as of an instant", auth: authTenant, query: []string{"credit_type", "as_of"}, tenant: a.balance},
-		{method: "GET", path: "/v1/ledger", summary: "Credit movements, newest first", auth: authTenant, query: []string{"type", "from", "to", "credit_type", "limit", "offset", "cursor"}, tenant: a.ledger},
+		{method: "GET", path: "/v1/ledger", summary: "Credit movements, newest first", auth: authTenant, query: []string{"type", "from", "to", "credit_type", "limit", "offset", "cursor"}, lists: []string{"type"}, tenant: a.ledger},
 		{method: "GET", path: "/v1/usage", summary: "Usage totals and rows per period and group", auth: authTenant, query: []string{"from", "to", "granularity", "group_by"}, dimensionFilters: true, tenant: a.usage},
 		{method: "GET", path: "/v1/stats", summary: "Spend over a range against the period before, daily splits and top lists", auth: authTenant, query: []string{"from", "to"}, tenant: a.stats},
 		{method: "GET", path: "/v1/audit/verify", summary: "Recompute the tenant from the event log and compare the read models", auth: authTenant, tenant: a.auditVerify},
@@ -96,7 +101,23 @@ func (a *API) handler(rt route) http.Handler {
 		allowed = append(allowed, minPositionParam)
 	}
 	sort.Strings(allowed)
+	repeatable := func(name string) bool {
+		if slices.Contains(rt.lists, name) {
+			return true
+		}
+		return rt.dimensionFilters && name != minPositionParam && !slices.Contains(rt.query, name)
+	}
+	// The compat profiles answer their seed's clients, whose documents say
+	// nothing of malformed or repeated parameters: their queries are read
+	// as before (issue 17 decides them).
+	compat := strings.HasPrefix(rt.path, "/compat/")
 	checkQuery := func(w http.ResponseWriter, r *http.Request) bool {
+		if !compat {
+			if p := queryStringProblem(r.URL.RawQuery, repeatable); p != nil {
+				writeProblem(w, r, a.log, p)
+				return false
+			}
+		}
 		if rt.dimensionFilters {
 			return true // the handler parses every parameter itself
 		}

@@ -84,9 +84,17 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// timeFloor is the earliest time a request may carry. The domain reads the
+// zero time as "unset" (now), so 0001-01-01 would silently become now, and
+// the read models' ranges start at the Unix epoch.
+var timeFloor = time.Unix(0, 0).UTC()
+
 func (t Timestamp) check(v *fieldCheck, location string) {
-	if t.invalid != "" {
+	switch {
+	case t.invalid != "":
 		v.add(location, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z", t.invalid)
+	case t.Set && t.Value.Before(timeFloor):
+		v.add(location, "must be 1970-01-01T00:00:00Z or later (omit it or send null to leave it unset)", t.Value.Format(time.RFC3339Nano))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
@@ -64,6 +65,12 @@ type usageBatchResponse struct {
 	Position   uint64        `json:"position"`
 }
 
+// usageFutureMax is how far ahead of the server's clock a usage timestamp
+// may be. Beyond it the event is a 400, not stored: no report range would
+// ever reach it. Within it, a timestamp more than domain.FutureSkewMax ahead
+// is recorded as a refused debit (occurred_in_future).
+const usageFutureMax = 24 * time.Hour
+
 // rejectIDConflict is the per-event reason for an id reused with another
 // body; nothing is stored for it.
 const rejectIDConflict = "id_conflict"
@@ -93,10 +100,14 @@ func (a *API) recordUsage(w http.ResponseWriter, r *http.Request, tenantID int64
 	// Every event is checked before any is stored: a batch with a malformed
 	// event is refused whole, with every problem listed.
 	var check fieldCheck
+	latest := a.cfg.Clock().Add(usageFutureMax)
 	events := make([]commands.UsageEvent, len(req.Events))
 	for i, ev := range req.Events {
 		prefix := fmt.Sprintf("body.events[%d].", i)
 		events[i] = ev.toCommand(&check, prefix)
+		if ev.Timestamp.Set && ev.Timestamp.Value.After(latest) {
+			check.add(prefix+"timestamp", "must be at most 24 h after the server's clock", ev.Timestamp.Value.Format(time.RFC3339Nano))
+		}
 		if err := errors.Join(domain.ValidateCreditType(events[i].CreditType), events[i].Validate()); err != nil {
 			for _, fe := range domain.FieldErrors(err) {
 				check.add(prefix+fe.Location, fe.Message, fe.Value)

@@ -21,6 +21,9 @@ type route struct {
 	// dimensionFilters lets any usage dimension be a query parameter, each
 	// a list (module=a&module=b is either).
 	dimensionFilters bool
+	// pathID names the wildcard that is a POST's write id, which an
+	// Idempotency-Key header must equal.
+	pathID string
 	// body names the request body's schema, "" for none.
 	body string
 	// bareKey also accepts the API key alone in Authorization, and
@@ -57,13 +60,13 @@ func (a *API) routeTable() []route {
 		{method: "DELETE", path: "/v1/tenants/{tenant_id}/api-keys/{key_id}", summary: "Revoke an API key", auth: authAdmin, public: a.revokeAPIKey},
 
 		{method: "POST", path: "/v1/grants", summary: "Grant credits", auth: authTenant, body: "Grant", tenant: a.grant},
-		{method: "POST", path: "/v1/grants/{grant_id}/void", summary: "Void a grant: its remaining credits leave the balance", auth: authTenant, body: "VoidGrant", tenant: a.voidGrant},
+		{method: "POST", path: "/v1/grants/{grant_id}/void", summary: "Void a grant: its remaining credits leave the balance", auth: authTenant, body: "VoidGrant", pathID: "grant_id", tenant: a.voidGrant},
 		{method: "PATCH", path: "/v1/grants/{grant_id}", summary: "Change a grant's expiry", auth: authTenant, body: "GrantExpiry", tenant: a.changeGrantExpiry},
 		{method: "POST", path: "/v1/usage", summary: "Record a batch of usage events", auth: authTenant, body: "UsageBatch", tenant: a.recordUsage},
-		{method: "POST", path: "/v1/usage/{usage_id}/reverse", summary: "Reverse a usage debit: its credits return to the grants that paid", auth: authTenant, body: "ReverseUsage", tenant: a.reverseUsage},
+		{method: "POST", path: "/v1/usage/{usage_id}/reverse", summary: "Reverse a usage debit: its credits return to the grants that paid", auth: authTenant, body: "ReverseUsage", pathID: "usage_id", tenant: a.reverseUsage},
 		{method: "POST", path: "/v1/reservations", summary: "Hold credits", auth: authTenant, body: "Reservation", tenant: a.reserve},
-		{method: "POST", path: "/v1/reservations/{reservation_id}/capture", summary: "Capture a hold (the rest is released)", auth: authTenant, body: "Capture", tenant: a.capture},
-		{method: "POST", path: "/v1/reservations/{reservation_id}/release", summary: "Release a hold", auth: authTenant, query: []string{"credit_type"}, tenant: a.release},
+		{method: "POST", path: "/v1/reservations/{reservation_id}/capture", summary: "Capture a hold (the rest is released)", auth: authTenant, body: "Capture", pathID: "reservation_id", tenant: a.capture},
+		{method: "POST", path: "/v1/reservations/{reservation_id}/release", summary: "Release a hold", auth: authTenant, query: []string{"credit_type"}, pathID: "reservation_id", tenant: a.release},
 		{method: "POST", path: "/v1/adjustments", summary: "Adjust a line by a signed amount", auth: authTenant, body: "Adjustment", tenant: a.adjust},
 		{method: "PUT", path: "/v1/auto-reload", summary: "Configure auto-reload", auth: authTenant, body: "AutoReload", tenant: a.configureAutoReload},
 		{method: "PUT", path: "/v1/credit-lines/{credit_type}", summary: "Configure a line's overdraft limit", auth: authTenant, body: "CreditLine", tenant: a.configureLine},
@@ -141,6 +144,9 @@ func (a *API) handler(rt route) http.Handler {
 	case authTenant:
 		return a.tenantAuth(rt.bareKey, rt.strictProblems, func(w http.ResponseWriter, r *http.Request, tenantID int64) {
 			if !checkQuery(w, r) {
+				return
+			}
+			if rt.pathID != "" && !a.pathIDMatchesKey(w, r, rt.pathID) {
 				return
 			}
 			if rt.method == http.MethodGet && !a.awaitPosition(w, r) {

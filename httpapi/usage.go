@@ -61,6 +61,7 @@ type usageBatchResponse struct {
 	Accepted   int           `json:"accepted"`
 	Duplicates int           `json:"duplicates"`
 	Rejected   int           `json:"rejected"`
+	Conflicts  int           `json:"conflicts"`
 	Results    []usageResult `json:"results"`
 	Position   uint64        `json:"position"`
 }
@@ -71,9 +72,12 @@ type usageBatchResponse struct {
 // is recorded as a refused debit (occurred_in_future).
 const usageFutureMax = 24 * time.Hour
 
-// rejectIDConflict is the per-event reason for an id reused with another
-// body; nothing is stored for it.
-const rejectIDConflict = "id_conflict"
+// statusConflict and rejectIDConflict are the per-event status and reason
+// of an id reused with another body; nothing is stored for it.
+const (
+	statusConflict   = "conflict"
+	rejectIDConflict = "id_conflict"
+)
 
 // toCommand checks the decoded fields and returns the event as a command.
 func (ev usageEventRequest) toCommand(check *fieldCheck, prefix string) commands.UsageEvent {
@@ -132,8 +136,9 @@ func summarizeUsage(events []commands.UsageEvent, results []commands.Result) usa
 		out := usageResult{ID: events[i].UsageID, Status: string(res.Status), Reason: res.Reason, Duplicate: res.Duplicate, Position: res.Position}
 		switch {
 		case errors.Is(res.Err, domain.ErrIdempotencyConflict):
-			out.Status, out.Reason = string(commands.StatusRejected), rejectIDConflict
-			resp.Rejected++
+			// The batch form of the 409 every other write answers.
+			out.Status, out.Reason = statusConflict, rejectIDConflict
+			resp.Conflicts++
 		case res.Err != nil:
 			out.Status, out.Reason = string(commands.StatusRejected), res.Err.Error()
 			resp.Rejected++

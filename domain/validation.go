@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
@@ -83,7 +84,14 @@ func (v *validator) id(location, s string, required bool) {
 
 func (v *validator) amount(location string, d decimal.Decimal, check func(decimal.Decimal) error) {
 	if err := check(d); err != nil {
-		v.add(location, err.Error(), d.String())
+		// The checks wrap a sentinel ("amount must not be negative: must
+		// not be negative"); the location already names the field, so the
+		// message is the detail alone, said once.
+		message := err.Error()
+		if sentinel := errors.Unwrap(err); sentinel != nil {
+			message = strings.TrimPrefix(message, sentinel.Error()+": ")
+		}
+		v.add(location, message, d.String())
 	}
 }
 

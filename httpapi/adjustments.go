@@ -33,12 +33,13 @@ func (a *API) adjust(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	}
 	var check fieldCheck
 	req.Amount.check(&check, "amount", true)
+	adjustmentID := writeID(&check, r, req.AdjustmentID, "adjustment_id", "adj_")
 	if err := check.err(); err != nil {
 		writeProblem(w, r, a.log, validationProblem("body.", err))
 		return
 	}
 	creditType := creditTypeOrDefault(req.CreditType)
-	c := domain.Adjust{AdjustmentID: idOrKey(req.AdjustmentID, r, "adj_"), Amount: req.Amount.Value, Reason: req.Reason, Reference: req.Reference}
+	c := domain.Adjust{AdjustmentID: adjustmentID, Amount: req.Amount.Value, Reason: req.Reason, Reference: req.Reference}
 	if err := errors.Join(domain.ValidateCreditType(creditType), c.Validate()); err != nil {
 		writeProblem(w, r, a.log, validationProblem("body.", err))
 		return

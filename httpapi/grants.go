@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"time"
@@ -53,6 +51,7 @@ func (a *API) grant(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	req.CostPerCredit.check(&check, "cost_per_credit", false)
 	req.EffectiveAt.check(&check, "effective_at")
 	req.ExpiresAt.check(&check, "expires_at")
+	grantID := writeID(&check, r, req.GrantID, "grant_id", "gr_")
 	if err := check.err(); err != nil {
 		writeProblem(w, r, a.log, validationProblem("body.", err))
 		return
@@ -62,7 +61,7 @@ func (a *API) grant(w http.ResponseWriter, r *http.Request, tenantID int64) {
 		source = domain.SourcePurchase
 	}
 	g := domain.Grant{
-		GrantID: idOrKey(req.GrantID, r, "gr_"), Amount: req.Amount.Value, Source: source, Priority: req.Priority,
+		GrantID: grantID, Amount: req.Amount.Value, Source: source, Priority: req.Priority,
 		EffectiveAt: req.EffectiveAt.Value, ExpiresAt: req.ExpiresAt.Ptr(), Currency: req.Currency,
 		Description: req.Description, Reference: req.Reference, Metadata: req.Metadata,
 	}
@@ -88,20 +87,6 @@ func (a *API) grant(w http.ResponseWriter, r *http.Request, tenantID int64) {
 		resp.CostPerCredit = &n
 	}
 	writeJSON(w, createdStatus(res.Duplicate), resp)
-}
-
-// idOrKey picks a write's id: the body's, else the Idempotency-Key header
-// (so a retry with the header is idempotent), else a fresh random one.
-func idOrKey(id string, r *http.Request, prefix string) string {
-	if id != "" {
-		return id
-	}
-	if key := r.Header.Get("Idempotency-Key"); key != "" {
-		return key
-	}
-	b := make([]byte, 12)
-	rand.Read(b)
-	return prefix + hex.EncodeToString(b)
 }
 
 func creditTypeOrDefault(s string) string {

@@ -55,7 +55,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("new engine: %v", err)
 	}
 	t.Cleanup(engine.Close)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Writer: engine, AdminToken: adminToken}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Writer: engine, AdminToken: adminToken, Clock: clock.Now}))
 	t.Cleanup(srv.Close)
 	return &env{clock: clock, engine: engine, srv: srv}
 }

@@ -1,11 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -13,13 +10,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/domain"
-)
-
-// Body size limits. A usage batch of 1000 events at the field limits fits
-// usageBodyMax; every other write is small.
-const (
-	bodyMax      = 64 << 10
-	usageBodyMax = 4 << 20
 )
 
 // Amount is a decimal in a request: a JSON number or a decimal string.
@@ -94,9 +84,17 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// timeFloor is the earliest time a request may carry. The domain reads the
+// zero time as "unset" (now), so 0001-01-01 would silently become now, and
+// the read models' ranges start at the Unix epoch.
+var timeFloor = time.Unix(0, 0).UTC()
+
 func (t Timestamp) check(v *fieldCheck, location string) {
-	if t.invalid != "" {
+	switch {
+	case t.invalid != "":
 		v.add(location, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z", t.invalid)
+	case t.Set && t.Value.Before(timeFloor):
+		v.add(location, "must be 1970-01-01T00:00:00Z or later (omit it or send null to leave it unset)", t.Value.Format(time.RFC3339Nano))
 	}
 }
 
@@ -148,64 +146,6 @@ func (a *API) queryCreditType(w http.ResponseWriter, r *http.Request) (creditTyp
 		return "", false
 	}
 	return creditType, true
-}
-
-// decodeJSON reads a JSON body into dst, refusing unknown fields, trailing
-// data and bodies over limit, each with a 4xx problem naming the problem.
-func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
-	// The body is read as JSON whatever the Content-Type says: curl -d sends
-	// a form type by default, and refusing that helps nobody.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return newProblem(http.StatusRequestEntityTooLarge, "request-too-large", fmt.Sprintf("the body exceeds %d bytes", limit))
-		}
-		return newProblem(http.StatusBadRequest, "invalid-request", "the body could not be read")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return decodeProblem(err)
-	}
-	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
-		return newProblem(http.StatusBadRequest, "invalid-json", "the body holds data after its JSON value")
-	}
-	return nil
-}
-
-func decodeProblem(err error) *Problem {
-	p := newProblem(http.StatusBadRequest, "invalid-json", "the body is not valid JSON for this request")
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		p.Errors = []ProblemError{{Location: "body." + typeErr.Field, Message: "must be of type " + jsonTypeName(typeErr.Type.Kind().String()), Value: typeErr.Value}}
-	case errors.As(err, &syntaxErr):
-		p.Detail = fmt.Sprintf("invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		p.Errors = []ProblemError{{Location: "body." + field, Message: "is not a known field"}}
-	case errors.Is(err, io.EOF):
-		p.Detail = "the body is empty"
-	default:
-		p.Detail = err.Error()
-	}
-	return p
-}
-
-func jsonTypeName(kind string) string {
-	switch kind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "map", "struct":
-		return "object"
-	case "slice", "array":
-		return "array"
-	}
-	return "number"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/creditd/creditd/queries"
@@ -42,8 +43,15 @@ func ledgerFilter(r *http.Request) (queries.LedgerFilter, error) {
 		Offset:     intParam(r, "offset", &errs),
 		Cursor:     r.URL.Query().Get("cursor"),
 	}
-	if r.URL.Query().Has("limit") && f.Limit == 0 {
+	// limit=abc is already "must be an integer": only a limit that parsed
+	// as 0 is out of range here, so one mistake is one error.
+	if limit, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && limit == 0 {
 		errs = append(errs, &queries.ParamError{Param: "limit", Message: "must be between 1 and 100", Value: "0"})
+	}
+	// A cursor is a position of its own: with an offset too, the page
+	// would depend on which one won.
+	if f.Cursor != "" && r.URL.Query().Has("offset") {
+		errs = append(errs, &queries.ParamError{Param: "offset", Message: "cannot be combined with cursor; follow next_cursor instead"})
 	}
 	if err := joinErrs(errs); err != nil {
 		return f, err

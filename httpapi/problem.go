@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
@@ -126,7 +127,8 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 		log.Error("request failed", "request_id", requestIDOf(r), "method", r.Method, "path", r.URL.Path, "err", err)
 		p = newProblem(http.StatusInternalServerError, "internal", "an internal error occurred; quote the request id when reporting it")
 	}
-	p.Instance = r.URL.Path
+	p.cut()
+	p.Instance = cutText(r.URL.Path)
 	p.RequestID = requestIDOf(r)
 	if strict, _ := r.Context().Value(strictProblemKey).(bool); strict {
 		// The profile's ErrorModel allows no other members.
@@ -141,6 +143,34 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
 	json.NewEncoder(w).Encode(p)
+}
+
+// problemTextMax bounds each text a problem echoes (detail, a location, a
+// value), so a megabyte of bad input answers with a small problem.
+const problemTextMax = 256
+
+// cut shortens every echoed text to problemTextMax bytes.
+func (p *Problem) cut() {
+	p.Detail = cutText(p.Detail)
+	for i := range p.Errors {
+		p.Errors[i].Location = cutText(p.Errors[i].Location)
+		if s, ok := p.Errors[i].Value.(string); ok {
+			p.Errors[i].Value = cutText(s)
+		}
+	}
+}
+
+// cutText keeps the first problemTextMax bytes of s, at a rune boundary,
+// and marks the cut with an ellipsis.
+func cutText(s string) string {
+	if len(s) <= problemTextMax {
+		return s
+	}
+	end := problemTextMax
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return s[:end] + "…"
 }
 
 // retryAfterSeconds is what a 503 tells clients to wait.

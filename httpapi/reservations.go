@@ -40,12 +40,13 @@ func (a *API) reserve(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	if req.TTLSeconds < 0 || req.TTLSeconds > int64(domain.ReservationTTLMax/time.Second) {
 		check.add("ttl_seconds", "must be between 1 and 604800 (omit it for the 300 s default)", req.TTLSeconds)
 	}
+	reservationID := writeID(&check, r, req.ReservationID, "reservation_id", "res_")
 	if err := check.err(); err != nil {
 		writeProblem(w, r, a.log, validationProblem("body.", err))
 		return
 	}
 	c := domain.Reserve{
-		ReservationID: idOrKey(req.ReservationID, r, "res_"), Amount: req.Amount.Value, TTL: time.Duration(req.TTLSeconds) * time.Second,
+		ReservationID: reservationID, Amount: req.Amount.Value, TTL: time.Duration(req.TTLSeconds) * time.Second,
 		Dimensions: dims,
 	}
 	creditType := creditTypeOrDefault(req.CreditType)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // route is one endpoint. The table is the single source of the mux, the
@@ -14,8 +15,15 @@ type route struct {
 	auth         authKind
 	// query lists the accepted query parameters; others are a 400.
 	query []string
-	// dimensionFilters lets any usage dimension be a query parameter.
+	// lists are the query parameters that may be given more than once;
+	// every other one takes one value.
+	lists []string
+	// dimensionFilters lets any usage dimension be a query parameter, each
+	// a list (module=a&module=b is either).
 	dimensionFilters bool
+	// pathID names the wildcard that is a POST's write id, which an
+	// Idempotency-Key header must equal.
+	pathID string
 	// body names the request body's schema, "" for none.
 	body string
 	// bareKey also accepts the API key alone in Authorization, and
@@ -52,13 +60,13 @@ func (a *API) routeTable() []route {
 		{method: "DELETE", path: "/v1/tenants/{tenant_id}/api-keys/{key_id}", summary: "Revoke an API key", auth: authAdmin, public: a.revokeAPIKey},
 
 		{method: "POST", path: "/v1/grants", summary: "Grant credits", auth: authTenant, body: "Grant", tenant: a.grant},
-		{method: "POST", path: "/v1/grants/{grant_id}/void", summary: "Void a grant: its remaining credits leave the balance", auth: authTenant, body: "VoidGrant", tenant: a.voidGrant},
+		{method: "POST", path: "/v1/grants/{grant_id}/void", summary: "Void a grant: its remaining credits leave the balance", auth: authTenant, body: "VoidGrant", pathID: "grant_id", tenant: a.voidGrant},
 		{method: "PATCH", path: "/v1/grants/{grant_id}", summary: "Change a grant's expiry", auth: authTenant, body: "GrantExpiry", tenant: a.changeGrantExpiry},
 		{method: "POST", path: "/v1/usage", summary: "Record a batch of usage events", auth: authTenant, body: "UsageBatch", tenant: a.recordUsage},
-		{method: "POST", path: "/v1/usage/{usage_id}/reverse", summary: "Reverse a usage debit: its credits return to the grants that paid", auth: authTenant, body: "ReverseUsage", tenant: a.reverseUsage},
+		{method: "POST", path: "/v1/usage/{usage_id}/reverse", summary: "Reverse a usage debit: its credits return to the grants that paid", auth: authTenant, body: "ReverseUsage", pathID: "usage_id", tenant: a.reverseUsage},
 		{method: "POST", path: "/v1/reservations", summary: "Hold credits", auth: authTenant, body: "Reservation", tenant: a.reserve},
-		{method: "POST", path: "/v1/reservations/{reservation_id}/capture", summary: "Capture a hold (the rest is released)", auth: authTenant, body: "Capture", tenant: a.capture},
-		{method: "POST", path: "/v1/reservations/{reservation_id}/release", summary: "Release a hold", auth: authTenant, query: []string{"credit_type"}, tenant: a.release},
+		{method: "POST", path: "/v1/reservations/{reservation_id}/capture", summary: "Capture a hold (the rest is released)", auth: authTenant, body: "Capture", pathID: "reservation_id", tenant: a.capture},
+		{method: "POST", path: "/v1/reservations/{reservation_id}/release", summary: "Release a hold", auth: authTenant, query: []string{"credit_type"}, pathID: "reservation_id", tenant: a.release},
 		{method: "POST", path: "/v1/adjustments", summary: "Adjust a line by a signed amount", auth: authTenant, body: "Adjustment", tenant: a.adjust},
 		{method: "PUT", path: "/v1/auto-reload", summary: "Configure auto-reload", auth: authTenant, body: "AutoReload", tenant: a.configureAutoReload},
 		{method: "PUT", path: "/v1/credit-lines/{credit_type}", summary: "Configure a line's overdraft limit", auth: authTenant, body: "CreditLine", tenant: a.configureLine},
@@ -69,7 +77,7 @@ func (a *API) routeTable() []route {
 		{method: "PUT", path: "/v1/settings", summary: "Set the display currency and currency_config", auth: authTenant, body: "Settings", tenant: a.configureSettings},
 
 		{method: "GET", path: "/v1/balance", summary: "Balances per credit line and summed, now or as of an instant", auth: authTenant, query: []string{"credit_type", "as_of"}, tenant: a.balance},
-		{method: "GET", path: "/v1/ledger", summary: "Credit movements, newest first", auth: authTenant, query: []string{"type", "from", "to", "credit_type", "limit", "offset", "cursor"}, tenant: a.ledger},
+		{method: "GET", path: "/v1/ledger", summary: "Credit movements, newest first", auth: authTenant, query: []string{"type", "from", "to", "credit_type", "limit", "offset", "cursor"}, lists: []string{"type"}, tenant: a.ledger},
 		{method: "GET", path: "/v1/usage", summary: "Usage totals and rows per period and group", auth: authTenant, query: []string{"from", "to", "granularity", "group_by"}, dimensionFilters: true, tenant: a.usage},
 		{method: "GET", path: "/v1/stats", summary: "Spend over a range against the period before, daily splits and top lists", auth: authTenant, query: []string{"from", "to"}, tenant: a.stats},
 		{method: "GET", path: "/v1/audit/verify", summary: "Recompute the tenant from the event log and compare the read models", auth: authTenant, tenant: a.auditVerify},
@@ -96,7 +104,23 @@ func (a *API) handler(rt route) http.Handler {
 		allowed = append(allowed, minPositionParam)
 	}
 	sort.Strings(allowed)
+	repeatable := func(name string) bool {
+		if slices.Contains(rt.lists, name) {
+			return true
+		}
+		return rt.dimensionFilters && name != minPositionParam && !slices.Contains(rt.query, name)
+	}
+	// The compat profiles answer their seed's clients, whose documents say
+	// nothing of malformed or repeated parameters: their queries are read
+	// as before (issue 17 decides them).
+	compat := strings.HasPrefix(rt.path, "/compat/")
 	checkQuery := func(w http.ResponseWriter, r *http.Request) bool {
+		if !compat {
+			if p := queryStringProblem(r.URL.RawQuery, repeatable); p != nil {
+				writeProblem(w, r, a.log, p)
+				return false
+			}
+		}
 		if rt.dimensionFilters {
 			return true // the handler parses every parameter itself
 		}
@@ -120,6 +144,9 @@ func (a *API) handler(rt route) http.Handler {
 	case authTenant:
 		return a.tenantAuth(rt.bareKey, rt.strictProblems, func(w http.ResponseWriter, r *http.Request, tenantID int64) {
 			if !checkQuery(w, r) {
+				return
+			}
+			if rt.pathID != "" && !a.pathIDMatchesKey(w, r, rt.pathID) {
 				return
 			}
 			if rt.method == http.MethodGet && !a.awaitPosition(w, r) {

@@ -50,6 +50,7 @@ func (a *API) startSubscription(w http.ResponseWriter, r *http.Request, tenantID
 	var check fieldCheck
 	req.CreditsPerPeriod.check(&check, "credits_per_period", true)
 	req.StartsAt.check(&check, "starts_at")
+	subscriptionID := writeID(&check, r, req.SubscriptionID, "subscription_id", "sub_")
 	if req.Price != nil {
 		req.Price.Amount.check(&check, "price.amount", true)
 	}
@@ -58,7 +59,7 @@ func (a *API) startSubscription(w http.ResponseWriter, r *http.Request, tenantID
 		return
 	}
 	c := domain.StartSubscription{
-		SubscriptionID: idOrKey(req.SubscriptionID, r, "sub_"), CreditsPerPeriod: req.CreditsPerPeriod.Value,
+		SubscriptionID: subscriptionID, CreditsPerPeriod: req.CreditsPerPeriod.Value,
 		Period: domain.Period(req.Period), StartsAt: req.StartsAt.Value, Rollover: req.Rollover,
 	}
 	if c.Period == "" {

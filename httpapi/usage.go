@@ -1,11 +1,11 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
@@ -61,13 +61,23 @@ type usageBatchResponse struct {
 	Accepted   int           `json:"accepted"`
 	Duplicates int           `json:"duplicates"`
 	Rejected   int           `json:"rejected"`
+	Conflicts  int           `json:"conflicts"`
 	Results    []usageResult `json:"results"`
 	Position   uint64        `json:"position"`
 }
 
-// rejectIDConflict is the per-event reason for an id reused with another
-// body; nothing is stored for it.
-const rejectIDConflict = "id_conflict"
+// usageFutureMax is how far ahead of the server's clock a usage timestamp
+// may be. Beyond it the event is a 400, not stored: no report range would
+// ever reach it. Within it, a timestamp more than domain.FutureSkewMax ahead
+// is recorded as a refused debit (occurred_in_future).
+const usageFutureMax = 24 * time.Hour
+
+// statusConflict and rejectIDConflict are the per-event status and reason
+// of an id reused with another body; nothing is stored for it.
+const (
+	statusConflict   = "conflict"
+	rejectIDConflict = "id_conflict"
+)
 
 // toCommand checks the decoded fields and returns the event as a command.
 func (ev usageEventRequest) toCommand(check *fieldCheck, prefix string) commands.UsageEvent {
@@ -94,10 +104,14 @@ func (a *API) recordUsage(w http.ResponseWriter, r *http.Request, tenantID int64
 	// Every event is checked before any is stored: a batch with a malformed
 	// event is refused whole, with every problem listed.
 	var check fieldCheck
+	latest := a.cfg.Clock().Add(usageFutureMax)
 	events := make([]commands.UsageEvent, len(req.Events))
 	for i, ev := range req.Events {
 		prefix := fmt.Sprintf("body.events[%d].", i)
 		events[i] = ev.toCommand(&check, prefix)
+		if ev.Timestamp.Set && ev.Timestamp.Value.After(latest) {
+			check.add(prefix+"timestamp", "must be at most 24 h after the server's clock", ev.Timestamp.Value.Format(time.RFC3339Nano))
+		}
 		if err := errors.Join(domain.ValidateCreditType(events[i].CreditType), events[i].Validate()); err != nil {
 			for _, fe := range domain.FieldErrors(err) {
 				check.add(prefix+fe.Location, fe.Message, fe.Value)
@@ -122,8 +136,9 @@ func summarizeUsage(events []commands.UsageEvent, results []commands.Result) usa
 		out := usageResult{ID: events[i].UsageID, Status: string(res.Status), Reason: res.Reason, Duplicate: res.Duplicate, Position: res.Position}
 		switch {
 		case errors.Is(res.Err, domain.ErrIdempotencyConflict):
-			out.Status, out.Reason = string(commands.StatusRejected), rejectIDConflict
-			resp.Rejected++
+			// The batch form of the 409 every other write answers.
+			out.Status, out.Reason = statusConflict, rejectIDConflict
+			resp.Conflicts++
 		case res.Err != nil:
 			out.Status, out.Reason = string(commands.StatusRejected), res.Err.Error()
 			resp.Rejected++
@@ -156,13 +171,13 @@ func DecodeUsageEvent(data []byte) (commands.UsageEvent, error) {
 		return commands.UsageEvent{}, fmt.Errorf("%w: event of %d bytes exceeds %d", domain.ErrInvalidCommand, len(data), UsageEventBytesMax)
 	}
 	var req usageEventRequest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return commands.UsageEvent{}, fmt.Errorf("%w: %v", domain.ErrInvalidCommand, err)
-	}
-	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
-		return commands.UsageEvent{}, fmt.Errorf("%w: data after the JSON value", domain.ErrInvalidCommand)
+	if p := decodeBody(data, &req); p != nil {
+		// The same refusals as POST /v1/usage, located relative to the event.
+		reason := p.Detail
+		for _, pe := range p.Errors {
+			reason = strings.TrimPrefix(strings.TrimPrefix(pe.Location, "body"), ".") + " " + pe.Message
+		}
+		return commands.UsageEvent{}, fmt.Errorf("%w: %s", domain.ErrInvalidCommand, cutText(reason))
 	}
 	var check fieldCheck
 	ev := req.toCommand(&check, "")

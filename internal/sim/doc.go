@@ -6,7 +6,7 @@
 //
 // # Running
 //
-//	go test ./internal/sim -run TestSimulation                   # seeds 1..200 (40 with -race, 20 with -short)
+//	go test ./internal/sim -run TestSimulation                   # seeds 1..200 (80 with -race, 20 with -short)
 //	CREDITD_SIM_SEEDS=20000 go test ./internal/sim -run TestSimulation -timeout 0
 //	CREDITD_SIM_SEED=17 go test ./internal/sim -run TestSimulation    # one seed, exactly as it failed
 //	CREDITD_SIM_SEED=17 CREDITD_SIM_TRACE=1 go test ./internal/sim -run TestSimulation -v

@@ -112,7 +112,7 @@ var weights = []weighted{
 	{OpChangeExpiry, 35, FeatureExpiry},
 	{OpReverse, 35, FeatureReverse},
 	{"repeat", 80, FeatureRepeat},
-	{"huge", 4, FeatureHuge},
+	{"huge", 1, FeatureHuge},
 	{OpSweep, sweepWeight(), ""},
 }
 

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/shopspring/decimal"
 )
 
 // Bounds of one seed.
@@ -186,6 +188,7 @@ func (r *run) play(ctx context.Context, server *Server, dir string) error {
 		// The lines this step may change: its tenant's, and the second
 		// writer's if it wrote.
 		var touched []int
+		var floors map[lineKey]decimal.Decimal
 		switch op.Kind {
 		case OpTick:
 			clock.Set(op.At)
@@ -199,6 +202,7 @@ func (r *run) play(ctx context.Context, server *Server, dir string) error {
 			}
 		default:
 			faultsBefore := driver.Faults()
+			floors = r.floors(op, now, model)
 			want := model.Apply(op, now)
 			got, retried, err := driver.Run(op)
 			if err != nil {
@@ -243,16 +247,21 @@ func (r *run) play(ctx context.Context, server *Server, dir string) error {
 			}
 		}
 		restarts = driver.Restarts()
-		if err := r.checkLines(step, now, op, model, driver, lines); err != nil {
+		if err := r.checkLines(step, now, op, model, driver, lines, floors); err != nil {
 			return err
 		}
 		if step%liveEvery == 0 {
 			if err := live.catchUp(ctx, server.Store); err != nil {
 				return fmt.Errorf("live projection: %w", err)
 			}
+			if err := compareReadModel(ctx, "live projection", live.db.Reader(), model, driver.tenantIDs, now); err != nil {
+				if err := r.mismatch(r.failure("live projection", step, now, op, err.Error())); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	if err := r.checkLines(steps, clock.Now(), Op{Kind: OpTick, At: clock.Now()}, model, driver, allLines); err != nil {
+	if err := r.checkLines(steps, clock.Now(), Op{Kind: OpTick, At: clock.Now()}, model, driver, allLines, nil); err != nil {
 		return err
 	}
 	if r.cfg.Trace != nil {
@@ -274,12 +283,29 @@ func answerLabel(op Op, i int) string {
 	return ""
 }
 
+// floors are, for each line op writes on, the lowest available the write
+// may leave: min(−overdraft, available before it, its due work applied).
+// Only a negative adjustment, an overdraft setting and a void (a
+// correction) may go below; they get no floor.
+func (r *run) floors(op Op, now time.Time, model *Model) map[lineKey]decimal.Decimal {
+	switch {
+	case op.Kind == OpAdjust && op.Amount.IsNegative(), op.Kind == OpOverdraft, op.Kind == OpVoid:
+		return nil
+	}
+	floors := map[lineKey]decimal.Decimal{}
+	for _, line := range []string{defaultLine, otherLine} {
+		before := model.StateAfterDue(op.Tenant, line, now)
+		floors[lineKey{op.Tenant, line}] = decimal.Min(before.Overdraft.Neg(), before.Available)
+	}
+	return floors
+}
+
 // checkLines compares every line of the engine with the model after a step
 // and checks the invariants on both. The engine's line must equal the
 // model's committed line, or, where something is due at now, the line with
 // its due work applied: the rules leave open whether a write refused
 // without an event of its own stores the due work before it.
-func (r *run) checkLines(step int, now time.Time, op Op, model *Model, driver *Driver, lines []lineKey) error {
+func (r *run) checkLines(step int, now time.Time, op Op, model *Model, driver *Driver, lines []lineKey, floors map[lineKey]decimal.Decimal) error {
 	for _, k := range lines {
 		got, err := driver.State(k.tenant, k.line)
 		if err != nil {
@@ -305,7 +331,11 @@ func (r *run) checkLines(step int, now time.Time, op Op, model *Model, driver *D
 				return err
 			}
 		}
-		if broken := checkInvariants(got, exempt); len(broken) > 0 {
+		broken := checkInvariants(got, exempt)
+		if floor, ok := floors[k]; ok && got.Available.LessThan(floor) {
+			broken = append(broken, fmt.Sprintf("available %s below min(−overdraft, available before) = %s", got.Available, floor))
+		}
+		if len(broken) > 0 {
 			if err := r.mismatch(r.failure("invariant", step, now, op, fmt.Sprintf("tenant %d line %s: the engine breaks: %s", k.tenant, k.line, joinProblems(broken)))); err != nil {
 				return err
 			}

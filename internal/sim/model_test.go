@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -290,4 +292,125 @@ func TestModelPeriodStartsClampToShortMonths(t *testing.T) {
 	if n := periodAt(start, want[2].Add(-time.Microsecond)); n != 1 {
 		t.Errorf("period just before %s = %d, want 1", want[2], n)
 	}
+}
+
+// TestModelKeepsItsInvariants plays the generator's ops on the model alone
+// and checks, after every op, the invariants and that no write but a
+// correction takes available below min(−overdraft, available before).
+func TestModelKeepsItsInvariants(t *testing.T) {
+	seeds := 60
+	if testing.Short() {
+		seeds = 10
+	}
+	for seed := range uint64(seeds) {
+		rng := rand.New(rand.NewPCG(seed, streamOps))
+		layout := NewLayout(rng)
+		model := NewModel(len(layout.Lines))
+		gen := NewGenerator(rng, model, layout, nil)
+		now := StartTime(rng)
+		for step := 1; step <= 150; step++ {
+			op := gen.Next(now)
+			if op.Kind == OpTick {
+				now = op.At
+				continue
+			}
+			floors := (&run{}).floors(op, now, model)
+			model.Apply(op, now)
+			for tenant := range layout.Lines {
+				for _, line := range []string{defaultLine, otherLine} {
+					s := model.State(tenant, line)
+					broken := checkInvariants(s, model.Exempt(tenant, line))
+					if floor, ok := floors[lineKey{tenant, line}]; ok && s.Available.LessThan(floor) {
+						broken = append(broken, fmt.Sprintf("available %s below %s", s.Available, floor))
+					}
+					if len(broken) > 0 {
+						t.Fatalf("seed %d step %d %s: tenant %d line %s: %s", seed, step, op, tenant, line, joinProblems(broken))
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestModelBoundariesAreInstants(t *testing.T) {
+	s := newScenario(t)
+	t0 := s.now
+	later := grantOp("later", "10", ptr(t0.Add(2*time.Hour)))
+	later.EffectiveAt = t0.Add(time.Hour)
+	s.want(later, StatusAccepted, "")
+	s.now = t0.Add(time.Hour - time.Microsecond)
+	s.want(usageOp("u1", "1"), StatusRefused, ReasonInsufficient) // not yet effective
+	s.now = t0.Add(time.Hour)
+	s.want(usageOp("u2", "1"), StatusAccepted, "") // effective at its instant
+	s.want(reserveOp("r1", "2", time.Hour-time.Microsecond), StatusAccepted, "")
+	s.now = t0.Add(2*time.Hour - time.Microsecond)
+	s.want(usageOp("u3", "1"), StatusAccepted, "") // the hold ended: 7 free
+	s.want(reserveOp("r2", "3", time.Hour), StatusAccepted, "")
+	s.now = t0.Add(2 * time.Hour)
+	s.want(usageOp("u4", "0.01"), StatusRefused, ReasonInsufficient) // expired at its instant
+	s.want(Op{Kind: OpCapture, Line: defaultLine, ID: "r2"}, StatusAccepted, "")
+	// 3 captured from the pin; 10 − 1 − 1 − 3 = 5 expired.
+	s.totals("10", "5", "5", "0", "0", "0")
+}
+
+func TestModelHoldsWithinTheOverdraftPinDebt(t *testing.T) {
+	s := newScenario(t)
+	s.want(Op{Kind: OpOverdraft, Line: defaultLine, Amount: d("50")}, StatusAccepted, "")
+	s.want(grantOp("g1", "10", nil), StatusAccepted, "")
+	a := s.want(reserveOp("r1", "30", time.Hour), StatusAccepted, "")
+	if !equalParts(a.Pins, map[string]decimal.Decimal{"g1": d("10")}) {
+		t.Fatalf("pins %s, want g1:10 (and 20 on unallocated)", partsString(a.Pins))
+	}
+	s.want(usageOp("u1", "30.01"), StatusRefused, ReasonInsufficient) // 50 − 20 spendable
+	// A negative adjustment takes the free unallocated first: there is none.
+	s.want(Op{Kind: OpAdjust, Line: defaultLine, ID: "a1", Amount: d("5"), Reason: "gift"}, StatusAccepted, "")
+	if a := s.want(Op{Kind: OpAdjust, Line: defaultLine, ID: "a2", Amount: d("-7"), Reason: "fix"}, StatusAccepted, ""); len(nonZeroParts(a.Parts)) != 0 {
+		t.Fatalf("the adjustment took %s from grants; g1 is all pinned", partsString(a.Parts))
+	}
+	twenty := d("25")
+	s.want(Op{Kind: OpCapture, Line: defaultLine, ID: "r1", CaptureAmount: &twenty}, StatusAccepted, "")
+	s.totals("10", "25", "0", "-2", "0", "-17")
+	if got := s.line().Unallocated; !got.Equal(d("-17")) {
+		t.Fatalf("unallocated %s, want 5 − 7 − 15 = −17", got)
+	}
+}
+
+func TestModelAutoReloadConfiguredBelowTheThreshold(t *testing.T) {
+	s := newScenario(t)
+	s.want(grantOp("g1", "10", nil), StatusAccepted, "")
+	s.want(Op{Kind: OpAutoReload, Line: defaultLine, Enabled: true, Threshold: d("50"), Amount: d("100")}, StatusAccepted, "")
+	// Fits the spendable 10: decided first, the reload follows it.
+	a := s.want(usageOp("u1", "4"), StatusAccepted, "")
+	if !a.Reload.Equal(d("100")) || !equalParts(a.Parts, map[string]decimal.Decimal{"g1": d("4")}) {
+		t.Fatalf("got %s, want g1 paying 4 and a reload of 100 after", a)
+	}
+	// 106 ≥ 50 re-armed it at once; 60 leaves 46 < 50: one more.
+	if a := s.want(usageOp("u2", "60"), StatusAccepted, ""); !a.Reload.Equal(d("100")) {
+		t.Fatalf("reload %s, want 100", a.Reload)
+	}
+}
+
+func TestModelSubscriptionPeriodsAndCancel(t *testing.T) {
+	s := newScenario(t)
+	start := s.now.Add(24 * time.Hour)
+	s.want(Op{Kind: OpSubscribe, Line: defaultLine, ID: "s1", Amount: d("30"), StartsAt: start, Rollover: false}, StatusAccepted, "")
+	s.totals("0", "0", "0", "0", "0", "0")
+	// Periods 0 and 1 pass while the line is idle: both are allocated at
+	// the next write, period 0 expiring at once.
+	s.now = periodStart(start, 1).Add(time.Minute)
+	s.want(usageOp("u1", "1"), StatusAccepted, "")
+	s.totals("60", "1", "30", "0", "0", "29")
+	// Canceled in period 1: it ends at period 2's start, which allocates
+	// nothing.
+	s.want(Op{Kind: OpCancel, Line: "", ID: "s1"}, StatusAccepted, "")
+	s.want(Op{Kind: OpCancel, Line: defaultLine, ID: "s1"}, StatusDuplicate, "")
+	s.now = periodStart(start, 3)
+	s.want(usageOp("u2", "0"), StatusAccepted, "")
+	s.totals("60", "1", "59", "0", "0", "0")
+	// Canceled before it starts: it never allocates.
+	s.want(Op{Kind: OpSubscribe, Line: defaultLine, ID: "s2", Amount: d("30"), StartsAt: s.now.Add(time.Hour)}, StatusAccepted, "")
+	s.want(Op{Kind: OpCancel, Line: defaultLine, ID: "s2"}, StatusAccepted, "")
+	s.now = s.now.Add(48 * time.Hour)
+	s.want(usageOp("u3", "0"), StatusAccepted, "")
+	s.totals("60", "1", "59", "0", "0", "0")
 }

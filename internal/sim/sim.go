@@ -284,9 +284,10 @@ func answerLabel(op Op, i int) string {
 }
 
 // floors are, for each line op writes on, the lowest available the write
-// may leave: min(−overdraft, available before it, its due work applied).
-// Only a negative adjustment, an overdraft setting and a void (a
-// correction) may go below; they get no floor.
+// may leave: min(−overdraft, available before it), where before is the
+// committed line or the line with its due work applied (a refused write
+// may leave either). Only a negative adjustment, an overdraft setting and
+// a void (a correction) may go below; they get no floor.
 func (r *run) floors(op Op, now time.Time, model *Model) map[lineKey]decimal.Decimal {
 	switch {
 	case op.Kind == OpAdjust && op.Amount.IsNegative(), op.Kind == OpOverdraft, op.Kind == OpVoid:
@@ -294,8 +295,9 @@ func (r *run) floors(op Op, now time.Time, model *Model) map[lineKey]decimal.Dec
 	}
 	floors := map[lineKey]decimal.Decimal{}
 	for _, line := range []string{defaultLine, otherLine} {
-		before := model.StateAfterDue(op.Tenant, line, now)
-		floors[lineKey{op.Tenant, line}] = decimal.Min(before.Overdraft.Neg(), before.Available)
+		due := model.StateAfterDue(op.Tenant, line, now)
+		committed := model.State(op.Tenant, line)
+		floors[lineKey{op.Tenant, line}] = decimal.Min(due.Overdraft.Neg(), due.Available, committed.Available)
 	}
 	return floors
 }

@@ -45,7 +45,8 @@
 //
 // # Where rules-v2 leaves a choice, the model takes this one
 //
-//   - Zero-amount usage is accepted and does nothing else: no auto-reload.
+//   - Zero-amount usage is accepted and does nothing else: no auto-reload
+//     (zeroUsageReloads in model.go turns the other reading on).
 //   - A write refused without a recorded event (400, 404, 409) stores
 //     nothing, its due work included. A line's state may equal the model's
 //     with or without the due work at now, since either reading stores the

@@ -31,6 +31,13 @@ const (
 	subscriptionPrefix = "subscription:"
 )
 
+// zeroUsageReloads: rules-v2 lists "amount 0 → always accepted" before the
+// auto-reload bullets, which the model reads as: a zero-amount debit does
+// nothing else either. Today's engine runs the after-debit check on it too
+// (a line armed below its threshold reloads on a zero debit); set this to
+// true if the rules are meant that way.
+const zeroUsageReloads = false
+
 // totalsLimit: no line total may pass 10^12 credits.
 var totalsLimit = decimal.New(1, 12)
 
@@ -708,9 +715,13 @@ func (m *Model) usage(tenant int, u UsageOp, now time.Time) Answer {
 			return Answer{Status: StatusRefused, Reason: ReasonFuture, Detailed: true}, w
 		}
 		if u.Amount.IsZero() {
-			// Always accepted, and it moves nothing: no auto-reload either.
+			// Always accepted, even on a line in debt.
 			w.add(fact{kind: factDebit, id: u.ID})
-			return accepted(), w
+			a := accepted()
+			if zeroUsageReloads {
+				a.Reload = w.reloadAfter("usage:" + u.ID)
+			}
+			return a, w
 		}
 		a := Answer{Detailed: true}
 		if u.Amount.GreaterThan(w.view().spendable(now)) && w.canReload() {

@@ -144,14 +144,9 @@ var baseline = map[string]bool{FeatureExpiry: true, FeatureSubscription: true, F
 	FeatureRepeat: true, FeatureHuge: true, FeatureInvalid: true, FeatureReverse: true}
 
 func TestSimulationFailsOnAWrongEngine(t *testing.T) {
-	server, err := StartServer(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
 	run := func(cfg Config) *Failure {
 		cfg.Seed, cfg.Without, cfg.Steps = 3, baseline, 80
-		return Run(t.Context(), server, t.TempDir(), cfg)
+		return Run(t.Context(), t.TempDir(), cfg)
 	}
 	t.Run("control", func(t *testing.T) {
 		if f := run(Config{}); f != nil {

@@ -13,8 +13,9 @@
 //	CREDITD_SIM_WITHOUT=expiry,subscription go test ./internal/sim -run TestSimulation
 //
 // A seed's ops, clock and faults derive from the seed alone (PCG streams of
-// math/rand/v2, no wall clock, no map order), and each seed runs on a fresh
-// stream, so tenant ids and log positions are the same alone or in a batch:
+// math/rand/v2, no wall clock, no map order), and each seed runs on its own
+// embedded server, so tenant ids and log positions are the same alone or in
+// a batch:
 // the failure message's reproduce line replays it exactly. CREDITD_SIM_WITHOUT
 // leaves generator features out (generator.go lists them), to look past a
 // failure every seed meets first; CREDITD_SIM_KEEP_GOING=1 plays a failing

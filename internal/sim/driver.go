@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/commands"
@@ -54,17 +53,20 @@ func (c *Clock) Set(t time.Time) {
 	c.mu.Unlock()
 }
 
-// Server is one embedded JetStream, reused seed after seed: each seed
-// starts on a fresh stream (Reset), so its log positions and tenant ids are
-// the same whether it runs alone or after others.
+// Server is one embedded JetStream with a fresh log. Each seed starts its
+// own (a few milliseconds): deleting and re-creating the stream on a
+// running server can bring the old stream's messages back (the file store
+// removes its directory after the delete has answered), and a seed must see
+// the same log positions and tenant ids alone or in a batch.
 type Server struct {
 	emb   *eventstore.Embedded
 	conn  *nats.Conn
 	Store *eventstore.Store
 }
 
-// StartServer starts an embedded server storing under dir.
-func StartServer(dir string) (*Server, error) {
+// StartServer starts an embedded server storing under dir, which must be
+// new, and opens the log.
+func StartServer(ctx context.Context, dir string) (*Server, error) {
 	emb, err := eventstore.StartEmbedded(eventstore.EmbeddedOptions{StoreDir: dir, SyncInterval: syncInterval})
 	if err != nil {
 		return nil, err
@@ -74,20 +76,12 @@ func StartServer(dir string) (*Server, error) {
 		emb.Shutdown()
 		return nil, err
 	}
-	return &Server{emb: emb, conn: conn}, nil
-}
-
-// Reset deletes the log and opens a new, empty one.
-func (s *Server) Reset(ctx context.Context) error {
-	js, err := jetstream.New(s.conn)
-	if err != nil {
-		return err
+	s := &Server{emb: emb, conn: conn}
+	if s.Store, err = eventstore.Open(ctx, conn, eventstore.Config{}); err != nil {
+		s.Close()
+		return nil, err
 	}
-	if err := js.DeleteStream(ctx, eventstore.StreamName); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("delete the previous seed's stream: %w", err)
-	}
-	s.Store, err = eventstore.Open(ctx, s.conn, eventstore.Config{})
-	return err
+	return s, nil
 }
 
 // Close stops the server.

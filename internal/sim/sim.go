@@ -81,12 +81,12 @@ func (f *Failure) Error() string {
 	return b.String()
 }
 
-// Run plays one seed on server (Reset first) and returns its first failure,
-// nil if the engine agreed with the model throughout. dir holds the seed's
+// Run plays one seed and returns its first failure, nil if the engine
+// agreed with the model throughout. dir, new, holds the seed's log and
 // read-model databases.
-func Run(ctx context.Context, server *Server, dir string, cfg Config) *Failure {
+func Run(ctx context.Context, dir string, cfg Config) *Failure {
 	r := &run{cfg: cfg, fail: &Failure{Seed: cfg.Seed, Repro: Repro(cfg)}}
-	if err := r.play(ctx, server, dir); err != nil {
+	if err := r.play(ctx, dir); err != nil {
 		if f, ok := err.(*Failure); ok {
 			return f
 		}
@@ -142,10 +142,12 @@ func (r *run) note(step int, op Op) {
 	}
 }
 
-func (r *run) play(ctx context.Context, server *Server, dir string) error {
-	if err := server.Reset(ctx); err != nil {
+func (r *run) play(ctx context.Context, dir string) error {
+	server, err := StartServer(ctx, filepath.Join(dir, "jetstream"))
+	if err != nil {
 		return err
 	}
+	defer server.Close()
 	rng := rand.New(rand.NewPCG(r.cfg.Seed, streamOps))
 	faultRNG := rand.New(rand.NewPCG(r.cfg.Seed, streamFaults))
 	layout := NewLayout(rng)

@@ -3,7 +3,6 @@ package sim
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"testing"
 )
@@ -16,8 +15,6 @@ const (
 	// take 21 s on two cores, 80 take 28 s with -race).
 	seedsRace  = 80
 	seedsShort = 20
-	// workersMax bounds the embedded servers run side by side.
-	workersMax = 4
 )
 
 // TestSimulation plays seeds 1..CREDITD_SIM_SEEDS against the real engine
@@ -34,26 +31,16 @@ func TestSimulation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workers := max(1, min(runtime.GOMAXPROCS(0), workersMax, len(seeds)))
-	pool := make(chan *Server, workers)
-	for range workers {
-		server, err := StartServer(t.TempDir())
-		if err != nil {
-			t.Fatalf("start an embedded server: %v", err)
-		}
-		t.Cleanup(server.Close)
-		pool <- server
-	}
 	for _, seed := range seeds {
+		// Parallel subtests: as many seeds at once as -parallel allows
+		// (GOMAXPROCS by default), each on its own embedded server.
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
-			server := <-pool
-			defer func() { pool <- server }()
 			cfg := Config{Seed: seed, Without: without, KeepGoing: os.Getenv("CREDITD_SIM_KEEP_GOING") != ""}
 			if os.Getenv("CREDITD_SIM_TRACE") != "" {
 				cfg.Trace = os.Stderr
 			}
-			if f := Run(t.Context(), server, t.TempDir(), cfg); f != nil {
+			if f := Run(t.Context(), t.TempDir(), cfg); f != nil {
 				t.Fatal(f)
 			}
 		})

@@ -299,8 +299,8 @@ func TestModelPeriodStartsClampToShortMonths(t *testing.T) {
 // correction takes available below min(−overdraft, available before).
 func TestModelKeepsItsInvariants(t *testing.T) {
 	seeds := 60
-	if testing.Short() {
-		seeds = 10
+	if testing.Short() || raceEnabled {
+		seeds = 15
 	}
 	for seed := range uint64(seeds) {
 		rng := rand.New(rand.NewPCG(seed, streamOps))

@@ -193,6 +193,22 @@ func (e *Engine) originalEvents(ctx context.Context, position uint64, tenantID i
 	return events, nil
 }
 
+// Sweep applies the work due now (expiries, hold TTLs, subscription
+// allocations) on every line, as the background sweeper does each
+// interval, and waits for it. Correctness never needs it (every write
+// applies its line's due work first); tools and simulations use it to bring
+// idle lines current on demand. One pass appends at most sweepEventsMax
+// events per partition.
+func (e *Engine) Sweep(ctx context.Context) error {
+	for _, p := range e.partitions {
+		r := &request{sweep: true, done: make(chan error, 1)}
+		if err := e.submitTo(ctx, p, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // sweep asks every partition, each interval, to expire what is due. A
 // partition whose previous sweep is still queued is skipped, so sweeps never
 // pile up behind a busy writer.

@@ -377,13 +377,20 @@ func (p *partition) decideOp(st *stage, tenantID int64, o op, now time.Time) Res
 			return res
 		}
 	}
-	line := st.due(lineRef{tenantID, o.creditType})
+	ref := lineRef{tenantID, o.creditType}
+	// The write is decided after the work due at its instant; that work is
+	// stored with the write, and not at all when the write is refused
+	// (a refusal stores nothing; the sweeper stores it soon enough).
+	line, due := domain.Due(st.line(ref), now)
 	events, err := o.decide(decision{line: line, now: now, knownOn: func(kind, id string) bool {
 		ct, ok := st.lineOfKey(makeKey(tenantID, kind, id))
 		return ok && ct == o.creditType
 	}})
 	if err != nil {
 		return Result{Err: err}
+	}
+	for _, e := range due {
+		st.apply(domain.Envelope{TenantID: tenantID, CreditType: o.creditType, Event: e})
 	}
 	res := Result{Status: StatusAccepted, Events: events}
 	for _, e := range events {

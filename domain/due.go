@@ -17,8 +17,17 @@ import (
 // A grant's effective_at needs no event: Free and Spendable are computed at
 // the decision instant.
 func DecideDue(l *Line, now time.Time) []Event {
+	_, events := Due(l, now)
+	return events
+}
+
+// Due is DecideDue that also returns the line as those events leave it: a
+// copy when anything is due, l itself otherwise. A writer decides a write
+// on that line, and stores the due events only with the write, so a
+// refused write stores nothing.
+func Due(l *Line, now time.Time) (*Line, []Event) {
 	if due, ok := l.NextDue(); !ok || due.After(now) {
-		return nil
+		return l, nil
 	}
 	// Later steps decide on the state the earlier ones leave; due work is
 	// rare next to writes, so a copy here is cheap where it matters.
@@ -46,7 +55,7 @@ func DecideDue(l *Line, now time.Time) []Event {
 			emit(GrantExpired{GrantID: g.GrantID, Amount: g.Unpinned()})
 		}
 	}
-	return events
+	return work, events
 }
 
 // forfeits returns what goes at once of credits given back, by a hold's

@@ -318,8 +318,7 @@ func (d *Driver) call(op Op) ([]Answer, error) {
 	case OpReverse:
 		res, err = e.ReverseUsage(ctx, tenantID, domain.ReverseUsage{UsageID: op.ID, Reason: op.Reason})
 	case OpSweep:
-		// TODO(rules-v2): call the engine's way to run due work here.
-		return nil, errors.New("the engine has no way to run due work yet")
+		err = e.Sweep(ctx)
 	default:
 		return nil, fmt.Errorf("the driver cannot run %s", op.Kind)
 	}
@@ -348,10 +347,8 @@ func reasonOf(err error) string {
 		return ReasonExceedsHold
 	case errors.Is(err, domain.ErrSubscriptionCanceled):
 		return ReasonCanceled
-		// TODO(rules-v2): the new engine answers a change of an expired grant's
-		// expiry with domain.ErrGrantExpired (409); map it here once it exists:
-		//	case errors.Is(err, domain.ErrGrantExpired):
-		//		return ReasonExpired
+	case errors.Is(err, domain.ErrGrantExpired):
+		return ReasonExpired
 	}
 	if fields := domain.FieldErrors(err); len(fields) > 0 {
 		locations := make([]string, len(fields))
@@ -399,9 +396,7 @@ func answerOf(kind OpKind, id string, res commands.Result) Answer {
 		case domain.CreditsReserved:
 			if e.ReservationID == id {
 				a.Amount, a.ExpiresAt = e.Amount, e.ExpiresAt
-				// TODO(rules-v2): CreditsReserved records the hold's pins;
-				// read them into a.Pins (grant id → amount) so the
-				// comparison checks them.
+				a.Pins = burns(slices.DeleteFunc(slices.Clone(e.Pinned), func(b domain.Burn) bool { return b.GrantID == "" }))
 			}
 		case domain.ReservationCaptured:
 			if e.ReservationID == id {
@@ -461,9 +456,7 @@ func engineState(l *domain.Line) LineState {
 	return s
 }
 
-// sweepSupported: the engine has no way yet to run due work on demand.
-//
-// TODO(rules-v2): the new engine gets a way to run due work (the sweeper's
-// step, on every line). Call it from a generator step (OpSweep, weight >
-// 0) and apply Model.RunDue at the same instant: both must then agree.
-const sweepSupported = false
+// sweepSupported: the engine runs due work on demand (Engine.Sweep).
+// A generator step (OpSweep) calls it and applies Model.RunDue at the same
+// instant: both must then agree on every line.
+const sweepSupported = true

@@ -170,3 +170,8 @@ func (s *FaultStore) Load(ctx context.Context, seq uint64) (eventstore.StoredMsg
 
 func (s *FaultStore) Partitions() int                { return s.inner.Partitions() }
 func (s *FaultStore) PartitionOf(tenantID int64) int { return s.inner.PartitionOf(tenantID) }
+
+// Quarantined passes through: the simulation sets no message aside.
+func (s *FaultStore) Quarantined(ctx context.Context) (eventstore.Quarantined, error) {
+	return s.inner.Quarantined(ctx)
+}

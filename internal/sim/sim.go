@@ -202,6 +202,10 @@ func (r *run) play(ctx context.Context, dir string) error {
 			if _, _, err := driver.Run(op); err != nil {
 				return r.failure("infrastructure", step, now, op, err.Error())
 			}
+			// A sweep's commit can meet an injected second writer too.
+			if err := r.otherWrites(step, now, model, driver, &touched); err != nil {
+				return err
+			}
 		default:
 			faultsBefore := driver.Faults()
 			floors = r.floors(op, now, model)
@@ -217,13 +221,8 @@ func (r *run) play(ctx context.Context, dir string) error {
 			if r.cfg.Trace != nil {
 				fmt.Fprintf(r.cfg.Trace, "%3d %s %s\n      model %v\n      engine %v (retried %t)\n", step, stamp(now), op, want, got, retried)
 			}
-			for _, other := range driver.TakeOtherOps() {
-				touched = append(touched, other.Op.Tenant)
-				if diff := compareAnswer(other.Op.Kind, model.Apply(other.Op, now)[0], other.Answer, false); diff != "" {
-					if err := r.mismatch(r.failure("answer", step, now, other.Op, "the second writer's write: "+diff)); err != nil {
-						return err
-					}
-				}
+			if err := r.otherWrites(step, now, model, driver, &touched); err != nil {
+				return err
 			}
 			if len(got) != len(want) {
 				return r.failure("answer", step, now, op, fmt.Sprintf("model gave %d answers, engine %d", len(want), len(got)))
@@ -309,6 +308,20 @@ func (r *run) floors(op Op, now time.Time, model *Model) map[lineKey]decimal.Dec
 // model's committed line, or, where something is due at now, the line with
 // its due work applied: the rules leave open whether a write refused
 // without an event of its own stores the due work before it.
+// otherWrites plays the second writer's writes since the last step on the
+// model and compares their answers.
+func (r *run) otherWrites(step int, now time.Time, model *Model, driver *Driver, touched *[]int) error {
+	for _, other := range driver.TakeOtherOps() {
+		*touched = append(*touched, other.Op.Tenant)
+		if diff := compareAnswer(other.Op.Kind, model.Apply(other.Op, now)[0], other.Answer, false); diff != "" {
+			if err := r.mismatch(r.failure("answer", step, now, other.Op, "the second writer's write: "+diff)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func (r *run) checkLines(step int, now time.Time, op Op, model *Model, driver *Driver, lines []lineKey, floors map[lineKey]decimal.Decimal) error {
 	for _, k := range lines {
 		got, err := driver.State(k.tenant, k.line)

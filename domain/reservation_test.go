@@ -301,3 +301,25 @@ func TestDecideRelease(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// TestHoldsFromBeforePinning replays holds as logs written before pinning
+// hold them (no pinned field): they pin nothing, and a capture is planned
+// from the grants active at capture time, as it was then.
+func TestHoldsFromBeforePinning(t *testing.T) {
+	t.Parallel()
+	l := lineWith(t, granted("g", "10", expiresAt(t0.Add(time.Hour))), granted("h", "5"))
+	apply(t, l, CreditsReserved{ReservationID: "old", Amount: d("8"), ExpiresAt: t0.Add(2 * time.Hour)})
+	wantDec(t, "free", l.Free(t0), "7")
+	// The old hold pins nothing: the whole of g expires.
+	at := t0.Add(90 * time.Minute)
+	due := DecideDue(l, at)
+	if err := sameValue(due, []Event{GrantExpired{GrantID: "g", Amount: d("10")}}); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, l, due...)
+	ev := must(t)(DecideCapture(l, Capture{ReservationID: "old"}, at))
+	wantBurns(t, ev[0].(ReservationCaptured).Burned, burn("h", "5"))
+	apply(t, l, ev...)
+	wantDec(t, "unallocated", l.Unallocated, "-3")
+	wantTotals(t, l, "-3", "-3")
+}

@@ -32,7 +32,7 @@ type noticeDelivery struct {
 	Kind          string     `json:"kind"`
 	Threshold     Number     `json:"threshold"`
 	CreatedAt     time.Time  `json:"created_at"`
-	Status        string     `json:"status"`
+	Status        string     `json:"status" enum:"pending,delivered,failed"`
 	Attempts      int        `json:"attempts"`
 	LastError     string     `json:"last_error"`
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`

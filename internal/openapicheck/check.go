@@ -59,6 +59,11 @@ var options = &openapi3filter.Options{
 func (c *Checker) Check(req *http.Request, requestBody []byte, status int, header http.Header, body []byte) error {
 	req = req.Clone(context.Background())
 	req.Body = io.NopCloser(bytes.NewReader(requestBody))
+	if len(requestBody) > 0 && req.Header.Get("Content-Type") == "" {
+		// creditd reads a body as JSON whatever its Content-Type, and its
+		// document says so.
+		req.Header.Set("Content-Type", "application/json")
+	}
 	route, pathParams, err := c.router.FindRoute(req)
 	if err != nil {
 		if status < 400 {

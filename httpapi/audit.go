@@ -3,13 +3,13 @@ package httpapi
 import (
 	"net/http"
 
-	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/commands"
 )
 
 // checkpointResponse answers POST /v1/checkpoints.
 type checkpointResponse struct {
-	Position   uint64                `json:"position"`
-	Checkpoint eventstore.Checkpoint `json:"checkpoint"`
+	Position   uint64              `json:"position"`
+	Checkpoint commands.Checkpoint `json:"checkpoint"`
 }
 
 func (a *API) checkpoint(w http.ResponseWriter, r *http.Request) {

@@ -2,11 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/creditd/creditd/eventstore"
 )
 
 // Readiness bounds.
@@ -51,6 +50,10 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, healthResponse{Status: "ok"})
 }
 
+// foreignMessage is an error about a message creditd did not write in its
+// log (eventstore.ForeignMessageError).
+type foreignMessage interface{ ForeignMessage() }
+
 // healthResponse answers /healthz.
 type healthResponse struct {
 	Status string `json:"status" enum:"ok"`
@@ -83,7 +86,8 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 			// Reads still serve the last projected state; new writes are
 			// stored in the log and will be applied once this clears.
 			reason := "read models cannot be written: "
-			if eventstore.IsForeign(err) {
+			var foreign foreignMessage
+			if errors.As(err, &foreign) {
 				// The error names the message (subject, position) and
 				// the operator's way out.
 				reason = "read models stopped at a message creditd did not write: "

@@ -21,7 +21,11 @@ type CheckpointStore interface {
 // Checkpoint appends a checkpoint: every subject's head and the digest of
 // every line's balances as of those heads. Errors: ErrUnavailable,
 // ErrContention, ErrClosed.
-func (e *Engine) Checkpoint(ctx context.Context) (eventstore.Checkpoint, uint64, error) {
+// Checkpoint is what a checkpoint records; callers of the command (the
+// HTTP edge) name it here, not in the store.
+type Checkpoint = eventstore.Checkpoint
+
+func (e *Engine) Checkpoint(ctx context.Context) (Checkpoint, uint64, error) {
 	store, ok := e.store.(CheckpointStore)
 	if !ok {
 		return eventstore.Checkpoint{}, 0, errors.New("the store cannot hold checkpoints")

@@ -74,6 +74,10 @@ func Foreign(m StoredMsg, err error) error {
 	return &ForeignMessageError{Subject: m.Subject, Sequence: m.Sequence, SHA256: Hash(m.Data), Err: err}
 }
 
+// ForeignMessage marks the error for readers that test it through an
+// interface of their own (the HTTP edge does not import the store).
+func (e *ForeignMessageError) ForeignMessage() {}
+
 // IsForeign reports whether err names a foreign message.
 func IsForeign(err error) bool {
 	var f *ForeignMessageError

@@ -10,8 +10,8 @@ import (
 type adjustmentRequest struct {
 	AdjustmentID string `json:"adjustment_id"`
 	CreditType   string `json:"credit_type"`
-	Amount       Amount `json:"amount"`
-	Reason       string `json:"reason"`
+	Amount       Amount `json:"amount" required:"true"`
+	Reason       string `json:"reason" required:"true"`
 	Reference    string `json:"reference"`
 }
 
@@ -21,7 +21,7 @@ type adjustmentResponse struct {
 	Amount       Number `json:"amount"`
 	Reason       string `json:"reason"`
 	Reference    string `json:"reference,omitempty"`
-	Status       string `json:"status"`
+	Status       string `json:"status" enum:"accepted,duplicate"`
 	Position     uint64 `json:"position"`
 }
 

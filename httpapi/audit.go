@@ -1,6 +1,16 @@
 package httpapi
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/creditd/creditd/commands"
+)
+
+// checkpointResponse answers POST /v1/checkpoints.
+type checkpointResponse struct {
+	Position   uint64              `json:"position"`
+	Checkpoint commands.Checkpoint `json:"checkpoint"`
+}
 
 func (a *API) checkpoint(w http.ResponseWriter, r *http.Request) {
 	cp, position, err := a.writer.Checkpoint(r.Context())
@@ -8,7 +18,7 @@ func (a *API) checkpoint(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, a.log, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"position": position, "checkpoint": cp})
+	writeJSON(w, http.StatusCreated, checkpointResponse{Position: position, Checkpoint: cp})
 }
 
 // auditVerify answers the tenant's verification report: 200 whether or not

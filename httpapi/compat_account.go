@@ -15,7 +15,7 @@ import (
 
 type accountUsageJSON struct {
 	UserID             int64            `json:"user_id"`
-	Period             string           `json:"period"`
+	Period             string           `json:"period" enum:"daily,monthly,yearly"`
 	TotalRequests      int64            `json:"total_requests"`
 	SuccessfulRequests int64            `json:"successful_requests"`
 	FailedRequests     int64            `json:"failed_requests"`
@@ -45,7 +45,7 @@ type accountLedgerEntryJSON struct {
 	BalanceAfter Number          `json:"balance_after"`
 	Description  string          `json:"description"`
 	Reference    string          `json:"reference"`
-	Metadata     json.RawMessage `json:"metadata"`
+	Metadata     json.RawMessage `json:"metadata" types:"object,null"`
 	CreatedAt    time.Time       `json:"created_at"`
 }
 

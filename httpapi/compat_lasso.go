@@ -55,19 +55,35 @@ type lassoSectionJSON struct {
 	ByTable           []lassoTableJSON `json:"by_table"`
 }
 
+// The seed's top lists, one member name each.
+type (
+	lassoModuleJSON struct {
+		ModuleKey string `json:"module_key"`
+		Total     Number `json:"total"`
+	}
+	lassoServiceJSON struct {
+		ServiceType string `json:"service_type"`
+		Total       Number `json:"total"`
+	}
+	lassoUserJSON struct {
+		UserID string `json:"user_id"`
+		Total  Number `json:"total"`
+	}
+)
+
 type lassoStatsJSON struct {
 	Period struct {
 		From string `json:"from"`
 		To   string `json:"to"`
 	} `json:"period"`
-	Summary   lassoSummaryJSON `json:"summary"`
-	Daily     []lassoDailyJSON `json:"daily"`
-	ByModule  []map[string]any `json:"by_module"`
-	ByService []map[string]any `json:"by_service"`
-	ByUser    []map[string]any `json:"by_user"`
-	Lasso     lassoSectionJSON `json:"lasso"`
+	Summary   lassoSummaryJSON   `json:"summary"`
+	Daily     []lassoDailyJSON   `json:"daily"`
+	ByModule  []lassoModuleJSON  `json:"by_module"`
+	ByService []lassoServiceJSON `json:"by_service"`
+	ByUser    []lassoUserJSON    `json:"by_user"`
+	Lasso     lassoSectionJSON   `json:"lasso"`
 	// CurrencyConfig is the tenant's stored display configuration.
-	CurrencyConfig json.RawMessage `json:"currency_config"`
+	CurrencyConfig json.RawMessage `json:"currency_config" types:"object"`
 }
 
 // jsTime is the seed's time format: UTC with milliseconds.
@@ -114,18 +130,26 @@ func (a *API) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64)
 		}
 		out.Daily = append(out.Daily, day)
 	}
+	out.ByModule, out.ByService, out.ByUser = []lassoModuleJSON{}, []lassoServiceJSON{}, []lassoUserJSON{}
 	for _, part := range []struct {
-		dimension, key string
-		into           *[]map[string]any
-	}{{"module", "module_key", &out.ByModule}, {"service", "service_type", &out.ByService}, {"user_id", "user_id", &out.ByUser}} {
+		dimension string
+		add       func(queries.Ranked)
+	}{
+		{"module", func(rk queries.Ranked) {
+			out.ByModule = append(out.ByModule, lassoModuleJSON{rk.Key, Number(rk.Total)})
+		}},
+		{"service", func(rk queries.Ranked) {
+			out.ByService = append(out.ByService, lassoServiceJSON{rk.Key, Number(rk.Total)})
+		}},
+		{"user_id", func(rk queries.Ranked) { out.ByUser = append(out.ByUser, lassoUserJSON{rk.Key, Number(rk.Total)}) }},
+	} {
 		ranked, err := a.reader.Breakdown(ctx, tenantID, rng, part.dimension)
 		if err != nil {
 			a.writeReadError(w, r, err)
 			return
 		}
-		*part.into = []map[string]any{}
 		for _, rk := range ranked {
-			*part.into = append(*part.into, map[string]any{part.key: rk.Key, "total": Number(rk.Total)})
+			part.add(rk)
 		}
 	}
 	if out.Lasso, err = a.lassoSection(r, tenantID, rng); err != nil {

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/creditd/creditd/projections"
 )
 
 // positionWaitMax bounds how long a read waits for the read models to
@@ -39,7 +37,9 @@ func (a *API) awaitPosition(w http.ResponseWriter, r *http.Request) bool {
 	ctx, cancel := context.WithTimeout(r.Context(), positionWaitMax)
 	defer cancel()
 	if err := a.cfg.Projection.WaitFor(ctx, position); err != nil {
-		if errors.Is(err, projections.ErrWaitTimeout) {
+		// Our own deadline passed (not the client's): the read models are
+		// late, a 503 to retry. A client gone needs no answer.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil {
 			writeProblem(w, r, a.log, newProblem(http.StatusServiceUnavailable, "not-yet-projected",
 				"the read models have not reached position "+text+" within 5 s; retry"))
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/internal/openapicheck"
 	"github.com/creditd/creditd/internal/testnats"
 )
 
@@ -26,7 +27,7 @@ func newEnvNoSweep(t *testing.T) *env {
 		t.Fatalf("new engine: %v", err)
 	}
 	t.Cleanup(engine.Close)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Writer: engine, AdminToken: adminToken}))
+	srv := httptest.NewServer(openapicheck.Wrap(t, httpapi.New(httpapi.Config{Writer: engine, AdminToken: adminToken})))
 	t.Cleanup(srv.Close)
 	return &env{clock: clock, engine: engine, srv: srv}
 }

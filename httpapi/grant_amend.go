@@ -11,14 +11,14 @@ import (
 
 type voidGrantRequest struct {
 	CreditType string `json:"credit_type"`
-	Reason     string `json:"reason"`
+	Reason     string `json:"reason" required:"true"`
 }
 
 type grantAmendResponse struct {
 	GrantID   string     `json:"grant_id"`
 	Voided    *Number    `json:"voided,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at"`
-	Status    string     `json:"status"`
+	Status    string     `json:"status" enum:"accepted,duplicate"`
 	Position  uint64     `json:"position"`
 }
 
@@ -44,8 +44,16 @@ func (a *API) voidGrant(w http.ResponseWriter, r *http.Request, tenantID int64) 
 	writeJSON(w, http.StatusOK, grantAmendResponse{GrantID: e.GrantID, Voided: &voided, Status: string(res.Status), Position: res.Position})
 }
 
+// reverseResponse answers POST /v1/usage/{usage_id}/reverse.
+type reverseResponse struct {
+	UsageID  string `json:"usage_id"`
+	Returned Number `json:"returned"`
+	Status   string `json:"status" enum:"accepted,duplicate"`
+	Position uint64 `json:"position"`
+}
+
 type reverseRequest struct {
-	Reason string `json:"reason"`
+	Reason string `json:"reason" required:"true"`
 }
 
 func (a *API) reverseUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
@@ -61,13 +69,13 @@ func (a *API) reverseUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 	}
 	e := res.Events[0].(domain.UsageReversed)
 	returned := Number(e.Amount)
-	writeJSON(w, http.StatusOK, map[string]any{"usage_id": e.UsageID, "returned": returned, "status": res.Status, "position": res.Position})
+	writeJSON(w, http.StatusOK, reverseResponse{UsageID: e.UsageID, Returned: returned, Status: string(res.Status), Position: res.Position})
 }
 
 // grantExpiryRequest's expires_at is required: a time, or null for never.
 type grantExpiryRequest struct {
 	CreditType string          `json:"credit_type"`
-	ExpiresAt  json.RawMessage `json:"expires_at"`
+	ExpiresAt  json.RawMessage `json:"expires_at" required:"true" types:"string,null" format:"date-time"`
 }
 
 func (a *API) changeGrantExpiry(w http.ResponseWriter, r *http.Request, tenantID int64) {

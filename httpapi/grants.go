@@ -11,8 +11,8 @@ import (
 type grantRequest struct {
 	GrantID       string            `json:"grant_id"`
 	CreditType    string            `json:"credit_type"`
-	Amount        Amount            `json:"amount"`
-	Source        string            `json:"source"`
+	Amount        Amount            `json:"amount" required:"true"`
+	Source        string            `json:"source" enum:"purchase,subscription,promotional,manual"`
 	Priority      int               `json:"priority"`
 	EffectiveAt   Timestamp         `json:"effective_at"`
 	ExpiresAt     Timestamp         `json:"expires_at"`
@@ -27,7 +27,7 @@ type grantResponse struct {
 	GrantID       string            `json:"grant_id"`
 	CreditType    string            `json:"credit_type"`
 	Amount        Number            `json:"amount"`
-	Source        domain.Source     `json:"source"`
+	Source        domain.Source     `json:"source" enum:"purchase,subscription,promotional,auto_reload,manual"`
 	Priority      int               `json:"priority"`
 	EffectiveAt   time.Time         `json:"effective_at"`
 	ExpiresAt     *time.Time        `json:"expires_at"`
@@ -36,7 +36,7 @@ type grantResponse struct {
 	Description   string            `json:"description,omitempty"`
 	Reference     string            `json:"reference,omitempty"`
 	Metadata      map[string]string `json:"metadata,omitempty"`
-	Status        string            `json:"status"`
+	Status        string            `json:"status" enum:"accepted,duplicate"`
 	Position      uint64            `json:"position"`
 }
 

@@ -2,11 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/creditd/creditd/eventstore"
 )
 
 // Readiness bounds.
@@ -48,7 +47,28 @@ func (s *stallWatch) stalledFor(projected uint64, pending bool, now time.Time) t
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, healthResponse{Status: "ok"})
+}
+
+// foreignMessage is an error about a message creditd did not write in its
+// log (eventstore.ForeignMessageError).
+type foreignMessage interface{ ForeignMessage() }
+
+// healthResponse answers /healthz.
+type healthResponse struct {
+	Status string `json:"status" enum:"ok"`
+}
+
+// readyResponse answers /readyz; a member is absent when its source is
+// not configured or not reachable.
+type readyResponse struct {
+	Status             string  `json:"status" enum:"ready,unready"`
+	Reason             string  `json:"reason,omitempty"`
+	LastError          string  `json:"last_error,omitempty"`
+	ProjectionPosition *uint64 `json:"projection_position,omitempty"`
+	LogPosition        *uint64 `json:"log_position,omitempty"`
+	ProjectionLag      *uint64 `json:"projection_lag,omitempty"`
+	StalledSeconds     int64   `json:"stalled_seconds,omitempty"`
 }
 
 // readyz reports whether reads are fresh: the log is reachable, the read
@@ -56,22 +76,23 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 // stood still for more than readyStallMax with work pending. An unready
 // answer carries the projection's last error, when it has one.
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
-	body := map[string]any{"status": "ready"}
+	body := readyResponse{Status: "ready"}
 	status := http.StatusOK
 	var projected uint64
 	if a.cfg.Projection != nil {
 		projected = a.cfg.Projection.Position()
-		body["projection_position"] = projected
+		body.ProjectionPosition = &projected
 		if err := a.cfg.Projection.Err(); err != nil {
 			// Reads still serve the last projected state; new writes are
 			// stored in the log and will be applied once this clears.
 			reason := "read models cannot be written: "
-			if eventstore.IsForeign(err) {
+			var foreign foreignMessage
+			if errors.As(err, &foreign) {
 				// The error names the message (subject, position) and
 				// the operator's way out.
 				reason = "read models stopped at a message creditd did not write: "
 			}
-			body["status"], body["reason"], body["last_error"] = "unready", reason+err.Error(), err.Error()
+			body.Status, body.Reason, body.LastError = "unready", reason+err.Error(), err.Error()
 			status = http.StatusServiceUnavailable
 		}
 	}
@@ -80,24 +101,24 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		last, err := a.cfg.LogPosition(ctx)
 		if err != nil {
-			body["status"], body["reason"] = "unready", "event store unreachable"
+			body.Status, body.Reason = "unready", "event store unreachable"
 			status = http.StatusServiceUnavailable
 		} else {
 			lag := uint64(0)
 			if last > projected {
 				lag = last - projected
 			}
-			body["log_position"], body["projection_lag"] = last, lag
+			body.LogPosition, body.ProjectionLag = &last, &lag
 			stalled := a.stall.stalledFor(projected, lag > 0, time.Now())
 			switch {
 			case stalled > readyStallMax:
-				body["stalled_seconds"] = int64(stalled.Seconds())
+				body.StalledSeconds = int64(stalled.Seconds())
 				if status == http.StatusOK {
-					body["status"], body["reason"] = "unready", "the projection has not advanced for "+stalled.Round(time.Second).String()+" with commits pending"
+					body.Status, body.Reason = "unready", "the projection has not advanced for "+stalled.Round(time.Second).String()+" with commits pending"
 				}
 				status = http.StatusServiceUnavailable
 			case lag > readyLagMax && status == http.StatusOK:
-				body["status"], body["reason"] = "unready", "read models are behind the log"
+				body.Status, body.Reason = "unready", "read models are behind the log"
 				status = http.StatusServiceUnavailable
 			}
 		}

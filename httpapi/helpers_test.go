@@ -18,6 +18,7 @@ import (
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/httpapi"
+	"github.com/creditd/creditd/internal/openapicheck"
 	"github.com/creditd/creditd/internal/testnats"
 )
 
@@ -55,7 +56,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("new engine: %v", err)
 	}
 	t.Cleanup(engine.Close)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Writer: engine, AdminToken: adminToken, Clock: clock.Now}))
+	srv := httptest.NewServer(openapicheck.Wrap(t, httpapi.New(httpapi.Config{Writer: engine, AdminToken: adminToken, Clock: clock.Now})))
 	t.Cleanup(srv.Close)
 	return &env{clock: clock, engine: engine, srv: srv}
 }

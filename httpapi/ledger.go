@@ -12,13 +12,13 @@ import (
 type ledgerEntryJSON struct {
 	ID           int64           `json:"id"`
 	CreditType   string          `json:"credit_type"`
-	Type         string          `json:"type"`
+	Type         string          `json:"type" enum:"credit,debit,adjustment,expiry"`
 	Amount       Number          `json:"amount"`
 	BalanceAfter Number          `json:"balance_after"`
 	SourceID     string          `json:"source_id"`
 	Description  string          `json:"description"`
 	Reference    string          `json:"reference"`
-	Metadata     json.RawMessage `json:"metadata"`
+	Metadata     json.RawMessage `json:"metadata" types:"object,null"`
 	CreatedAt    time.Time       `json:"created_at"`
 	Position     uint64          `json:"position"`
 }

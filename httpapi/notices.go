@@ -8,7 +8,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/commands"
-	"github.com/creditd/creditd/projections"
 )
 
 type noticesRequest struct {
@@ -32,7 +31,7 @@ type noticeDelivery struct {
 	Kind          string     `json:"kind"`
 	Threshold     Number     `json:"threshold"`
 	CreatedAt     time.Time  `json:"created_at"`
-	Status        string     `json:"status"`
+	Status        string     `json:"status" enum:"pending,delivered,failed"`
 	Attempts      int        `json:"attempts"`
 	LastError     string     `json:"last_error"`
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
@@ -64,7 +63,7 @@ func (a *API) configureNotices(w http.ResponseWriter, r *http.Request, tenantID 
 		writeProblem(w, r, a.log, err)
 		return
 	}
-	out := noticesResponse{Thresholds: []Number{}, WebhookURL: n.WebhookURL, WebhookSecret: projections.WebhookSecret(a.cfg.WebhookSigningKey, tenantID), Position: position}
+	out := noticesResponse{Thresholds: []Number{}, WebhookURL: n.WebhookURL, WebhookSecret: a.webhookSecret(tenantID), Position: position}
 	for _, t := range n.Thresholds {
 		out.Thresholds = append(out.Thresholds, Number(t))
 	}
@@ -82,7 +81,7 @@ func (a *API) notices(w http.ResponseWriter, r *http.Request, tenantID int64) {
 		writeProblem(w, r, a.log, err)
 		return
 	}
-	out := noticesResponse{Thresholds: []Number{}, WebhookURL: t.WebhookURL, WebhookSecret: projections.WebhookSecret(a.cfg.WebhookSigningKey, tenantID)}
+	out := noticesResponse{Thresholds: []Number{}, WebhookURL: t.WebhookURL, WebhookSecret: a.webhookSecret(tenantID)}
 	list := []noticeDelivery{}
 	for _, v := range t.NoticeThresholds {
 		out.Thresholds = append(out.Thresholds, Number(decimal.New(v, -6)))
@@ -105,4 +104,11 @@ func redactedURL(raw string) string {
 		return u.Redacted()
 	}
 	return raw
+}
+
+func (a *API) webhookSecret(tenantID int64) string {
+	if a.cfg.WebhookSecret == nil {
+		return ""
+	}
+	return a.cfg.WebhookSecret(tenantID)
 }

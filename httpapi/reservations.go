@@ -11,7 +11,7 @@ import (
 type reserveRequest struct {
 	ReservationID string `json:"reservation_id"`
 	CreditType    string `json:"credit_type"`
-	Amount        Amount `json:"amount"`
+	Amount        Amount `json:"amount" required:"true"`
 	TTLSeconds    int64  `json:"ttl_seconds"`
 	dimensionsRequest
 }
@@ -19,12 +19,12 @@ type reserveRequest struct {
 type reservationResponse struct {
 	ReservationID string     `json:"reservation_id"`
 	CreditType    string     `json:"credit_type,omitempty"`
-	State         string     `json:"state"`
+	State         string     `json:"state" enum:"held,captured,released"`
 	Amount        Number     `json:"amount"`
 	Captured      *Number    `json:"captured,omitempty"`
 	Released      *Number    `json:"released,omitempty"`
 	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
-	Status        string     `json:"status"`
+	Status        string     `json:"status" enum:"accepted,duplicate"`
 	Position      uint64     `json:"position"`
 }
 

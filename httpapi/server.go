@@ -14,7 +14,6 @@ import (
 	"github.com/creditd/creditd/audit"
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
-	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/internal/webhook"
 	"github.com/creditd/creditd/queries"
 )
@@ -38,7 +37,7 @@ type Writer interface {
 	CancelSubscription(ctx context.Context, tenantID int64, creditType, subscriptionID string) (commands.Result, error)
 	ConfigureSettings(ctx context.Context, tenantID int64, s commands.Settings) (commands.Tenant, uint64, error)
 	ConfigureNotices(ctx context.Context, tenantID int64, n commands.Notices) (uint64, error)
-	Checkpoint(ctx context.Context) (eventstore.Checkpoint, uint64, error)
+	Checkpoint(ctx context.Context) (commands.Checkpoint, uint64, error)
 	ReverseUsage(ctx context.Context, tenantID int64, c domain.ReverseUsage) (commands.Result, error)
 	VoidGrant(ctx context.Context, tenantID int64, creditType string, c domain.VoidGrant) (commands.Result, error)
 	ChangeGrantExpiry(ctx context.Context, tenantID int64, creditType string, c domain.ChangeGrantExpiry) (commands.Result, error)
@@ -65,6 +64,8 @@ type Reader interface {
 // *projections.Projector satisfies it.
 type Projection interface {
 	Position() uint64
+	// WaitFor returns nil once the read models include position, an error
+	// when ctx ends first.
 	WaitFor(ctx context.Context, position uint64) error
 	// Err is why the read models cannot advance now (they cannot be
 	// written, or a foreign message stops them), nil when they can.
@@ -83,8 +84,9 @@ type Config struct {
 	// Verify recomputes a tenant from the log (GET /v1/audit/verify); nil
 	// leaves the route answering 503.
 	Verify func(ctx context.Context, tenantID int64) (audit.Report, error)
-	// WebhookSigningKey derives each tenant's webhook secret.
-	WebhookSigningKey []byte
+	// WebhookSecret is a tenant's webhook signing secret, shown in
+	// /v1/notices; nil shows none. The dispatcher signs with the same one.
+	WebhookSecret func(tenantID int64) string
 	// Webhooks are the operator's rules for webhook URLs; zero is strict.
 	Webhooks webhook.Policy
 	Logger   *slog.Logger

@@ -45,8 +45,15 @@ func (a *API) configureAutoReload(w http.ResponseWriter, r *http.Request, tenant
 	writeJSON(w, http.StatusOK, autoReloadResponse{CreditType: creditType, Enabled: c.Enabled, Threshold: Number(c.Threshold), Amount: Number(c.Amount), Position: res.Position})
 }
 
+// creditLineResponse answers PUT /v1/credit-lines/{credit_type}.
+type creditLineResponse struct {
+	CreditType     string `json:"credit_type"`
+	OverdraftLimit Number `json:"overdraft_limit"`
+	Position       uint64 `json:"position"`
+}
+
 type creditLineRequest struct {
-	OverdraftLimit Amount `json:"overdraft_limit"`
+	OverdraftLimit Amount `json:"overdraft_limit" required:"true"`
 }
 
 func (a *API) configureLine(w http.ResponseWriter, r *http.Request, tenantID int64) {
@@ -68,5 +75,5 @@ func (a *API) configureLine(w http.ResponseWriter, r *http.Request, tenantID int
 		writeProblem(w, r, a.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"credit_type": creditType, "overdraft_limit": Number(req.OverdraftLimit.Value), "position": res.Position})
+	writeJSON(w, http.StatusOK, creditLineResponse{CreditType: creditType, OverdraftLimit: Number(req.OverdraftLimit.Value), Position: res.Position})
 }

@@ -9,15 +9,15 @@ import (
 )
 
 type priceJSON struct {
-	Amount   Amount `json:"amount"`
+	Amount   Amount `json:"amount" required:"true"`
 	Currency string `json:"currency"`
 }
 
 type subscriptionRequest struct {
 	SubscriptionID   string     `json:"subscription_id"`
 	CreditType       string     `json:"credit_type"`
-	CreditsPerPeriod Amount     `json:"credits_per_period"`
-	Period           string     `json:"period"`
+	CreditsPerPeriod Amount     `json:"credits_per_period" required:"true"`
+	Period           string     `json:"period" enum:"monthly"`
 	StartsAt         Timestamp  `json:"starts_at"`
 	Price            *priceJSON `json:"price"`
 	Rollover         bool       `json:"rollover"`
@@ -32,12 +32,12 @@ type subscriptionResponse struct {
 	SubscriptionID   string     `json:"subscription_id"`
 	CreditType       string     `json:"credit_type"`
 	CreditsPerPeriod *Number    `json:"credits_per_period,omitempty"`
-	Period           string     `json:"period,omitempty"`
+	Period           string     `json:"period,omitempty" enum:"monthly"`
 	StartsAt         *time.Time `json:"starts_at,omitempty"`
 	Price            *priceOut  `json:"price,omitempty"`
 	Rollover         bool       `json:"rollover"`
 	EndsAt           *time.Time `json:"ends_at,omitempty"`
-	Status           string     `json:"status"`
+	Status           string     `json:"status" enum:"accepted,duplicate"`
 	Position         uint64     `json:"position"`
 }
 

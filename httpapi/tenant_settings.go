@@ -9,12 +9,12 @@ import (
 
 type settingsRequest struct {
 	Currency       string          `json:"currency"`
-	CurrencyConfig json.RawMessage `json:"currency_config"`
+	CurrencyConfig json.RawMessage `json:"currency_config" types:"object,null"`
 }
 
 type settingsResponse struct {
 	Currency       string          `json:"currency"`
-	CurrencyConfig json.RawMessage `json:"currency_config"`
+	CurrencyConfig json.RawMessage `json:"currency_config" types:"object,null"`
 	Position       uint64          `json:"position"`
 }
 

@@ -9,7 +9,7 @@ import (
 )
 
 type createTenantRequest struct {
-	Name     string `json:"name"`
+	Name     string `json:"name" required:"true"`
 	Email    string `json:"email"`
 	Currency string `json:"currency"`
 }
@@ -23,7 +23,7 @@ type tenantResponse struct {
 	// APIKey is present only in the answer that created the tenant.
 	APIKey   string `json:"api_key,omitempty"`
 	KeyID    string `json:"key_id,omitempty"`
-	Status   string `json:"status"`
+	Status   string `json:"status" enum:"accepted,duplicate"`
 	Position uint64 `json:"position"`
 }
 
@@ -57,7 +57,7 @@ func (a *API) issueAPIKey(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, a.log, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"tenant_id": tenantID, "key_id": issued.KeyID, "api_key": issued.APIKey, "position": issued.Position})
+	writeJSON(w, http.StatusCreated, apiKeyResponse{TenantID: tenantID, KeyID: issued.KeyID, APIKey: issued.APIKey, Position: issued.Position})
 }
 
 func (a *API) revokeAPIKey(w http.ResponseWriter, r *http.Request) {
@@ -71,7 +71,7 @@ func (a *API) revokeAPIKey(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, a.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tenant_id": tenantID, "key_id": r.PathValue("key_id"), "revoked": true, "position": position})
+	writeJSON(w, http.StatusOK, revokedKeyResponse{TenantID: tenantID, KeyID: r.PathValue("key_id"), Revoked: true, Position: position})
 }
 
 func pathTenant(r *http.Request) (int64, error) {
@@ -83,6 +83,22 @@ func pathTenant(r *http.Request) (int64, error) {
 		return 0, p
 	}
 	return id, nil
+}
+
+// apiKeyResponse answers POST /v1/tenants/{tenant_id}/api-keys.
+type apiKeyResponse struct {
+	TenantID int64  `json:"tenant_id"`
+	KeyID    string `json:"key_id"`
+	APIKey   string `json:"api_key"`
+	Position uint64 `json:"position"`
+}
+
+// revokedKeyResponse answers DELETE /v1/tenants/{tenant_id}/api-keys/{key_id}.
+type revokedKeyResponse struct {
+	TenantID int64  `json:"tenant_id"`
+	KeyID    string `json:"key_id"`
+	Revoked  bool   `json:"revoked"`
+	Position uint64 `json:"position"`
 }
 
 // statusText and createdStatus answer a repeat of a create with the

@@ -45,12 +45,12 @@ func (d dimensionsRequest) dimensions(check *fieldCheck, prefix string) domain.D
 }
 
 type usageBatchRequest struct {
-	Events []usageEventRequest `json:"events"`
+	Events []usageEventRequest `json:"events" required:"true"`
 }
 
 type usageResult struct {
 	ID     string `json:"id"`
-	Status string `json:"status"`
+	Status string `json:"status" enum:"accepted,duplicate,rejected,conflict"`
 	Reason string `json:"reason,omitempty"`
 	// Duplicate marks a repeat answered with the original outcome.
 	Duplicate bool   `json:"duplicate,omitempty"`

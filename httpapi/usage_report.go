@@ -27,7 +27,7 @@ type usageRowJSON struct {
 type usageReportJSON struct {
 	From        time.Time       `json:"from"`
 	To          time.Time       `json:"to"`
-	Granularity string          `json:"granularity"`
+	Granularity string          `json:"granularity" enum:"none,day,month,year"`
 	GroupBy     []string        `json:"group_by"`
 	Totals      usageTotalsJSON `json:"totals"`
 	Rows        []usageRowJSON  `json:"rows"`

@@ -338,7 +338,7 @@ func serve(args []string) error {
 	})
 	api := httpapi.New(httpapi.Config{
 		Writer: engine, Reader: queries.New(readModels.Reader()), Projection: projector,
-		LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSigningKey: []byte(webhookKey), Webhooks: cfg.webhooks,
+		LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSecret: func(tenantID int64) string { return projections.WebhookSecret([]byte(webhookKey), tenantID) }, Webhooks: cfg.webhooks,
 		Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
 			return audit.Verify(ctx, store, readModels.Reader(), tenantID)
 		},

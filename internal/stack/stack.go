@@ -23,6 +23,7 @@ import (
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ingest"
+	"github.com/creditd/creditd/internal/openapicheck"
 	"github.com/creditd/creditd/internal/testnats"
 	"github.com/creditd/creditd/internal/webhook"
 	"github.com/creditd/creditd/projections"
@@ -155,13 +156,14 @@ func StartWith(t testing.TB, dir string, clock *Clock, opts Options) *Stack {
 		close(s.dispatchDone)
 	}()
 	s.Reader = queries.New(s.DB.Reader())
-	s.Server = httptest.NewServer(httpapi.New(httpapi.Config{
+	// Every exchange of every test is held against /openapi.json.
+	s.Server = httptest.NewServer(openapicheck.Wrap(t, httpapi.New(httpapi.Config{
 		Writer: engine, Reader: s.Reader, Projection: s.Projector, LogPosition: s.NATS.Store.LastPosition,
-		AdminToken: AdminToken, Clock: clock.Now, WebhookSigningKey: WebhookKey, Webhooks: opts.Webhooks,
+		AdminToken: AdminToken, Clock: clock.Now, WebhookSecret: func(tenantID int64) string { return projections.WebhookSecret(WebhookKey, tenantID) }, Webhooks: opts.Webhooks,
 		Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
 			return audit.Verify(ctx, s.NATS.Store, s.DB.Reader(), tenantID)
 		},
-	}))
+	})))
 	t.Cleanup(s.Stop)
 	return s
 }

@@ -27,7 +27,8 @@ type Writer interface {
 	RevokeAPIKey(ctx context.Context, tenantID int64, keyID string) (uint64, error)
 	Authenticate(key string) (int64, bool)
 	Grant(ctx context.Context, tenantID int64, creditType string, c domain.Grant) (commands.Result, error)
-	RecordUsage(ctx context.Context, tenantID int64, events []commands.UsageEvent) ([]commands.Result, error)
+	// RecordUsageBatch keys the whole batch by batchKey when it is set.
+	RecordUsageBatch(ctx context.Context, tenantID int64, batchKey string, events []commands.UsageEvent) ([]commands.Result, error)
 	Reserve(ctx context.Context, tenantID int64, creditType string, c domain.Reserve) (commands.Result, error)
 	Capture(ctx context.Context, tenantID int64, creditType string, c domain.Capture) (commands.Result, error)
 	Release(ctx context.Context, tenantID int64, creditType, reservationID string) (commands.Result, error)

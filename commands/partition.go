@@ -198,8 +198,8 @@ func (p *partition) refresh() error {
 	defer cancel()
 	if err := p.chain.catchUp(ctx, p.store, p.applyCommit); err != nil {
 		p.log.Error("reading partition", "err", err)
-		if errors.Is(err, ErrBrokenChain) {
-			return err
+		if eventstore.IsForeign(err) {
+			return err // names the message and the way out
 		}
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}

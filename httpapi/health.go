@@ -53,8 +53,10 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 
 // readyz reports whether reads are fresh: the log is reachable, the read
 // models are at most readyLagMax positions behind it, and they have not
-// stood still for more than readyStallMax with work pending. An unready
-// answer carries the projection's last error, when it has one.
+// stood still for more than readyStallMax with work pending, and no writer
+// stands at a message creditd did not write. An unready answer carries the
+// projection's last error (last_error) and the writers' (write_error), when
+// they have one.
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{"status": "ready"}
 	status := http.StatusOK
@@ -72,6 +74,17 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 				reason = "read models stopped at a message creditd did not write: "
 			}
 			body["status"], body["reason"], body["last_error"] = "unready", reason+err.Error(), err.Error()
+			status = http.StatusServiceUnavailable
+		}
+	}
+	if a.cfg.WriteChains != nil {
+		if err := a.cfg.WriteChains.ChainErr(); err != nil {
+			// Writes to that subject's tenants fail until the operator
+			// sets the message aside; the error says how.
+			body["write_error"] = err.Error()
+			if status == http.StatusOK {
+				body["status"], body["reason"] = "unready", "writes stopped at a message creditd did not write: "+err.Error()
+			}
 			status = http.StatusServiceUnavailable
 		}
 	}

@@ -72,11 +72,23 @@ type Projection interface {
 	Err() error
 }
 
+// WriteChains is what /readyz needs of the write side's logs;
+// *commands.Engine satisfies it.
+type WriteChains interface {
+	// ChainErr is the foreign message a writer stopped at while serving
+	// (an *eventstore.ForeignMessageError naming subject and position),
+	// nil when none did.
+	ChainErr() error
+}
+
 // Config configures the API.
 type Config struct {
 	Writer     Writer
 	Reader     Reader
 	Projection Projection
+	// WriteChains, when set, makes /readyz report a writer stopped by a
+	// message creditd did not write.
+	WriteChains WriteChains
 	// LogPosition reads the log's last position, for /readyz.
 	LogPosition func(ctx context.Context) (uint64, error)
 	// AdminToken authorises tenant administration.

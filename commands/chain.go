@@ -2,7 +2,9 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/creditd/creditd/domain"
@@ -15,6 +17,30 @@ type chain struct {
 	subject  string
 	lastSeq  uint64
 	lastHash string
+	// stopped is the foreign message catching up last stopped at, nil
+	// once catching up succeeds: readiness reads it from any goroutine
+	// (Engine.ChainErr), while the writer serves on.
+	stopped atomic.Pointer[eventstore.ForeignMessageError]
+}
+
+// Err is the foreign message this subject's writer stopped at, or nil.
+func (c *chain) Err() error {
+	if f := c.stopped.Load(); f != nil {
+		return f
+	}
+	return nil
+}
+
+// note remembers how catching up ended; other failures (the store not
+// answering) say nothing about the log, and leave it as it was.
+func (c *chain) note(err error) {
+	var foreign *eventstore.ForeignMessageError
+	switch {
+	case err == nil:
+		c.stopped.Store(nil)
+	case errors.As(err, &foreign):
+		c.stopped.Store(foreign)
+	}
 }
 
 // append stores events as one commit fenced on the known tip, and moves the
@@ -41,7 +67,8 @@ func (c *chain) append(ctx context.Context, store Store, at time.Time, events []
 // (eventstore.Quarantine), catching up stops there with an error naming it.
 // One set aside moves the fence but not the link: the next commit links to
 // the last one creditd wrote.
-func (c *chain) catchUp(ctx context.Context, store Store, apply func(seq uint64, commit eventstore.Commit)) error {
+func (c *chain) catchUp(ctx context.Context, store Store, apply func(seq uint64, commit eventstore.Commit)) (err error) {
+	defer func() { c.note(err) }()
 	var quarantined eventstore.Quarantined // read only when a message is foreign: rare
 	return store.ReadSubject(ctx, c.subject, c.lastSeq, func(msg eventstore.StoredMsg) error {
 		commit, err := eventstore.DecodeCommit(msg.Data)

@@ -131,6 +131,19 @@ func (e *Engine) Close() {
 	e.wg.Wait()
 }
 
+// ChainErr is why writes stand still: the foreign message
+// (*eventstore.ForeignMessageError) the registry's or a partition's writer
+// last met while serving, naming its subject, position and the way out;
+// nil when none did. Writes to that subject fail until an operator sets the
+// message aside (creditd quarantine) and the writer reads past it.
+func (e *Engine) ChainErr() error {
+	errs := []error{e.registry.chain.Err()}
+	for _, p := range e.partitions {
+		errs = append(errs, p.chain.Err())
+	}
+	return errors.Join(errs...)
+}
+
 // submit hands a request to its partition's writer and waits for the answer.
 func (e *Engine) submit(ctx context.Context, r *request) error {
 	if _, err := e.registry.tenant(r.tenantID); err != nil {

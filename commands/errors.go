@@ -1,6 +1,10 @@
 package commands
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/creditd/creditd/eventstore"
+)
 
 // Errors of the write side beyond the domain's own (domain/errors.go).
 var (
@@ -19,8 +23,9 @@ var (
 	// ErrClosed: the engine is shutting down.
 	ErrClosed = errors.New("engine is shutting down")
 	// ErrBrokenChain: a stored commit does not link to the one before it;
-	// the log was altered outside creditd.
-	ErrBrokenChain = errors.New("commit chain broken")
+	// the log was altered outside creditd. The read side checks the same
+	// links, so both name one error.
+	ErrBrokenChain = eventstore.ErrBrokenChain
 )
 
 func joinErrors(errs []error) error { return errors.Join(errs...) }

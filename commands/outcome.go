@@ -26,6 +26,7 @@ const (
 	kindUnsubscribe = "subscription_cancel"
 	kindVoid        = "void"
 	kindReverse     = "reverse"
+	kindUsageBatch  = "usage_batch"
 )
 
 func makeKey(tenantID int64, kind, id string) idKey {
@@ -105,6 +106,8 @@ func outcomesOf(tenantID int64, creditType string, e domain.Event) []keyedOutcom
 		return entry(kindUsage, e.UsageID, e.Fingerprint, outcomeAccepted)
 	case domain.DebitRejected:
 		return entry(kindUsage, e.UsageID, e.Fingerprint, rejectionStatus(e.Reason))
+	case domain.UsageBatchRecorded:
+		return entry(kindUsageBatch, e.BatchKey, e.Fingerprint, outcomeAccepted)
 	case domain.CreditsReserved:
 		return entry(kindReservation, e.ReservationID, e.Fingerprint, outcomeAccepted)
 	case domain.ReservationRejected:

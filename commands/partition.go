@@ -60,6 +60,10 @@ type op struct {
 	key         idKey
 	fingerprint uint64
 	decide      func(d decision) ([]domain.Event, error)
+	// guards marks an op whose refusal refuses the rest of its request: a
+	// usage batch's key used before with other events. It comes first, so
+	// nothing of the request is staged yet when it is refused.
+	guards bool
 }
 
 // request is one caller's ops for one tenant, answered together: they land
@@ -194,8 +198,8 @@ func (p *partition) refresh() error {
 	defer cancel()
 	if err := p.chain.catchUp(ctx, p.store, p.applyCommit); err != nil {
 		p.log.Error("reading partition", "err", err)
-		if errors.Is(err, ErrBrokenChain) {
-			return err
+		if eventstore.IsForeign(err) {
+			return err // names the message and the way out
 		}
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -337,6 +341,12 @@ func (p *partition) decide(batch []*request, now time.Time) *stage {
 		r.results = make([]Result, len(r.ops))
 		for i, o := range r.ops {
 			r.results[i] = p.decideOp(st, r.tenantID, o, now)
+			if o.guards && r.results[i].Err != nil {
+				for j := i + 1; j < len(r.ops); j++ {
+					r.results[j] = Result{Err: r.results[i].Err}
+				}
+				break
+			}
 		}
 	}
 	return st

@@ -29,6 +29,7 @@ const (
 	EventGrantExpiryChanged   EventType = "GrantExpiryChanged"
 	EventSubscriptionCanceled EventType = "SubscriptionCanceled"
 	EventReservationRejected  EventType = "ReservationRejected"
+	EventUsageBatchRecorded   EventType = "UsageBatchRecorded"
 
 	EventTenantCreated     EventType = "TenantCreated"
 	EventAPIKeyIssued      EventType = "APIKeyIssued"
@@ -129,6 +130,15 @@ type DebitRejected struct {
 	Dimensions  Dimensions      `json:"dimensions"`
 	Reason      string          `json:"reason"`
 	Fingerprint uint64          `json:"fp,omitempty"`
+}
+
+// UsageBatchRecorded binds a usage batch's key to the batch (UsageBatch):
+// it moves no credits and feeds no read model. It sits on the line of the
+// batch's first event, in the commit holding the batch's events.
+type UsageBatchRecorded struct {
+	BatchKey    string `json:"batch_key"`
+	Count       int    `json:"count"`
+	Fingerprint uint64 `json:"fp"`
 }
 
 type CreditsReserved struct {
@@ -303,6 +313,7 @@ func (UsageReversed) EventType() EventType        { return EventUsageReversed }
 func (GrantExpiryChanged) EventType() EventType   { return EventGrantExpiryChanged }
 func (SubscriptionCanceled) EventType() EventType { return EventSubscriptionCanceled }
 func (ReservationRejected) EventType() EventType  { return EventReservationRejected }
+func (UsageBatchRecorded) EventType() EventType   { return EventUsageBatchRecorded }
 func (SettingsChanged) EventType() EventType      { return EventSettingsChanged }
 func (NoticesConfigured) EventType() EventType    { return EventNoticesConfigured }
 func (TenantCreated) EventType() EventType        { return EventTenantCreated }
@@ -378,6 +389,8 @@ type EventData struct {
 	CurrencyConfig   json.RawMessage   `json:"currency_config"`
 	Thresholds       []decimal.Decimal `json:"thresholds"`
 	WebhookURL       string            `json:"webhook_url"`
+	BatchKey         string            `json:"batch_key"`
+	Count            int               `json:"count"`
 }
 
 // MarshalJSON writes {"type","tenant_id","credit_type","data"}.
@@ -429,6 +442,8 @@ func (w EnvelopeWire) Envelope() (Envelope, error) {
 			Description: d.Description, Burned: d.Burned, Fingerprint: d.Fingerprint}
 	case EventDebitRejected:
 		ev = DebitRejected{UsageID: d.UsageID, Amount: d.Amount, OccurredAt: d.OccurredAt, Dimensions: d.Dimensions, Reason: d.Reason, Fingerprint: d.Fingerprint}
+	case EventUsageBatchRecorded:
+		ev = UsageBatchRecorded{BatchKey: d.BatchKey, Count: d.Count, Fingerprint: d.Fingerprint}
 	case EventCreditsReserved:
 		if d.ExpiresAt == nil {
 			return Envelope{}, fmt.Errorf("decode %s: no expires_at", w.Type)

@@ -32,6 +32,7 @@ func sampleEvents() []struct {
 		{"usage_debited_zero", UsageDebited{UsageID: "u0", Amount: d("0"), OccurredAt: at}},
 		{"debit_rejected", DebitRejected{UsageID: "u2", Amount: d("-0.000001"), OccurredAt: at, Dimensions: dims,
 			Reason: RejectOccurredInFuture, Fingerprint: 42}},
+		{"usage_batch_recorded", UsageBatchRecorded{BatchKey: "batch-1", Count: 2, Fingerprint: 5}},
 		{"credits_reserved", CreditsReserved{ReservationID: "r1", Amount: d("30"), ExpiresAt: at, Dimensions: dims, Fingerprint: 7}},
 		{"reservation_captured", ReservationCaptured{ReservationID: "r1", Amount: d("12.5"), Released: d("17.5"), Burned: burns, Fingerprint: 9}},
 		{"reservation_captured_nothing", ReservationCaptured{ReservationID: "r1", Amount: d("0"), Released: d("30")}},
@@ -85,7 +86,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	}
 	all := []EventType{EventCreditsGranted, EventUsageDebited, EventDebitRejected, EventCreditsReserved,
 		EventReservationCaptured, EventReservationReleased, EventCreditsAdjusted, EventGrantExpired,
-		EventAutoReloadConfigured, EventCreditLineConfigured, EventTenantCreated, EventAPIKeyIssued, EventAPIKeyRevoked}
+		EventAutoReloadConfigured, EventCreditLineConfigured, EventTenantCreated, EventAPIKeyIssued, EventAPIKeyRevoked, EventUsageBatchRecorded}
 	for _, et := range all {
 		if !covered[et] {
 			t.Errorf("no round-trip sample for %s", et)

@@ -359,6 +359,8 @@ func (l *Line) Apply(e Event) {
 		// An attempt on record; it moves no credits.
 	case ReservationRejected:
 		// An attempt on record; it holds nothing.
+	case UsageBatchRecorded:
+		// A key on record; it moves nothing.
 	case CreditsReserved:
 		l.Reserved = l.Reserved.Add(e.Amount)
 		l.pin(e.Pinned, +1)

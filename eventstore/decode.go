@@ -628,6 +628,10 @@ func (d *decoder) eventData(x *domain.EventData) {
 			x.Thresholds = d.decimals()
 		case "webhook_url":
 			x.WebhookURL = d.str()
+		case "batch_key":
+			x.BatchKey = d.str()
+		case "count":
+			x.Count = d.int()
 		default:
 			// Unknown keys, and currency_config: a json.RawMessage of a
 			// rare registry event, not worth copying encoding/json's

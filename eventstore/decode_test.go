@@ -23,6 +23,7 @@ var allEventTypes = []domain.EventType{
 	domain.EventAutoReloadConfigured, domain.EventCreditLineConfigured, domain.EventSubscriptionStarted, domain.EventGrantVoided,
 	domain.EventUsageReversed, domain.EventGrantExpiryChanged, domain.EventSubscriptionCanceled, domain.EventReservationRejected,
 	domain.EventTenantCreated, domain.EventAPIKeyIssued, domain.EventAPIKeyRevoked, domain.EventSettingsChanged, domain.EventNoticesConfigured,
+	domain.EventUsageBatchRecorded,
 }
 
 func dec(s string) decimal.Decimal { return decimal.RequireFromString(s) }
@@ -56,6 +57,8 @@ func fastEvents() []domain.Envelope {
 		{TenantID: 2, Event: domain.UsageDebited{UsageID: "u3", Amount: dec("1e-3"), Dimensions: domain.Dimensions{Custom: map[string]string{}}}},
 		{TenantID: 3, CreditType: "c", Event: domain.DebitRejected{UsageID: "u4", Amount: dec("7"), OccurredAt: t0, Dimensions: dims, Reason: "insufficient", Fingerprint: 1}},
 		{TenantID: 3, Event: domain.DebitRejected{UsageID: "u5"}},
+		{TenantID: 3, CreditType: "c", Event: domain.UsageBatchRecorded{BatchKey: uni, Count: 1000, Fingerprint: 1<<64 - 1}},
+		{TenantID: 3, Event: domain.UsageBatchRecorded{}},
 		{TenantID: 4, CreditType: "c", Event: domain.CreditsReserved{ReservationID: "r1", Amount: dec("5"), ExpiresAt: t1, Dimensions: dims, Fingerprint: 7}},
 		{TenantID: 4, Event: domain.CreditsReserved{ReservationID: "r2", ExpiresAt: tz}},
 		{TenantID: 4, CreditType: "c", Event: domain.CreditsReserved{ReservationID: "r3", Amount: dec("7"), ExpiresAt: t1, Dimensions: dims,

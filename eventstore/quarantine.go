@@ -20,6 +20,10 @@ import (
 // sequence still counts as a position, and the next commit links to the
 // one before it.
 
+// ErrBrokenChain: a stored commit does not link to the commit before it on
+// its subject; the log was altered outside creditd.
+var ErrBrokenChain = errors.New("commit chain broken")
+
 // QuarantineSubject holds the records of messages set aside.
 const QuarantineSubject = "credits.quarantine"
 

@@ -65,6 +65,7 @@ type readyResponse struct {
 	Status             string  `json:"status" enum:"ready,unready"`
 	Reason             string  `json:"reason,omitempty"`
 	LastError          string  `json:"last_error,omitempty"`
+	WriteError         string  `json:"write_error,omitempty"`
 	ProjectionPosition *uint64 `json:"projection_position,omitempty"`
 	LogPosition        *uint64 `json:"log_position,omitempty"`
 	ProjectionLag      *uint64 `json:"projection_lag,omitempty"`
@@ -73,8 +74,10 @@ type readyResponse struct {
 
 // readyz reports whether reads are fresh: the log is reachable, the read
 // models are at most readyLagMax positions behind it, and they have not
-// stood still for more than readyStallMax with work pending. An unready
-// answer carries the projection's last error, when it has one.
+// stood still for more than readyStallMax with work pending, and no writer
+// stands at a message creditd did not write. An unready answer carries the
+// projection's last error (last_error) and the writers' (write_error), when
+// they have one.
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	body := readyResponse{Status: "ready"}
 	status := http.StatusOK
@@ -93,6 +96,17 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 				reason = "read models stopped at a message creditd did not write: "
 			}
 			body.Status, body.Reason, body.LastError = "unready", reason+err.Error(), err.Error()
+			status = http.StatusServiceUnavailable
+		}
+	}
+	if a.cfg.WriteChains != nil {
+		if err := a.cfg.WriteChains.ChainErr(); err != nil {
+			// Writes to that subject's tenants fail until the operator
+			// sets the message aside; the error says how.
+			body.WriteError = err.Error()
+			if status == http.StatusOK {
+				body.Status, body.Reason = "unready", "writes stopped at a message creditd did not write: "+err.Error()
+			}
 			status = http.StatusServiceUnavailable
 		}
 	}

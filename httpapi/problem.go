@@ -13,6 +13,7 @@ import (
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
 )
 
 // Problem is an RFC 7807 problem document, in the shape of the seed APIs'
@@ -110,6 +111,10 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusNotFound, "api-key-not-found", err.Error())
 	case errors.Is(err, commands.ErrCommitTooLarge):
 		return newProblem(http.StatusRequestEntityTooLarge, "request-too-large", "the request's events do not fit in one commit; send fewer or smaller events")
+	case eventstore.IsForeign(err):
+		// Not the client's doing and not retryable until an operator acts;
+		// /readyz names the message.
+		return newProblem(http.StatusServiceUnavailable, "unavailable", "the log holds a message creditd did not write; writes for this tenant resume once an operator sets it aside (see /readyz)")
 	case errors.Is(err, commands.ErrUnavailable), errors.Is(err, commands.ErrContention), errors.Is(err, commands.ErrClosed),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// A write whose wait ended may still land: retrying with the same

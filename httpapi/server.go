@@ -26,7 +26,8 @@ type Writer interface {
 	RevokeAPIKey(ctx context.Context, tenantID int64, keyID string) (uint64, error)
 	Authenticate(key string) (int64, bool)
 	Grant(ctx context.Context, tenantID int64, creditType string, c domain.Grant) (commands.Result, error)
-	RecordUsage(ctx context.Context, tenantID int64, events []commands.UsageEvent) ([]commands.Result, error)
+	// RecordUsageBatch keys the whole batch by batchKey when it is set.
+	RecordUsageBatch(ctx context.Context, tenantID int64, batchKey string, events []commands.UsageEvent) ([]commands.Result, error)
 	Reserve(ctx context.Context, tenantID int64, creditType string, c domain.Reserve) (commands.Result, error)
 	Capture(ctx context.Context, tenantID int64, creditType string, c domain.Capture) (commands.Result, error)
 	Release(ctx context.Context, tenantID int64, creditType, reservationID string) (commands.Result, error)
@@ -72,11 +73,23 @@ type Projection interface {
 	Err() error
 }
 
+// WriteChains is what /readyz needs of the write side's logs;
+// *commands.Engine satisfies it.
+type WriteChains interface {
+	// ChainErr is the foreign message a writer stopped at while serving
+	// (an *eventstore.ForeignMessageError naming subject and position),
+	// nil when none did.
+	ChainErr() error
+}
+
 // Config configures the API.
 type Config struct {
 	Writer     Writer
 	Reader     Reader
 	Projection Projection
+	// WriteChains, when set, makes /readyz report a writer stopped by a
+	// message creditd did not write.
+	WriteChains WriteChains
 	// LogPosition reads the log's last position, for /readyz.
 	LogPosition func(ctx context.Context) (uint64, error)
 	// AdminToken authorises tenant administration.

@@ -118,11 +118,19 @@ func (a *API) recordUsage(w http.ResponseWriter, r *http.Request, tenantID int64
 			}
 		}
 	}
+	// The header keys the whole batch: there is no body id to compare it
+	// with, so it is checked like an id on its own.
+	batchKey := r.Header.Get(idempotencyKeyHeader)
+	if batchKey != "" {
+		for _, fe := range domain.FieldErrors(domain.UsageBatch{Key: batchKey}.Validate()) {
+			check.add("header."+idempotencyKeyHeader, fe.Message, cutText(batchKey))
+		}
+	}
 	if err := check.err(); err != nil {
 		writeProblem(w, r, a.log, validationProblem("", err))
 		return
 	}
-	results, err := a.writer.RecordUsage(r.Context(), tenantID, events)
+	results, err := a.writer.RecordUsageBatch(r.Context(), tenantID, batchKey, events)
 	if err != nil {
 		writeProblem(w, r, a.log, err)
 		return

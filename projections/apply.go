@@ -103,6 +103,10 @@ func (b *batch) applyEvent(env domain.Envelope, seq uint64, at int64) error {
 	switch env.Event.(type) {
 	case domain.TenantCreated, domain.APIKeyIssued, domain.APIKeyRevoked, domain.SettingsChanged, domain.NoticesConfigured:
 		return b.applyRegistry(env.Event)
+	case domain.UsageBatchRecorded:
+		// A key for the write side's index; no read model shows it, and it
+		// must not touch the line (a batch of duplicates would stamp it).
+		return nil
 	}
 	line, err := b.line(env.TenantID, env.CreditType, at)
 	if err != nil {

@@ -60,6 +60,11 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if reader != nil {
+		if err := p.learnHeads(ctx, reader); err != nil {
+			return err
+		}
+	}
 	var gates wmjs.Gates
 	// Watermill logs every message at info; that is debug detail here.
 	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "projection"),

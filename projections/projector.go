@@ -49,6 +49,12 @@ type Projector struct {
 	// last read from the log (UseQuarantined).
 	quarantined atomic.Pointer[eventstore.Quarantined]
 
+	// heads are each commit subject's last commit applied (chain.go); only
+	// Apply touches them. headsUnknown is set on a database made before
+	// they were stored, until learnHeads reads them from the log.
+	heads        map[string]chainHead
+	headsUnknown bool
+
 	// noticed is signaled after a batch recorded notices.
 	noticed chan struct{}
 
@@ -66,7 +72,13 @@ func NewProjector(ctx context.Context, db *DB, log *slog.Logger) (*Projector, er
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint: %w", err)
 	}
-	return &Projector{db: db, log: log, known: map[lineKey]lineRow{}, dims: map[dimsKey]*dimsText{}, position: position, advanced: make(chan struct{}), noticed: make(chan struct{}, 1)}, nil
+	heads, err := db.chainHeads(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read chain heads: %w", err)
+	}
+	return &Projector{db: db, log: log, known: map[lineKey]lineRow{}, dims: map[dimsKey]*dimsText{}, position: position,
+		heads: heads, headsUnknown: position > 0 && len(heads) == 0,
+		advanced: make(chan struct{}), noticed: make(chan struct{}, 1)}, nil
 }
 
 // Position is the last log position applied and committed.
@@ -83,7 +95,12 @@ func (p *Projector) Pending() uint64 { return p.pending.Load() }
 // Decoded is a stored commit with its events decoded.
 type Decoded struct {
 	Sequence uint64
-	Commit   eventstore.Commit
+	// Subject and Hash (of the stored bytes) place a commit in its
+	// subject's chain; Subject is empty for a message that is not a commit
+	// or was set aside.
+	Subject string
+	Hash    string
+	Commit  eventstore.Commit
 	// dims, when set, holds the texts of each usage debit's dimensions
 	// (nil for other events), looked up ahead by prepareDims.
 	dims []*dimsText
@@ -104,7 +121,7 @@ func Decode(msgs []eventstore.StoredMsg, skip eventstore.Quarantined) ([]Decoded
 		if err != nil {
 			return nil, eventstore.Foreign(m, err)
 		}
-		out[i] = Decoded{Sequence: m.Sequence, Commit: c}
+		out[i] = Decoded{Sequence: m.Sequence, Subject: m.Subject, Hash: eventstore.Hash(m.Data), Commit: c}
 	}
 	return out, nil
 }
@@ -166,6 +183,20 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 	if len(commits) == 0 {
 		return nil
 	}
+	if p.headsUnknown {
+		return errHeadsUnknown
+	}
+	linked, moved, linkErr := checkLinks(p.heads, commits)
+	if linkErr != nil {
+		// The commits before the foreign one are applied; it and the ones
+		// after it wait for an operator (chain.go).
+		if linked > 0 {
+			if err := p.applyDecoded(ctx, commits[:linked]); err != nil {
+				return err
+			}
+		}
+		return linkErr
+	}
 	tx, err := p.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -200,6 +231,9 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 	if err := b.flush(); err != nil {
 		return fmt.Errorf("write read models: %w", errors.Join(ctx.Err(), err))
 	}
+	if err := writeHeads(b.ctx, tx, moved); err != nil {
+		return err
+	}
 	if p.beforeCommit != nil {
 		if err := p.beforeCommit(b.position); err != nil {
 			return err
@@ -213,6 +247,9 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 	}
 	for key, l := range b.lines {
 		p.known[key] = *l
+	}
+	for subject, h := range moved {
+		p.heads[subject] = h
 	}
 	if p.carried != nil {
 		p.carried, p.cubeDayMax = b.cube, b.dayMax // flushCube took out what it wrote

@@ -76,6 +76,9 @@ func (p *Projector) Replay(ctx context.Context, log LogReader, opts ReplayOption
 		}
 		upTo = last
 	}
+	if err := p.learnHeads(ctx, log); err != nil {
+		return err
+	}
 	quarantined, err := log.Quarantined(ctx)
 	if err != nil {
 		return err

@@ -7,6 +7,16 @@ CREATE TABLE IF NOT EXISTS checkpoint (
   position INTEGER NOT NULL
 );
 
+-- The last commit applied on each commit subject (credits.registry,
+-- credits.events.<n>), written with the checkpoint: the next commit on the
+-- subject must link to hash (projections/chain.go). A database made before
+-- this table learns it from the log once (Projector.learnHeads).
+CREATE TABLE IF NOT EXISTS chain_heads (
+  subject  TEXT    PRIMARY KEY,
+  position INTEGER NOT NULL,
+  hash     TEXT    NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS tenants (
   tenant_id       INTEGER PRIMARY KEY,
   name            TEXT    NOT NULL,

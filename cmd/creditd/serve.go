@@ -337,7 +337,7 @@ func serve(args []string) error {
 		return info.NumPending + uint64(info.NumAckPending), nil
 	})
 	api := httpapi.New(httpapi.Config{
-		Writer: engine, Reader: queries.New(readModels.Reader()), Projection: projector,
+		Writer: engine, Reader: queries.New(readModels.Reader()), Projection: projector, WriteChains: engine,
 		LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSecret: func(tenantID int64) string { return projections.WebhookSecret([]byte(webhookKey), tenantID) }, Webhooks: cfg.webhooks,
 		Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
 			return audit.Verify(ctx, store, readModels.Reader(), tenantID)

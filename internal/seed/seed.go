@@ -41,7 +41,8 @@ const (
 )
 
 // Commits calls fn for each generated commit, in position order starting at
-// 1: a TenantCreated, then grants and usage spread evenly over the days,
+// 1: a TenantCreated (for credits.registry), then, each linked to the one
+// before it (for the tenant's partition), grants and usage spread evenly over the days,
 // each usage burning the current grant.
 func Commits(s Shape, fn func(seq uint64, data []byte) error) error {
 	rng := rand.New(rand.NewPCG(s.Seed, 42))
@@ -61,6 +62,9 @@ func Commits(s Shape, fn func(seq uint64, data []byte) error) error {
 		TenantID: s.TenantID, Name: "bench", Email: "bench@example.test", Currency: "USD", CreatedAt: start}}}); err != nil {
 		return err
 	}
+	// That commit is the registry's; the line's commits form their
+	// partition's own chain, which starts empty.
+	prev = ""
 	step := time.Duration(int64(s.Days) * int64(24*time.Hour) / int64(max(s.Events, 1)))
 	var grantID string
 	var grantLeft decimal.Decimal

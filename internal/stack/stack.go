@@ -158,7 +158,7 @@ func StartWith(t testing.TB, dir string, clock *Clock, opts Options) *Stack {
 	s.Reader = queries.New(s.DB.Reader())
 	// Every exchange of every test is held against /openapi.json.
 	s.Server = httptest.NewServer(openapicheck.Wrap(t, httpapi.New(httpapi.Config{
-		Writer: engine, Reader: s.Reader, Projection: s.Projector, LogPosition: s.NATS.Store.LastPosition,
+		Writer: engine, Reader: s.Reader, Projection: s.Projector, WriteChains: engine, LogPosition: s.NATS.Store.LastPosition,
 		AdminToken: AdminToken, Clock: clock.Now, WebhookSecret: func(tenantID int64) string { return projections.WebhookSecret(WebhookKey, tenantID) }, Webhooks: opts.Webhooks,
 		Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
 			return audit.Verify(ctx, s.NATS.Store, s.DB.Reader(), tenantID)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
-	"github.com/creditd/creditd/eventstore"
 )
 
 // Problem is an RFC 7807 problem document, in the shape of the seed APIs'
@@ -111,7 +110,7 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusNotFound, "api-key-not-found", err.Error())
 	case errors.Is(err, commands.ErrCommitTooLarge):
 		return newProblem(http.StatusRequestEntityTooLarge, "request-too-large", "the request's events do not fit in one commit; send fewer or smaller events")
-	case eventstore.IsForeign(err):
+	case errors.As(err, new(foreignMessage)):
 		// Not the client's doing and not retryable until an operator acts;
 		// /readyz names the message.
 		return newProblem(http.StatusServiceUnavailable, "unavailable", "the log holds a message creditd did not write; writes for this tenant resume once an operator sets it aside (see /readyz)")

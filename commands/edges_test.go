@@ -1,15 +1,11 @@
 package commands
 
-// Regression tests for issue 12, one per numbered failure, against its rules
-// (rules v2, which domain/README.md is to state). Each drives the real Engine
-// on a real embedded JetStream with a fake clock and decides at an instant the
-// sweeper has not reached: the answer must not depend on whether it ran. Where
-// the failure shows only after a sweep (items 3 and 10), a second test lets
-// the sweeper run at the due instant first.
-//
-// NEW API: edgeIsGrantExpired uses domain.ErrGrantExpired (item 4), which
-// rules v2 adds; until it exists this file, and so the package's tests, do not
-// compile.
+// Regression tests for issue 12, one per numbered failure, against the rules
+// of domain/README.md. Each drives the real Engine on a real embedded
+// JetStream with a fake clock and decides at an instant the sweeper has not
+// reached: the answer must not depend on whether it ran. Where the failure
+// shows only after a sweep (items 3 and 10), a second test lets the sweeper
+// run at the due instant first.
 
 import (
 	"context"
@@ -334,8 +330,7 @@ func TestEdge04ExpiredGrantCannotBeBroughtBack(t *testing.T) {
 	}
 }
 
-// edgeIsGrantExpired is item 4's sentinel. NEW API: domain.ErrGrantExpired
-// does not exist before rules v2; this is the file's only use of it.
+// edgeIsGrantExpired is item 4's answer: the grant has expired.
 func edgeIsGrantExpired(err error) bool { return errors.Is(err, domain.ErrGrantExpired) }
 
 // Rule (the principle): the subscription allocation that is due is appended

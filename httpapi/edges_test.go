@@ -1,7 +1,7 @@
 package httpapi_test
 
 // The HTTP-visible answers of issue 12's regressions (commands/edges_test.go
-// has the engine-level ones), against its rules (rules v2).
+// has the engine-level ones), against the rules of domain/README.md.
 
 import (
 	"context"

@@ -2,7 +2,7 @@
 // operation sequences, one per seed, played against the real engine
 // (commands.Engine on an embedded JetStream, with a simulated clock and
 // injected store faults) and against a reference model of the rules of
-// rules-v2 (model.go), compared after every step.
+// domain/README.md (model.go), compared after every step.
 //
 // # Running
 //
@@ -44,7 +44,7 @@
 //     holding on both. At the end the live projection, a rebuild from the log
 //     and the audit's verification of both must agree with the model.
 //
-// # Where rules-v2 leaves a choice, the model takes this one
+// # Where the rules leave a choice, the model takes this one
 //
 //   - Zero-amount usage is accepted and does nothing else: no auto-reload
 //     (zeroUsageReloads in model.go turns the other reading on).

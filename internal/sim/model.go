@@ -1,6 +1,6 @@
 package sim
 
-// The reference model: the rules of /work/rules-v2.md (summarised in
+// The reference model: the rules of domain/README.md (summarised in
 // doc.go) implemented as plainly as possible. Each line keeps the list of
 // its facts, in order; every quantity is recomputed from that list when it
 // is needed (viewOf), with nothing cached between writes. It shares no code
@@ -16,7 +16,7 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// Rule constants of rules-v2.md.
+// Rule constants of domain/README.md.
 const (
 	futureSkewMax  = 5 * time.Minute
 	holdTTLDefault = 5 * time.Minute
@@ -31,11 +31,10 @@ const (
 	subscriptionPrefix = "subscription:"
 )
 
-// zeroUsageReloads: rules-v2 lists "amount 0 → always accepted" before the
-// auto-reload bullets, which the model reads as: a zero-amount debit does
-// nothing else either. Today's engine runs the after-debit check on it too
-// (a line armed below its threshold reloads on a zero debit); set this to
-// true if the rules are meant that way.
+// zeroUsageReloads: a zero-amount debit is always accepted and does nothing
+// else: it spends nothing, so it crosses no auto-reload threshold, even on
+// a line armed below it (domain/README.md). True would model the other
+// reading, to show the simulation tells them apart.
 const zeroUsageReloads = false
 
 // totalsLimit: no line total may pass 10^12 credits.

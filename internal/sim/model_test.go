@@ -10,7 +10,7 @@ import (
 )
 
 // The model's answers to the failures listed in issue 12, worked out by
-// hand from rules-v2.md: the model must get each right before it may judge
+// hand from domain/README.md: the model must get each right before it may judge
 // the engine.
 
 type scenario struct {

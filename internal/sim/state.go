@@ -104,7 +104,7 @@ func holdText(holds map[string]decimal.Decimal, id string) string {
 	return "absent"
 }
 
-// checkInvariants returns the rules of rules-v2.md a line state breaks:
+// checkInvariants returns the rules of domain/README.md a line state breaks:
 // every grant's remaining in (0, amount], the totals identity, reserved as
 // the sum of the holds, and available ≥ −overdraft unless the line had a
 // negative adjustment or a lowered limit (exempt).

@@ -66,11 +66,11 @@ func BenchmarkCatchUp(b *testing.B) {
 func seedDecoded(b *testing.B, events int) []Decoded {
 	b.Helper()
 	var msgs []eventstore.StoredMsg
-	err := seed.Commits(seed.Shape{TenantID: 1, Events: events, Days: max(1, events/13_700), End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 100, Seed: 1},
-		func(seq uint64, data []byte) error {
-			msgs = append(msgs, eventstore.StoredMsg{Sequence: seq, Data: data})
-			return nil
-		})
+	shape := seed.Shape{TenantID: 1, Events: events, Days: max(1, events/13_700), End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 100, Seed: 1}
+	err := seed.Commits(shape, func(seq uint64, data []byte) error {
+		msgs = append(msgs, shape.Msg(seq, data))
+		return nil
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -85,11 +85,11 @@ func seedDecoded(b *testing.B, events int) []Decoded {
 // stages, which run on separate goroutines.
 func BenchmarkDecode(b *testing.B) {
 	var msgs []eventstore.StoredMsg
-	seed.Commits(seed.Shape{TenantID: 1, Events: 100_000, Days: 100_000 / 13_700, End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 100, Seed: 1},
-		func(seq uint64, data []byte) error {
-			msgs = append(msgs, eventstore.StoredMsg{Sequence: seq, Data: data})
-			return nil
-		})
+	shape := seed.Shape{TenantID: 1, Events: 100_000, Days: 100_000 / 13_700, End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 100, Seed: 1}
+	seed.Commits(shape, func(seq uint64, data []byte) error {
+		msgs = append(msgs, shape.Msg(seq, data))
+		return nil
+	})
 	b.ResetTimer()
 	for range b.N {
 		if _, err := Decode(msgs, nil); err != nil {

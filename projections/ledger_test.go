@@ -120,12 +120,12 @@ func TestCarriedCellsSurviveAFailedBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	var decoded []Decoded
-	err := seed.Commits(seed.Shape{TenantID: 1, Events: 6_000, Days: 6, End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 20, Seed: 5},
-		func(seq uint64, data []byte) error {
-			c, err := eventstore.DecodeCommit(data)
-			decoded = append(decoded, Decoded{Sequence: seq, Commit: c})
-			return err
-		})
+	shape := seed.Shape{TenantID: 1, Events: 6_000, Days: 6, End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 20, Seed: 5}
+	err := seed.Commits(shape, func(seq uint64, data []byte) error {
+		c, err := eventstore.DecodeCommit(data)
+		decoded = append(decoded, Decoded{Sequence: seq, Subject: shape.Subject(seq), Hash: eventstore.Hash(data), Commit: c})
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

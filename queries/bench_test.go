@@ -63,8 +63,9 @@ func buildBenchDB(path string, events int) error {
 		chunk = chunk[:0]
 		return err
 	}
-	err = seed.Commits(seed.Shape{TenantID: 1, Events: events, Days: 730, End: benchEnd, EventsPerCommit: 200, Seed: 1}, func(seq uint64, data []byte) error {
-		chunk = append(chunk, eventstore.StoredMsg{Sequence: seq, Data: data})
+	shape := seed.Shape{TenantID: 1, Events: events, Days: 730, End: benchEnd, EventsPerCommit: 200, Seed: 1}
+	err = seed.Commits(shape, func(seq uint64, data []byte) error {
+		chunk = append(chunk, shape.Msg(seq, data))
 		if len(chunk) == 256 {
 			return flush()
 		}

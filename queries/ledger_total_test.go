@@ -26,8 +26,9 @@ func TestLedgerTotalEqualsACount(t *testing.T) {
 	}
 	end := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
 	var msgs []eventstore.StoredMsg
-	if err := seed.Commits(seed.Shape{TenantID: 1, Events: 3000, Days: 10, End: end, EventsPerCommit: 50, Seed: 3}, func(seq uint64, data []byte) error {
-		msgs = append(msgs, eventstore.StoredMsg{Sequence: seq, Data: data})
+	shape := seed.Shape{TenantID: 1, Events: 3000, Days: 10, End: end, EventsPerCommit: 50, Seed: 3}
+	if err := seed.Commits(shape, func(seq uint64, data []byte) error {
+		msgs = append(msgs, shape.Msg(seq, data))
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -36,6 +37,11 @@ func TestLedgerTotalEqualsACount(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := New(db.Reader())
+	// The history must be in the read model, or every count below is 0.
+	var rows int
+	if err := db.Reader().QueryRow("SELECT count(*) FROM ledger WHERE tenant_id = 1").Scan(&rows); err != nil || rows < 3000 {
+		t.Fatalf("the ledger holds %d rows (%v), want the 3000 usage events and their grants", rows, err)
+	}
 	start := end.AddDate(0, 0, -10)
 	instants := []*time.Time{nil}
 	for h := 0; h < 11*24; h += 7 {

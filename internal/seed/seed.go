@@ -40,6 +40,22 @@ const (
 	grantEvery = 50_000 // a purchase grant per this many events keeps the line funded
 )
 
+// Subject is the subject of the commit at seq on a store with the default
+// partition count: the registry for the first, the tenant's partition for
+// the rest. Readers take only commits on a commit subject, so messages
+// built in memory must carry it.
+func (s Shape) Subject(seq uint64) string {
+	if seq == 1 {
+		return eventstore.RegistrySubject
+	}
+	return eventstore.PartitionSubject(int(uint64(s.TenantID) % eventstore.PartitionsDefault))
+}
+
+// Msg is the stored message of the commit at seq, as a reader gets it.
+func (s Shape) Msg(seq uint64, data []byte) eventstore.StoredMsg {
+	return eventstore.StoredMsg{Sequence: seq, Subject: s.Subject(seq), Data: data}
+}
+
 // Commits calls fn for each generated commit, in position order starting at
 // 1: a TenantCreated (for credits.registry), then, each linked to the one
 // before it (for the tenant's partition), grants and usage spread evenly over the days,

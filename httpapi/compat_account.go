@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
 )
 
@@ -62,7 +63,7 @@ type accountSubscriptionJSON struct {
 	Status             string     `json:"status"`
 	Period             string     `json:"period"`
 	CreditsPerPeriod   Number     `json:"credits_per_period"`
-	Price              *priceOut  `json:"price"`
+	Price              *web.Price `json:"price"`
 	Rollover           bool       `json:"rollover"`
 	CurrentPeriodStart *time.Time `json:"current_period_start"`
 	CurrentPeriodEnd   *time.Time `json:"current_period_end"`
@@ -124,14 +125,14 @@ func (a *API) accountUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 	now := a.cfg.Clock().UTC()
 	to := now
 	if params.Get("to") != "" {
-		to = requiredInstant(params.Get("to"), "to", true, &errs)
+		to = web.RequiredInstant(params.Get("to"), "to", true, &errs)
 	}
 	from := periodStart(period, to)
 	if params.Get("from") != "" {
-		from = requiredInstant(params.Get("from"), "from", false, &errs)
+		from = web.RequiredInstant(params.Get("from"), "from", false, &errs)
 	}
 	if len(errs) == 0 {
-		errs = append(errs, checkSpan(from, to, "from"))
+		errs = append(errs, web.CheckSpan(from, to, "from"))
 	}
 	if err := joinErrs(errs); err != nil {
 		a.writeReadError(w, r, err)
@@ -182,8 +183,8 @@ func (a *API) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int
 	params := r.URL.Query()
 	var errs []error
 	f := queries.LedgerFilter{
-		From: instantParam(r, "from", false, &errs), To: instantParam(r, "to", true, &errs),
-		Limit: intParam(r, "limit", &errs), Offset: intParam(r, "offset", &errs),
+		From: web.InstantParam(r, "from", false, &errs), To: web.InstantParam(r, "to", true, &errs),
+		Limit: web.IntParam(r, "limit", &errs), Offset: web.IntParam(r, "offset", &errs),
 	}
 	switch t := params.Get("type"); t {
 	case "":
@@ -258,7 +259,7 @@ func (a *API) accountSummary(w http.ResponseWriter, r *http.Request, tenantID in
 			CreditsPerPeriod: Number(s.CreditsPerPeriod), Rollover: s.Rollover, CurrentPeriodStart: s.CurrentPeriodStart,
 			CurrentPeriodEnd: s.CurrentPeriodEnd, CancelAt: s.CancelAt}
 		if s.PriceAmount != nil {
-			out.Subscription.Price = &priceOut{Amount: Number(*s.PriceAmount), Currency: s.PriceCurrency}
+			out.Subscription.Price = &web.Price{Amount: Number(*s.PriceAmount), Currency: s.PriceCurrency}
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -2,8 +2,8 @@ package httpapi
 
 import (
 	"net/http"
-	"time"
 
+	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
 )
 
@@ -30,8 +30,8 @@ type lanternRemainingJSON struct {
 func (a *API) lanternUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	params := r.URL.Query()
 	var errs []error
-	start := requiredInstant(params.Get("start_date"), "start_date", false, &errs)
-	end := requiredInstant(params.Get("end_date"), "end_date", true, &errs)
+	start := web.RequiredInstant(params.Get("start_date"), "start_date", false, &errs)
+	end := web.RequiredInstant(params.Get("end_date"), "end_date", true, &errs)
 	filter := queries.UsedFilter{WorkflowID: params.Get("workflow_id"), WorkflowRunID: params.Get("workflow_run_id"),
 		CustomKey: params.Get("custom_key"), CustomValue: params.Get("custom_value")}
 	switch {
@@ -45,7 +45,7 @@ func (a *API) lanternUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 		errs = append(errs, &queries.ParamError{Param: "custom_key", Message: "must be 1 to 64 letters, digits or _-.:", Value: filter.CustomKey})
 	}
 	if len(errs) == 0 {
-		errs = append(errs, checkSpan(start, end, "start_date"))
+		errs = append(errs, web.CheckSpan(start, end, "start_date"))
 	}
 	if err := joinErrs(errs); err != nil {
 		a.writeReadError(w, r, err)
@@ -69,28 +69,4 @@ func (a *API) lanternRemaining(w http.ResponseWriter, r *http.Request, tenantID 
 	t := report.Total
 	writeJSON(w, http.StatusOK, lanternRemainingJSON{Success: true, TenantID: tenantID, RemainingCredits: Number(t.Available),
 		TotalCredits: Number(t.Granted.Add(t.Adjusted).Sub(t.Expired))})
-}
-
-// requiredInstant reads a required RFC 3339 time or YYYY-MM-DD date.
-func requiredInstant(text, param string, end bool, errs *[]error) time.Time {
-	if text == "" {
-		*errs = append(*errs, &queries.ParamError{Param: param, Message: "is required"})
-		return time.Time{}
-	}
-	t, err := queries.ParseInstant(text, end)
-	if err != nil {
-		*errs = append(*errs, &queries.ParamError{Param: param, Message: err.Error(), Value: text})
-	}
-	return t
-}
-
-// checkSpan refuses from after to and spans over queries.RangeDaysMax days.
-func checkSpan(from, to time.Time, param string) error {
-	if from.After(to) {
-		return &queries.ParamError{Param: param, Message: "must not be after the end of the range", Value: from.Format(time.RFC3339)}
-	}
-	if days := to.UTC().Unix()/86400 - from.UTC().Unix()/86400 + 1; days > queries.RangeDaysMax {
-		return &queries.ParamError{Param: param, Message: "the range spans more than 1830 days", Value: from.Format(time.RFC3339)}
-	}
-	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
 )
 
@@ -95,7 +96,7 @@ func (a *API) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64)
 	from := lassoDate(params.Get("from"), "from", &errs)
 	to := lassoDate(params.Get("to"), "to", &errs)
 	if len(errs) == 0 {
-		errs = append(errs, checkSpan(from, to, "from"))
+		errs = append(errs, web.CheckSpan(from, to, "from"))
 	}
 	if err := joinErrs(errs); err != nil {
 		a.writeReadError(w, r, err)

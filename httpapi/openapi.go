@@ -237,6 +237,8 @@ func routeResponses(rt route) *openapi3.Responses {
 		success.Content = openapi3.Content{"*/*": openapi3.NewMediaType()}
 	case key == "GET /openapi.json":
 		success.Content = openapi3.NewContentWithJSONSchema(openapi3.NewObjectSchema())
+	case rt.response != nil:
+		success.Content = openapi3.NewContentWithJSONSchemaRef(responseSchema(rt.response))
 	default:
 		success.Content = openapi3.NewContentWithJSONSchemaRef(responseSchema(responseSchemas[key]))
 	}
@@ -332,9 +334,7 @@ func queryParameter(rt route, name string) *openapi3.Parameter {
 		schema = openapi3.NewStringSchema()
 	}
 	p := openapi3.NewQueryParameter(name).WithSchema(schema)
-	if rt.path == "/compat/lantern/v1/credits/usage" && (name == "start_date" || name == "end_date") {
-		p.Required = true
-	}
+	p.Required = slices.Contains(rt.requiredQuery, name)
 	return p
 }
 

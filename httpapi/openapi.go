@@ -78,8 +78,6 @@ var responseSchemas = map[string]any{
 	"DELETE /v1/subscriptions/{subscription_id}":       subscriptionResponse{},
 	"PUT /v1/settings":                                 settingsResponse{},
 
-	"GET /compat/lantern/v1/credits/usage":     lanternUsageJSON{},
-	"GET /compat/lantern/v1/credits/remaining": lanternRemainingJSON{},
 	"GET /compat/account/auth/account/usage":   accountUsageJSON{},
 	"GET /compat/account/auth/account/credits": accountBalanceJSON{},
 	"GET /compat/account/auth/account/ledger":  accountLedgerJSON{},

@@ -90,9 +90,6 @@ func (a *API) routeTable() []route {
 		{method: "GET", path: "/v1/audit/verify", summary: "Recompute the tenant from the event log and compare the read models", auth: authTenant, tenant: a.auditVerify},
 		{method: "GET", path: "/v1/summary", summary: "Tenant profile and headline numbers", auth: authTenant, tenant: a.summary},
 
-		{method: "GET", path: "/compat/lantern/v1/credits/usage", summary: "lantern: credits used in a time range", auth: authTenant,
-			query: []string{"start_date", "end_date", "workflow_id", "workflow_run_id", "custom_key", "custom_value"}, requiredQuery: []string{"start_date", "end_date"}, compat: true, tenant: a.lanternUsage},
-		{method: "GET", path: "/compat/lantern/v1/credits/remaining", summary: "lantern: remaining and total credits", auth: authTenant, compat: true, tenant: a.lanternRemaining},
 		{method: "GET", path: "/compat/account/auth/account/usage", summary: "account: usage statistics", auth: authTenant, query: []string{"period", "from", "to"}, compat: true, tenant: a.accountUsage},
 		{method: "GET", path: "/compat/account/auth/account/credits", summary: "account: credit balance", auth: authTenant, compat: true, tenant: a.accountCredits},
 		{method: "GET", path: "/compat/account/auth/account/ledger", summary: "account: credit ledger", auth: authTenant, query: []string{"type", "from", "to", "limit", "offset"}, compat: true, tenant: a.accountLedger},

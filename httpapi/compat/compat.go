@@ -15,6 +15,7 @@ package compat
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -74,7 +75,11 @@ type Route struct {
 	Response any
 }
 
+// api holds what every profile's handlers use.
+type api struct{ Deps }
+
 // Routes are every profile's routes, served with d.
 func Routes(d Deps) []Route {
-	return nil
+	a := &api{d}
+	return slices.Concat(a.lanternRoutes())
 }

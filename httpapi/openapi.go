@@ -78,13 +78,9 @@ var responseSchemas = map[string]any{
 	"DELETE /v1/subscriptions/{subscription_id}":       subscriptionResponse{},
 	"PUT /v1/settings":                                 settingsResponse{},
 
-	"GET /compat/account/auth/account/usage":   accountUsageJSON{},
-	"GET /compat/account/auth/account/credits": accountBalanceJSON{},
-	"GET /compat/account/auth/account/ledger":  accountLedgerJSON{},
-	"GET /compat/account/auth/account/summary": accountSummaryJSON{},
-	"GET /compat/tamtam/api/v2/credits":        tamtamCreditsJSON{},
-	"GET /compat/lasso/credits/stats":          lassoStatsJSON{},
-	"GET /compat/openrouter/api/v1/credits":    openrouterCreditsJSON{},
+	"GET /compat/tamtam/api/v2/credits":     tamtamCreditsJSON{},
+	"GET /compat/lasso/credits/stats":       lassoStatsJSON{},
+	"GET /compat/openrouter/api/v1/credits": openrouterCreditsJSON{},
 }
 
 // createdRoutes answer 201 for a new resource and 200 for a repeat of the

@@ -78,7 +78,6 @@ var responseSchemas = map[string]any{
 	"DELETE /v1/subscriptions/{subscription_id}":       subscriptionResponse{},
 	"PUT /v1/settings":                                 settingsResponse{},
 
-	"GET /compat/lasso/credits/stats":       lassoStatsJSON{},
 	"GET /compat/openrouter/api/v1/credits": openrouterCreditsJSON{},
 }
 

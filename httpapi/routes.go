@@ -90,7 +90,6 @@ func (a *API) routeTable() []route {
 		{method: "GET", path: "/v1/audit/verify", summary: "Recompute the tenant from the event log and compare the read models", auth: authTenant, tenant: a.auditVerify},
 		{method: "GET", path: "/v1/summary", summary: "Tenant profile and headline numbers", auth: authTenant, tenant: a.summary},
 
-		{method: "GET", path: "/compat/lasso/credits/stats", summary: "lasso: spending statistics", auth: authTenant, query: []string{"from", "to"}, compat: true, tenant: a.lassoStats},
 		{method: "GET", path: "/compat/openrouter/api/v1/credits", summary: "openrouter: total credits and usage", auth: authTenant, compat: true, tenant: a.openrouterCredits},
 	}
 	profiles := compat.Deps{Reader: a.reader, Clock: a.cfg.Clock, WriteReadError: a.writeReadError, WriteSummaryError: a.writeSummaryError, PreviousUse: previousUse}

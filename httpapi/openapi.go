@@ -77,8 +77,6 @@ var responseSchemas = map[string]any{
 	"POST /v1/subscriptions":                           subscriptionResponse{},
 	"DELETE /v1/subscriptions/{subscription_id}":       subscriptionResponse{},
 	"PUT /v1/settings":                                 settingsResponse{},
-
-	"GET /compat/openrouter/api/v1/credits": openrouterCreditsJSON{},
 }
 
 // createdRoutes answer 201 for a new resource and 200 for a repeat of the

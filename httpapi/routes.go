@@ -89,8 +89,6 @@ func (a *API) routeTable() []route {
 		{method: "GET", path: "/v1/stats", summary: "Spend over a range against the period before, daily splits and top lists", auth: authTenant, query: []string{"from", "to"}, tenant: a.stats},
 		{method: "GET", path: "/v1/audit/verify", summary: "Recompute the tenant from the event log and compare the read models", auth: authTenant, tenant: a.auditVerify},
 		{method: "GET", path: "/v1/summary", summary: "Tenant profile and headline numbers", auth: authTenant, tenant: a.summary},
-
-		{method: "GET", path: "/compat/openrouter/api/v1/credits", summary: "openrouter: total credits and usage", auth: authTenant, compat: true, tenant: a.openrouterCredits},
 	}
 	profiles := compat.Deps{Reader: a.reader, Clock: a.cfg.Clock, WriteReadError: a.writeReadError, WriteSummaryError: a.writeSummaryError, PreviousUse: previousUse}
 	for _, c := range compat.Routes(profiles) {

@@ -81,5 +81,5 @@ type api struct{ Deps }
 // Routes are every profile's routes, served with d.
 func Routes(d Deps) []Route {
 	a := &api{d}
-	return slices.Concat(a.lanternRoutes(), a.accountRoutes(), a.tamtamRoutes(), a.lassoRoutes())
+	return slices.Concat(a.lanternRoutes(), a.accountRoutes(), a.tamtamRoutes(), a.lassoRoutes(), a.openrouterRoutes())
 }

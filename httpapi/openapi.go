@@ -47,7 +47,8 @@ var requestSchemas = map[string]any{
 	"Settings":     settingsRequest{},
 }
 
-// responseSchemas are each JSON route's success body.
+// responseSchemas are each native JSON route's success body; a compat
+// route carries its own (route.response).
 var responseSchemas = map[string]any{
 	"GET /healthz":                          healthResponse{},
 	"GET /readyz":                           readyResponse{},

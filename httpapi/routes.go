@@ -90,6 +90,7 @@ func (a *API) routeTable() []route {
 		{method: "GET", path: "/v1/audit/verify", summary: "Recompute the tenant from the event log and compare the read models", auth: authTenant, tenant: a.auditVerify},
 		{method: "GET", path: "/v1/summary", summary: "Tenant profile and headline numbers", auth: authTenant, tenant: a.summary},
 	}
+	// The compat profiles are tenant reads, mounted like the native ones.
 	profiles := compat.Deps{Reader: a.reader, Clock: a.cfg.Clock, WriteReadError: a.writeReadError, WriteSummaryError: a.writeSummaryError, PreviousUse: previousUse}
 	for _, c := range compat.Routes(profiles) {
 		table = append(table, route{method: c.Method, path: c.Path, summary: c.Summary, auth: authTenant, query: c.Query, requiredQuery: c.RequiredQuery,

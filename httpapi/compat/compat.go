@@ -1,6 +1,6 @@
-// Package compat serves creditd's compatibility profiles: the five seed
-// APIs (/work/shared/seeds) answered over creditd's read models, each under
-// /compat/<profile>. One file per profile holds its routes, its answer
+// Package compat serves creditd's compatibility profiles: five existing
+// credit APIs (seeds 000 to 004) answered from creditd's read models, each
+// under /compat/<profile>. One file per profile holds its routes, its answer
 // shapes and its handlers: lantern.go, account.go, tamtam.go, lasso.go,
 // openrouter.go.
 //

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
 )
 
@@ -68,7 +69,7 @@ func balanceResponse(tenantID int64, report queries.BalanceReport, asOf *time.Ti
 func (a *API) balance(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	var errs []error
 	creditType := creditTypeParam(r, &errs)
-	asOf := instantParam(r, "as_of", true, &errs)
+	asOf := web.InstantParam(r, "as_of", true, &errs)
 	if err := joinErrs(errs); err != nil {
 		a.writeReadError(w, r, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/httpapi/internal/web"
 )
 
 // Amount is a decimal in a request: a JSON number or a decimal string.
@@ -107,11 +108,9 @@ func (t Timestamp) Ptr() *time.Time {
 	return &v
 }
 
-// Number writes a decimal as a JSON number whose text is the exact decimal.
-type Number decimal.Decimal
-
-// MarshalJSON writes the decimal's exact text, unquoted.
-func (n Number) MarshalJSON() ([]byte, error) { return []byte(decimal.Decimal(n).String()), nil }
+// Number writes a decimal as a JSON number whose text is the exact decimal;
+// it is web.Number, shared with the compat profiles.
+type Number = web.Number
 
 // fieldCheck gathers decode-level field problems (before domain validation).
 type fieldCheck struct{ errs []error }
@@ -148,8 +147,6 @@ func (a *API) queryCreditType(w http.ResponseWriter, r *http.Request) (creditTyp
 	return creditType, true
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
+// writeJSON is web.WriteJSON, the one way both native and compat routes
+// answer JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) { web.WriteJSON(w, status, v) }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
 )
 
@@ -37,10 +38,10 @@ func ledgerFilter(r *http.Request) (queries.LedgerFilter, error) {
 	f := queries.LedgerFilter{
 		Types:      listParam(r, "type"),
 		CreditType: creditTypeParam(r, &errs),
-		From:       instantParam(r, "from", false, &errs),
-		To:         instantParam(r, "to", true, &errs),
-		Limit:      intParam(r, "limit", &errs),
-		Offset:     intParam(r, "offset", &errs),
+		From:       web.InstantParam(r, "from", false, &errs),
+		To:         web.InstantParam(r, "to", true, &errs),
+		Limit:      web.IntParam(r, "limit", &errs),
+		Offset:     web.IntParam(r, "offset", &errs),
 		Cursor:     r.URL.Query().Get("cursor"),
 	}
 	// limit=abc is already "must be an integer": only a limit that parsed

@@ -47,7 +47,8 @@ var requestSchemas = map[string]any{
 	"Settings":     settingsRequest{},
 }
 
-// responseSchemas are each JSON route's success body.
+// responseSchemas are each native JSON route's success body; a compat
+// route carries its own (route.response).
 var responseSchemas = map[string]any{
 	"GET /healthz":                          healthResponse{},
 	"GET /readyz":                           readyResponse{},
@@ -77,16 +78,6 @@ var responseSchemas = map[string]any{
 	"POST /v1/subscriptions":                           subscriptionResponse{},
 	"DELETE /v1/subscriptions/{subscription_id}":       subscriptionResponse{},
 	"PUT /v1/settings":                                 settingsResponse{},
-
-	"GET /compat/lantern/v1/credits/usage":     lanternUsageJSON{},
-	"GET /compat/lantern/v1/credits/remaining": lanternRemainingJSON{},
-	"GET /compat/account/auth/account/usage":   accountUsageJSON{},
-	"GET /compat/account/auth/account/credits": accountBalanceJSON{},
-	"GET /compat/account/auth/account/ledger":  accountLedgerJSON{},
-	"GET /compat/account/auth/account/summary": accountSummaryJSON{},
-	"GET /compat/tamtam/api/v2/credits":        tamtamCreditsJSON{},
-	"GET /compat/lasso/credits/stats":          lassoStatsJSON{},
-	"GET /compat/openrouter/api/v1/credits":    openrouterCreditsJSON{},
 }
 
 // createdRoutes answer 201 for a new resource and 200 for a repeat of the
@@ -237,6 +228,8 @@ func routeResponses(rt route) *openapi3.Responses {
 		success.Content = openapi3.Content{"*/*": openapi3.NewMediaType()}
 	case key == "GET /openapi.json":
 		success.Content = openapi3.NewContentWithJSONSchema(openapi3.NewObjectSchema())
+	case rt.response != nil:
+		success.Content = openapi3.NewContentWithJSONSchemaRef(responseSchema(rt.response))
 	default:
 		success.Content = openapi3.NewContentWithJSONSchemaRef(responseSchema(responseSchemas[key]))
 	}
@@ -332,9 +325,7 @@ func queryParameter(rt route, name string) *openapi3.Parameter {
 		schema = openapi3.NewStringSchema()
 	}
 	p := openapi3.NewQueryParameter(name).WithSchema(schema)
-	if rt.path == "/compat/lantern/v1/credits/usage" && (name == "start_date" || name == "end_date") {
-		p.Required = true
-	}
+	p.Required = slices.Contains(rt.requiredQuery, name)
 	return p
 }
 

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/creditd/creditd/queries"
 )
@@ -36,33 +35,6 @@ func (a *API) writeReadError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	writeProblem(w, r, a.log, err)
-}
-
-// intParam reads an optional integer query parameter.
-func intParam(r *http.Request, name string, errs *[]error) int {
-	text := r.URL.Query().Get(name)
-	if text == "" {
-		return 0
-	}
-	v, err := strconv.Atoi(text)
-	if err != nil {
-		*errs = append(*errs, &queries.ParamError{Param: name, Message: "must be an integer", Value: text})
-	}
-	return v
-}
-
-// instantParam reads an optional RFC 3339 time or YYYY-MM-DD date.
-func instantParam(r *http.Request, name string, end bool, errs *[]error) *time.Time {
-	text := r.URL.Query().Get(name)
-	if text == "" {
-		return nil
-	}
-	t, err := queries.ParseInstant(text, end)
-	if err != nil {
-		*errs = append(*errs, &queries.ParamError{Param: name, Message: err.Error(), Value: text})
-		return nil
-	}
-	return &t
 }
 
 func creditTypeParam(r *http.Request, errs *[]error) string {

@@ -4,7 +4,8 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
+
+	"github.com/creditd/creditd/httpapi/compat"
 )
 
 // route is one endpoint. The table is the single source of the mux, the
@@ -14,7 +15,8 @@ type route struct {
 	summary      string
 	auth         authKind
 	// query lists the accepted query parameters; others are a 400.
-	query []string
+	// requiredQuery are those of them the document marks required.
+	query, requiredQuery []string
 	// lists are the query parameters that may be given more than once;
 	// every other one takes one value.
 	lists []string
@@ -30,8 +32,13 @@ type route struct {
 	// strictProblems answers errors in the seed's exact ErrorModel (no
 	// request_id member): both for the tamtam profile.
 	bareKey, strictProblems bool
-	public                  http.HandlerFunc
-	tenant                  func(w http.ResponseWriter, r *http.Request, tenantID int64)
+	// compat marks a route of a compat profile (package compat).
+	compat bool
+	public http.HandlerFunc
+	tenant func(w http.ResponseWriter, r *http.Request, tenantID int64)
+	// response is a value of the success body's type, for the document;
+	// nil looks the route up in responseSchemas.
+	response any
 }
 
 type authKind int
@@ -47,7 +54,7 @@ const (
 const minPositionParam = "min_position"
 
 func (a *API) routeTable() []route {
-	return []route{
+	table := []route{
 		{method: "GET", path: "/healthz", summary: "Liveness", public: a.healthz},
 		{method: "GET", path: "/readyz", summary: "Readiness: the read models' position and lag", public: a.readyz},
 		{method: "GET", path: "/openapi.json", summary: "This API as an OpenAPI 3.1 document", public: a.openapi},
@@ -82,18 +89,14 @@ func (a *API) routeTable() []route {
 		{method: "GET", path: "/v1/stats", summary: "Spend over a range against the period before, daily splits and top lists", auth: authTenant, query: []string{"from", "to"}, tenant: a.stats},
 		{method: "GET", path: "/v1/audit/verify", summary: "Recompute the tenant from the event log and compare the read models", auth: authTenant, tenant: a.auditVerify},
 		{method: "GET", path: "/v1/summary", summary: "Tenant profile and headline numbers", auth: authTenant, tenant: a.summary},
-
-		{method: "GET", path: "/compat/lantern/v1/credits/usage", summary: "lantern: credits used in a time range", auth: authTenant,
-			query: []string{"start_date", "end_date", "workflow_id", "workflow_run_id", "custom_key", "custom_value"}, tenant: a.lanternUsage},
-		{method: "GET", path: "/compat/lantern/v1/credits/remaining", summary: "lantern: remaining and total credits", auth: authTenant, tenant: a.lanternRemaining},
-		{method: "GET", path: "/compat/account/auth/account/usage", summary: "account: usage statistics", auth: authTenant, query: []string{"period", "from", "to"}, tenant: a.accountUsage},
-		{method: "GET", path: "/compat/account/auth/account/credits", summary: "account: credit balance", auth: authTenant, tenant: a.accountCredits},
-		{method: "GET", path: "/compat/account/auth/account/ledger", summary: "account: credit ledger", auth: authTenant, query: []string{"type", "from", "to", "limit", "offset"}, tenant: a.accountLedger},
-		{method: "GET", path: "/compat/account/auth/account/summary", summary: "account: account summary", auth: authTenant, tenant: a.accountSummary},
-		{method: "GET", path: "/compat/tamtam/api/v2/credits", summary: "tamtam: remaining credits per credit line", auth: authTenant, bareKey: true, strictProblems: true, tenant: a.tamtamCredits},
-		{method: "GET", path: "/compat/lasso/credits/stats", summary: "lasso: spending statistics", auth: authTenant, query: []string{"from", "to"}, tenant: a.lassoStats},
-		{method: "GET", path: "/compat/openrouter/api/v1/credits", summary: "openrouter: total credits and usage", auth: authTenant, tenant: a.openrouterCredits},
 	}
+	// The compat profiles are tenant reads, mounted like the native ones.
+	profiles := compat.Deps{Reader: a.reader, Clock: a.cfg.Clock, WriteReadError: a.writeReadError, WriteSummaryError: a.writeSummaryError, PreviousUse: previousUse}
+	for _, c := range compat.Routes(profiles) {
+		table = append(table, route{method: c.Method, path: c.Path, summary: c.Summary, auth: authTenant, query: c.Query, requiredQuery: c.RequiredQuery,
+			bareKey: c.BareKey, strictProblems: c.StrictProblems, compat: true, tenant: c.Handler, response: c.Response})
+	}
+	return table
 }
 
 // handler wraps a route with its authentication, query check and, for
@@ -110,12 +113,11 @@ func (a *API) handler(rt route) http.Handler {
 		}
 		return rt.dimensionFilters && name != minPositionParam && !slices.Contains(rt.query, name)
 	}
-	// The compat profiles answer their seed's clients, whose documents say
-	// nothing of malformed or repeated parameters: their queries are read
-	// as before (issue 17 decides them).
-	compat := strings.HasPrefix(rt.path, "/compat/")
 	checkQuery := func(w http.ResponseWriter, r *http.Request) bool {
-		if !compat {
+		// The compat profiles answer their seed's clients, whose documents
+		// say nothing of malformed or repeated parameters: their queries are
+		// read as before (issue 17 decides them).
+		if !rt.compat {
 			if p := queryStringProblem(r.URL.RawQuery, repeatable); p != nil {
 				writeProblem(w, r, a.log, p)
 				return false

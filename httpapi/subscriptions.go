@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/httpapi/internal/web"
 )
 
 type priceJSON struct {
@@ -23,18 +24,13 @@ type subscriptionRequest struct {
 	Rollover         bool       `json:"rollover"`
 }
 
-type priceOut struct {
-	Amount   Number `json:"amount"`
-	Currency string `json:"currency"`
-}
-
 type subscriptionResponse struct {
 	SubscriptionID   string     `json:"subscription_id"`
 	CreditType       string     `json:"credit_type"`
 	CreditsPerPeriod *Number    `json:"credits_per_period,omitempty"`
 	Period           string     `json:"period,omitempty" enum:"monthly"`
 	StartsAt         *time.Time `json:"starts_at,omitempty"`
-	Price            *priceOut  `json:"price,omitempty"`
+	Price            *web.Price `json:"price,omitempty"`
 	Rollover         bool       `json:"rollover"`
 	EndsAt           *time.Time `json:"ends_at,omitempty"`
 	Status           string     `json:"status" enum:"accepted,duplicate"`
@@ -83,7 +79,7 @@ func (a *API) startSubscription(w http.ResponseWriter, r *http.Request, tenantID
 	out := subscriptionResponse{SubscriptionID: e.SubscriptionID, CreditType: creditType, CreditsPerPeriod: &credits, Period: string(e.Period),
 		StartsAt: &e.StartsAt, Rollover: e.Rollover, Status: string(res.Status), Position: res.Position}
 	if e.PriceAmount != nil {
-		out.Price = &priceOut{Amount: Number(*e.PriceAmount), Currency: e.PriceCurrency}
+		out.Price = &web.Price{Amount: Number(*e.PriceAmount), Currency: e.PriceCurrency}
 	}
 	writeJSON(w, createdStatus(res.Duplicate), out)
 }

@@ -1,12 +1,14 @@
-package httpapi
+package compat
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
 )
 
@@ -14,60 +16,67 @@ import (
 // the subscription allocation, cost per credit, Lasso table usage and the
 // tenant's display configuration.
 
+func (a *api) lassoRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/compat/lasso/credits/stats", Summary: "lasso: spending statistics", Query: []string{"from", "to"},
+			Handler: a.lassoStats, Response: lassoStatsJSON{}},
+	}
+}
+
 // lassoModule is the module whose usage the "lasso" section reports; its
 // tables are the custom keys table_id and table_name.
 const lassoModule = "lasso"
 
 type lassoCostJSON struct {
-	Amount         Number  `json:"amount"`
-	Currency       string  `json:"currency"`
-	MonthlyFee     *Number `json:"monthly_fee"`
-	MonthlyCredits *Number `json:"monthly_credits"`
+	Amount         web.Number  `json:"amount"`
+	Currency       string      `json:"currency"`
+	MonthlyFee     *web.Number `json:"monthly_fee"`
+	MonthlyCredits *web.Number `json:"monthly_credits"`
 }
 
 type lassoSummaryJSON struct {
-	TotalSpent              Number         `json:"total_spent"`
-	PreviousPeriodSpent     Number         `json:"previous_period_spent"`
-	PreviousPeriodChangePct *Number        `json:"previous_period_change_pct"`
-	MonthlyAllocation       *Number        `json:"monthly_allocation"`
+	TotalSpent              web.Number     `json:"total_spent"`
+	PreviousPeriodSpent     web.Number     `json:"previous_period_spent"`
+	PreviousPeriodChangePct *web.Number    `json:"previous_period_change_pct"`
+	MonthlyAllocation       *web.Number    `json:"monthly_allocation"`
 	PeriodEnd               *string        `json:"period_end"`
 	CostPerCredit           *lassoCostJSON `json:"cost_per_credit"`
 }
 
 type lassoDailyJSON struct {
-	Date     string            `json:"date"`
-	Total    Number            `json:"total"`
-	ByModule map[string]Number `json:"by_module"`
-	ByUser   map[string]Number `json:"by_user"`
+	Date     string                `json:"date"`
+	Total    web.Number            `json:"total"`
+	ByModule map[string]web.Number `json:"by_module"`
+	ByUser   map[string]web.Number `json:"by_user"`
 }
 
 type lassoTableJSON struct {
-	TableID  string `json:"table_id"`
-	Name     string `json:"name"`
-	Total    Number `json:"total"`
-	Products Number `json:"products"`
+	TableID  string     `json:"table_id"`
+	Name     string     `json:"name"`
+	Total    web.Number `json:"total"`
+	Products web.Number `json:"products"`
 }
 
 type lassoSectionJSON struct {
-	CreditsSpent      Number           `json:"credits_spent"`
-	ProductsEnhanced  Number           `json:"products_enhanced"`
-	CreditsPerProduct Number           `json:"credits_per_product"`
+	CreditsSpent      web.Number       `json:"credits_spent"`
+	ProductsEnhanced  web.Number       `json:"products_enhanced"`
+	CreditsPerProduct web.Number       `json:"credits_per_product"`
 	ByTable           []lassoTableJSON `json:"by_table"`
 }
 
 // The seed's top lists, one member name each.
 type (
 	lassoModuleJSON struct {
-		ModuleKey string `json:"module_key"`
-		Total     Number `json:"total"`
+		ModuleKey string     `json:"module_key"`
+		Total     web.Number `json:"total"`
 	}
 	lassoServiceJSON struct {
-		ServiceType string `json:"service_type"`
-		Total       Number `json:"total"`
+		ServiceType string     `json:"service_type"`
+		Total       web.Number `json:"total"`
 	}
 	lassoUserJSON struct {
-		UserID string `json:"user_id"`
-		Total  Number `json:"total"`
+		UserID string     `json:"user_id"`
+		Total  web.Number `json:"total"`
 	}
 )
 
@@ -89,44 +98,44 @@ type lassoStatsJSON struct {
 // jsTime is the seed's time format: UTC with milliseconds.
 const jsTime = "2006-01-02T15:04:05.000Z"
 
-func (a *API) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64) {
+func (a *api) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	params := r.URL.Query()
 	var errs []error
 	from := lassoDate(params.Get("from"), "from", &errs)
 	to := lassoDate(params.Get("to"), "to", &errs)
 	if len(errs) == 0 {
-		errs = append(errs, checkSpan(from, to, "from"))
+		errs = append(errs, web.CheckSpan(from, to, "from"))
 	}
-	if err := joinErrs(errs); err != nil {
-		a.writeReadError(w, r, err)
+	if err := errors.Join(errs...); err != nil {
+		a.WriteReadError(w, r, err)
 		return
 	}
 	ctx := r.Context()
 	rng := queries.Range{From: from, To: to.Add(24*time.Hour - time.Microsecond), FromDay: from.Unix() / 86400, ToDay: to.Unix() / 86400}
-	stats, err := a.reader.Stats(ctx, tenantID, rng)
+	stats, err := a.Reader.Stats(ctx, tenantID, rng)
 	if err != nil {
-		a.writeReadError(w, r, err)
+		a.WriteReadError(w, r, err)
 		return
 	}
 	var out lassoStatsJSON
 	out.Period.From, out.Period.To = params.Get("from"), params.Get("to")
-	out.Summary = lassoSummaryJSON{TotalSpent: Number(stats.Spent), PreviousPeriodSpent: Number(stats.PreviousSpent)}
+	out.Summary = lassoSummaryJSON{TotalSpent: web.Number(stats.Spent), PreviousPeriodSpent: web.Number(stats.PreviousSpent)}
 	if stats.ChangePct != nil {
-		n := Number(*stats.ChangePct)
+		n := web.Number(*stats.ChangePct)
 		out.Summary.PreviousPeriodChangePct = &n
 	}
 	if err := a.lassoAllocation(r, tenantID, &out.Summary); err != nil {
-		a.writeReadError(w, r, err)
+		a.WriteReadError(w, r, err)
 		return
 	}
 	out.Daily = []lassoDailyJSON{}
 	for _, d := range stats.Daily {
-		day := lassoDailyJSON{Date: d.Date, Total: Number(d.Total), ByModule: map[string]Number{}, ByUser: map[string]Number{}}
+		day := lassoDailyJSON{Date: d.Date, Total: web.Number(d.Total), ByModule: map[string]web.Number{}, ByUser: map[string]web.Number{}}
 		for k, v := range d.ByModule {
-			day.ByModule[k] = Number(v)
+			day.ByModule[k] = web.Number(v)
 		}
 		for k, v := range d.ByUser {
-			day.ByUser[k] = Number(v)
+			day.ByUser[k] = web.Number(v)
 		}
 		out.Daily = append(out.Daily, day)
 	}
@@ -136,16 +145,16 @@ func (a *API) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64)
 		add       func(queries.Ranked)
 	}{
 		{"module", func(rk queries.Ranked) {
-			out.ByModule = append(out.ByModule, lassoModuleJSON{rk.Key, Number(rk.Total)})
+			out.ByModule = append(out.ByModule, lassoModuleJSON{rk.Key, web.Number(rk.Total)})
 		}},
 		{"service", func(rk queries.Ranked) {
-			out.ByService = append(out.ByService, lassoServiceJSON{rk.Key, Number(rk.Total)})
+			out.ByService = append(out.ByService, lassoServiceJSON{rk.Key, web.Number(rk.Total)})
 		}},
-		{"user_id", func(rk queries.Ranked) { out.ByUser = append(out.ByUser, lassoUserJSON{rk.Key, Number(rk.Total)}) }},
+		{"user_id", func(rk queries.Ranked) { out.ByUser = append(out.ByUser, lassoUserJSON{rk.Key, web.Number(rk.Total)}) }},
 	} {
-		ranked, err := a.reader.Breakdown(ctx, tenantID, rng, part.dimension)
+		ranked, err := a.Reader.Breakdown(ctx, tenantID, rng, part.dimension)
 		if err != nil {
-			a.writeReadError(w, r, err)
+			a.WriteReadError(w, r, err)
 			return
 		}
 		for _, rk := range ranked {
@@ -153,19 +162,19 @@ func (a *API) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64)
 		}
 	}
 	if out.Lasso, err = a.lassoSection(r, tenantID, rng); err != nil {
-		a.writeReadError(w, r, err)
+		a.WriteReadError(w, r, err)
 		return
 	}
-	tenant, err := a.reader.Tenant(ctx, tenantID)
+	tenant, err := a.Reader.Tenant(ctx, tenantID)
 	if err != nil {
-		a.writeSummaryError(w, r, err)
+		a.WriteSummaryError(w, r, err)
 		return
 	}
 	out.CurrencyConfig = tenant.CurrencyConfig
 	if len(out.CurrencyConfig) == 0 {
 		out.CurrencyConfig = json.RawMessage("{}")
 	}
-	writeJSON(w, http.StatusOK, out)
+	web.WriteJSON(w, http.StatusOK, out)
 }
 
 // lassoDate reads a required YYYY-MM-DD date.
@@ -184,8 +193,8 @@ func lassoDate(text, param string, errs *[]error) time.Time {
 // lassoAllocation fills the subscription figures: the active monthly
 // allocation and its period end, and the cost per credit from the
 // subscription's price, else from the latest grant's cost basis.
-func (a *API) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJSON) error {
-	subs, err := a.reader.Subscriptions(r.Context(), tenantID, a.cfg.Clock())
+func (a *api) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJSON) error {
+	subs, err := a.Reader.Subscriptions(r.Context(), tenantID, a.Clock())
 	if err != nil {
 		return err
 	}
@@ -200,22 +209,22 @@ func (a *API) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJS
 			s.PeriodEnd = &end
 		}
 		if s.CostPerCredit == nil && sub.PriceAmount != nil {
-			fee, credits := Number(*sub.PriceAmount), Number(sub.CreditsPerPeriod)
-			s.CostPerCredit = &lassoCostJSON{Amount: Number(sub.PriceAmount.DivRound(sub.CreditsPerPeriod, 6)), Currency: sub.PriceCurrency,
+			fee, credits := web.Number(*sub.PriceAmount), web.Number(sub.CreditsPerPeriod)
+			s.CostPerCredit = &lassoCostJSON{Amount: web.Number(sub.PriceAmount.DivRound(sub.CreditsPerPeriod, 6)), Currency: sub.PriceCurrency,
 				MonthlyFee: &fee, MonthlyCredits: &credits}
 		}
 	}
 	if !allocation.IsZero() {
-		n := Number(allocation)
+		n := web.Number(allocation)
 		s.MonthlyAllocation = &n
 	}
 	if s.CostPerCredit == nil {
-		cost, err := a.reader.LatestGrantCost(r.Context(), tenantID)
+		cost, err := a.Reader.LatestGrantCost(r.Context(), tenantID)
 		if err != nil {
 			return err
 		}
 		if cost != nil {
-			s.CostPerCredit = &lassoCostJSON{Amount: Number(cost.PerCredit), Currency: cost.Currency}
+			s.CostPerCredit = &lassoCostJSON{Amount: web.Number(cost.PerCredit), Currency: cost.Currency}
 		}
 	}
 	return nil
@@ -223,27 +232,27 @@ func (a *API) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJS
 
 // lassoSection reports the lasso module's usage: credits, products (the
 // sum of quantity) and the split by table.
-func (a *API) lassoSection(r *http.Request, tenantID int64, rng queries.Range) (lassoSectionJSON, error) {
+func (a *api) lassoSection(r *http.Request, tenantID int64, rng queries.Range) (lassoSectionJSON, error) {
 	module, _ := queries.ParseDimension("module")
 	tableID, _ := queries.ParseDimension("custom.table_id")
 	tableName, _ := queries.ParseDimension("custom.table_name")
-	report, err := a.reader.Usage(r.Context(), tenantID, queries.UsageQuery{Range: rng, Granularity: queries.GranularityNone,
+	report, err := a.Reader.Usage(r.Context(), tenantID, queries.UsageQuery{Range: rng, Granularity: queries.GranularityNone,
 		GroupBy: []queries.Dimension{tableID, tableName}, Filters: []queries.Filter{{Dimension: module, Values: []string{lassoModule}}}})
 	if err != nil {
 		return lassoSectionJSON{}, err
 	}
-	out := lassoSectionJSON{CreditsSpent: Number(report.Totals.Credits), ProductsEnhanced: Number(report.Totals.Quantity), ByTable: []lassoTableJSON{}}
+	out := lassoSectionJSON{CreditsSpent: web.Number(report.Totals.Credits), ProductsEnhanced: web.Number(report.Totals.Quantity), ByTable: []lassoTableJSON{}}
 	perProduct := decimal.Zero
 	if report.Totals.Quantity.IsPositive() {
 		perProduct = report.Totals.Credits.DivRound(report.Totals.Quantity, 2)
 	}
-	out.CreditsPerProduct = Number(perProduct)
+	out.CreditsPerProduct = web.Number(perProduct)
 	for _, row := range report.Rows {
 		if row.Group["custom.table_id"] == "" {
 			continue // lasso usage outside any table counts above only
 		}
 		out.ByTable = append(out.ByTable, lassoTableJSON{TableID: row.Group["custom.table_id"], Name: row.Group["custom.table_name"],
-			Total: Number(row.Credits), Products: Number(row.Quantity)})
+			Total: web.Number(row.Credits), Products: web.Number(row.Quantity)})
 	}
 	return out, nil
 }

@@ -1,17 +1,32 @@
-package httpapi
+package compat
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
 )
 
 // The account profile (seed 001): usage statistics, credit balance, ledger
 // and account summary, with user_id meaning the tenant id.
+
+func (a *api) accountRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/compat/account/auth/account/usage", Summary: "account: usage statistics", Query: []string{"period", "from", "to"},
+			Handler: a.accountUsage, Response: accountUsageJSON{}},
+		{Method: "GET", Path: "/compat/account/auth/account/credits", Summary: "account: credit balance",
+			Handler: a.accountCredits, Response: accountBalanceJSON{}},
+		{Method: "GET", Path: "/compat/account/auth/account/ledger", Summary: "account: credit ledger", Query: []string{"type", "from", "to", "limit", "offset"},
+			Handler: a.accountLedger, Response: accountLedgerJSON{}},
+		{Method: "GET", Path: "/compat/account/auth/account/summary", Summary: "account: account summary",
+			Handler: a.accountSummary, Response: accountSummaryJSON{}},
+	}
+}
 
 type accountUsageJSON struct {
 	UserID             int64            `json:"user_id"`
@@ -19,7 +34,7 @@ type accountUsageJSON struct {
 	TotalRequests      int64            `json:"total_requests"`
 	SuccessfulRequests int64            `json:"successful_requests"`
 	FailedRequests     int64            `json:"failed_requests"`
-	CreditsConsumed    Number           `json:"credits_consumed"`
+	CreditsConsumed    web.Number       `json:"credits_consumed"`
 	RequestsByEndpoint map[string]int64 `json:"requests_by_endpoint"`
 	PeriodStart        time.Time        `json:"period_start"`
 	PeriodEnd          time.Time        `json:"period_end"`
@@ -27,22 +42,22 @@ type accountUsageJSON struct {
 
 type accountBalanceJSON struct {
 	UserID              int64      `json:"user_id"`
-	Balance             Number     `json:"balance"`
-	Reserved            Number     `json:"reserved"`
-	Available           Number     `json:"available"`
+	Balance             web.Number `json:"balance"`
+	Reserved            web.Number `json:"reserved"`
+	Available           web.Number `json:"available"`
 	Currency            string     `json:"currency"`
 	LastUpdated         *time.Time `json:"last_updated"`
 	AutoReloadEnabled   bool       `json:"auto_reload_enabled"`
-	AutoReloadThreshold Number     `json:"auto_reload_threshold"`
-	AutoReloadAmount    Number     `json:"auto_reload_amount"`
+	AutoReloadThreshold web.Number `json:"auto_reload_threshold"`
+	AutoReloadAmount    web.Number `json:"auto_reload_amount"`
 }
 
 type accountLedgerEntryJSON struct {
 	ID           int64           `json:"id"`
 	UserID       int64           `json:"user_id"`
 	Type         string          `json:"type"`
-	Amount       Number          `json:"amount"`
-	BalanceAfter Number          `json:"balance_after"`
+	Amount       web.Number      `json:"amount"`
+	BalanceAfter web.Number      `json:"balance_after"`
 	Description  string          `json:"description"`
 	Reference    string          `json:"reference"`
 	Metadata     json.RawMessage `json:"metadata" types:"object,null"`
@@ -61,8 +76,8 @@ type accountSubscriptionJSON struct {
 	CreditType         string     `json:"credit_type"`
 	Status             string     `json:"status"`
 	Period             string     `json:"period"`
-	CreditsPerPeriod   Number     `json:"credits_per_period"`
-	Price              *priceOut  `json:"price"`
+	CreditsPerPeriod   web.Number `json:"credits_per_period"`
+	Price              *web.Price `json:"price"`
 	Rollover           bool       `json:"rollover"`
 	CurrentPeriodStart *time.Time `json:"current_period_start"`
 	CurrentPeriodEnd   *time.Time `json:"current_period_end"`
@@ -94,15 +109,15 @@ func periodStart(period string, t time.Time) time.Time {
 
 // accountUsageStats sums usage over the whole UTC days of [from, to] (the
 // usage statistics are kept per day).
-func (a *API) accountUsageStats(ctx context.Context, tenantID int64, period string, from, to time.Time) (accountUsageJSON, error) {
+func (a *api) accountUsageStats(ctx context.Context, tenantID int64, period string, from, to time.Time) (accountUsageJSON, error) {
 	rng := queries.Range{From: from, To: to, FromDay: from.Unix() / 86400, ToDay: to.Unix() / 86400}
 	endpoint, _ := queries.ParseDimension("endpoint")
-	report, err := a.reader.Usage(ctx, tenantID, queries.UsageQuery{Range: rng, Granularity: queries.GranularityNone, GroupBy: []queries.Dimension{endpoint}})
+	report, err := a.Reader.Usage(ctx, tenantID, queries.UsageQuery{Range: rng, Granularity: queries.GranularityNone, GroupBy: []queries.Dimension{endpoint}})
 	if err != nil {
 		return accountUsageJSON{}, err
 	}
 	out := accountUsageJSON{UserID: tenantID, Period: period, TotalRequests: report.Totals.Requests, SuccessfulRequests: report.Totals.Successful,
-		FailedRequests: report.Totals.Failed, CreditsConsumed: Number(report.Totals.Credits), RequestsByEndpoint: map[string]int64{},
+		FailedRequests: report.Totals.Failed, CreditsConsumed: web.Number(report.Totals.Credits), RequestsByEndpoint: map[string]int64{},
 		PeriodStart: from, PeriodEnd: to}
 	for _, row := range report.Rows {
 		out.RequestsByEndpoint[row.Group["endpoint"]] += row.Requests
@@ -110,7 +125,7 @@ func (a *API) accountUsageStats(ctx context.Context, tenantID int64, period stri
 	return out, nil
 }
 
-func (a *API) accountUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
+func (a *api) accountUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	params := r.URL.Query()
 	period := params.Get("period")
 	var errs []error
@@ -121,39 +136,39 @@ func (a *API) accountUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 	default:
 		errs = append(errs, &queries.ParamError{Param: "period", Message: "must be daily, monthly or yearly", Value: period})
 	}
-	now := a.cfg.Clock().UTC()
+	now := a.Clock().UTC()
 	to := now
 	if params.Get("to") != "" {
-		to = requiredInstant(params.Get("to"), "to", true, &errs)
+		to = web.RequiredInstant(params.Get("to"), "to", true, &errs)
 	}
 	from := periodStart(period, to)
 	if params.Get("from") != "" {
-		from = requiredInstant(params.Get("from"), "from", false, &errs)
+		from = web.RequiredInstant(params.Get("from"), "from", false, &errs)
 	}
 	if len(errs) == 0 {
-		errs = append(errs, checkSpan(from, to, "from"))
+		errs = append(errs, web.CheckSpan(from, to, "from"))
 	}
-	if err := joinErrs(errs); err != nil {
-		a.writeReadError(w, r, err)
+	if err := errors.Join(errs...); err != nil {
+		a.WriteReadError(w, r, err)
 		return
 	}
 	out, err := a.accountUsageStats(r.Context(), tenantID, period, from, to)
 	if err != nil {
-		a.writeReadError(w, r, err)
+		a.WriteReadError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	web.WriteJSON(w, http.StatusOK, out)
 }
 
 // accountBalance sums the tenant's lines; the auto-reload fields are the
 // default line's (the seed's account has one balance).
-func (a *API) accountBalance(ctx context.Context, tenantID int64) (accountBalanceJSON, error) {
-	report, err := a.reader.Balance(ctx, tenantID, "", nil)
+func (a *api) accountBalance(ctx context.Context, tenantID int64) (accountBalanceJSON, error) {
+	report, err := a.Reader.Balance(ctx, tenantID, "", nil)
 	if err != nil {
 		return accountBalanceJSON{}, err
 	}
 	t := report.Total
-	out := accountBalanceJSON{UserID: tenantID, Balance: Number(t.Balance), Reserved: Number(t.Reserved), Available: Number(t.Available),
+	out := accountBalanceJSON{UserID: tenantID, Balance: web.Number(t.Balance), Reserved: web.Number(t.Reserved), Available: web.Number(t.Available),
 		Currency: report.Currency}
 	if !t.LastUpdated.IsZero() {
 		at := t.LastUpdated
@@ -161,29 +176,29 @@ func (a *API) accountBalance(ctx context.Context, tenantID int64) (accountBalanc
 	}
 	for _, l := range report.Lines {
 		if l.CreditType == domain.DefaultCreditType {
-			out.AutoReloadEnabled, out.AutoReloadThreshold, out.AutoReloadAmount = l.AutoReload.Enabled, Number(l.AutoReload.Threshold), Number(l.AutoReload.Amount)
+			out.AutoReloadEnabled, out.AutoReloadThreshold, out.AutoReloadAmount = l.AutoReload.Enabled, web.Number(l.AutoReload.Threshold), web.Number(l.AutoReload.Amount)
 		}
 	}
 	return out, nil
 }
 
-func (a *API) accountCredits(w http.ResponseWriter, r *http.Request, tenantID int64) {
+func (a *api) accountCredits(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	out, err := a.accountBalance(r.Context(), tenantID)
 	if err != nil {
-		a.writeReadError(w, r, err)
+		a.WriteReadError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	web.WriteJSON(w, http.StatusOK, out)
 }
 
 // accountLedger lists entries newest first; this API knows no expiry type,
 // so expiries are adjustments (with their negative amount).
-func (a *API) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int64) {
+func (a *api) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	params := r.URL.Query()
 	var errs []error
 	f := queries.LedgerFilter{
-		From: instantParam(r, "from", false, &errs), To: instantParam(r, "to", true, &errs),
-		Limit: intParam(r, "limit", &errs), Offset: intParam(r, "offset", &errs),
+		From: web.InstantParam(r, "from", false, &errs), To: web.InstantParam(r, "to", true, &errs),
+		Limit: web.IntParam(r, "limit", &errs), Offset: web.IntParam(r, "offset", &errs),
 	}
 	switch t := params.Get("type"); t {
 	case "":
@@ -197,13 +212,13 @@ func (a *API) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int
 	if params.Has("limit") && f.Limit == 0 {
 		errs = append(errs, &queries.ParamError{Param: "limit", Message: "must be between 1 and 100", Value: "0"})
 	}
-	if err := joinErrs(errs); err != nil {
-		a.writeReadError(w, r, err)
+	if err := errors.Join(errs...); err != nil {
+		a.WriteReadError(w, r, err)
 		return
 	}
-	page, err := a.reader.Ledger(r.Context(), tenantID, f)
+	page, err := a.Reader.Ledger(r.Context(), tenantID, f)
 	if err != nil {
-		a.writeReadError(w, r, err)
+		a.WriteReadError(w, r, err)
 		return
 	}
 	out := accountLedgerJSON{Entries: []accountLedgerEntryJSON{}, Total: page.Total, Limit: page.Limit, Offset: page.Offset}
@@ -212,40 +227,40 @@ func (a *API) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int
 		if entryType == "expiry" {
 			entryType = "adjustment"
 		}
-		out.Entries = append(out.Entries, accountLedgerEntryJSON{ID: e.ID, UserID: tenantID, Type: entryType, Amount: Number(e.Amount),
-			BalanceAfter: Number(e.BalanceAfter), Description: e.Description, Reference: e.Reference, Metadata: e.Metadata, CreatedAt: e.CreatedAt})
+		out.Entries = append(out.Entries, accountLedgerEntryJSON{ID: e.ID, UserID: tenantID, Type: entryType, Amount: web.Number(e.Amount),
+			BalanceAfter: web.Number(e.BalanceAfter), Description: e.Description, Reference: e.Reference, Metadata: e.Metadata, CreatedAt: e.CreatedAt})
 	}
-	writeJSON(w, http.StatusOK, out)
+	web.WriteJSON(w, http.StatusOK, out)
 }
 
-func (a *API) accountSummary(w http.ResponseWriter, r *http.Request, tenantID int64) {
+func (a *api) accountSummary(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	ctx := r.Context()
-	now := a.cfg.Clock().UTC()
-	tenant, err := a.reader.Tenant(ctx, tenantID)
+	now := a.Clock().UTC()
+	tenant, err := a.Reader.Tenant(ctx, tenantID)
 	if err != nil {
-		a.writeSummaryError(w, r, err)
+		a.WriteSummaryError(w, r, err)
 		return
 	}
 	balance, err := a.accountBalance(ctx, tenantID)
 	if err != nil {
-		a.writeReadError(w, r, err)
+		a.WriteReadError(w, r, err)
 		return
 	}
 	month, err := a.accountUsageStats(ctx, tenantID, "monthly", periodStart("monthly", now), now)
 	if err != nil {
-		a.writeReadError(w, r, err)
+		a.WriteReadError(w, r, err)
 		return
 	}
-	summary, err := a.reader.Summary(ctx, tenantID, now)
+	summary, err := a.Reader.Summary(ctx, tenantID, now)
 	if err != nil {
-		a.writeSummaryError(w, r, err)
+		a.WriteSummaryError(w, r, err)
 		return
 	}
 	out := accountSummaryJSON{UserID: tenantID, Email: tenant.Email, CreditBalance: balance, UsageThisMonth: month,
-		TotalRequestsAllTime: summary.LifetimeUsage.Requests, AccountCreatedAt: tenant.CreatedAt, LastLoginAt: previousUse(r)}
-	subs, err := a.reader.Subscriptions(ctx, tenantID, now)
+		TotalRequestsAllTime: summary.LifetimeUsage.Requests, AccountCreatedAt: tenant.CreatedAt, LastLoginAt: a.PreviousUse(r)}
+	subs, err := a.Reader.Subscriptions(ctx, tenantID, now)
 	if err != nil {
-		a.writeReadError(w, r, err)
+		a.WriteReadError(w, r, err)
 		return
 	}
 	if len(subs) > 0 && subs[0].Active {
@@ -255,11 +270,11 @@ func (a *API) accountSummary(w http.ResponseWriter, r *http.Request, tenantID in
 			status = "canceling"
 		}
 		out.Subscription = &accountSubscriptionJSON{ID: s.ID, CreditType: s.CreditType, Status: status, Period: s.Period,
-			CreditsPerPeriod: Number(s.CreditsPerPeriod), Rollover: s.Rollover, CurrentPeriodStart: s.CurrentPeriodStart,
+			CreditsPerPeriod: web.Number(s.CreditsPerPeriod), Rollover: s.Rollover, CurrentPeriodStart: s.CurrentPeriodStart,
 			CurrentPeriodEnd: s.CurrentPeriodEnd, CancelAt: s.CancelAt}
 		if s.PriceAmount != nil {
-			out.Subscription.Price = &priceOut{Amount: Number(*s.PriceAmount), Currency: s.PriceCurrency}
+			out.Subscription.Price = &web.Price{Amount: web.Number(*s.PriceAmount), Currency: s.PriceCurrency}
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	web.WriteJSON(w, http.StatusOK, out)
 }

@@ -77,16 +77,20 @@ func reloadFirst(l *Line, amount decimal.Decimal, trigger string, now time.Time)
 }
 
 // reloadGrant is the auto_reload grant of an armed reload, or nil. A reload
-// that would take the line's granted total past LineTotalMax does not fire.
+// that would leave any of the line's totals past LineTotalMax does not fire.
 func reloadGrant(l *Line, trigger string, now time.Time) []Event {
 	ar := l.AutoReload
-	if !ar.Enabled || !l.ReloadArmed || !ar.Amount.IsPositive() || l.Granted.Add(ar.Amount).GreaterThan(LineTotalMax) {
+	if !ar.Enabled || !l.ReloadArmed || !ar.Amount.IsPositive() {
 		return nil
 	}
-	return []Event{CreditsGranted{
+	events := []Event{CreditsGranted{
 		GrantID: AutoReloadGrantPrefix + trigger, Amount: ar.Amount, Source: SourceAutoReload,
 		EffectiveAt: now.UTC(), Description: "auto-reload", Trigger: trigger,
 	}}
+	if checkTotals(l, events, "") != nil {
+		return nil
+	}
+	return events
 }
 
 // ConfigureLine sets a line's overdraft limit: how far below zero available

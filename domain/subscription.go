@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -132,11 +133,9 @@ func DecideStartSubscription(l *Line, c StartSubscription, now time.Time) ([]Eve
 		StartsAt: starts.UTC(), PriceAmount: c.PriceAmount, PriceCurrency: c.PriceCurrency, Rollover: c.Rollover, Fingerprint: c.Fingerprint()}
 	sub := subscriptionOf(started)
 	sub.Granted = max(sub.PeriodAt(now), 0)
-	events := append([]Event{started}, dueAllocations(l, sub, now)...)
-	if err := checkTotals(l, events, "credits_per_period"); err != nil {
-		return nil, err
-	}
-	return events, nil
+	// An allocation past the totals limit ends the subscription instead,
+	// as for every later allocation (dueAllocations).
+	return append([]Event{started}, dueAllocations(l, sub, now)...), nil
 }
 
 // DecideCancelSubscription ends a subscription at the end of its current
@@ -168,13 +167,13 @@ func subscriptionOf(e SubscriptionStarted) Subscription {
 // subscription at that period's start instead.
 func dueAllocations(l *Line, s Subscription, now time.Time) []Event {
 	var events []Event
-	granted := l.Granted
 	for n := s.Granted; len(events) < subscriptionGrantsPerSweepMax; n++ {
 		start := s.PeriodStart(n)
 		if start.After(now) || (s.CancelAt != nil && !start.Before(*s.CancelAt)) {
 			break
 		}
-		if granted = granted.Add(s.CreditsPerPeriod); granted.GreaterThan(LineTotalMax) {
+		probe := CreditsGranted{Amount: s.CreditsPerPeriod}
+		if checkTotals(l, append(slices.Clip(events), probe), "") != nil {
 			return append(events, SubscriptionCanceled{SubscriptionID: s.ID, EndsAt: start})
 		}
 		end := s.PeriodStart(n + 1)

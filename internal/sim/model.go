@@ -473,11 +473,13 @@ func overLimit(v *lineView) bool {
 	return false
 }
 
-// armed replays the auto-reload arming of a line: configuring it (enabled)
-// arms it, a reload grant disarms it, and it re-arms whenever free(at) ≥
-// threshold, judged before and after every fact at the fact's instant (the
-// start of a write, and after each of its events).
-func armed(facts []fact) bool {
+// armed replays the auto-reload arming of a line as of a write decided at
+// now: configuring it (enabled) arms it, a reload grant disarms it, and it
+// re-arms whenever free(at) ≥ threshold, judged before and after every fact
+// at the fact's instant (the start of a write, and after each of its
+// events), and at now, the start of the write being decided: free credits
+// grow with time as grants become effective, between two writes.
+func armed(facts []fact, now time.Time) bool {
 	enabled, on := false, false
 	threshold := decimal.Zero
 	judge := func(upTo int, at time.Time) {
@@ -495,6 +497,7 @@ func armed(facts []fact) bool {
 		}
 		judge(i+1, f.at)
 	}
+	judge(len(facts), now)
 	return enabled && on
 }
 
@@ -633,7 +636,7 @@ func (w *write) forfeit(parts []part) {
 // canReload: auto-reload is enabled with an amount and armed.
 func (w *write) canReload() bool {
 	v := w.view()
-	return v.reloadEnabled && v.reloadAmount.IsPositive() && armed(w.facts())
+	return v.reloadEnabled && v.reloadAmount.IsPositive() && armed(w.facts(), w.now)
 }
 
 // reload adds the auto-reload grant for trigger, unless it would take a

@@ -17,7 +17,8 @@ const (
 	seedsShort = 20
 )
 
-// TestSimulation plays seeds 1..CREDITD_SIM_SEEDS against the real engine
+// TestSimulation plays seeds 1..CREDITD_SIM_SEEDS (from CREDITD_SIM_FIRST
+// when set) against the real engine
 // and the reference model (doc.go). CREDITD_SIM_SEED=<n> plays seed n alone;
 // CREDITD_SIM_WITHOUT=<features> leaves features out (generator.go);
 // CREDITD_SIM_KEEP_GOING=1 plays every step of a failing seed (to time it);
@@ -68,9 +69,19 @@ func seedsToRun() ([]uint64, error) {
 			return nil, fmt.Errorf("CREDITD_SIM_SEEDS=%q: want a positive count", s)
 		}
 	}
+	// CREDITD_SIM_FIRST starts the run at another seed, so a long run can
+	// be split into chunks (seeds FIRST..FIRST+SEEDS-1).
+	first := uint64(1)
+	if s := os.Getenv("CREDITD_SIM_FIRST"); s != "" {
+		f, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || f < 1 {
+			return nil, fmt.Errorf("CREDITD_SIM_FIRST=%q: want a seed from 1", s)
+		}
+		first = f
+	}
 	seeds := make([]uint64, n)
 	for i := range seeds {
-		seeds[i] = uint64(i + 1)
+		seeds[i] = first + uint64(i)
 	}
 	return seeds, nil
 }

@@ -18,8 +18,8 @@ const (
 )
 
 // TestSimulation plays seeds 1..CREDITD_SIM_SEEDS (from CREDITD_SIM_FIRST
-// when set) against the real engine
-// and the reference model (doc.go). CREDITD_SIM_SEED=<n> plays seed n alone;
+// when set) against the real engine and the reference model (doc.go).
+// CREDITD_SIM_SEED=<n> plays seed n alone;
 // CREDITD_SIM_WITHOUT=<features> leaves features out (generator.go);
 // CREDITD_SIM_KEEP_GOING=1 plays every step of a failing seed (to time it);
 // CREDITD_SIM_TRACE=1 prints every step with both answers.

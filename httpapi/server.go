@@ -9,11 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shopspring/decimal"
-
 	"github.com/creditd/creditd/audit"
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/httpapi/compat"
 	"github.com/creditd/creditd/internal/webhook"
 	"github.com/creditd/creditd/queries"
 )
@@ -47,18 +46,10 @@ type Writer interface {
 // Reader is what the API needs of the read models; *queries.Reader
 // satisfies it.
 type Reader interface {
-	Balance(ctx context.Context, tenantID int64, creditType string, asOf *time.Time) (queries.BalanceReport, error)
-	Ledger(ctx context.Context, tenantID int64, f queries.LedgerFilter) (queries.LedgerPage, error)
-	Usage(ctx context.Context, tenantID int64, q queries.UsageQuery) (queries.UsageReport, error)
-	Stats(ctx context.Context, tenantID int64, r queries.Range) (queries.StatsReport, error)
-	Summary(ctx context.Context, tenantID int64, now time.Time) (queries.Summary, error)
-	Tenant(ctx context.Context, tenantID int64) (queries.Tenant, error)
+	// The compat profiles read the same reports; the native API also lists
+	// notice deliveries.
+	compat.Reader
 	NoticeDeliveries(ctx context.Context, tenantID int64) ([]queries.NoticeDelivery, error)
-	ActiveGrants(ctx context.Context, tenantID int64, now time.Time) ([]queries.GrantTotals, error)
-	Subscriptions(ctx context.Context, tenantID int64, now time.Time) ([]queries.Subscription, error)
-	LatestGrantCost(ctx context.Context, tenantID int64) (*queries.Cost, error)
-	Breakdown(ctx context.Context, tenantID int64, rng queries.Range, dimension string) ([]queries.Ranked, error)
-	UsedBetween(ctx context.Context, tenantID int64, from, to time.Time, f queries.UsedFilter) (decimal.Decimal, error)
 }
 
 // Projection is what the API needs to know of the read models' freshness;

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,46 +36,7 @@ func natsServe(t *testing.T, bin, dataDir, addr string, extra ...string) (natsUR
 // startServerArgs is startServer with extra serve flags.
 func startServerArgs(t *testing.T, bin, dataDir, addr string, extra ...string) func() {
 	t.Helper()
-	var stderr lockedBuffer
-	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr}, extra...)...)
-	cmd.Env = append(os.Environ(), "CREDITD_ADMIN_TOKEN=")
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("creditd exited early: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("creditd not healthy in time\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
-				t.Errorf("creditd did not stop on SIGTERM\n%s", stderr.String())
-			}
-		})
-	}
-	t.Cleanup(stop)
+	_, stop := startServerProcess(t, bin, dataDir, addr, extra...)
 	return stop
 }
 

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -125,11 +126,13 @@ func startServer(t *testing.T, bin, dataDir, addr string) func() {
 	return stop
 }
 
-// startServerProcess is startServer that also returns the running process.
-func startServerProcess(t *testing.T, bin, dataDir, addr string) (*os.Process, func()) {
+// startServerProcess is startServer that also returns the running process;
+// extra are more serve flags. The stop func is also registered as a
+// cleanup, so a failing test never leaves the process behind.
+func startServerProcess(t *testing.T, bin, dataDir, addr string, extra ...string) (*os.Process, func()) {
 	t.Helper()
-	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--http-addr", addr)
+	var stderr lockedBuffer
+	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr}, extra...)...)
 	cmd.Env = append(os.Environ(), "CREDITD_ADMIN_TOKEN=")
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -137,10 +140,8 @@ func startServerProcess(t *testing.T, bin, dataDir, addr string) (*os.Process, f
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				break
@@ -157,23 +158,23 @@ func startServerProcess(t *testing.T, bin, dataDir, addr string) (*os.Process, f
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stopped := false
-	return cmd.Process, func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("creditd exit: %v\n%s", err, stderr.String())
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Errorf("creditd exit: %v\n%s", err, stderr.String())
+				}
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Errorf("creditd did not stop on SIGTERM\n%s", stderr.String())
 			}
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Errorf("creditd did not stop on SIGTERM\n%s", stderr.String())
-		}
+		})
 	}
+	t.Cleanup(stop)
+	return cmd.Process, stop
 }
 
 func get(t *testing.T, url, bearer string) map[string]any {

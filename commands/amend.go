@@ -33,6 +33,7 @@ func (e *Engine) ChangeGrantExpiry(ctx context.Context, tenantID int64, creditTy
 	}
 	return e.single(ctx, tenantID, op{
 		creditType: creditType,
+		grants:     []string{c.GrantID},
 		decide:     func(d decision) ([]domain.Event, error) { return domain.DecideChangeGrantExpiry(d.line, c, d.now) },
 	})
 }

@@ -21,6 +21,9 @@ type chain struct {
 	// once catching up succeeds: readiness reads it from any goroutine
 	// (Engine.ChainErr), while the writer serves on.
 	stopped atomic.Pointer[eventstore.ForeignMessageError]
+	// applied, when set, runs after each commit caught up on, once the tip
+	// has moved past it (a snapshot taken there covers that commit).
+	applied func() error
 }
 
 // Err is the foreign message this subject's writer stopped at, or nil.
@@ -67,7 +70,7 @@ func (c *chain) append(ctx context.Context, store Store, at time.Time, events []
 // (eventstore.Quarantine), catching up stops there with an error naming it.
 // One set aside moves the fence but not the link: the next commit links to
 // the last one creditd wrote.
-func (c *chain) catchUp(ctx context.Context, store Store, apply func(seq uint64, commit eventstore.Commit)) (err error) {
+func (c *chain) catchUp(ctx context.Context, store Store, apply func(seq uint64, commit eventstore.Commit) error) (err error) {
 	defer func() { c.note(err) }()
 	var quarantined eventstore.Quarantined // read only when a message is foreign: rare
 	return store.ReadSubject(ctx, c.subject, c.lastSeq, func(msg eventstore.StoredMsg) error {
@@ -88,8 +91,21 @@ func (c *chain) catchUp(ctx context.Context, store Store, apply func(seq uint64,
 			}
 			return eventstore.Foreign(msg, err)
 		}
-		apply(msg.Sequence, commit)
+		if err := apply(msg.Sequence, commit); err != nil {
+			return err
+		}
 		c.lastSeq, c.lastHash = msg.Sequence, eventstore.Hash(msg.Data)
+		if c.applied != nil {
+			return c.applied()
+		}
 		return nil
 	})
+}
+
+// infallible adapts an apply that cannot fail to catchUp.
+func infallible(apply func(uint64, eventstore.Commit)) func(uint64, eventstore.Commit) error {
+	return func(seq uint64, c eventstore.Commit) error {
+		apply(seq, c)
+		return nil
+	}
 }

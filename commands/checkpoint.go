@@ -39,14 +39,17 @@ func (e *Engine) Checkpoint(ctx context.Context) (Checkpoint, uint64, error) {
 	lines := map[domain.LineRef]*domain.Line{}
 	for _, p := range e.partitions {
 		var head eventstore.Head
+		var frozen map[lineRef]*domain.Line
 		r := &request{done: make(chan error, 1), inspect: func(p *partition) {
 			head = eventstore.Head{Subject: p.chain.subject, Position: p.chain.lastSeq, Hash: p.chain.lastHash}
-			for ref, l := range p.lines {
-				lines[domain.LineRef{TenantID: ref.tenantID, CreditType: ref.creditType}] = l.Clone()
-			}
+			frozen = p.freezeLines()
 		}}
 		if err := e.submitTo(ctx, p, r); err != nil {
 			return eventstore.Checkpoint{}, 0, err
+		}
+		// The digest reads the frozen lines here, off the writer.
+		for ref, l := range frozen {
+			lines[domain.LineRef{TenantID: ref.tenantID, CreditType: ref.creditType}] = l
 		}
 		heads = append(heads, head)
 	}

@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +32,9 @@ type Options struct {
 	SweepInterval time.Duration
 	// Observer, when set, hears of every commit, conflict and retry.
 	Observer Observer
+	// Snapshots configures the write state's snapshots, taken when the
+	// store can keep them (SnapshotStore).
+	Snapshots SnapshotOptions
 }
 
 // Observer hears what the writers do (metrics).
@@ -60,6 +66,9 @@ type Engine struct {
 	closed bool
 	wg     sync.WaitGroup
 	stop   chan struct{}
+	// tempDir is the segments' directory when none was configured,
+	// removed on Close.
+	tempDir string
 }
 
 // CommitLoader reads one stored commit back, to answer a duplicate with the
@@ -94,16 +103,40 @@ func New(ctx context.Context, store FullStore, opts Options) (*Engine, error) {
 	if err := e.registry.load(ctx); err != nil {
 		return nil, fmt.Errorf("load registry: %w", err)
 	}
+	snapshots, _ := store.(SnapshotStore)
+	dir := opts.Snapshots.Dir
+	if snapshots != nil && dir == "" {
+		tmp, err := os.MkdirTemp("", "creditd-index-")
+		if err != nil {
+			return nil, err
+		}
+		dir, e.tempDir = tmp, tmp
+	}
 	e.partitions = make([]*partition, store.Partitions())
 	loadErrs := make([]error, len(e.partitions))
 	var loading sync.WaitGroup
 	for i := range e.partitions {
-		e.partitions[i] = newPartition(i, store, opts.Logger, opts.Clock, opts.CheckInvariants)
-		e.partitions[i].observer = opts.Observer
-		loading.Go(func() { loadErrs[i] = e.partitions[i].load(ctx) })
+		p := newPartition(i, store, opts.Logger, opts.Clock, opts.CheckInvariants)
+		p.observer = opts.Observer
+		if snapshots != nil {
+			pdir := filepath.Join(dir, "p"+strconv.Itoa(i))
+			if err := os.MkdirAll(pdir, 0o700); err != nil {
+				e.removeTemp()
+				return nil, err
+			}
+			p.snaps = newSnapshotter(snapshots, i, pdir, opts.Snapshots, opts.Clock, p.log)
+		}
+		e.partitions[i] = p
+		loading.Go(func() { loadErrs[i] = p.load(ctx) })
 	}
 	loading.Wait()
 	if err := errors.Join(loadErrs...); err != nil {
+		for _, p := range e.partitions {
+			if p.segments != nil {
+				p.segments.close()
+			}
+		}
+		e.removeTemp()
 		return nil, fmt.Errorf("load partitions: %w", err)
 	}
 	for _, p := range e.partitions {
@@ -129,6 +162,18 @@ func (e *Engine) Close() {
 	}
 	e.mu.Unlock()
 	e.wg.Wait()
+	for _, p := range e.partitions {
+		if p.segments != nil {
+			p.segments.close()
+		}
+	}
+	e.removeTemp()
+}
+
+func (e *Engine) removeTemp() {
+	if e.tempDir != "" {
+		os.RemoveAll(e.tempDir)
+	}
 }
 
 // ChainErr is why writes stand still: the foreign message

@@ -18,6 +18,7 @@ func (e *Engine) Grant(ctx context.Context, tenantID int64, creditType string, c
 		creditType:  creditType,
 		key:         makeKey(tenantID, kindGrant, c.GrantID),
 		fingerprint: lineFingerprint(c.Fingerprint(), creditType),
+		grants:      []string{c.GrantID},
 		decide:      func(d decision) ([]domain.Event, error) { return domain.DecideGrant(d.line, c, d.now) },
 	})
 }

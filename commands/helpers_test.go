@@ -40,6 +40,9 @@ type harness struct {
 	clock  *fakeClock
 	server *testnats.Server
 	engine *Engine
+	// snapshots configures the engines' snapshots (default: the
+	// defaults, in a temporary directory).
+	snapshots SnapshotOptions
 }
 
 func newHarness(t testing.TB) *harness {
@@ -56,7 +59,7 @@ func (h *harness) start() {
 
 func (h *harness) newEngine(store *eventstore.Store) *Engine {
 	h.t.Helper()
-	e, err := New(context.Background(), store, Options{Clock: h.clock.Now, CheckInvariants: true, SweepInterval: 20 * time.Millisecond})
+	e, err := New(context.Background(), store, Options{Clock: h.clock.Now, CheckInvariants: true, SweepInterval: 20 * time.Millisecond, Snapshots: h.snapshots})
 	if err != nil {
 		h.t.Fatalf("new engine: %v", err)
 	}

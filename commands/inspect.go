@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/creditd/creditd/domain"
 )
@@ -35,13 +36,19 @@ func (e *Engine) reservationLine(ctx context.Context, tenantID int64, reservatio
 
 func (e *Engine) lineOf(ctx context.Context, tenantID int64, kind, id string) (string, error) {
 	creditType := domain.DefaultCreditType
+	var lookupErr error
 	r := &request{tenantID: tenantID, done: make(chan error, 1), inspect: func(p *partition) {
-		if ct, ok := p.lineOf[makeKey(tenantID, kind, id)]; ok {
+		ct, ok, err := p.lineOfKey(makeKey(tenantID, kind, id))
+		if ok {
 			creditType = ct
 		}
+		lookupErr = err
 	}}
 	if err := e.submit(ctx, r); err != nil {
 		return "", err
+	}
+	if lookupErr != nil {
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, lookupErr)
 	}
 	return creditType, nil
 }

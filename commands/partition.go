@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"time"
 
@@ -64,6 +65,10 @@ type op struct {
 	// usage batch's key used before with other events. It comes first, so
 	// nothing of the request is staged yet when it is refused.
 	guards bool
+	// grants names the grants the decision may look up: a grant that was
+	// depleted before the last snapshot is brought back from the id index
+	// into the staged line first (window.go).
+	grants []string
 }
 
 // request is one caller's ops for one tenant, answered together: they land
@@ -85,7 +90,8 @@ func newRequest(tenantID int64, ops []op) *request {
 }
 
 // partition is the single writer of one subject of the log. Its state is
-// touched only by its own goroutine.
+// touched only by its own goroutine, except the snapshot job, which reads
+// only what the writer froze for it (snapshot.go).
 type partition struct {
 	id     int
 	store  Store
@@ -93,12 +99,23 @@ type partition struct {
 	clock  func() time.Time
 	checks bool
 	chain  chain
-	lines  map[lineRef]*domain.Line
-	// lineOf remembers the line of every reservation and subscription ever
-	// made, so a capture, release or cancel that names no credit type finds
-	// its line even after the hold closed (a retry must be a duplicate).
-	lineOf map[idKey]string
-	seen   map[idKey]outcome
+	// lines are the committed lines. A committed *Line is never changed in
+	// place while a snapshot may read it: the writer decides on copies
+	// (stage) and replaces the pointer on commit, and applying commits read
+	// back copies a line first when a snapshot froze it (gen, thawed).
+	lines map[lineRef]*domain.Line
+	// win holds the ids, lines of ids and depleted grants since the last
+	// snapshot; flushing, the window a snapshot job is writing to a
+	// segment; segments, the id index of everything older (window.go).
+	win      *window
+	flushing *window
+	segments *segmentList
+	// gen counts freezes of lines; thawed[ref] is the gen at which the
+	// line under ref was last copied, so it may be changed in place.
+	gen    uint64
+	thawed map[lineRef]uint64
+	due    *dueQueue
+	snaps  *snapshotter
 	inbox  chan *request
 	// stale is set when the subject may hold commits this writer has not
 	// applied (a conflict, or an append whose outcome is unknown).
@@ -110,44 +127,128 @@ func newPartition(id int, store Store, log *slog.Logger, clock func() time.Time,
 	return &partition{
 		id: id, store: store, log: log.With("partition", id), clock: clock, checks: checks,
 		chain: chain{subject: eventstore.PartitionSubject(id)}, observer: noObserver{},
-		lines: map[lineRef]*domain.Line{}, seen: map[idKey]outcome{},
-		lineOf: map[idKey]string{},
-		inbox:  make(chan *request, inboxDepth),
+		lines: map[lineRef]*domain.Line{}, win: newWindow(), thawed: map[lineRef]uint64{},
+		due:   newDueQueue(),
+		inbox: make(chan *request, inboxDepth),
 	}
 }
 
-// load applies the subject's history: the write model is kept in memory,
-// so a command never replays a line's history.
+// load restores the newest valid snapshot, if any, and applies the
+// subject's history after it: the write model is kept in memory, so a
+// command never replays a line's history.
 func (p *partition) load(ctx context.Context) error {
-	return p.chain.catchUp(ctx, p.store, p.applyCommit)
+	if p.snaps != nil {
+		if err := p.snaps.restore(ctx, p); err != nil {
+			return err
+		}
+	}
+	if p.snaps != nil {
+		// While loading, a full window is written out at once, so memory
+		// stays bounded however long the history read (a first start, or
+		// a lost snapshot).
+		p.chain.applied = func() error {
+			if p.win.size() >= p.snaps.windowMax {
+				return p.snaps.snapshotNow(ctx, p)
+			}
+			return nil
+		}
+		defer func() { p.chain.applied = nil }()
+	}
+	if err := p.chain.catchUp(ctx, p.store, p.applyCommit); err != nil {
+		return err
+	}
+	for ref, l := range p.lines {
+		p.due.schedule(ref, l)
+	}
+	return nil
 }
 
-func (p *partition) applyCommit(seq uint64, commit eventstore.Commit) {
+// freezeLines returns the committed lines as of now, for reading outside
+// the writer: it copies the map, not the lines (committed lines are
+// replaced, not changed, and mutable copies a frozen one before changing
+// it).
+func (p *partition) freezeLines() map[lineRef]*domain.Line {
+	p.gen++
+	return maps.Clone(p.lines)
+}
+
+// mutable returns the committed line under ref for changing in place,
+// copying it first if a snapshot froze it.
+func (p *partition) mutable(ref lineRef) *domain.Line {
+	line := p.lines[ref]
+	if line == nil {
+		line = domain.NewLine(ref.creditType)
+	} else if p.thawed[ref] == p.gen {
+		return line
+	} else {
+		line = line.Clone()
+	}
+	p.lines[ref] = line
+	p.thawed[ref] = p.gen
+	return line
+}
+
+// applyCommit applies a commit read from the log. Grants a reversal gives
+// credits back to are brought back from the id index first, so a failure
+// to read it leaves the state as it was.
+func (p *partition) applyCommit(seq uint64, commit eventstore.Commit) error {
+	touched := map[lineRef]*domain.Line{}
 	for _, env := range commit.Events {
 		ref := lineRef{env.TenantID, env.CreditType}
-		line := p.lines[ref]
-		if line == nil {
-			line = domain.NewLine(env.CreditType)
-			p.lines[ref] = line
+		if touched[ref] == nil {
+			touched[ref] = p.mutable(ref)
 		}
+		if r, ok := env.Event.(domain.UsageReversed); ok {
+			if err := p.loadDepleted(touched[ref], env.TenantID, grantIDs(r.Returned)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, env := range commit.Events {
+		line := touched[lineRef{env.TenantID, env.CreditType}]
 		// The commit was decided at its recording instant: observing it
 		// rebuilds the same arming state the writer had.
 		line.Observe(commit.RecordedAt)
 		line.Apply(env.Event)
-		p.noteLine(env)
+		if key, ok := lineKeyOf(env); ok {
+			p.win.lineOf[key] = env.CreditType
+		}
 		for _, ko := range outcomesOf(env.TenantID, env.CreditType, env.Event) {
 			ko.outcome.position = seq
-			p.seen[ko.key] = ko.outcome
+			p.win.seen[ko.key] = ko.outcome
 		}
 	}
+	for ref, line := range touched {
+		p.keepDepleted(ref, line)
+		p.due.schedule(ref, line)
+	}
+	return nil
 }
 
 // run serves the inbox until it is closed. Requests that arrive while a
 // commit is in flight are gathered into the next one: group commit, so one
-// fsync pays for everything that queued during the previous one.
+// fsync pays for everything that queued during the previous one. Between
+// batches it starts a snapshot when one is due and installs finished ones;
+// on close it writes a last snapshot, so the next start replays nothing.
 func (p *partition) run() {
 	batch := make([]*request, 0, 64)
-	for first := range p.inbox {
+	var finished <-chan snapshotResult
+	if p.snaps != nil {
+		finished = p.snaps.finished
+	}
+	for {
+		var first *request
+		select {
+		case r, ok := <-p.inbox:
+			if !ok {
+				p.closeSnapshots()
+				return
+			}
+			first = r
+		case res := <-finished:
+			p.snaps.install(p, res)
+			continue
+		}
 		batch = append(batch[:0], first)
 		ops := len(first.ops)
 	gather:
@@ -164,7 +265,18 @@ func (p *partition) run() {
 			}
 		}
 		p.process(batch)
+		if p.snaps != nil {
+			p.snaps.maybeStart(p)
+		}
 	}
+}
+
+// closeSnapshots waits for a snapshot in flight and writes the last one.
+func (p *partition) closeSnapshots() {
+	if p.snaps == nil {
+		return
+	}
+	p.snaps.close(p)
 }
 
 // process decides and commits a batch, deciding again after a conflict.
@@ -218,6 +330,14 @@ func (p *partition) commitBatch(batch []*request) {
 		}
 		now := p.clock()
 		st := p.decide(batch, now)
+		// Lines the sweep took off the schedule go back on it from the
+		// committed state, whatever happens to this attempt; the commit
+		// schedules the lines it changed (commitStage).
+		for _, ref := range st.swept {
+			if l, ok := p.lines[ref]; ok {
+				p.due.schedule(ref, l)
+			}
+		}
 		if len(st.events) == 0 {
 			p.finish(batch, st, 0)
 			return
@@ -284,6 +404,8 @@ type stage struct {
 	// the batch made.
 	lineOf map[idKey]string
 	events []domain.Envelope
+	// swept are the lines a sweep took off the due schedule.
+	swept []lineRef
 }
 
 func (s *stage) line(ref lineRef) *domain.Line {
@@ -313,22 +435,21 @@ func (s *stage) due(ref lineRef) *domain.Line {
 
 // lineOfKey returns the line of a reservation, subscription or grant made
 // in this batch or before.
-func (s *stage) lineOfKey(key idKey) (string, bool) {
+func (s *stage) lineOfKey(key idKey) (string, bool, error) {
 	if ct, ok := s.lineOf[key]; ok {
-		return ct, true
+		return ct, true, nil
 	}
-	ct, ok := s.p.lineOf[key]
-	return ct, ok
+	return s.p.lineOfKey(key)
 }
 
 // lookup returns the outcome of key; pending is true when it was decided in
 // this batch (its position is the batch's commit).
-func (s *stage) lookup(key idKey) (o outcome, pending, ok bool) {
+func (s *stage) lookup(key idKey) (o outcome, pending, ok bool, err error) {
 	if o, ok := s.seen[key]; ok {
-		return o, true, true
+		return o, true, true, nil
 	}
-	o, ok = s.p.seen[key]
-	return o, false, ok
+	o, ok, err = s.p.outcomeOf(key)
+	return o, false, ok, err
 }
 
 func (p *partition) decide(batch []*request, now time.Time) *stage {
@@ -373,7 +494,11 @@ func (st *stage) apply(env domain.Envelope) {
 
 func (p *partition) decideOp(st *stage, tenantID int64, o op, now time.Time) Result {
 	if o.key != (idKey{}) {
-		if prior, pending, ok := st.lookup(o.key); ok {
+		prior, pending, ok, err := st.lookup(o.key)
+		if err != nil {
+			return Result{Err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
+		}
+		if ok {
 			if prior.fingerprint != o.fingerprint {
 				return Result{Err: domain.ErrIdempotencyConflict, Position: prior.position}
 			}
@@ -388,14 +513,25 @@ func (p *partition) decideOp(st *stage, tenantID int64, o op, now time.Time) Res
 		}
 	}
 	ref := lineRef{tenantID, o.creditType}
+	staged := st.line(ref)
+	if err := p.loadDepleted(staged, tenantID, o.grants); err != nil {
+		return Result{Err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
+	}
 	// The write is decided after the work due at its instant; that work is
 	// stored with the write, and not at all when the write is refused
 	// (a refusal stores nothing; the sweeper stores it soon enough).
-	line, due := domain.Due(st.line(ref), now)
+	line, due := domain.Due(staged, now)
+	var lookupErr error
 	events, err := o.decide(decision{line: line, now: now, knownOn: func(kind, id string) bool {
-		ct, ok := st.lineOfKey(makeKey(tenantID, kind, id))
+		ct, ok, err := st.lineOfKey(makeKey(tenantID, kind, id))
+		if err != nil {
+			lookupErr = err
+		}
 		return ok && ct == o.creditType
 	}})
+	if lookupErr != nil {
+		return Result{Err: fmt.Errorf("%w: %v", ErrUnavailable, lookupErr)}
+	}
 	if err != nil {
 		return Result{Err: err}
 	}
@@ -418,20 +554,18 @@ func (p *partition) decideOp(st *stage, tenantID int64, o op, now time.Time) Res
 // commitStage makes a landed batch's decisions the committed state.
 func (p *partition) commitStage(st *stage, seq uint64) {
 	for ref := range st.changed {
-		p.lines[ref] = st.lines[ref]
+		line := st.lines[ref]
+		p.keepDepleted(ref, line)
+		p.lines[ref] = line
+		p.thawed[ref] = p.gen // a fresh copy no snapshot holds
+		p.due.schedule(ref, line)
 	}
 	for key, o := range st.seen {
 		o.position = seq
-		p.seen[key] = o
+		p.win.seen[key] = o
 	}
 	for key, ct := range st.lineOf {
-		p.lineOf[key] = ct
-	}
-}
-
-func (p *partition) noteLine(env domain.Envelope) {
-	if key, ok := lineKeyOf(env); ok {
-		p.lineOf[key] = env.CreditType
+		p.win.lineOf[key] = ct
 	}
 }
 
@@ -470,18 +604,28 @@ func (p *partition) finish(batch []*request, st *stage, seq uint64) {
 
 // sweepEventsMax bounds the events one sweep appends, so a backlog of
 // expiries (after downtime) never outgrows a commit; the next tick goes on.
-const sweepEventsMax = 5000
+// sweepLinesMax bounds the lines one sweep visits.
+const (
+	sweepEventsMax = 5000
+	sweepLinesMax  = 5000
+)
 
+// decideSweep applies the due work of the lines the schedule says are due
+// (dueQueue): the cost follows the work due, not the number of lines.
 func (p *partition) decideSweep(st *stage, now time.Time) {
 	first := len(st.events)
-	for ref, committed := range p.lines {
-		if len(st.events)-first >= sweepEventsMax {
+	for len(st.events)-first < sweepEventsMax {
+		refs := p.due.popDue(now, min(sweepLinesMax-len(st.swept), 64))
+		if len(refs) == 0 {
 			return
 		}
-		due, ok := committed.NextDue()
-		if !ok || due.After(now) {
-			continue
+		for _, ref := range refs {
+			st.swept = append(st.swept, ref)
+			if committed, ok := p.lines[ref]; ok {
+				if due, ok := committed.NextDue(); ok && !due.After(now) {
+					st.due(ref)
+				}
+			}
 		}
-		st.due(ref)
 	}
 }

@@ -77,7 +77,7 @@ func newRegistry(store Store, clock func() time.Time) *registry {
 func (r *registry) load(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.chain.catchUp(ctx, r.store, r.applyCommit); err != nil {
+	if err := r.chain.catchUp(ctx, r.store, infallible(r.applyCommit)); err != nil {
 		return err
 	}
 	r.stale = false
@@ -157,7 +157,7 @@ func (r *registry) refresh(force bool) error {
 	r.lastRefresh = now
 	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 	defer cancel()
-	if err := r.chain.catchUp(ctx, r.store, r.applyCommit); err != nil {
+	if err := r.chain.catchUp(ctx, r.store, infallible(r.applyCommit)); err != nil {
 		return err
 	}
 	r.stale = false
@@ -204,7 +204,7 @@ func (r *registry) appendLocked(ctx context.Context, decide func() ([]domain.Env
 	for attempt := 1; ; attempt++ {
 		r.mu.Lock()
 		if r.stale {
-			if err := r.chain.catchUp(ctx, r.store, r.applyCommit); err != nil {
+			if err := r.chain.catchUp(ctx, r.store, infallible(r.applyCommit)); err != nil {
 				r.mu.Unlock()
 				return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 			}

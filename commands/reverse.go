@@ -21,6 +21,7 @@ func (e *Engine) ReverseUsage(ctx context.Context, tenantID int64, c domain.Reve
 		creditType:  creditType,
 		key:         makeKey(tenantID, kindReverse, c.UsageID),
 		fingerprint: lineFingerprint(c.Fingerprint(), creditType),
+		grants:      grantIDs(original.Burned),
 		decide:      func(d decision) ([]domain.Event, error) { return domain.DecideReverseUsage(d.line, c, original, d.now) },
 	})
 }
@@ -30,11 +31,15 @@ func (e *Engine) ReverseUsage(ctx context.Context, tenantID int64, c domain.Reve
 func (e *Engine) originalDebit(ctx context.Context, tenantID int64, usageID string) (domain.UsageDebited, string, error) {
 	var found outcome
 	var known bool
+	var lookupErr error
 	r := &request{tenantID: tenantID, done: make(chan error, 1), inspect: func(p *partition) {
-		found, known = p.seen[makeKey(tenantID, kindUsage, usageID)]
+		found, known, lookupErr = p.outcomeOf(makeKey(tenantID, kindUsage, usageID))
 	}}
 	if err := e.submit(ctx, r); err != nil {
 		return domain.UsageDebited{}, "", err
+	}
+	if lookupErr != nil {
+		return domain.UsageDebited{}, "", fmt.Errorf("%w: %v", ErrUnavailable, lookupErr)
 	}
 	if !known || found.status != outcomeAccepted {
 		return domain.UsageDebited{}, "", fmt.Errorf("%w: no accepted usage %q", domain.ErrUsageNotFound, usageID)

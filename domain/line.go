@@ -107,9 +107,13 @@ type Line struct {
 	// Grants holds every grant with credits left, in burn-down order
 	// (an expired or voided grant stays while a hold pins part of it).
 	Grants []GrantBalance
-	// Depleted keeps the grants with nothing left (burned down, expired or
+	// Depleted holds grants with nothing left (burned down, expired or
 	// voided), so a reversed debit can give credits back to the grant that
-	// paid for it, with that grant's expiry.
+	// paid for it, with that grant's expiry. A writer keeps only the ones a
+	// decision needs here: it moves newly depleted grants out to its own
+	// index after each commit and brings back those a write names
+	// (commands, "depleted grants"), so a line's copy stays small however
+	// many grants it burned through. Nil when empty.
 	Depleted      map[string]GrantBalance
 	Reservations  map[string]Hold
 	Subscriptions map[string]Subscription
@@ -125,12 +129,14 @@ type Line struct {
 	// (grants becoming effective) and Apply takes none.
 	AsOf time.Time
 
-	grantCount int64
+	// GrantsMade counts the grants ever made on the line: the next grant's
+	// Order.
+	GrantsMade int64
 }
 
 // NewLine returns the empty state of a line.
 func NewLine(creditType string) *Line {
-	return &Line{CreditType: creditType, Reservations: map[string]Hold{}, Subscriptions: map[string]Subscription{}, Depleted: map[string]GrantBalance{}}
+	return &Line{CreditType: creditType, Reservations: map[string]Hold{}, Subscriptions: map[string]Subscription{}}
 }
 
 // Clone returns a deep copy, so a batch can decide on a copy and drop it if
@@ -140,7 +146,11 @@ func (l *Line) Clone() *Line {
 	c.Grants = slices.Clone(l.Grants)
 	c.Reservations = maps.Clone(l.Reservations)
 	c.Subscriptions = maps.Clone(l.Subscriptions)
-	c.Depleted = maps.Clone(l.Depleted)
+	if len(l.Depleted) > 0 {
+		c.Depleted = maps.Clone(l.Depleted)
+	} else {
+		c.Depleted = nil
+	}
 	return &c
 }
 
@@ -234,6 +244,9 @@ func (l *Line) applyBurn(amount decimal.Decimal, burns []Burn) {
 func (l *Line) dropEmpty() {
 	l.Grants = slices.DeleteFunc(l.Grants, func(g GrantBalance) bool {
 		if g.Remaining.IsZero() {
+			if l.Depleted == nil {
+				l.Depleted = map[string]GrantBalance{}
+			}
 			l.Depleted[g.GrantID] = g
 			return true
 		}
@@ -341,9 +354,9 @@ func (l *Line) Apply(e Event) {
 	switch e := e.(type) {
 	case CreditsGranted:
 		l.Granted = l.Granted.Add(e.Amount)
-		l.grantCount++
+		l.GrantsMade++
 		g := GrantBalance{GrantID: e.GrantID, Original: e.Amount, Remaining: e.Amount, Priority: e.Priority,
-			EffectiveAt: e.EffectiveAt, ExpiresAt: e.ExpiresAt, Order: l.grantCount}
+			EffectiveAt: e.EffectiveAt, ExpiresAt: e.ExpiresAt, Order: l.GrantsMade}
 		l.insertGrant(g)
 		if e.Source == SourceAutoReload {
 			l.ReloadArmed = false

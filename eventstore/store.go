@@ -71,6 +71,8 @@ type Store struct {
 	js         jetstream.JetStream
 	stream     jetstream.Stream
 	partitions int
+	replicas   int
+	snap       snapshots
 }
 
 // Open connects the store to the stream, creating it on first use.
@@ -121,7 +123,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil || stored < 1 || stored > partitionsMax {
 		return nil, fmt.Errorf("stream %s has no valid %s metadata", StreamName, metadataPartitions)
 	}
-	return &Store{nc: nc, js: js, stream: stream, partitions: stored}, nil
+	return &Store{nc: nc, js: js, stream: stream, partitions: stored, replicas: replicas}, nil
 }
 
 // Partitions is the stream's partition count.

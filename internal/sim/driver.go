@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -62,6 +63,9 @@ type Server struct {
 	emb   *eventstore.Embedded
 	conn  *nats.Conn
 	Store *eventstore.Store
+	// Dir is where the server stores; the engine's id index is kept under
+	// it too.
+	Dir string
 }
 
 // StartServer starts an embedded server storing under dir, which must be
@@ -76,7 +80,7 @@ func StartServer(ctx context.Context, dir string) (*Server, error) {
 		emb.Shutdown()
 		return nil, err
 	}
-	s := &Server{emb: emb, conn: conn}
+	s := &Server{emb: emb, conn: conn, Dir: dir}
 	if s.Store, err = eventstore.Open(ctx, conn, eventstore.Config{}); err != nil {
 		s.Close()
 		return nil, err
@@ -105,6 +109,9 @@ type Driver struct {
 	// others[p] is the model tenant the second writer writes on partition p.
 	others []int
 
+	// indexDir holds the engine's id index segments.
+	indexDir string
+
 	mu       sync.Mutex
 	otherOps []OtherOp
 	otherSeq int
@@ -121,13 +128,14 @@ func (d *Driver) options() commands.Options {
 	// CheckInvariants stays off: a broken invariant panics in a writer
 	// goroutine, which would end the whole run without naming the seed; the
 	// simulation checks the same invariants after every step instead.
-	return commands.Options{Clock: d.clock.Now, SweepInterval: sweepInterval}
+	return commands.Options{Clock: d.clock.Now, SweepInterval: sweepInterval,
+		Snapshots: commands.SnapshotOptions{Window: snapshotWindow, Dir: d.indexDir}}
 }
 
 // NewDriver creates tenants tenants, one more per partition for the second
 // writer, and the engines. Model tenant i is the i-th created.
 func NewDriver(ctx context.Context, server *Server, clock *Clock, faults func(other func(int) error) *FaultStore, tenants int) (*Driver, error) {
-	d := &Driver{ctx: ctx, clock: clock, store: server.Store}
+	d := &Driver{ctx: ctx, clock: clock, store: server.Store, indexDir: filepath.Join(server.Dir, "index")}
 	d.faults = faults(d.otherWriter)
 	var err error
 	if d.engine, err = commands.New(ctx, d.faults, d.options()); err != nil {
@@ -149,7 +157,7 @@ func NewDriver(ctx context.Context, server *Server, clock *Clock, faults func(ot
 			d.others[d.store.PartitionOf(created.Tenant.ID)] = i
 		}
 	}
-	if d.second, err = commands.New(ctx, server.Store, d.options()); err != nil {
+	if d.second, err = commands.New(ctx, logOnly{server.Store}, d.options()); err != nil {
 		d.Close()
 		return nil, err
 	}

@@ -1,0 +1,255 @@
+package commands
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/internal/idindex"
+)
+
+// window is what a partition writer remembers in memory of its ids: the
+// outcome of every write since the last snapshot, the lines of the
+// reservations, subscriptions and grants made since, and the grants that
+// were depleted since. At each snapshot the window becomes a segment of the
+// id index on disk (internal/idindex) and a new window starts, so memory
+// holds the recent ids only, however long the history; an older id costs a
+// Bloom filter probe, and a disk read when it may be there.
+type window struct {
+	seen   map[idKey]outcome
+	lineOf map[idKey]string
+	// depleted are grants with nothing left, keyed by depletedKey: a
+	// reversal may give credits back to them, a void or an expiry change
+	// may name them.
+	depleted map[idKey]domain.GrantBalance
+}
+
+func newWindow() *window {
+	return &window{seen: map[idKey]outcome{}, lineOf: map[idKey]string{}, depleted: map[idKey]domain.GrantBalance{}}
+}
+
+// size counts the window's entries (what the snapshot trigger bounds).
+func (w *window) size() int { return len(w.seen) + len(w.lineOf) + len(w.depleted) }
+
+// kindDepleted keys a depleted grant's state: one id space per tenant,
+// holding the credit type with the grant id, since grant ids are unique
+// per line, not per tenant.
+const kindDepleted = "depleted_grant"
+
+func depletedKey(tenantID int64, creditType, grantID string) idKey {
+	return makeKey(tenantID, kindDepleted, creditType+"\x00"+grantID)
+}
+
+// The index's values start with a tag naming what they hold.
+const (
+	tagOutcome  = 'o'
+	tagDepleted = 'g'
+)
+
+// indexEntry is one id's record in the index: its outcome and, for a
+// reservation, subscription or grant, its credit line.
+type indexEntry struct {
+	outcome    outcome
+	hasOutcome bool
+	creditType string
+	hasLine    bool
+}
+
+// encodeIndexEntry: tag, flags, uvarint position, 8-byte fingerprint,
+// status, then the credit type's bytes.
+func encodeIndexEntry(e indexEntry) []byte {
+	b := make([]byte, 0, 2+binary.MaxVarintLen64+9+len(e.creditType))
+	var flags byte
+	if e.hasOutcome {
+		flags |= 1
+	}
+	if e.hasLine {
+		flags |= 2
+	}
+	b = append(b, tagOutcome, flags)
+	b = binary.AppendUvarint(b, e.outcome.position)
+	b = binary.BigEndian.AppendUint64(b, e.outcome.fingerprint)
+	b = append(b, byte(e.outcome.status))
+	return append(b, e.creditType...)
+}
+
+var errIndexValue = errors.New("id index: malformed value")
+
+func decodeIndexEntry(b []byte) (indexEntry, error) {
+	if len(b) < 2 || b[0] != tagOutcome {
+		return indexEntry{}, errIndexValue
+	}
+	var e indexEntry
+	e.hasOutcome, e.hasLine = b[1]&1 != 0, b[1]&2 != 0
+	pos, n := binary.Uvarint(b[2:])
+	if n <= 0 || len(b) < 2+n+9 {
+		return indexEntry{}, errIndexValue
+	}
+	rest := b[2+n:]
+	e.outcome = outcome{position: pos, fingerprint: binary.BigEndian.Uint64(rest), status: outcomeStatus(rest[8])}
+	e.creditType = string(rest[9:])
+	return e, nil
+}
+
+func encodeDepleted(g domain.GrantBalance) ([]byte, error) {
+	data, err := json.Marshal(g)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{tagDepleted}, data...), nil
+}
+
+func decodeDepleted(b []byte) (domain.GrantBalance, error) {
+	var g domain.GrantBalance
+	if len(b) < 1 || b[0] != tagDepleted {
+		return g, errIndexValue
+	}
+	if err := json.Unmarshal(b[1:], &g); err != nil {
+		return g, fmt.Errorf("%w: %v", errIndexValue, err)
+	}
+	return g, nil
+}
+
+// entries turns the window into the sorted entries of a segment.
+func (w *window) entries() ([]idindex.Entry, error) {
+	merged := make(map[idKey]indexEntry, len(w.seen)+len(w.lineOf))
+	for k, o := range w.seen {
+		e := merged[k]
+		e.outcome, e.hasOutcome = o, true
+		merged[k] = e
+	}
+	for k, ct := range w.lineOf {
+		e := merged[k]
+		e.creditType, e.hasLine = ct, true
+		merged[k] = e
+	}
+	out := make([]idindex.Entry, 0, len(merged)+len(w.depleted))
+	for k, e := range merged {
+		out = append(out, idindex.Entry{Key: idindex.Key(k), Value: encodeIndexEntry(e)})
+	}
+	for k, g := range w.depleted {
+		v, err := encodeDepleted(g)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, idindex.Entry{Key: idindex.Key(k), Value: v})
+	}
+	slices.SortFunc(out, func(a, b idindex.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+	return out, nil
+}
+
+// outcomeOf finds key's outcome: in the window, the window being written,
+// then the id index.
+func (p *partition) outcomeOf(key idKey) (outcome, bool, error) {
+	if o, ok := p.win.seen[key]; ok {
+		return o, true, nil
+	}
+	if p.flushing != nil {
+		if o, ok := p.flushing.seen[key]; ok {
+			return o, true, nil
+		}
+	}
+	e, ok, err := p.indexEntry(key)
+	if err != nil || !ok || !e.hasOutcome {
+		return outcome{}, false, err
+	}
+	return e.outcome, true, nil
+}
+
+// lineOfKey finds the line a reservation, subscription or grant was made
+// on.
+func (p *partition) lineOfKey(key idKey) (string, bool, error) {
+	if ct, ok := p.win.lineOf[key]; ok {
+		return ct, true, nil
+	}
+	if p.flushing != nil {
+		if ct, ok := p.flushing.lineOf[key]; ok {
+			return ct, true, nil
+		}
+	}
+	e, ok, err := p.indexEntry(key)
+	if err != nil || !ok || !e.hasLine {
+		return "", false, err
+	}
+	return e.creditType, true, nil
+}
+
+func (p *partition) indexEntry(key idKey) (indexEntry, bool, error) {
+	if p.segments == nil {
+		return indexEntry{}, false, nil
+	}
+	v, ok, err := p.segments.Get(idindex.Key(key))
+	if err != nil || !ok {
+		return indexEntry{}, false, err
+	}
+	e, err := decodeIndexEntry(v)
+	return e, err == nil, err
+}
+
+// depletedGrant finds a depleted grant's state outside its line.
+func (p *partition) depletedGrant(key idKey) (domain.GrantBalance, bool, error) {
+	if g, ok := p.win.depleted[key]; ok {
+		return g, true, nil
+	}
+	if p.flushing != nil {
+		if g, ok := p.flushing.depleted[key]; ok {
+			return g, true, nil
+		}
+	}
+	if p.segments == nil {
+		return domain.GrantBalance{}, false, nil
+	}
+	v, ok, err := p.segments.Get(idindex.Key(key))
+	if err != nil || !ok {
+		return domain.GrantBalance{}, false, err
+	}
+	g, err := decodeDepleted(v)
+	return g, err == nil, err
+}
+
+// loadDepleted brings the named grants that are neither open nor already
+// in the line's Depleted back into it, from wherever the writer keeps
+// them, so the pure rules see the same line whether or not the grant was
+// moved out. line must be a copy the caller may change.
+func (p *partition) loadDepleted(line *domain.Line, tenantID int64, grantIDs []string) error {
+	for _, id := range grantIDs {
+		if _, ok := line.Grant(id); ok {
+			continue
+		}
+		g, ok, err := p.depletedGrant(depletedKey(tenantID, line.CreditType, id))
+		if err != nil {
+			return fmt.Errorf("depleted grant %s: %w", id, err)
+		}
+		if ok {
+			if line.Depleted == nil {
+				line.Depleted = map[string]domain.GrantBalance{}
+			}
+			line.Depleted[id] = g
+		}
+	}
+	return nil
+}
+
+// keepDepleted moves the line's depleted grants into the window, so a
+// line's copy never carries the grants it burned through. line must be a
+// copy no snapshot holds.
+func (p *partition) keepDepleted(ref lineRef, line *domain.Line) {
+	for id, g := range line.Depleted {
+		p.win.depleted[depletedKey(ref.tenantID, ref.creditType, id)] = g
+	}
+	line.Depleted = nil
+}
+
+func grantIDs(burns []domain.Burn) []string {
+	ids := make([]string, 0, len(burns))
+	for _, b := range burns {
+		if b.GrantID != "" {
+			ids = append(ids, b.GrantID)
+		}
+	}
+	return ids
+}

@@ -38,8 +38,9 @@ type Meta struct {
 // order (for a slice, slices.Values), to a new segment at path. It writes
 // a temporary file in path's directory, syncs it, renames it to path and
 // syncs the directory, so path holds either a whole segment or what it
-// held before. A value is copied as it is read, so the iterator may reuse
-// its buffers.
+// held before; a crash can leave a temporary file named ".<name>.tmp-*",
+// which nothing opens and the caller may remove at start. A value is
+// copied as it is read, so the iterator may reuse its buffers.
 //
 // Memory is the output's Bloom filter and sparse index (what an open holds,
 // about 1.7 bytes per key) plus fixed buffers: the records are written as

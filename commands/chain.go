@@ -101,11 +101,3 @@ func (c *chain) catchUp(ctx context.Context, store Store, apply func(seq uint64,
 		return nil
 	})
 }
-
-// infallible adapts an apply that cannot fail to catchUp.
-func infallible(apply func(uint64, eventstore.Commit)) func(uint64, eventstore.Commit) error {
-	return func(seq uint64, c eventstore.Commit) error {
-		apply(seq, c)
-		return nil
-	}
-}

@@ -57,7 +57,7 @@ func (h *harness) start() {
 	h.engine = h.newEngine(h.server.Store)
 }
 
-func (h *harness) newEngine(store *eventstore.Store) *Engine {
+func (h *harness) newEngine(store FullStore) *Engine {
 	h.t.Helper()
 	e, err := New(context.Background(), store, Options{Clock: h.clock.Now, CheckInvariants: true, SweepInterval: 20 * time.Millisecond, Snapshots: h.snapshots})
 	if err != nil {

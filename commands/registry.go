@@ -17,10 +17,9 @@ import (
 	"github.com/creditd/creditd/eventstore"
 )
 
-// registryRefreshMin bounds how often an unknown API key makes this
-// instance read the registry subject for keys issued by other instances:
-// unknown keys must not turn into a read per request.
-const registryRefreshMin = time.Second
+// registryApplyBatch bounds the commits a catch-up holds before applying
+// them, and so how long one application holds mu.
+const registryApplyBatch = 256
 
 // Tenant is a tenant's profile as the write side knows it.
 type Tenant struct {
@@ -45,43 +44,101 @@ type createdTenant struct {
 	position    uint64
 }
 
-// registry holds tenants and API keys, kept on their own subject. Writes
-// are rare, so one mutex serialises them; reads take the read lock.
+// registry holds tenants and API keys, kept on their own subject.
+//
+// Every request reads it (a tenant lookup before each write, a key lookup
+// for each HTTP request and NATS producer connection), so mu, which guards
+// the state, is held only for work in memory and never across a call to
+// the store: an append runs fenced on a snapshot of the tip and applies its
+// events afterwards; a catch-up reads from a staged copy of the tip and
+// applies what it read in batches. Registry writers (tenant creation, key
+// issue and revocation, settings) are rare and hold write for the whole
+// decide, append and retry; lookups never take it. docs/architecture.md
+// has the whole picture.
 type registry struct {
 	store Store
 	clock func() time.Time
 
-	write sync.Mutex // one registry write at a time in this instance
+	write sync.Mutex // one registry writer at a time in this instance
+	// stale is guarded by write: an append failed, so the tip may be behind
+	// the log and the next write reads the subject before deciding.
+	stale bool
 
-	mu          sync.RWMutex
-	chain       chain
-	stale       bool
-	tenants     map[int64]*Tenant
-	keys        map[[32]byte]*apiKeyRecord
-	keysByID    map[string]*apiKeyRecord
-	requests    map[string]createdTenant
-	lastRefresh time.Time
+	// reads rations the reads of the subject that unknown ids and keys
+	// ask for.
+	reads registryReads
+
+	mu       sync.RWMutex
+	chain    chain // its lastSeq and lastHash are guarded by mu
+	tenants  map[int64]*Tenant
+	keys     map[[32]byte]*apiKeyRecord
+	keysByID map[string]*apiKeyRecord
+	requests map[string]createdTenant
 	// maxID is the highest tenant id in the registry: ids are never
 	// reused, even after an import that brought only some tenants.
 	maxID int64
 }
 
+// registryCommit is a commit read from the subject, waiting to be applied.
+type registryCommit struct {
+	seq    uint64
+	commit eventstore.Commit
+}
+
 func newRegistry(store Store, clock func() time.Time) *registry {
 	return &registry{
 		store: store, clock: clock, chain: chain{subject: eventstore.RegistrySubject},
+		reads:   registryReads{origin: time.Now()},
 		tenants: map[int64]*Tenant{}, keys: map[[32]byte]*apiKeyRecord{}, keysByID: map[string]*apiKeyRecord{},
 		requests: map[string]createdTenant{},
 	}
 }
 
 func (r *registry) load(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.chain.catchUp(ctx, r.store, infallible(r.applyCommit)); err != nil {
+	began := r.reads.now()
+	if err := r.catchUp(ctx); err != nil {
 		return err
 	}
-	r.stale = false
+	r.reads.complete(began)
 	return nil
+}
+
+// catchUp reads the commits stored after the known tip and applies them.
+// The read runs without mu, on a staged copy of the tip; each batch of
+// commits is applied under mu, skipping those an append of this instance
+// or another catch-up applied meanwhile. Catch-ups may overlap (a writer's
+// after a conflict and a lookup's): both read the same log, so a commit one
+// of them applied is the commit the other read.
+func (r *registry) catchUp(ctx context.Context) error {
+	r.mu.RLock()
+	staged := &chain{subject: r.chain.subject, lastSeq: r.chain.lastSeq, lastHash: r.chain.lastHash}
+	r.mu.RUnlock()
+	pending := make([]registryCommit, 0, registryApplyBatch)
+	// apply runs when staged's tip is just past the pending commits (and
+	// any message set aside after them).
+	apply := func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if staged.lastSeq > r.chain.lastSeq {
+			for _, c := range pending {
+				if c.seq > r.chain.lastSeq {
+					r.applyCommit(c.seq, c.commit)
+				}
+			}
+			r.chain.lastSeq, r.chain.lastHash = staged.lastSeq, staged.lastHash
+		}
+		pending = pending[:0]
+	}
+	err := staged.catchUp(ctx, r.store, func(seq uint64, commit eventstore.Commit) error {
+		if len(pending) == registryApplyBatch {
+			apply()
+		}
+		pending = append(pending, registryCommit{seq: seq, commit: commit})
+		return nil
+	})
+	apply()
+	r.chain.note(err)
+	return err
 }
 
 // applyCommit must run with mu held.
@@ -119,49 +176,33 @@ func (r *registry) applyCommit(seq uint64, commit eventstore.Commit) {
 	}
 }
 
-func (r *registry) tenant(id int64) (Tenant, error) {
+func (r *registry) lookupTenant(id int64) (Tenant, bool) {
 	r.mu.RLock()
+	defer r.mu.RUnlock()
 	t, ok := r.tenants[id]
-	r.mu.RUnlock()
 	if !ok {
-		// Another instance may have created it a moment ago: read the
-		// registry now (cheap when nothing is new). If that fails, the
-		// answer is "unavailable", not "no such tenant".
-		if err := r.refresh(true); err != nil {
-			return Tenant{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		r.mu.RLock()
-		t, ok = r.tenants[id]
-		r.mu.RUnlock()
+		return Tenant{}, false
 	}
-	if !ok {
-		return Tenant{}, fmt.Errorf("%w: %d", ErrTenantNotFound, id)
-	}
-	return *t, nil
+	return *t, true
 }
 
-// refreshLimited reads registry commits written elsewhere, at most once per
-// registryRefreshMin (unknown API keys are attacker-controlled).
-func (r *registry) refreshLimited() error { return r.refresh(false) }
-
-func (r *registry) refresh(force bool) error {
-	r.mu.RLock()
-	skip := !force && r.clock().Sub(r.lastRefresh) < registryRefreshMin && !r.stale
-	r.mu.RUnlock()
-	if skip {
-		return nil
+// tenant returns a tenant's profile. An id this instance does not know may
+// have been created on another one a moment ago, so a miss reads the
+// registry, at most once per registryRefreshMin for all ids together: the
+// id is the caller's to choose (any producer can name any tenant on
+// credits.usage.<tenant_id>). If that read fails, the answer is
+// "unavailable", not "no such tenant".
+func (r *registry) tenant(id int64) (Tenant, error) {
+	if t, ok := r.lookupTenant(id); ok {
+		return t, nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := r.clock()
-	r.lastRefresh = now
-	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
-	defer cancel()
-	if err := r.chain.catchUp(ctx, r.store, infallible(r.applyCommit)); err != nil {
-		return err
+	if err := r.refreshLimited(); err != nil {
+		return Tenant{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	r.stale = false
-	return nil
+	if t, ok := r.lookupTenant(id); ok {
+		return t, nil
+	}
+	return Tenant{}, fmt.Errorf("%w: %d", ErrTenantNotFound, id)
 }
 
 // authenticate returns the tenant of a plaintext API key. The lookup is by
@@ -186,8 +227,8 @@ func (r *registry) authenticate(key string) (tenantID int64, keyID string, ok bo
 	return lookup()
 }
 
-// keyActive reports whether a key is issued and not revoked, after reading
-// registry commits written elsewhere (at most once per registryRefreshMin).
+// keyActive reports whether a key is issued and not revoked, including
+// revocations read from the registry (at most once per registryRefreshMin).
 // When the registry cannot be read, it answers from what it knows.
 func (r *registry) keyActive(keyID string) bool {
 	r.refreshLimited()
@@ -197,40 +238,78 @@ func (r *registry) keyActive(keyID string) bool {
 	return ok && !rec.revoked
 }
 
-// appendLocked appends events to the registry, deciding again after a
-// conflict. decide runs with mu held and sees the current state. Must run
-// with write held.
+// appendLocked appends the events decide returns to the registry, deciding
+// again after a conflict. decide runs under mu's read lock and sees the
+// state at the tip the append is fenced on; the append runs without mu, so
+// lookups go on while it waits for the store. A decision that a tenant or
+// key does not exist is taken again after a registry read, rationed as for
+// lookups (the id is the caller's), since another instance may have just
+// created it. Must run with write held: this instance's writers never race
+// each other for the tip.
 func (r *registry) appendLocked(ctx context.Context, decide func() ([]domain.Envelope, error)) (uint64, error) {
+	reread := false
 	for attempt := 1; ; attempt++ {
-		r.mu.Lock()
 		if r.stale {
-			if err := r.chain.catchUp(ctx, r.store, infallible(r.applyCommit)); err != nil {
-				r.mu.Unlock()
+			began := r.reads.now()
+			if err := r.catchUp(ctx); err != nil {
 				return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 			}
+			r.reads.complete(began)
 			r.stale = false
 		}
-		events, err := decide()
+		events, tipSeq, tipHash, err := r.decideAt(decide)
+		if !reread && (errors.Is(err, ErrTenantNotFound) || errors.Is(err, ErrAPIKeyNotFound)) {
+			reread = true
+			if err := r.refreshLimited(); err != nil {
+				return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			}
+			events, tipSeq, tipHash, err = r.decideAt(decide)
+		}
 		if err != nil || len(events) == 0 {
-			r.mu.Unlock()
 			return 0, err
 		}
-		// The registry lock is held across the append: registry writes are
-		// rare and readers wait at most appendTimeout.
-		seq, err := r.chain.append(ctx, r.store, r.clock(), events)
+		began := r.reads.now()
+		staged := &chain{subject: r.chain.subject, lastSeq: tipSeq, lastHash: tipHash}
+		seq, err := staged.append(ctx, r.store, r.clock(), events)
 		if err == nil {
-			r.applyCommit(seq, eventstore.Commit{Events: events})
-			r.mu.Unlock()
+			r.applyAppended(tipSeq, staged, seq, events)
+			// The fence held: nothing was stored after the tip when the
+			// append began, so the state is complete as of then.
+			r.reads.complete(began)
 			return seq, nil
 		}
 		r.stale = true
-		r.mu.Unlock()
 		if !errors.Is(err, eventstore.ErrConflict) || attempt >= appendAttemptsMax {
 			if errors.Is(err, eventstore.ErrConflict) {
 				return 0, fmt.Errorf("%w: %v", ErrContention, err)
 			}
 			return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
+	}
+}
+
+// decideAt runs decide on the current state and returns the tip it decided
+// at.
+func (r *registry) decideAt(decide func() ([]domain.Envelope, error)) ([]domain.Envelope, uint64, string, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	events, err := decide()
+	return events, r.chain.lastSeq, r.chain.lastHash, err
+}
+
+// applyAppended applies the events just appended at seq, fenced on tipSeq,
+// and moves the tip to staged's, unless a catch-up already did both.
+func (r *registry) applyAppended(tipSeq uint64, staged *chain, seq uint64, events []domain.Envelope) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.chain.lastSeq == tipSeq:
+		r.applyCommit(seq, eventstore.Commit{Events: events})
+		r.chain.lastSeq, r.chain.lastHash = staged.lastSeq, staged.lastHash
+	case r.chain.lastSeq < seq:
+		// The fence held, so the first message after tipSeq is this
+		// commit, and a catch-up that moved the tip past tipSeq read it.
+		panic(fmt.Sprintf("registry tip at %d after an append at %d fenced on %d", r.chain.lastSeq, seq, tipSeq))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/ingest"
 	"github.com/creditd/creditd/internal/testnats"
 )
@@ -39,10 +40,18 @@ type env struct {
 	rec    *flaky
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startOn(t, nil) }
+
+// startOn starts the engine on wrap(the store), or on the store itself when
+// wrap is nil.
+func startOn(t *testing.T, wrap func(*eventstore.Store) commands.FullStore) *env {
 	t.Helper()
 	srv := testnats.Start(t, t.TempDir())
-	engine, err := commands.New(context.Background(), srv.Store, commands.Options{CheckInvariants: true})
+	var store commands.FullStore = srv.Store
+	if wrap != nil {
+		store = wrap(srv.Store)
+	}
+	engine, err := commands.New(context.Background(), store, commands.Options{CheckInvariants: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -214,7 +214,10 @@ func serve(args []string) error {
 		return err
 	}
 	observe := metrics.New()
-	engine, err := commands.New(ctx, store, commands.Options{Logger: log, Observer: observe})
+	// The id index's segments are kept under the data directory: a cache of
+	// the objects in JetStream, so a restart need not fetch them again.
+	engine, err := commands.New(ctx, store, commands.Options{Logger: log, Observer: observe,
+		Snapshots: commands.SnapshotOptions{Dir: filepath.Join(cfg.dataDir, "index")}})
 	if err != nil {
 		return err
 	}

@@ -16,10 +16,6 @@ import (
 	"github.com/creditd/creditd/domain"
 )
 
-// logOnly hides the store's snapshot methods: an engine on it reads the
-// whole log, the reference a snapshot must agree with.
-type logOnly struct{ FullStore }
-
 // newSnapshotHarness is a harness whose writers snapshot every window
 // index entries, so a test goes through many snapshots and segments.
 func newSnapshotHarness(t *testing.T, window int) *harness {
@@ -298,4 +294,51 @@ func TestSnapshotOnClose(t *testing.T) {
 		t.Fatalf("snapshot position after a clean restart = %v, want the tip %d", p.snaps, lastSeq)
 	}
 	wantDecimal(t, "balance", h.line(tenant).Balance(), "99")
+}
+
+// TestVerifySnapshots: every snapshot agrees with the log, ids included,
+// and one forged with a right checksum is reported.
+func TestVerifySnapshots(t *testing.T) {
+	h := newSnapshotHarness(t, 16)
+	tenant := h.tenant()
+	h.grant(tenant, "g", "100", nil)
+	h.use(tenant, "u", "1")
+	h.engine.ReverseUsage(context.Background(), tenant, domain.ReverseUsage{UsageID: "u", Reason: "refund"})
+	h.busyWork(tenant, "w", 60)
+	h.engine.Close()
+	checks, err := VerifySnapshots(context.Background(), h.server.Store, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := fmt.Sprintf("snap/p%d/", h.server.Store.PartitionOf(tenant))
+	var newest SnapshotCheck
+	for _, c := range checks {
+		if c.Problem != "" {
+			t.Errorf("%s: %s", c.Name, c.Problem)
+		}
+		if strings.HasPrefix(c.Name, part) && c.Name > newest.Name {
+			newest = c
+		}
+	}
+	if newest.IDs < 60 {
+		t.Errorf("newest snapshot of the tenant's partition %+v: want its 60 ids and more checked", newest)
+	}
+
+	data := get(t, h, newest.Name)
+	body, _, _ := cutLastLine(data)
+	forged := bytes.Replace(body, []byte(`"OverdraftLimit":"0"`), []byte(`"OverdraftLimit":"5"`), 1)
+	if bytes.Equal(forged, body) {
+		t.Fatal("nothing to forge")
+	}
+	sum := sha256.Sum256(forged)
+	put(t, h, newest.Name, append(forged, []byte("sha256:"+hex.EncodeToString(sum[:])+"\n")...))
+	checks, err = VerifySnapshots(context.Background(), h.server.Store, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if c.Name == newest.Name && !strings.Contains(c.Problem, "line") {
+			t.Errorf("forged %s: problem %q, want a line that differs", c.Name, c.Problem)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/creditd/creditd/audit"
+	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/projections"
 )
 
@@ -45,15 +46,48 @@ func verify(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Snapshots are checked against the same log: fetched into a
+	// temporary directory, so a local copy proves nothing.
+	scratch, err := os.MkdirTemp("", "creditd-verify-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	snapshots, err := commands.VerifySnapshots(ctx, store, scratch)
+	if err != nil {
+		return fmt.Errorf("verify snapshots: %w", err)
+	}
+	snapshotsOK := true
+	for _, c := range snapshots {
+		snapshotsOK = snapshotsOK && c.Problem == ""
+	}
 	if *asJSON {
-		json.NewEncoder(os.Stdout).Encode(report)
+		json.NewEncoder(os.Stdout).Encode(struct {
+			audit.Report
+			Snapshots   []commands.SnapshotCheck `json:"snapshots"`
+			SnapshotsOK bool                     `json:"snapshots_ok"`
+		}{report, snapshots, snapshotsOK})
 	} else {
 		printReport(report)
+		printSnapshots(snapshots)
+		if report.OK && snapshotsOK {
+			fmt.Println("OK")
+		}
 	}
-	if !report.OK {
+	if !report.OK || !snapshotsOK {
 		return errVerifyFailed
 	}
 	return nil
+}
+
+func printSnapshots(checks []commands.SnapshotCheck) {
+	for _, c := range checks {
+		if c.Problem != "" {
+			fmt.Printf("SNAPSHOT %s DIFFERS (a start falls back past it): %s\n", c.Name, c.Problem)
+			continue
+		}
+		fmt.Printf("snapshot %s: ok (position %d, %d lines, %d segments, %d ids checked)\n", c.Name, c.Position, c.Lines, c.Segments, c.IDs)
+	}
 }
 
 func printReport(r audit.Report) {
@@ -76,8 +110,5 @@ func printReport(r audit.Report) {
 		for _, d := range t.Differences {
 			fmt.Printf("  %s %s: from events %s, read model %s\n", d.CreditType, d.Field, d.FromEvents, d.ReadModel)
 		}
-	}
-	if r.OK {
-		fmt.Println("OK")
 	}
 }

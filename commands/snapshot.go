@@ -41,6 +41,9 @@ const (
 	snapshotsKept = 3
 	// snapshotTimeout bounds writing one snapshot.
 	snapshotTimeout = 5 * time.Minute
+	// snapshotCloseTimeout bounds the last snapshot on close: a shutdown
+	// with the store gone must not wait; the next start replays the tail.
+	snapshotCloseTimeout = 15 * time.Second
 	// snapshotVersion changes when the encoding of domain.Line changes: a
 	// snapshot of another version is skipped, and the log replayed.
 	snapshotVersion = 1
@@ -56,6 +59,8 @@ type SnapshotStore interface {
 	ObjectToFile(ctx context.Context, name, path string) error
 	Objects(ctx context.Context, prefix string) ([]string, error)
 	DeleteObject(ctx context.Context, name string) error
+	// Connected reports whether the store can be reached now.
+	Connected() bool
 	// Load reads the commit a snapshot covers, to check the snapshot
 	// links to this log.
 	Load(ctx context.Context, seq uint64) (eventstore.StoredMsg, error)
@@ -153,6 +158,8 @@ type snapshotter struct {
 	last     time.Time
 	running  bool
 	finished chan snapshotResult
+	// cancel ends the job in flight (close, when it takes too long).
+	cancel context.CancelFunc
 }
 
 func newSnapshotter(store SnapshotStore, partition int, dir string, opts SnapshotOptions, clock func() time.Time, log *slog.Logger) *snapshotter {
@@ -216,8 +223,9 @@ func (sn *snapshotter) maybeStart(p *partition) {
 	}
 	job := sn.freeze(p)
 	sn.running = true
+	ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
+	sn.cancel = cancel
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
 		defer cancel()
 		index, err := sn.write(ctx, job)
 		sn.finished <- snapshotResult{job: job, index: index, err: err}
@@ -276,12 +284,22 @@ func (sn *snapshotter) snapshotNow(ctx context.Context, p *partition) error {
 // changed since, so the next start replays nothing.
 func (sn *snapshotter) close(p *partition) {
 	if sn.running {
-		sn.install(p, <-sn.finished)
+		select {
+		case res := <-sn.finished:
+			sn.install(p, res)
+		case <-time.After(snapshotCloseTimeout):
+			sn.cancel()
+			sn.install(p, <-sn.finished)
+		}
 	}
 	if p.chain.lastSeq == sn.position && p.win.size() == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
+	if !sn.store.Connected() {
+		sn.log.Warn("no snapshot on close: the store is not connected")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), snapshotCloseTimeout)
 	defer cancel()
 	sn.snapshotNow(ctx, p)
 }

@@ -170,3 +170,6 @@ func (s *Store) ObjectReader(ctx context.Context, name string) (io.ReadCloser, e
 	}
 	return r, nil
 }
+
+// Connected reports whether the connection to NATS is up.
+func (s *Store) Connected() bool { return s.nc.IsConnected() }

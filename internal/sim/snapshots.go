@@ -81,3 +81,6 @@ func (s *FaultStore) DeleteObject(ctx context.Context, name string) error {
 // snapshots, so the engine under test owns its partitions' snapshots (as a
 // partition's one owner does in a cluster).
 type logOnly struct{ commands.FullStore }
+
+// Connected is false while the process is down.
+func (s *FaultStore) Connected() bool { return !s.Down() }

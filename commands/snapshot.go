@@ -53,7 +53,6 @@ const (
 // finds them: a JetStream object store beside the log.
 // *eventstore.Store satisfies it.
 type SnapshotStore interface {
-	PutObject(ctx context.Context, name string, data []byte) error
 	PutObjectFile(ctx context.Context, name, path string) error
 	ObjectReader(ctx context.Context, name string) (io.ReadCloser, error)
 	ObjectToFile(ctx context.Context, name, path string) error
@@ -345,11 +344,7 @@ func (sn *snapshotter) write(ctx context.Context, job *snapshotJob) (*segmentLis
 		index.segs = append([]*idindex.Segment{seg}, index.segs[2:]...)
 		index.refs = append([]segmentRef{ref}, index.refs[2:]...)
 	}
-	data, err := encodeSnapshot(job, index.refs, sn.clock())
-	if err != nil {
-		return fail(err)
-	}
-	if err := sn.store.PutObject(ctx, sn.snapshotName(job.position), data); err != nil {
+	if err := sn.putSnapshot(ctx, job, index.refs); err != nil {
 		return fail(err)
 	}
 	// Segments merged in this job that the snapshot does not name are
@@ -361,6 +356,23 @@ func (sn *snapshotter) write(ctx context.Context, job *snapshotJob) (*segmentLis
 	}
 	sn.prune(ctx)
 	return index, nil
+}
+
+// putSnapshot streams the snapshot to a temporary file and uploads it.
+func (sn *snapshotter) putSnapshot(ctx context.Context, job *snapshotJob, segments []segmentRef) error {
+	f, err := os.CreateTemp(sn.dir, ".snapshot-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	err = writeSnapshot(f, job, segments, sn.clock())
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return sn.store.PutObjectFile(ctx, sn.snapshotName(job.position), f.Name())
 }
 
 // newSegment writes a segment with write, opens it, and uploads it under
@@ -389,6 +401,15 @@ func (sn *snapshotter) newSegment(ctx context.Context, write func(path string) (
 }
 
 func encodeSnapshot(job *snapshotJob, segments []segmentRef, at time.Time) ([]byte, error) {
+	var buf bytes.Buffer
+	err := writeSnapshot(&buf, job, segments, at)
+	return buf.Bytes(), err
+}
+
+// writeSnapshot streams a snapshot to w: a header line, a line per credit
+// line, and the checksum line. Memory is one line at a time, however many
+// lines the partition has.
+func writeSnapshot(w io.Writer, job *snapshotJob, segments []segmentRef, at time.Time) error {
 	refs := slices.SortedFunc(maps.Keys(job.lines), func(a, b lineRef) int {
 		if a.tenantID != b.tenantID {
 			if a.tenantID < b.tenantID {
@@ -398,23 +419,25 @@ func encodeSnapshot(job *snapshotJob, segments []segmentRef, at time.Time) ([]by
 		}
 		return strings.Compare(a.creditType, b.creditType)
 	})
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	bw := bufio.NewWriterSize(w, 256<<10)
+	sum := sha256.New()
+	enc := json.NewEncoder(io.MultiWriter(bw, sum))
 	header := snapshotHeader{Version: snapshotVersion, Subject: job.subject, Position: job.position, Hash: job.hash,
 		At: at.UTC(), Segments: segments, Lines: len(refs)}
 	if err := enc.Encode(header); err != nil {
-		return nil, err
+		return err
 	}
 	for _, ref := range refs {
 		l := *job.lines[ref]
 		l.Depleted = nil // kept in the id index
 		if err := enc.Encode(snapshotLine{Tenant: ref.tenantID, Line: &l}); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	buf.WriteString("sha256:" + hex.EncodeToString(sum[:]) + "\n")
-	return buf.Bytes(), nil
+	if _, err := bw.WriteString("sha256:" + hex.EncodeToString(sum.Sum(nil)) + "\n"); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // snapshotState is a decoded snapshot.
@@ -428,27 +451,46 @@ var errSnapshot = errors.New("unusable snapshot")
 
 // decodeSnapshot checks and parses a snapshot's bytes.
 func decodeSnapshot(data []byte) (snapshotState, error) {
-	body, trailer, ok := cutLastLine(data)
-	if !ok || !strings.HasPrefix(trailer, "sha256:") {
-		return snapshotState{}, fmt.Errorf("%w: no checksum line (truncated?)", errSnapshot)
+	return readSnapshot(bytes.NewReader(data))
+}
+
+// readSnapshot checks and parses a snapshot as it streams in, a line at a
+// time: the header, as many lines as it announces, then the checksum of
+// all of them, and nothing after.
+func readSnapshot(r io.Reader) (snapshotState, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	sum := sha256.New()
+	next := func(what string) ([]byte, error) {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v (truncated?)", errSnapshot, what, err)
+		}
+		if bytes.HasPrefix(line, []byte("sha256:")) {
+			return nil, fmt.Errorf("%w: the checksum line where the %s should be", errSnapshot, what)
+		}
+		sum.Write(line)
+		return line, nil
 	}
-	sum := sha256.Sum256(body)
-	if trailer[len("sha256:"):] != hex.EncodeToString(sum[:]) {
-		return snapshotState{}, fmt.Errorf("%w: checksum mismatch", errSnapshot)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
 	var st snapshotState
-	if err := dec.Decode(&st.header); err != nil {
+	line, err := next("header")
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(line, &st.header); err != nil {
 		return st, fmt.Errorf("%w: header: %v", errSnapshot, err)
 	}
 	if st.header.Version != snapshotVersion {
 		return st, fmt.Errorf("%w: version %d, not %d", errSnapshot, st.header.Version, snapshotVersion)
 	}
-	st.lines = make(map[lineRef]*domain.Line, st.header.Lines)
-	for range st.header.Lines {
+	st.lines = make(map[lineRef]*domain.Line, min(st.header.Lines, 1<<20))
+	for i := range st.header.Lines {
+		line, err := next(fmt.Sprintf("line %d", i))
+		if err != nil {
+			return st, err
+		}
 		var sl snapshotLine
-		if err := dec.Decode(&sl); err != nil || sl.Line == nil {
-			return st, fmt.Errorf("%w: line %d: %v", errSnapshot, len(st.lines), err)
+		if err := json.Unmarshal(line, &sl); err != nil || sl.Line == nil {
+			return st, fmt.Errorf("%w: line %d: %v", errSnapshot, i, err)
 		}
 		l := sl.Line
 		if l.Reservations == nil {
@@ -462,8 +504,15 @@ func decodeSnapshot(data []byte) (snapshotState, error) {
 		}
 		st.lines[lineRef{sl.Tenant, l.CreditType}] = l
 	}
-	if dec.More() {
-		return st, fmt.Errorf("%w: more lines than its header says", errSnapshot)
+	trailer, err := br.ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && trailer != "") {
+		return st, fmt.Errorf("%w: no checksum line (truncated?)", errSnapshot)
+	}
+	if strings.TrimSuffix(trailer, "\n") != "sha256:"+hex.EncodeToString(sum.Sum(nil)) {
+		return st, fmt.Errorf("%w: checksum mismatch", errSnapshot)
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		return st, fmt.Errorf("%w: bytes after its checksum line", errSnapshot)
 	}
 	return st, nil
 }
@@ -527,12 +576,12 @@ func (sn *snapshotter) load(ctx context.Context, p *partition, name string) (sna
 	if err != nil {
 		return snapshotState{}, nil, err
 	}
-	data, err := io.ReadAll(r)
-	r.Close()
-	if err != nil {
-		return snapshotState{}, nil, err
+	st, err := readSnapshot(r)
+	if err == nil {
+		// The object store checks its digest at the end of the object.
+		_, err = io.Copy(io.Discard, r)
 	}
-	st, err := decodeSnapshot(data)
+	r.Close()
 	if err != nil {
 		return st, nil, err
 	}

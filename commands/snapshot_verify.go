@@ -147,12 +147,11 @@ func openForVerify(ctx context.Context, sn *snapshotter, p *partition, name stri
 	if err != nil {
 		return nil, err
 	}
-	data, err := io.ReadAll(r)
-	r.Close()
-	if err != nil {
-		return nil, err
+	st, err := readSnapshot(r)
+	if err == nil {
+		_, err = io.Copy(io.Discard, r)
 	}
-	st, err := decodeSnapshot(data)
+	r.Close()
 	if err != nil {
 		return nil, err
 	}

@@ -35,15 +35,8 @@ func (s *FaultStore) objectFault(what string) error {
 	return nil
 }
 
-func (s *FaultStore) PutObject(ctx context.Context, name string, data []byte) error {
-	if err := s.objectFault("snapshot " + name); err != nil {
-		return err
-	}
-	return s.inner.PutObject(ctx, name, data)
-}
-
 func (s *FaultStore) PutObjectFile(ctx context.Context, name, path string) error {
-	if err := s.objectFault("segment " + name); err != nil {
+	if err := s.objectFault("object " + name); err != nil {
 		return err
 	}
 	return s.inner.PutObjectFile(ctx, name, path)

@@ -64,10 +64,18 @@ type benchResult struct {
 // naive one-event-per-message JetStream ceiling, ingestion through the full
 // write path over HTTP and NATS, end-to-end visibility in the read models,
 // one hot line, and the projection lag; same embedded server settings
-// throughout.
+// throughout. `creditd bench generate` (bench_generate.go) instead fills a
+// data dir with a long log, for measuring starts on it.
 func bench(args []string) error {
+	if len(args) > 0 && args[0] == "generate" {
+		return benchGenerate(args[1:])
+	}
 	var cfg benchConfig
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: creditd bench [flags]\n       creditd bench generate --data-dir DIR [flags] (a long log to start serve on; generate --help)")
+		fs.PrintDefaults()
+	}
 	fs.IntVar(&cfg.events, "events", 200_000, "usage events per measured run")
 	fs.IntVar(&cfg.tenants, "tenants", 1000, "tenants the events are spread over")
 	fs.IntVar(&cfg.lines, "lines", 1, "credit lines per tenant")

@@ -315,6 +315,16 @@ func TestCompatLasso(t *testing.T) {
 		badRead(t, s, stats("2026-03-01T00:00:00Z", "2026-03-15"), key, "query.from")
 	})
 
+	t.Run("unknown query parameters are ignored", func(t *testing.T) {
+		want := fetch(t, s, http.MethodGet, stats("2026-03-01", "2026-03-15"), key, nil)
+		got := fetch(t, s, http.MethodGet, stats("2026-03-01", "2026-03-15")+"&_=1700000000&utm_source=mail&page=3", key, nil)
+		if got.Status != http.StatusOK || string(got.Body) != string(want.Body) {
+			t.Errorf("with unknown parameters: %d %s; without: %d %s", got.Status, got.Body, want.Status, want.Body)
+		}
+		// A known parameter keeps its rules.
+		badRead(t, s, lassoStatsPath+"?from=2026-03-01&to=tomorrow&utm_source=mail", key, "query.to")
+	})
+
 	t.Run("from after to is a 400", func(t *testing.T) {
 		badRead(t, s, stats("2026-03-15", "2026-03-14"), key, "query.from")
 	})

@@ -32,6 +32,14 @@ func TestCompatOpenrouter(t *testing.T) {
 		wantNumber(t, data, "total_usage", "508.75")
 	})
 
+	t.Run("unknown query parameters are ignored", func(t *testing.T) {
+		want := fetch(t, s, http.MethodGet, openrouterCreditsPath, key, nil)
+		got := fetch(t, s, http.MethodGet, openrouterCreditsPath+"?_=1700000000&utm_source=mail&utm_campaign=x", key, nil)
+		if got.Status != http.StatusOK || string(got.Body) != string(want.Body) {
+			t.Errorf("with unknown parameters: %d %s; without: %d %s", got.Status, got.Body, want.Status, want.Body)
+		}
+	})
+
 	t.Run("a bad or missing key is a 401", func(t *testing.T) {
 		fetch(t, s, http.MethodGet, openrouterCreditsPath, badKey, nil).problem(t, http.StatusUnauthorized)
 		fetch(t, s, http.MethodGet, openrouterCreditsPath, "", nil).problem(t, http.StatusUnauthorized)

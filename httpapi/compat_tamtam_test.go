@@ -157,10 +157,18 @@ func TestCompatTamtam(t *testing.T) {
 	})
 
 	t.Run("a 400 is in the seed's ErrorModel as well, with its error details", func(t *testing.T) {
-		m := checkErrorModel(t, fetch(t, s, http.MethodGet, tamtamCreditsPath+"?page=2", key, nil), http.StatusBadRequest)
+		m := checkErrorModel(t, fetch(t, s, http.MethodGet, tamtamCreditsPath+"?min_position=soon", key, nil), http.StatusBadRequest)
 		details, _ := m["errors"].([]any)
-		if len(details) != 1 || obj(t, details[0], "errors[0]")["location"] != "query.page" {
-			t.Errorf("errors = %v, want one naming query.page", m["errors"])
+		if len(details) != 1 || obj(t, details[0], "errors[0]")["location"] != "query.min_position" {
+			t.Errorf("errors = %v, want one naming query.min_position", m["errors"])
+		}
+	})
+
+	t.Run("unknown query parameters are ignored", func(t *testing.T) {
+		want := fetch(t, s, http.MethodGet, tamtamCreditsPath, key, nil)
+		got := fetch(t, s, http.MethodGet, tamtamCreditsPath+"?page=2&_=1700000000&utm_source=mail", key, nil)
+		if got.Status != http.StatusOK || string(got.Body) != string(want.Body) {
+			t.Errorf("with unknown parameters: %d %s; without: %d %s", got.Status, got.Body, want.Status, want.Body)
 		}
 	})
 

@@ -14,8 +14,9 @@ type route struct {
 	method, path string
 	summary      string
 	auth         authKind
-	// query lists the accepted query parameters; others are a 400.
-	// requiredQuery are those of them the document marks required.
+	// query lists the accepted query parameters; others are a 400 on a
+	// native route and ignored on a compat one. requiredQuery are those
+	// of them the document marks required.
 	query, requiredQuery []string
 	// lists are the query parameters that may be given more than once;
 	// every other one takes one value.
@@ -125,6 +126,12 @@ func (a *API) handler(rt route) http.Handler {
 		}
 		if rt.dimensionFilters {
 			return true // the handler parses every parameter itself
+		}
+		if rt.compat {
+			// The seeds' clients add parameters of their own (cache
+			// busters, tracking) that the seeds' APIs ignore; a 400 for
+			// them would break those clients. The native API stays strict.
+			return true
 		}
 		for name := range r.URL.Query() {
 			if _, found := slices.BinarySearch(allowed, name); !found {

@@ -344,6 +344,15 @@ func TestCompatLasso(t *testing.T) {
 		fetch(t, s, http.MethodGet, stats("2026-03-01", "2026-03-15"), "", nil).problem(t, http.StatusUnauthorized)
 	})
 
+	t.Run("read models that are late are a 500, the seed's status for a server error", func(t *testing.T) {
+		// The seed's table has 400, 401 and 500: no 503.
+		r := fetch(t, s, http.MethodGet, stats("2026-03-01", "2026-03-15")+"&"+positionNeverReached[1:], key, nil)
+		r.problem(t, http.StatusInternalServerError)
+		if r.Header.Get("Retry-After") == "" {
+			t.Errorf("the 500 lost the Retry-After of the 503 it stands for")
+		}
+	})
+
 	t.Run("without a subscription or settings, allocation and period end are null and currency_config is empty", func(t *testing.T) {
 		fresh := &compatWorld{t: t, s: s, m: newTenant(t, s, "lasso-fresh", "USD"), book: newGrantBook()}
 		fresh.grant("g", "", "100", nil)
@@ -463,4 +472,14 @@ func TestCompatLassoSeedExample(t *testing.T) {
 	t.Run("the whole answer agrees with the model", func(t *testing.T) {
 		checkLassoStats(t, got, w, "2025-01-01", "2025-03-31")
 	})
+}
+
+// TestCompatLassoServerError: a broken database answers the seed's 500.
+func TestCompatLassoServerError(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	_, key := s.Tenant("lasso-broken")
+	s.Sync()
+	breakReadModels(t, s, "usage_rollup")
+	fetch(t, s, http.MethodGet, lassoStatsPath+"?from=2026-03-01&to=2026-03-15", key, nil).problem(t, http.StatusInternalServerError)
 }

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,10 +41,66 @@ func TestCompatOpenrouter(t *testing.T) {
 		}
 	})
 
-	t.Run("a bad or missing key is a 401", func(t *testing.T) {
-		fetch(t, s, http.MethodGet, openrouterCreditsPath, badKey, nil).problem(t, http.StatusUnauthorized)
-		fetch(t, s, http.MethodGet, openrouterCreditsPath, "", nil).problem(t, http.StatusUnauthorized)
+	t.Run("a bad or missing key is a 401 in the seed API's error object", func(t *testing.T) {
+		checkOpenRouterError(t, fetch(t, s, http.MethodGet, openrouterCreditsPath, badKey, nil), http.StatusUnauthorized)
+		checkOpenRouterError(t, fetch(t, s, http.MethodGet, openrouterCreditsPath, "", nil), http.StatusUnauthorized)
 	})
+
+	t.Run("a 400 is an error object too, its message naming the parameter", func(t *testing.T) {
+		m := checkOpenRouterError(t, fetch(t, s, http.MethodGet, openrouterCreditsPath+"?min_position=soon", key, nil), http.StatusBadRequest)
+		if !strings.Contains(m, "query.min_position") {
+			t.Errorf("message %q does not name query.min_position", m)
+		}
+	})
+
+	t.Run("read models that are late answer a 503 error object", func(t *testing.T) {
+		r := fetch(t, s, http.MethodGet, openrouterCreditsPath+positionNeverReached, key, nil)
+		checkOpenRouterError(t, r, http.StatusServiceUnavailable)
+		if r.Header.Get("Retry-After") == "" {
+			t.Errorf("the 503 has no Retry-After")
+		}
+	})
+}
+
+// TestCompatOpenrouterServerError: a broken database answers a 500 in the
+// error object, with nothing internal in its message.
+func TestCompatOpenrouterServerError(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	_, key := s.Tenant("openrouter-broken")
+	s.Sync()
+	breakReadModels(t, s, "lines")
+	m := checkOpenRouterError(t, fetch(t, s, http.MethodGet, openrouterCreditsPath, key, nil), http.StatusInternalServerError)
+	if strings.Contains(m, "lines") || strings.Contains(m, "SQL") {
+		t.Errorf("the message %q tells what failed inside", m)
+	}
+}
+
+// checkOpenRouterError checks that r is the seed API's error answer, which
+// its SDK maps to a typed error by code: application/json holding only
+// {"error": {"code": <status>, "message": "…"}}. It returns the message.
+func checkOpenRouterError(t *testing.T, r response, status int) string {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	m := r.object(t)
+	if len(m) != 1 {
+		t.Errorf("the answer has members %v, want only error: %s", sortedKeys(m), r.Body)
+	}
+	e := obj(t, m["error"], "error")
+	if len(e) != 2 {
+		t.Errorf("error has members %v, want code and message: %s", sortedKeys(e), r.Body)
+	}
+	wantInt(t, e, "code", int64(status))
+	message, _ := e["message"].(string)
+	if message == "" {
+		t.Errorf("error.message = %#v, want a non-empty string: %s", e["message"], r.Body)
+	}
+	return message
 }
 
 // TestCompatOpenrouterExample is a small scenario worked by hand (the seed

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/creditd/creditd/internal/stack"
+	"github.com/creditd/creditd/projections"
 )
 
 // compatRoutes lists the compat profiles' GET routes the served document
@@ -95,5 +96,47 @@ func TestCompatProfilesIgnoreUnknownQueryParameters(t *testing.T) {
 
 	t.Run("the native API still refuses an unknown parameter", func(t *testing.T) {
 		fetch(t, s, http.MethodGet, "/v1/balance?_=1", key, nil).problem(t, http.StatusBadRequest, "query._")
+	})
+}
+
+// breakReadModels drops read-model tables behind the projection's back, so
+// that the reads of the profiles fail as a broken database would: a 500.
+func breakReadModels(t *testing.T, s *stack.Stack, tables ...string) {
+	t.Helper()
+	for _, table := range tables {
+		if _, err := projections.WriterForTests(s.DB).Exec("DROP TABLE " + table); err != nil {
+			t.Fatalf("drop %s: %v", table, err)
+		}
+	}
+}
+
+// positionNeverReached is a min_position the read models do not reach
+// within the 5 s a read waits for it: a 503 on the native API.
+const positionNeverReached = "?min_position=999999999"
+
+// TestCompatProfilesAnswerUnknownPathsAndMethodsInTheirErrorShape: a
+// client of a profile that calls a path or a method its seed does not have
+// still gets its seed's error shape.
+func TestCompatProfilesAnswerUnknownPathsAndMethodsInTheirErrorShape(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	_, key := s.Tenant("shapes")
+	for _, c := range []struct {
+		profile, route string
+		check          func(t *testing.T, r response, status int)
+	}{
+		{"tamtam", tamtamCreditsPath, func(t *testing.T, r response, status int) { checkErrorModel(t, r, status) }},
+		{"openrouter", openrouterCreditsPath, func(t *testing.T, r response, status int) { checkOpenRouterError(t, r, status) }},
+		{"lasso", lassoStatsPath, func(t *testing.T, r response, status int) { r.problem(t, status) }},
+	} {
+		t.Run(c.profile, func(t *testing.T) {
+			c.check(t, fetch(t, s, http.MethodPost, c.route, key, nil), http.StatusMethodNotAllowed)
+			c.check(t, fetch(t, s, http.MethodGet, "/compat/"+c.profile+"/no/such/route", key, nil), http.StatusNotFound)
+		})
+	}
+	t.Run("a path that only starts like a profile's is the native API's", func(t *testing.T) {
+		fetch(t, s, http.MethodGet, "/compat/tamtamx/api", key, nil).problem(t, http.StatusNotFound)
+		fetch(t, s, http.MethodGet, "/compat/openrouterx", key, nil).problem(t, http.StatusNotFound)
 	})
 }

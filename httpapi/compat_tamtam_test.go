@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,6 +165,20 @@ func TestCompatTamtam(t *testing.T) {
 		}
 	})
 
+	t.Run("read models that are late answer a 503 in the seed's ErrorModel", func(t *testing.T) {
+		r := fetch(t, s, http.MethodGet, tamtamCreditsPath+positionNeverReached, key, nil)
+		checkErrorModel(t, r, http.StatusServiceUnavailable)
+		if r.Header.Get("Retry-After") == "" {
+			t.Errorf("the 503 has no Retry-After")
+		}
+	})
+
+	t.Run("another method or an unknown path is in the seed's ErrorModel", func(t *testing.T) {
+		checkErrorModel(t, fetch(t, s, http.MethodPost, tamtamCreditsPath, key, nil), http.StatusMethodNotAllowed)
+		checkErrorModel(t, fetch(t, s, http.MethodDelete, tamtamCreditsPath, "", nil), http.StatusMethodNotAllowed)
+		checkErrorModel(t, fetch(t, s, http.MethodGet, "/compat/tamtam/api/v2/credit", key, nil), http.StatusNotFound)
+	})
+
 	t.Run("unknown query parameters are ignored", func(t *testing.T) {
 		want := fetch(t, s, http.MethodGet, tamtamCreditsPath, key, nil)
 		got := fetch(t, s, http.MethodGet, tamtamCreditsPath+"?page=2&_=1700000000&utm_source=mail", key, nil)
@@ -229,4 +244,18 @@ func TestCompatTamtamSeedExample(t *testing.T) {
 			t.Errorf("answer %s, want %v", r.Body, want)
 		}
 	})
+}
+
+// TestCompatTamtamServerError: a broken database answers a 500 in the
+// seed's ErrorModel, with nothing internal in it.
+func TestCompatTamtamServerError(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	_, key := s.Tenant("tamtam-broken")
+	s.Sync()
+	breakReadModels(t, s, "lines", "grants")
+	m := checkErrorModel(t, fetch(t, s, http.MethodGet, tamtamCreditsPath, key, nil), http.StatusInternalServerError)
+	if detail, _ := m["detail"].(string); strings.Contains(detail, "lines") || strings.Contains(detail, "grants") {
+		t.Errorf("the detail %q tells what failed inside", detail)
+	}
 }

@@ -14,11 +14,13 @@ import (
 
 // The lasso profile (seed 003): spending statistics over whole days, with
 // the subscription allocation, cost per credit, Lasso table usage and the
-// tenant's display configuration.
+// tenant's display configuration. Its errors have the statuses of the
+// seed's table: 400, 401 and 500.
 
 func (a *api) lassoRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/compat/lasso/credits/stats", Summary: "lasso: spending statistics", Query: []string{"from", "to"},
+			Errors:  Errors{Statuses: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusInternalServerError}},
 			Handler: a.lassoStats, Response: lassoStatsJSON{}},
 	}
 }

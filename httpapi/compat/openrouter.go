@@ -6,12 +6,13 @@ import (
 	"github.com/creditd/creditd/httpapi/internal/web"
 )
 
-// The openrouter profile (seed 004): total credits and usage.
+// The openrouter profile (seed 004): total credits and usage. Its errors
+// are the seed API's error object, which its SDK maps to typed errors.
 
 func (a *api) openrouterRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/compat/openrouter/api/v1/credits", Summary: "openrouter: total credits and usage",
-			Handler: a.openrouterCredits, Response: openrouterCreditsJSON{}},
+			Errors: Errors{Shape: ErrorShapeErrorObject}, Handler: a.openrouterCredits, Response: openrouterCreditsJSON{}},
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 
 func (a *api) tamtamRoutes() []Route {
 	return []Route{
-		{Method: "GET", Path: "/compat/tamtam/api/v2/credits", Summary: "tamtam: remaining credits per credit line", BareKey: true, StrictProblems: true,
+		{Method: "GET", Path: "/compat/tamtam/api/v2/credits", Summary: "tamtam: remaining credits per credit line", BareKey: true, Errors: Errors{Shape: ErrorShapeErrorModel},
 			Handler: a.tamtamCredits, Response: tamtamCreditsJSON{}},
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/creditd/creditd/internal/stack"
 )
 
@@ -23,13 +25,14 @@ func TestCompatOpenrouter(t *testing.T) {
 		checkShape(t, "openrouter", "credits", fetch(t, s, http.MethodGet, openrouterCreditsPath, key, nil))
 	})
 
-	t.Run("total credits are granted plus adjusted minus expired, total usage is used", func(t *testing.T) {
+	t.Run("total credits are granted plus adjusted minus expired and not yet effective, total usage is used", func(t *testing.T) {
 		data := obj(t, read(t, s, openrouterCreditsPath, key)["data"], "data")
 		total := w.total()
-		wantDec(t, data, "total_credits", total.granted.Add(total.adjusted).Sub(total.expired))
+		wantDec(t, data, "total_credits", total.granted.Add(total.adjusted).Sub(total.expired).Sub(w.book.notYetEffective(w.now())))
 		wantDec(t, data, "total_usage", total.used)
-		// By hand: 58140 − 4.5 − 560.75; usage 436.5 + 10 + 19.5 and the 42.75 captured.
-		wantNumber(t, data, "total_credits", "57574.75")
+		// By hand: 58140 − 4.5 − 560.75 − g-future's 100 (effective on
+		// 1 April); usage 436.5 + 10 + 19.5 and the 42.75 captured.
+		wantNumber(t, data, "total_credits", "57474.75")
 		wantNumber(t, data, "total_usage", "508.75")
 	})
 
@@ -138,4 +141,29 @@ func TestCompatOpenrouterExample(t *testing.T) {
 		wantDec(t, data, "total_credits", total.granted.Add(total.adjusted).Sub(total.expired))
 		wantDec(t, data, "total_usage", total.used)
 	})
+
+	t.Run("a grant counts once it takes effect, as in the other profiles", func(t *testing.T) {
+		w.grant("next-week", "", "1000", map[string]any{"effective_at": w.now().Add(7 * 24 * time.Hour).Format(time.RFC3339)})
+		s.Sync()
+		data := obj(t, read(t, s, openrouterCreditsPath, w.m.key)["data"], "data")
+		wantNumber(t, data, "total_credits", "124.75")
+		w.advance(7 * 24 * time.Hour)
+		data = obj(t, read(t, s, openrouterCreditsPath, w.m.key)["data"], "data")
+		// The hold "open" ended with the same week: a release, which
+		// changes neither figure.
+		wantNumber(t, data, "total_credits", "1124.75")
+		wantNumber(t, data, "total_usage", "14.75")
+	})
+}
+
+// notYetEffective sums the grants that cannot pay yet at now: effective
+// later, untouched until then.
+func (b *grantBook) notYetEffective(now time.Time) decimal.Decimal {
+	var sum decimal.Decimal
+	for _, g := range b.grants {
+		if now.Before(g.effective) {
+			sum = sum.Add(g.remaining)
+		}
+	}
+	return sum
 }

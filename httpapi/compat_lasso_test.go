@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,12 +116,26 @@ func checkLassoStats(t *testing.T, got map[string]any, w *compatWorld, fromText,
 			cost = map[string]any{"amount": sub.price.Div(sub.credits), "currency": sub.currency, "monthly_fee": sub.price, "monthly_credits": sub.credits}
 		}
 	}
+	// The tenant's currency_config wins over the subscription: its
+	// monthly_credits are the allocation, and with a monthly fee in the
+	// display currency they price a credit.
+	if credits, ok := configDecimal(w.currencyConfig, "monthly_credits"); ok {
+		allocation = credits
+		if fee, ok := configDecimal(w.currencyConfig, "monthly_fee_"+strings.ToLower(w.m.currency)); ok {
+			cost = map[string]any{"amount": fee.Div(credits), "currency": w.m.currency, "monthly_fee": fee, "monthly_credits": credits}
+		}
+	}
 	if periodEnd == "" {
-		wantNull(t, summary, "monthly_allocation")
 		wantNull(t, summary, "period_end")
 	} else {
-		wantDec(t, summary, "monthly_allocation", allocation)
 		wantString(t, summary, "period_end", periodEnd)
+	}
+	if allocation.IsZero() {
+		wantNull(t, summary, "monthly_allocation")
+	} else {
+		wantDec(t, summary, "monthly_allocation", allocation)
+	}
+	if cost != nil {
 		gotCost := obj(t, summary["cost_per_credit"], "cost_per_credit")
 		for _, k := range []string{"amount", "monthly_fee", "monthly_credits"} {
 			wantDec(t, gotCost, k, cost[k].(decimal.Decimal))
@@ -482,4 +497,81 @@ func TestCompatLassoServerError(t *testing.T) {
 	s.Sync()
 	breakReadModels(t, s, "usage_rollup")
 	fetch(t, s, http.MethodGet, lassoStatsPath+"?from=2026-03-01&to=2026-03-15", key, nil).problem(t, http.StatusInternalServerError)
+}
+
+// configDecimal reads a number of a currency_config as the test set it.
+func configDecimal(config map[string]any, key string) (decimal.Decimal, bool) {
+	v, ok := config[key]
+	if !ok {
+		return decimal.Zero, false
+	}
+	d, err := decimal.NewFromString(fmt.Sprint(v))
+	return d, err == nil
+}
+
+// TestCompatLassoCostFromCurrencyConfig: the seed's cost_per_credit is its
+// currency_config (monthly_fee_eur 1000 / monthly_credits 50000 = 0.02 EUR)
+// and its monthly_allocation the config's monthly_credits. The config wins
+// over a subscription's price; without a fee in the display currency the
+// subscription prices the credit.
+func TestCompatLassoCostFromCurrencyConfig(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	summaryOf := func(t *testing.T, w *compatWorld) map[string]any {
+		t.Helper()
+		s.Sync()
+		got := read(t, s, lassoStatsPath+"?from=2026-03-01&to=2026-03-15", w.m.key)
+		checkLassoStats(t, got, w, "2026-03-01", "2026-03-15")
+		return obj(t, got["summary"], "summary")
+	}
+	wantCost := func(t *testing.T, summary map[string]any, amount, currency, fee, credits string) {
+		t.Helper()
+		cost := obj(t, summary["cost_per_credit"], "cost_per_credit")
+		wantNumber(t, cost, "amount", amount)
+		wantString(t, cost, "currency", currency)
+		wantNumber(t, cost, "monthly_fee", fee)
+		wantNumber(t, cost, "monthly_credits", credits)
+	}
+
+	t.Run("the config alone gives cost and allocation", func(t *testing.T) {
+		w := newCompatWorld(t, s, "lasso-config-only", "CZK")
+		w.settings("EUR", seedCurrencyConfig())
+		summary := summaryOf(t, w)
+		wantCost(t, summary, "0.02", "EUR", "1000", "50000")
+		wantNumber(t, summary, "monthly_allocation", "50000")
+	})
+
+	t.Run("the display currency picks the fee", func(t *testing.T) {
+		w := newCompatWorld(t, s, "lasso-config-czk", "EUR")
+		w.settings("CZK", seedCurrencyConfig())
+		wantCost(t, summaryOf(t, w), "0.5", "CZK", "25000", "50000")
+	})
+
+	t.Run("the config wins over a subscription's price and credits", func(t *testing.T) {
+		w := newCompatWorld(t, s, "lasso-config-and-sub", "USD")
+		w.settings("EUR", seedCurrencyConfig())
+		w.subscribe(subModel{id: "plan", credits: dec("30000"), price: dec("900"), currency: "USD", starts: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)})
+		summary := summaryOf(t, w)
+		wantCost(t, summary, "0.02", "EUR", "1000", "50000")
+		wantNumber(t, summary, "monthly_allocation", "50000")
+		wantString(t, summary, "period_end", "2026-04-01T00:00:00.000Z")
+	})
+
+	t.Run("without a fee in the display currency the subscription prices the credit", func(t *testing.T) {
+		w := newCompatWorld(t, s, "lasso-config-no-fee", "USD")
+		w.settings("USD", seedCurrencyConfig())
+		w.subscribe(subModel{id: "plan", credits: dec("30000"), price: dec("900"), currency: "USD", starts: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)})
+		summary := summaryOf(t, w)
+		wantCost(t, summary, "0.03", "USD", "900", "30000")
+		wantNumber(t, summary, "monthly_allocation", "50000")
+	})
+
+	t.Run("without a config the subscription gives both", func(t *testing.T) {
+		w := newCompatWorld(t, s, "lasso-sub-only", "USD")
+		w.subscribe(subModel{id: "plan", credits: dec("30000"), price: dec("900"), currency: "USD", starts: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)})
+		summary := summaryOf(t, w)
+		wantCost(t, summary, "0.03", "USD", "900", "30000")
+		wantNumber(t, summary, "monthly_allocation", "30000")
+	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
 )
@@ -126,7 +127,12 @@ func (a *api) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64)
 		n := web.Number(*stats.ChangePct)
 		out.Summary.PreviousPeriodChangePct = &n
 	}
-	if err := a.lassoAllocation(r, tenantID, &out.Summary); err != nil {
+	tenant, err := a.Reader.Tenant(ctx, tenantID)
+	if err != nil {
+		a.WriteSummaryError(w, r, err)
+		return
+	}
+	if err := a.lassoAllocation(r, tenant, &out.Summary); err != nil {
 		a.WriteReadError(w, r, err)
 		return
 	}
@@ -167,11 +173,6 @@ func (a *api) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64)
 		a.WriteReadError(w, r, err)
 		return
 	}
-	tenant, err := a.Reader.Tenant(ctx, tenantID)
-	if err != nil {
-		a.WriteSummaryError(w, r, err)
-		return
-	}
 	out.CurrencyConfig = tenant.CurrencyConfig
 	if len(out.CurrencyConfig) == 0 {
 		out.CurrencyConfig = json.RawMessage("{}")
@@ -192,11 +193,15 @@ func lassoDate(text, param string, errs *[]error) time.Time {
 	return t
 }
 
-// lassoAllocation fills the subscription figures: the active monthly
-// allocation and its period end, and the cost per credit from the
-// subscription's price, else from the latest grant's cost basis.
-func (a *api) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJSON) error {
-	subs, err := a.Reader.Subscriptions(r.Context(), tenantID, a.Clock())
+// lassoAllocation fills the plan's figures. The tenant's currency_config
+// wins, as the seed's answer is its config: monthly_credits is the monthly
+// allocation, and with monthly_fee_<display currency> it prices a credit.
+// What the config does not give comes from the active monthly
+// subscriptions (their credits summed, the first one's price), and a
+// price from the latest grant's cost basis last. The period end is the
+// first active subscription's.
+func (a *api) lassoAllocation(r *http.Request, tenant queries.Tenant, s *lassoSummaryJSON) error {
+	subs, err := a.Reader.Subscriptions(r.Context(), tenant.ID, a.Clock())
 	if err != nil {
 		return err
 	}
@@ -211,9 +216,15 @@ func (a *api) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJS
 			s.PeriodEnd = &end
 		}
 		if s.CostPerCredit == nil && sub.PriceAmount != nil {
-			fee, credits := web.Number(*sub.PriceAmount), web.Number(sub.CreditsPerPeriod)
-			s.CostPerCredit = &lassoCostJSON{Amount: web.Number(sub.PriceAmount.DivRound(sub.CreditsPerPeriod, 6)), Currency: sub.PriceCurrency,
-				MonthlyFee: &fee, MonthlyCredits: &credits}
+			s.CostPerCredit = lassoCost(*sub.PriceAmount, sub.CreditsPerPeriod, sub.PriceCurrency)
+		}
+	}
+	// A stored config that no longer parses (written before its members
+	// were typed) configures nothing.
+	if config, err := domain.ParseCurrencyConfig(tenant.CurrencyConfig); err == nil && config.MonthlyCredits != nil {
+		allocation = *config.MonthlyCredits
+		if fee, ok := config.MonthlyFee(tenant.Currency); ok {
+			s.CostPerCredit = lassoCost(fee, allocation, tenant.Currency)
 		}
 	}
 	if !allocation.IsZero() {
@@ -221,7 +232,7 @@ func (a *api) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJS
 		s.MonthlyAllocation = &n
 	}
 	if s.CostPerCredit == nil {
-		cost, err := a.Reader.LatestGrantCost(r.Context(), tenantID)
+		cost, err := a.Reader.LatestGrantCost(r.Context(), tenant.ID)
 		if err != nil {
 			return err
 		}
@@ -230,6 +241,13 @@ func (a *api) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJS
 		}
 	}
 	return nil
+}
+
+// lassoCost is a monthly fee for monthly credits as the seed's
+// cost_per_credit: the amount to 6 places, as amounts are.
+func lassoCost(fee, credits decimal.Decimal, currency string) *lassoCostJSON {
+	feeNumber, creditsNumber := web.Number(fee), web.Number(credits)
+	return &lassoCostJSON{Amount: web.Number(fee.DivRound(credits, 6)), Currency: currency, MonthlyFee: &feeNumber, MonthlyCredits: &creditsNumber}
 }
 
 // lassoSection reports the lasso module's usage: credits, products (the

@@ -575,3 +575,51 @@ func TestCompatLassoCostFromCurrencyConfig(t *testing.T) {
 		wantNumber(t, summary, "monthly_allocation", "30000")
 	})
 }
+
+// TestCurrencyConfigIsTyped: the members the lasso seed types are checked
+// when the settings are written: monthly_fee_<currency> and
+// monthly_credits numbers, auto_<currency> booleans. A 400 names each bad
+// member and nothing is stored; the tenant's other members are its own.
+func TestCurrencyConfigIsTyped(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	w := newCompatWorld(t, s, "typed-config", "EUR")
+	w.settings("EUR", seedCurrencyConfig())
+	stored := func() any {
+		t.Helper()
+		s.Sync()
+		return read(t, s, lassoStatsPath+"?from=2026-03-01&to=2026-03-15", w.m.key)["currency_config"]
+	}
+	before := stored()
+	for _, c := range []struct {
+		name      string
+		config    map[string]any
+		locations []string
+	}{
+		{"a boolean as a string", map[string]any{"auto_eur": "no"}, []string{"body.currency_config.auto_eur"}},
+		{"a fee as a string", map[string]any{"monthly_fee_eur": "1000"}, []string{"body.currency_config.monthly_fee_eur"}},
+		{"credits as a boolean", map[string]any{"monthly_credits": true}, []string{"body.currency_config.monthly_credits"}},
+		{"no credits", map[string]any{"monthly_credits": 0}, []string{"body.currency_config.monthly_credits"}},
+		{"a negative fee", map[string]any{"monthly_fee_czk": -5}, []string{"body.currency_config.monthly_fee_czk"}},
+		{"a null", map[string]any{"auto_czk": nil}, []string{"body.currency_config.auto_czk"}},
+		{"a fee without a currency code", map[string]any{"monthly_fee_EUR": 1000, "monthly_fee_": 3}, []string{"body.currency_config.monthly_fee_EUR", "body.currency_config.monthly_fee_"}},
+		{"every problem at once", map[string]any{"monthly_fee_eur": "x", "monthly_credits": "y", "auto_eur": 1, "monthly_fee_czk": 25000},
+			[]string{"body.currency_config.monthly_fee_eur", "body.currency_config.monthly_credits", "body.currency_config.auto_eur"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := fetch(t, s, http.MethodPut, "/v1/settings", w.m.key, map[string]any{"currency": "USD", "currency_config": c.config})
+			p := r.problem(t, http.StatusBadRequest, c.locations...)
+			if len(p.Errors) != len(c.locations) {
+				t.Errorf("errors %v, want %v", p.locations(), c.locations)
+			}
+		})
+	}
+	wantJSONEqual(t, "currency_config after the refused writes", stored(), before)
+
+	t.Run("members the seed does not type are the tenant's own", func(t *testing.T) {
+		own := map[string]any{"monthly_fee_eur": 1000.5, "monthly_credits": 50000, "auto_eur": true, "auto_convert": "daily", "rounding": 2}
+		fetch(t, s, http.MethodPut, "/v1/settings", w.m.key, map[string]any{"currency_config": own}).want(t, http.StatusOK)
+		wantJSONEqual(t, "currency_config", stored(), own)
+	})
+}

@@ -126,10 +126,11 @@ func checkLassoStats(t *testing.T, got map[string]any, w *compatWorld, fromText,
 		}
 	}
 	if periodEnd == "" {
-		wantNull(t, summary, "period_end")
-	} else {
-		wantString(t, summary, "period_end", periodEnd)
+		// Without a subscription the period is the calendar month.
+		month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+		periodEnd = month.AddDate(0, 1, 0).Format("2006-01-02T15:04:05.000Z")
 	}
+	wantString(t, summary, "period_end", periodEnd)
 	if allocation.IsZero() {
 		wantNull(t, summary, "monthly_allocation")
 	} else {
@@ -143,7 +144,8 @@ func checkLassoStats(t *testing.T, got map[string]any, w *compatWorld, fromText,
 		wantString(t, gotCost, "currency", cost["currency"].(string))
 	}
 
-	// Daily: days with spend, ascending, split by module and user.
+	// Daily: every day of the range, ascending, split by module and user;
+	// a day without spend is there at zero.
 	type split struct {
 		total          decimal.Decimal
 		module, byUser map[string]decimal.Decimal
@@ -162,15 +164,16 @@ func checkLassoStats(t *testing.T, got map[string]any, w *compatWorld, fromText,
 		byDay[k].byUser[r.user] = byDay[k].byUser[r.user].Add(r.credits)
 	}
 	var dates []string
-	for d, sp := range byDay {
-		if !sp.total.IsZero() {
-			dates = append(dates, d)
+	for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
+		k := d.Format(time.DateOnly)
+		dates = append(dates, k)
+		if byDay[k] == nil {
+			byDay[k] = &split{module: map[string]decimal.Decimal{}, byUser: map[string]decimal.Decimal{}}
 		}
 	}
-	sort.Strings(dates)
 	daily := list(t, got["daily"], "daily")
 	if len(daily) != len(dates) {
-		t.Fatalf("daily has %d days, want %v: %v", len(daily), dates, got["daily"])
+		t.Fatalf("daily has %d days, want the %d from %s to %s", len(daily), len(dates), fromText, toText)
 	}
 	for i, d := range dates {
 		wantString(t, daily[i], "date", d)
@@ -368,7 +371,7 @@ func TestCompatLasso(t *testing.T) {
 		}
 	})
 
-	t.Run("without a subscription or settings, allocation and period end are null and currency_config is empty", func(t *testing.T) {
+	t.Run("without a subscription or settings, allocation is null, the period is the month and currency_config is empty", func(t *testing.T) {
 		fresh := &compatWorld{t: t, s: s, m: newTenant(t, s, "lasso-fresh", "USD"), book: newGrantBook()}
 		fresh.grant("g", "", "100", nil)
 		fresh.use(usageEv{id: "x", at: at(3, 14, 10, 0), amount: "12.5", quantity: "4", module: "lasso", service: "ai_field", user: "u1",
@@ -378,8 +381,22 @@ func TestCompatLasso(t *testing.T) {
 		checkLassoStats(t, got, fresh, "2026-03-01", "2026-03-15")
 		summary := obj(t, got["summary"], "summary")
 		wantNull(t, summary, "monthly_allocation")
-		wantNull(t, summary, "period_end")
+		// The calendar month is the period without a subscription.
+		wantString(t, summary, "period_end", "2026-04-01T00:00:00.000Z")
+		// Nothing before: no percentage is true.
 		wantNull(t, summary, "previous_period_change_pct")
+		daily := list(t, got["daily"], "daily")
+		if len(daily) != 15 {
+			t.Fatalf("daily has %d days, want the 15 of 1 to 15 March", len(daily))
+		}
+		zero := daily[0]
+		wantString(t, zero, "date", "2026-03-01")
+		wantNumber(t, zero, "total", "0")
+		for _, split := range []string{"by_module", "by_user"} {
+			if m := obj(t, zero[split], split); len(m) != 0 {
+				t.Errorf("a day without spend has %s %v, want {}", split, m)
+			}
+		}
 		if c := obj(t, got["currency_config"], "currency_config"); len(c) != 0 {
 			t.Errorf("currency_config = %v, want {}", c)
 		}

@@ -42,7 +42,7 @@ type lassoSummaryJSON struct {
 	PreviousPeriodSpent     web.Number     `json:"previous_period_spent"`
 	PreviousPeriodChangePct *web.Number    `json:"previous_period_change_pct"`
 	MonthlyAllocation       *web.Number    `json:"monthly_allocation"`
-	PeriodEnd               *string        `json:"period_end"`
+	PeriodEnd               string         `json:"period_end"`
 	CostPerCredit           *lassoCostJSON `json:"cost_per_credit"`
 }
 
@@ -136,16 +136,24 @@ func (a *api) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64)
 		a.WriteReadError(w, r, err)
 		return
 	}
-	out.Daily = []lassoDailyJSON{}
+	// Every day of the range, those without spend at zero: a client
+	// charts daily as it comes (the range is at most 1830 days).
+	spent := map[string]queries.DailySpend{}
 	for _, d := range stats.Daily {
-		day := lassoDailyJSON{Date: d.Date, Total: web.Number(d.Total), ByModule: map[string]web.Number{}, ByUser: map[string]web.Number{}}
+		spent[d.Date] = d
+	}
+	out.Daily = []lassoDailyJSON{}
+	for day := from; !day.After(to); day = day.AddDate(0, 0, 1) {
+		date := day.Format(time.DateOnly)
+		d := spent[date]
+		entry := lassoDailyJSON{Date: date, Total: web.Number(d.Total), ByModule: map[string]web.Number{}, ByUser: map[string]web.Number{}}
 		for k, v := range d.ByModule {
-			day.ByModule[k] = web.Number(v)
+			entry.ByModule[k] = web.Number(v)
 		}
 		for k, v := range d.ByUser {
-			day.ByUser[k] = web.Number(v)
+			entry.ByUser[k] = web.Number(v)
 		}
-		out.Daily = append(out.Daily, day)
+		out.Daily = append(out.Daily, entry)
 	}
 	out.ByModule, out.ByService, out.ByUser = []lassoModuleJSON{}, []lassoServiceJSON{}, []lassoUserJSON{}
 	for _, part := range []struct {
@@ -199,9 +207,11 @@ func lassoDate(text, param string, errs *[]error) time.Time {
 // What the config does not give comes from the active monthly
 // subscriptions (their credits summed, the first one's price), and a
 // price from the latest grant's cost basis last. The period end is the
-// first active subscription's.
+// first active subscription's, else the calendar month's (UTC): without a
+// subscription creditd's period is the month, as in the tamtam profile.
 func (a *api) lassoAllocation(r *http.Request, tenant queries.Tenant, s *lassoSummaryJSON) error {
-	subs, err := a.Reader.Subscriptions(r.Context(), tenant.ID, a.Clock())
+	now := a.Clock().UTC()
+	subs, err := a.Reader.Subscriptions(r.Context(), tenant.ID, now)
 	if err != nil {
 		return err
 	}
@@ -211,9 +221,8 @@ func (a *api) lassoAllocation(r *http.Request, tenant queries.Tenant, s *lassoSu
 			continue
 		}
 		allocation = allocation.Add(sub.CreditsPerPeriod)
-		if s.PeriodEnd == nil && sub.CurrentPeriodEnd != nil {
-			end := sub.CurrentPeriodEnd.UTC().Format(jsTime)
-			s.PeriodEnd = &end
+		if s.PeriodEnd == "" && sub.CurrentPeriodEnd != nil {
+			s.PeriodEnd = sub.CurrentPeriodEnd.UTC().Format(jsTime)
 		}
 		if s.CostPerCredit == nil && sub.PriceAmount != nil {
 			s.CostPerCredit = lassoCost(*sub.PriceAmount, sub.CreditsPerPeriod, sub.PriceCurrency)
@@ -226,6 +235,9 @@ func (a *api) lassoAllocation(r *http.Request, tenant queries.Tenant, s *lassoSu
 		if fee, ok := config.MonthlyFee(tenant.Currency); ok {
 			s.CostPerCredit = lassoCost(fee, allocation, tenant.Currency)
 		}
+	}
+	if s.PeriodEnd == "" {
+		s.PeriodEnd = time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, 1, 0).Format(jsTime)
 	}
 	if !allocation.IsZero() {
 		n := web.Number(allocation)

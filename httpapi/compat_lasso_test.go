@@ -24,7 +24,7 @@ type lassoRanked struct {
 }
 
 // expectRanked sums records of days from..to by key, drops zero totals and
-// sorts by total descending (then key).
+// the empty key, and sorts by total descending (then key).
 func expectRanked(recs []usageRec, from, to time.Time, key func(usageRec) string) []lassoRanked {
 	sums := map[string]decimal.Decimal{}
 	for _, r := range recs {
@@ -34,7 +34,8 @@ func expectRanked(recs []usageRec, from, to time.Time, key func(usageRec) string
 	}
 	var out []lassoRanked
 	for k, v := range sums {
-		if !v.IsZero() {
+		// Usage without the dimension counts in the totals only.
+		if !v.IsZero() && k != "" {
 			out = append(out, lassoRanked{k, v})
 		}
 	}
@@ -182,7 +183,7 @@ func checkLassoStats(t *testing.T, got map[string]any, w *compatWorld, fromText,
 			gotSplit := obj(t, daily[i][name], d+" "+name)
 			n := 0
 			for k, v := range want {
-				if !v.IsZero() {
+				if !v.IsZero() && k != "" {
 					n++
 					wantDec(t, gotSplit, k, v)
 				}
@@ -638,5 +639,68 @@ func TestCurrencyConfigIsTyped(t *testing.T) {
 		own := map[string]any{"monthly_fee_eur": 1000.5, "monthly_credits": 50000, "auto_eur": true, "auto_convert": "daily", "rounding": 2}
 		fetch(t, s, http.MethodPut, "/v1/settings", w.m.key, map[string]any{"currency_config": own}).want(t, http.StatusOK)
 		wantJSONEqual(t, "currency_config", stored(), own)
+	})
+}
+
+// TestEmptyDimensionValuesAreOmitted: usage without a module, service or
+// user is left out of the maps and lists keyed by them (no "" key), in the
+// lasso profile and in the native statistics alike; every total keeps it.
+func TestEmptyDimensionValuesAreOmitted(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	w := newCompatWorld(t, s, "empty-keys", "USD")
+	w.grant("g", "", "1000", nil)
+	w.use(usageEv{id: "named", at: at(3, 14, 10, 0), amount: "12.5", module: "lasso", service: "ai_field", user: "u1"},
+		usageEv{id: "bare", at: at(3, 14, 11, 0), amount: "7.25"},
+		usageEv{id: "moduleless", at: at(3, 15, 9, 0), amount: "3", user: "u2"})
+	s.Sync()
+	noEmptyKey := func(t *testing.T, what string, m map[string]any) {
+		t.Helper()
+		if _, present := m[""]; present {
+			t.Errorf("%s has the key \"\": %v", what, m)
+		}
+	}
+	noEmptyEntry := func(t *testing.T, what, key string, entries []map[string]any) {
+		t.Helper()
+		for _, e := range entries {
+			if e[key] == "" {
+				t.Errorf("%s lists %s \"\": %v", what, key, entries)
+			}
+		}
+	}
+
+	t.Run("lasso", func(t *testing.T) {
+		got := read(t, s, lassoStatsPath+"?from=2026-03-14&to=2026-03-15", w.m.key)
+		checkLassoStats(t, got, w, "2026-03-14", "2026-03-15")
+		wantNumber(t, obj(t, got["summary"], "summary"), "total_spent", "22.75")
+		daily := list(t, got["daily"], "daily")
+		wantNumber(t, daily[0], "total", "19.75")
+		wantNumber(t, daily[1], "total", "3")
+		for _, d := range daily {
+			noEmptyKey(t, "by_module", obj(t, d["by_module"], "by_module"))
+			noEmptyKey(t, "by_user", obj(t, d["by_user"], "by_user"))
+		}
+		noEmptyEntry(t, "by_module", "module_key", list(t, got["by_module"], "by_module"))
+		noEmptyEntry(t, "by_service", "service_type", list(t, got["by_service"], "by_service"))
+		noEmptyEntry(t, "by_user", "user_id", list(t, got["by_user"], "by_user"))
+	})
+
+	t.Run("the native statistics", func(t *testing.T) {
+		got := read(t, s, "/v1/stats?from=2026-03-14&to=2026-03-15", w.m.key)
+		wantNumber(t, got, "spent", "22.75")
+		daily := list(t, got["daily"], "daily")
+		if len(daily) != 2 {
+			t.Fatalf("daily %v, want 14 and 15 March", got["daily"])
+		}
+		wantNumber(t, daily[0], "total", "19.75")
+		wantNumber(t, daily[1], "total", "3")
+		for _, d := range daily {
+			noEmptyKey(t, "by_module", obj(t, d["by_module"], "by_module"))
+			noEmptyKey(t, "by_user", obj(t, d["by_user"], "by_user"))
+		}
+		for _, top := range []string{"top_modules", "top_services", "top_users"} {
+			noEmptyEntry(t, top, "key", list(t, got[top], top))
+		}
 	})
 }

@@ -192,3 +192,45 @@ func TestCompatLanternSeedExample(t *testing.T) {
 		wantNumber(t, got, "total_credits", "6150.25")
 	})
 }
+
+// reverse reverses usage id through the native API and waits for the read
+// models.
+func reverse(t *testing.T, s *stack.Stack, key, id string) {
+	t.Helper()
+	fetch(t, s, http.MethodPost, "/v1/usage/"+id+"/reverse", key, map[string]any{"reason": "refund"}).want(t, http.StatusOK)
+	s.Sync()
+}
+
+// TestCompatLanternNetsReversals: a reversal nets against the usage it
+// reverses at that usage's occurred_at, in a window of whole days (the
+// usage cube) and in a window of part of a day (the ledger) alike.
+func TestCompatLanternNetsReversals(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	m := newTenant(t, s, "lantern-reversals", "USD")
+	m.grant("g", "", "100", nil)
+	m.use(
+		usageEv{id: "reversed", at: at(3, 10, 0, 30), amount: "20.25", workflow: "wf-1"},
+		usageEv{id: "kept", at: at(3, 10, 0, 40), amount: "5", workflow: "wf-1"},
+	)
+	reverse(t, s, m.key, "reversed")
+
+	for _, c := range []struct{ start, end, hand string }{
+		{"2026-03-10T00:15:00Z", "2026-03-10T00:45:00Z", "5"},
+		{"2026-03-10T00:30:00Z", "2026-03-10T00:30:00Z", "0"},
+		{"2026-03-10", "2026-03-10", "5"},
+		{"2026-03-09T12:00:00Z", "2026-03-11T12:00:00Z", "5"},
+		{"2026-03-10T00:00:00Z", "2026-03-10T00:35:00Z", "0"},
+		// The reversal was made at 12:00 on 15 March; it counts at the
+		// usage's time, not its own.
+		{"2026-03-15T11:59:00Z", "2026-03-15T12:01:00Z", "0"},
+	} {
+		t.Run(c.start+" to "+c.end, func(t *testing.T) {
+			got := read(t, s, lanternUsagePath+q("start_date", c.start, "end_date", c.end), m.key)
+			wantNumber(t, got, "credits_used", c.hand)
+			got = read(t, s, lanternUsagePath+q("start_date", c.start, "end_date", c.end, "workflow_id", "wf-1"), m.key)
+			wantNumber(t, got, "credits_used", c.hand)
+		})
+	}
+}

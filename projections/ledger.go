@@ -32,7 +32,8 @@ type ledgerRow struct {
 	sourceID, description, reference, metadata        string
 	createdAt                                         int64
 	position                                          uint64
-	// occurredAt is set on usage debits only (NULL otherwise).
+	// occurredAt is set on usage debits and their reversals (NULL
+	// otherwise).
 	occurredAt    int64
 	hasOccurredAt bool
 }
@@ -49,8 +50,16 @@ func (b *batch) ledger(env domain.Envelope, line *lineRow, entryType string, amo
 // usageLedger records a usage debit with the time it occurred.
 func (b *batch) usageLedger(env domain.Envelope, line *lineRow, amount int64, sourceID, description, metadata string, seq uint64, at, occurredAt int64) {
 	b.ledger(env, line, ledgerDebit, amount, sourceID, description, "", metadata, seq, at)
+	b.occurred(occurredAt)
+}
+
+// occurred stamps the entry recorded last with the time of the usage it
+// moves credits for. A reversal carries the reversed debit's time, so that
+// sums of usage by occurred_at net it against that debit, on the same day
+// and in the same instant, as the usage cube does.
+func (b *batch) occurred(at int64) {
 	row := &b.ledgerRows[len(b.ledgerRows)-1]
-	row.occurredAt, row.hasOccurredAt = occurredAt, true
+	row.occurredAt, row.hasOccurredAt = at, true
 }
 
 type ledgerCountKey struct {

@@ -144,8 +144,10 @@ CREATE TABLE IF NOT EXISTS ledger (
   metadata       TEXT    NOT NULL,
   created_at     INTEGER NOT NULL,
   position       INTEGER NOT NULL,
-  -- occurred_at is the usage's own time, on debits only (captures: the
-  -- capture time); exact range sums over usage read it at the range edges.
+  -- occurred_at is the usage's own time, on debits (captures: the capture
+  -- time) and on reversals (the reversed debit's), NULL on other entries;
+  -- exact range sums over usage read it at the range edges, where a
+  -- reversal nets against its debit.
   occurred_at    INTEGER
 );
 CREATE INDEX IF NOT EXISTS ledger_tenant_time ON ledger (tenant_id, created_at, entry_id);

@@ -37,7 +37,8 @@ type lanternRemainingJSON struct {
 }
 
 // lanternUsage sums usage with occurred_at in [start_date, end_date],
-// exactly to the microsecond, matching every filter given.
+// exactly to the microsecond, matching every filter given, net of the
+// reversals of that usage (docs/compat.md).
 func (a *api) lanternUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	params := r.URL.Query()
 	var errs []error

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/creditd/creditd/internal/stack"
 )
 
@@ -125,18 +127,25 @@ func TestCompatLantern(t *testing.T) {
 		wantDec(t, got, "credits_used", dec("33.3")) // u4 alone
 	})
 
-	t.Run("remaining is the available balance and total is granted plus adjusted minus expired", func(t *testing.T) {
+	t.Run("remaining is what can be spent now and total the credits in effect", func(t *testing.T) {
 		got := read(t, s, lanternRemainingPath, key)
 		total := w.total()
+		notYet := decimal.Zero
+		for _, g := range w.book.grants {
+			if g.effective.After(w.now()) {
+				notYet = notYet.Add(g.remaining)
+			}
+		}
 		if got["success"] != true {
 			t.Errorf("success = %v", got["success"])
 		}
 		wantInt(t, got, "tenant_id", w.m.id)
-		wantDec(t, got, "remaining_credits", total.balance().Sub(total.reserved))
-		wantDec(t, got, "total_credits", total.granted.Add(total.adjusted).Sub(total.expired))
-		// By hand: 57066 − 15 held; 58140 − 4.5 − 560.75.
-		wantDec(t, got, "remaining_credits", dec("57051"))
-		wantDec(t, got, "total_credits", dec("57574.75"))
+		wantDec(t, got, "remaining_credits", total.balance().Sub(total.reserved).Sub(notYet))
+		wantDec(t, got, "total_credits", total.granted.Add(total.adjusted).Sub(total.expired).Sub(notYet))
+		// By hand: 57066 − 15 held − g-future's 100 (effective 1 April);
+		// 58140 − 4.5 − 560.75 − 100.
+		wantDec(t, got, "remaining_credits", dec("56951"))
+		wantDec(t, got, "total_credits", dec("57474.75"))
 	})
 
 	t.Run("a custom key without a value, or a value without a key, is a 400", func(t *testing.T) {
@@ -233,4 +242,32 @@ func TestCompatLanternNetsReversals(t *testing.T) {
 			wantNumber(t, got, "credits_used", c.hand)
 		})
 	}
+}
+
+// TestCompatLanternRemainingIsSpendableNow: remaining_credits is what usage
+// can spend now. A grant not yet in effect is in the balance but no debit
+// can burn it, so it is in neither remaining_credits nor total_credits
+// until its effective_at.
+func TestCompatLanternRemainingIsSpendableNow(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	m := newTenant(t, s, "lantern-spendable", "USD")
+	m.grant("now", "", "100", nil)
+	m.grant("next-year", "", "50", map[string]any{"effective_at": "2027-01-01T00:00:00Z"})
+	m.grant("half-past", "keys", "7", map[string]any{"effective_at": "2026-03-15T12:30:00Z"})
+	m.use(usageEv{id: "u", amount: "10"})
+	m.reserve(usageEv{id: "hold", amount: "5"})
+	s.Sync()
+
+	got := read(t, s, lanternRemainingPath, m.key)
+	// By hand: 100 − 10 used − 5 held; 100 granted in effect.
+	wantNumber(t, got, "remaining_credits", "85")
+	wantNumber(t, got, "total_credits", "100")
+
+	// At its effective_at a grant is in effect: 7 more.
+	s.Clock.Set(time.Date(2026, 3, 15, 12, 30, 0, 0, time.UTC))
+	got = read(t, s, lanternRemainingPath, m.key)
+	wantNumber(t, got, "remaining_credits", "92")
+	wantNumber(t, got, "total_credits", "107")
 }

@@ -37,6 +37,7 @@ type Reader interface {
 	LatestGrantCost(ctx context.Context, tenantID int64) (*queries.Cost, error)
 	Breakdown(ctx context.Context, tenantID int64, rng queries.Range, dimension string) ([]queries.Ranked, error)
 	UsedBetween(ctx context.Context, tenantID int64, from, to time.Time, f queries.UsedFilter) (decimal.Decimal, error)
+	SpendableNow(ctx context.Context, tenantID int64, now time.Time) ([]queries.LineSpendable, error)
 }
 
 // Deps is what the profiles' handlers are given by the API that mounts

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
 )
@@ -72,13 +74,28 @@ func (a *api) lanternUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 		EndDate: params.Get("end_date"), CreditsUsed: web.Number(used)})
 }
 
+// lanternRemaining answers what the tenant can spend now, and the credits
+// in effect now that it came from: grants not yet effective, or past their
+// expiry until the sweeper expires them, are in neither, so
+// remaining_credits = total_credits − used − held.
 func (a *api) lanternRemaining(w http.ResponseWriter, r *http.Request, tenantID int64) {
-	report, err := a.Reader.Balance(r.Context(), tenantID, "", nil)
+	ctx := r.Context()
+	report, err := a.Reader.Balance(ctx, tenantID, "", nil)
+	if err != nil {
+		a.WriteReadError(w, r, err)
+		return
+	}
+	lines, err := a.Reader.SpendableNow(ctx, tenantID, a.Clock())
 	if err != nil {
 		a.WriteReadError(w, r, err)
 		return
 	}
 	t := report.Total
-	web.WriteJSON(w, http.StatusOK, lanternRemainingJSON{Success: true, TenantID: tenantID, RemainingCredits: web.Number(t.Available),
-		TotalCredits: web.Number(t.Granted.Add(t.Adjusted).Sub(t.Expired))})
+	remaining, total := decimal.Zero, t.Granted.Add(t.Adjusted).Sub(t.Expired)
+	for _, l := range lines {
+		remaining = remaining.Add(l.Spendable)
+		total = total.Sub(l.NotYetEffective).Sub(l.PastExpiry)
+	}
+	web.WriteJSON(w, http.StatusOK, lanternRemainingJSON{Success: true, TenantID: tenantID, RemainingCredits: web.Number(remaining),
+		TotalCredits: web.Number(total)})
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/internal/stack"
 )
 
 const (
@@ -297,4 +299,31 @@ func TestCompatAccount(t *testing.T) {
 			fetch(t, s, http.MethodGet, path, badKey, nil).problem(t, http.StatusUnauthorized)
 		}
 	})
+}
+
+// TestCompatAccountAllTime: a range has no length limit, so one query can
+// ask for all the usage and every ledger entry ever recorded.
+func TestCompatAccountAllTime(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	m := newTenant(t, s, "account-all-time", "USD")
+	m.grant("g", "", "100", nil)
+	m.use(
+		usageEv{id: "old", at: time.Date(2019, 7, 1, 0, 0, 0, 0, time.UTC), amount: "1.5"},
+		usageEv{id: "new", at: at(3, 15, 11, 0), amount: "2"},
+	)
+	s.Sync()
+	for _, c := range []struct{ from, to string }{
+		{"1970-01-01T00:00:00Z", "2100-12-31T23:59:59Z"},
+		{"0001-01-01", "9999-12-31"},
+	} {
+		t.Run(c.from+" to "+c.to, func(t *testing.T) {
+			got := read(t, s, accountUsagePath+q("from", c.from, "to", c.to), m.key)
+			wantInt(t, got, "total_requests", 2)
+			wantNumber(t, got, "credits_consumed", "3.5")
+			ledger := read(t, s, accountLedgerPath+q("from", c.from, "to", c.to), m.key)
+			wantInt(t, ledger, "total", 3)
+		})
+	}
 }

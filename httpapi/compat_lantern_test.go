@@ -271,3 +271,27 @@ func TestCompatLanternRemainingIsSpendableNow(t *testing.T) {
 	wantNumber(t, got, "remaining_credits", "92")
 	wantNumber(t, got, "total_credits", "107")
 }
+
+// TestCompatLanternAllTime: a range has no length limit, so one query can
+// ask for all the usage ever recorded.
+func TestCompatLanternAllTime(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	m := newTenant(t, s, "lantern-all-time", "USD")
+	m.grant("g", "", "100", nil)
+	m.use(
+		usageEv{id: "old", at: time.Date(2019, 7, 1, 0, 0, 0, 0, time.UTC), amount: "1.5"},
+		usageEv{id: "new", at: at(3, 15, 11, 0), amount: "2"},
+	)
+	s.Sync()
+	for _, c := range []struct{ start, end string }{
+		{"1970-01-01T00:00:00Z", "2100-12-31T23:59:59Z"},
+		{"0001-01-01", "9999-12-31"},
+	} {
+		t.Run(c.start+" to "+c.end, func(t *testing.T) {
+			got := read(t, s, lanternUsagePath+q("start_date", c.start, "end_date", c.end), m.key)
+			wantNumber(t, got, "credits_used", "3.5")
+		})
+	}
+}

@@ -146,7 +146,7 @@ func (a *api) accountUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 		from = web.RequiredInstant(params.Get("from"), "from", false, &errs)
 	}
 	if len(errs) == 0 {
-		errs = append(errs, web.CheckSpan(from, to, "from"))
+		errs = append(errs, orderedRange(from, to, "from"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		a.WriteReadError(w, r, err)

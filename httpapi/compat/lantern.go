@@ -59,7 +59,7 @@ func (a *api) lanternUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 		errs = append(errs, &queries.ParamError{Param: "custom_key", Message: "must be 1 to 64 letters, digits or _-.:", Value: filter.CustomKey})
 	}
 	if len(errs) == 0 {
-		errs = append(errs, web.CheckSpan(start, end, "start_date"))
+		errs = append(errs, orderedRange(start, end, "start_date"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		a.WriteReadError(w, r, err)

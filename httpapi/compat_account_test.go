@@ -327,3 +327,59 @@ func TestCompatAccountAllTime(t *testing.T) {
 		})
 	}
 }
+
+// TestCompatAccountReadsISO8601 reads from and to in the common ISO 8601
+// forms: a date; a date-time with or without seconds and fractions; with
+// Z, an offset or no zone (UTC).
+func TestCompatAccountReadsISO8601(t *testing.T) {
+	t.Parallel()
+	w := buildCompatScenario(t, "account-iso")
+	s, key := w.s, w.m.key
+	// The capture at 12:10, adj-goodwill at 12:15 and g-legacy's expiry at
+	// 12:35, in every form.
+	window := accountEntries(w, func(e ledgerWant) bool {
+		return !e.createdAt.Before(at(3, 15, 12, 10)) && !e.createdAt.After(at(3, 15, 12, 35))
+	})
+	if len(window) != 3 {
+		t.Fatalf("the model has %d entries from 12:10 to 12:35, want 3", len(window))
+	}
+	for _, c := range []struct{ from, to string }{
+		{"2026-03-15T12:10:00Z", "2026-03-15T12:35:00Z"},
+		{"2026-03-15T12:10", "2026-03-15T12:35"},
+		{"2026-03-15T12:10:00", "2026-03-15T12:35:00.000"},
+		{"2026-03-15T12:10:00.000000+00:00", "2026-03-15T13:35:00+01:00"},
+		{"2026-03-15T14:10+0200", "2026-03-15T07:35-05"},
+		{"2026-03-15T12:09:59.9999999Z", "2026-03-15T12:35:00.0000009Z"},
+		// A + left unescaped in a URL reaches the server as a space.
+		{"2026-03-15T14:10:00 02:00", "2026-03-15T12:35:00Z"},
+	} {
+		t.Run(c.from+" to "+c.to, func(t *testing.T) {
+			checkAccountLedger(t, read(t, s, accountLedgerPath+q("from", c.from, "to", c.to), key), w, window, 50, 0)
+		})
+	}
+	t.Run("a start between two microseconds begins at the later one", func(t *testing.T) {
+		// The capture at exactly 12:10 is before 12:10 and 100 ns.
+		got := read(t, s, accountLedgerPath+q("from", "2026-03-15T12:10:00.0000001Z", "to", "2026-03-15T12:35:00Z"), key)
+		checkAccountLedger(t, got, w, window[:2], 50, 0)
+	})
+	t.Run("a date is the whole UTC day", func(t *testing.T) {
+		day := accountEntries(w, func(e ledgerWant) bool { return e.createdAt.Truncate(24 * time.Hour).Equal(at(3, 15, 0, 0)) })
+		checkAccountLedger(t, read(t, s, accountLedgerPath+q("from", "2026-03-15", "to", "2026-03-15"), key), w, day, 50, 0)
+	})
+	t.Run("usage reads the same forms", func(t *testing.T) {
+		got := read(t, s, accountUsagePath+q("from", "2026-03-10T00:00", "to", "2026-03-14T23:59:59.999999+00:00"), key)
+		wantDec(t, got, "credits_consumed", dec("168.8")) // u2, u3, u-keys, u4
+	})
+	t.Run("a malformed time is a 400 naming its parameter", func(t *testing.T) {
+		for _, bad := range []string{"2026-13-01", "2026-02-30", "yesterday", "2026-03-15T25:00", "2026-03-15T12", "2026-03-15T12:00+2", "2026-03-15T12:00:00ZZ", "15/03/2026", "2026-03-15T12:00:00.1234567891Z"} {
+			badRead(t, s, accountLedgerPath+q("from", bad), key, "query.from")
+			badRead(t, s, accountLedgerPath+q("to", bad), key, "query.to")
+			badRead(t, s, accountUsagePath+q("from", bad), key, "query.from")
+			badRead(t, s, accountUsagePath+q("to", bad), key, "query.to")
+		}
+		p := fetch(t, s, http.MethodGet, accountUsagePath+q("from", "soon", "to", "later"), key, nil).problem(t, http.StatusBadRequest, "query.from", "query.to")
+		if len(p.Errors) != 2 {
+			t.Errorf("errors %v, want one for from and one for to", p.locations())
+		}
+	})
+}

@@ -81,6 +81,19 @@ func TestCompatLantern(t *testing.T) {
 		}
 	})
 
+	t.Run("the other ISO 8601 forms are read and echoed as given", func(t *testing.T) {
+		for _, c := range []struct{ start, end, hand string }{
+			// No seconds and no zone (UTC), a fraction: u2, u3, u-keys.
+			{"2026-03-10T08:30", "2026-03-14T09:14:59.999", "135.5"},
+			// +hhmm and +hh offsets: 08:30Z to 09:15Z, u4 at the very end.
+			{"2026-03-10T10:30+0200", "2026-03-14T04:15-05", "168.8"},
+		} {
+			t.Run(c.start+" to "+c.end, func(t *testing.T) {
+				wantDec(t, usage(t, c.start, c.end), "credits_used", dec(c.hand))
+			})
+		}
+	})
+
 	t.Run("dates mean whole UTC days and are echoed as given", func(t *testing.T) {
 		got := usage(t, "2026-03-10", "2026-03-10")
 		wantDec(t, got, "credits_used", w.usedBetween(at(3, 10, 0, 0), at(3, 11, 0, 0).Add(-time.Microsecond), nil))

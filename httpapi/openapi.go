@@ -15,6 +15,7 @@ import (
 
 	"github.com/creditd/creditd/audit"
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/httpapi/compat"
 )
 
 // The document is built from the route table and, by kin-openapi's
@@ -304,6 +305,10 @@ func queryParameter(rt route, name string) *openapi3.Parameter {
 	switch name {
 	case "from", "to", "as_of", "start_date", "end_date":
 		schema = instantSchema()
+		if rt.compat && compat.ReadsISOTimes(rt.path) {
+			schema = openapi3.NewStringSchema().WithPattern(compat.ISOTimePattern)
+			schema.Description = "ISO 8601: a date (a whole UTC day) or a date-time, seconds, fraction and zone optional (no zone is UTC)"
+		}
 	case "limit":
 		schema = openapi3.NewIntegerSchema().WithMin(1).WithMax(100)
 	case "offset":

@@ -138,12 +138,12 @@ func (a *api) accountUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 	}
 	now := a.Clock().UTC()
 	to := now
-	if params.Get("to") != "" {
-		to = web.RequiredInstant(params.Get("to"), "to", true, &errs)
+	if t := instantParam(params, "to", true, &errs); t != nil {
+		to = *t
 	}
 	from := periodStart(period, to)
-	if params.Get("from") != "" {
-		from = web.RequiredInstant(params.Get("from"), "from", false, &errs)
+	if t := instantParam(params, "from", false, &errs); t != nil {
+		from = *t
 	}
 	if len(errs) == 0 {
 		errs = append(errs, orderedRange(from, to, "from"))
@@ -197,7 +197,7 @@ func (a *api) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int
 	params := r.URL.Query()
 	var errs []error
 	f := queries.LedgerFilter{
-		From: web.InstantParam(r, "from", false, &errs), To: web.InstantParam(r, "to", true, &errs),
+		From: instantParam(params, "from", false, &errs), To: instantParam(params, "to", true, &errs),
 		Limit: web.IntParam(r, "limit", &errs), Offset: web.IntParam(r, "offset", &errs),
 	}
 	switch t := params.Get("type"); t {

@@ -44,8 +44,8 @@ type lanternRemainingJSON struct {
 func (a *api) lanternUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	params := r.URL.Query()
 	var errs []error
-	start := web.RequiredInstant(params.Get("start_date"), "start_date", false, &errs)
-	end := web.RequiredInstant(params.Get("end_date"), "end_date", true, &errs)
+	start := requiredInstant(params, "start_date", false, &errs)
+	end := requiredInstant(params, "end_date", true, &errs)
 	filter := queries.UsedFilter{WorkflowID: params.Get("workflow_id"), WorkflowRunID: params.Get("workflow_run_id"),
 		CustomKey: params.Get("custom_key"), CustomValue: params.Get("custom_value")}
 	switch {

@@ -18,8 +18,13 @@ const (
 	accountSummaryPath = "/compat/account/auth/account/summary"
 )
 
+// endOfUTCDay is the last microsecond of the UTC day holding t.
+func endOfUTCDay(t time.Time) time.Time {
+	return t.UTC().Truncate(24 * time.Hour).Add(24*time.Hour - time.Microsecond)
+}
+
 // checkAccountUsage checks a UsageStats object: the usage of the UTC days
-// from..to, and from and to echoed as period_start and period_end.
+// from..to, and from and to as period_start and period_end.
 func checkAccountUsage(t *testing.T, got map[string]any, w *compatWorld, period string, from, to time.Time) {
 	t.Helper()
 	agg, byEndpoint := w.usageOnDays(from, to)
@@ -126,9 +131,9 @@ func TestCompatAccount(t *testing.T) {
 		checkShape(t, "account", "summary", fetch(t, s, http.MethodGet, accountSummaryPath, key, nil))
 	})
 
-	t.Run("usage without a range is this month up to now", func(t *testing.T) {
+	t.Run("usage without a range is this month's days to the end of today", func(t *testing.T) {
 		got := read(t, s, accountUsagePath, key)
-		checkAccountUsage(t, got, w, "monthly", monthStart, w.now())
+		checkAccountUsage(t, got, w, "monthly", monthStart, endOfUTCDay(w.now()))
 		// By hand: March holds u1, u2, u3, u4 (failed), u6, u-keys, the
 		// capture and u7: 8 requests, 358.75 credits; February's u5 is out.
 		wantInt(t, got, "total_requests", 8)
@@ -140,31 +145,12 @@ func TestCompatAccount(t *testing.T) {
 		}
 	})
 
-	t.Run("the period picks the current day, month or year", func(t *testing.T) {
-		now := w.now()
-		for _, c := range []struct {
-			period string
-			from   time.Time
-			hand   string
-		}{
-			{"daily", time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC), "69.7"},   // u6, the capture, u7
-			{"monthly", monthStart, "358.75"},                                 // as above
-			{"yearly", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "508.75"}, // all usage
-		} {
-			t.Run(c.period, func(t *testing.T) {
-				got := read(t, s, accountUsagePath+"?period="+c.period, key)
-				checkAccountUsage(t, got, w, c.period, c.from, now)
-				wantDec(t, got, "credits_consumed", dec(c.hand))
-			})
-		}
-	})
-
 	t.Run("from and to select whole UTC days", func(t *testing.T) {
 		got := read(t, s, accountUsagePath+q("period", "monthly", "from", "2026-02-01", "to", "2026-02-28"), key)
 		checkAccountUsage(t, got, w, "monthly", time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).Add(-time.Microsecond))
 		wantDec(t, got, "credits_consumed", dec("150")) // u5 alone
 		got = read(t, s, accountUsagePath+q("period", "daily", "from", "2026-03-10T00:00:00Z", "to", "2026-03-14T23:59:59Z"), key)
-		checkAccountUsage(t, got, w, "daily", at(3, 10, 0, 0), at(3, 14, 23, 59).Add(59*time.Second))
+		checkAccountUsage(t, got, w, "daily", at(3, 10, 0, 0), endOfUTCDay(at(3, 14, 0, 0)))
 		wantDec(t, got, "credits_consumed", dec("168.8")) // u2, u3, u-keys, u4
 	})
 
@@ -232,7 +218,7 @@ func TestCompatAccount(t *testing.T) {
 		wantInt(t, got, "user_id", w.m.id)
 		wantString(t, got, "email", w.m.email)
 		checkAccountBalance(t, obj(t, got["credit_balance"], "credit_balance"), w)
-		checkAccountUsage(t, obj(t, got["usage_this_month"], "usage_this_month"), w, "monthly", monthStart, now)
+		checkAccountUsage(t, obj(t, got["usage_this_month"], "usage_this_month"), w, "monthly", monthStart, endOfUTCDay(now))
 		wantInt(t, got, "total_requests_all_time", int64(len(w.m.usage)))
 		wantInt(t, got, "total_requests_all_time", 9) // by hand: u1..u7, u-keys and the capture
 		wantTime(t, got, "account_created_at", w.m.created)
@@ -381,5 +367,75 @@ func TestCompatAccountReadsISO8601(t *testing.T) {
 		if len(p.Errors) != 2 {
 			t.Errorf("errors %v, want one for from and one for to", p.locations())
 		}
+	})
+}
+
+// TestCompatAccountUsageCountsTheDaysItEchoes: usage statistics are kept
+// per UTC day, so /usage counts the whole UTC days that from and to fall
+// on, and period_start and period_end say so: the first and the last
+// microsecond counted.
+func TestCompatAccountUsageCountsTheDaysItEchoes(t *testing.T) {
+	t.Parallel()
+	w := buildCompatScenario(t, "account-days")
+	s, key := w.s, w.m.key
+	for _, c := range []struct {
+		name, from, to string
+		start, end     time.Time
+		requests       int64
+		hand           string
+	}{
+		// u2 at 08:30 on the 10th and u4 at 09:15 on the 14th are in.
+		{"from_noon_to_8_am", "2026-03-10T12:00:00Z", "2026-03-14T08:00:00Z", at(3, 10, 0, 0), endOfUTCDay(at(3, 14, 0, 0)), 4, "168.8"},
+		// u6 at 11:00, the capture at 12:10 and u7 at 13:05, to the day's end.
+		{"from_noon_to_now", "2026-03-15T12:00:00Z", "", at(3, 15, 0, 0), endOfUTCDay(at(3, 15, 0, 0)), 3, "69.7"},
+		{"an_offset_moves_the_day", "2026-03-10T01:00:00+02:00", "2026-03-10T01:00:00+02:00", at(3, 9, 0, 0), endOfUTCDay(at(3, 9, 0, 0)), 0, "0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			params := []string{"from", c.from}
+			if c.to != "" {
+				params = append(params, "to", c.to)
+			}
+			got := read(t, s, accountUsagePath+q(params...), key)
+			checkAccountUsage(t, got, w, "monthly", c.start, c.end)
+			wantInt(t, got, "total_requests", c.requests)
+			wantDec(t, got, "credits_consumed", dec(c.hand))
+		})
+	}
+}
+
+// TestCompatAccountUsageDefaultsToThisMonth: from defaults to the start of
+// the current month (the seed's words) whatever the period, which only
+// names the answer; with only to given, from is still that, so a to
+// before it needs a from.
+func TestCompatAccountUsageDefaultsToThisMonth(t *testing.T) {
+	t.Parallel()
+	w := buildCompatScenario(t, "account-defaults")
+	s, key := w.s, w.m.key
+	monthStart, today := at(3, 1, 0, 0), at(3, 16, 0, 0).Add(-time.Microsecond)
+	for _, period := range []string{"", "daily", "monthly", "yearly"} {
+		t.Run("period "+period, func(t *testing.T) {
+			path, want := accountUsagePath, "monthly"
+			if period != "" {
+				path, want = accountUsagePath+q("period", period), period
+			}
+			got := read(t, s, path, key)
+			checkAccountUsage(t, got, w, want, monthStart, today)
+			wantDec(t, got, "credits_consumed", dec("358.75")) // March: every usage but u5
+		})
+	}
+	t.Run("to_in_this_month", func(t *testing.T) {
+		got := read(t, s, accountUsagePath+q("to", "2026-03-10"), key)
+		checkAccountUsage(t, got, w, "monthly", monthStart, at(3, 11, 0, 0).Add(-time.Microsecond))
+		wantDec(t, got, "credits_consumed", dec("245.75")) // u1, u2, u3
+	})
+	t.Run("to_next_month", func(t *testing.T) {
+		got := read(t, s, accountUsagePath+q("period", "daily", "to", "2026-04-10T00:00:00Z"), key)
+		checkAccountUsage(t, got, w, "daily", monthStart, at(4, 11, 0, 0).Add(-time.Microsecond))
+		wantDec(t, got, "credits_consumed", dec("358.75"))
+	})
+	t.Run("to_before_this_month_needs_from", func(t *testing.T) {
+		badRead(t, s, accountUsagePath+q("to", "2026-02-20"), key, "query.from")
+		got := read(t, s, accountUsagePath+q("from", "2026-02-01", "to", "2026-02-20"), key)
+		wantDec(t, got, "credits_consumed", dec("150")) // u5
 	})
 }

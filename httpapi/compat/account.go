@@ -95,22 +95,32 @@ type accountSummaryJSON struct {
 	LastLoginAt          *time.Time               `json:"last_login_at"`
 }
 
-// periodStart is the start of the UTC day, month or year holding t.
-func periodStart(period string, t time.Time) time.Time {
+// monthStart is the start of the UTC month holding t: from's default, the
+// seed's "start of current month" (of now), whatever the period.
+func monthStart(t time.Time) time.Time {
 	t = t.UTC()
-	switch period {
-	case "daily":
-		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-	case "yearly":
-		return time.Date(t.Year(), 1, 1, 0, 0, 0, 0, time.UTC)
-	}
 	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 }
 
-// accountUsageStats sums usage over the whole UTC days of [from, to] (the
-// usage statistics are kept per day).
+// utcDay is the UTC day holding t, in days since 1970-01-01; before 1970
+// too, where dividing the Unix time would round towards it.
+func utcDay(t time.Time) int64 {
+	day := t.Unix() / 86400
+	if t.Unix()%86400 < 0 {
+		day--
+	}
+	return day
+}
+
+// accountUsageStats sums usage over the UTC days that from and to fall on,
+// whole: the usage statistics are kept per day, and period_start and
+// period_end say exactly what was counted, the first and the last
+// microsecond of those days.
 func (a *api) accountUsageStats(ctx context.Context, tenantID int64, period string, from, to time.Time) (accountUsageJSON, error) {
-	rng := queries.Range{From: from, To: to, FromDay: from.Unix() / 86400, ToDay: to.Unix() / 86400}
+	fromDay, toDay := utcDay(from), utcDay(to)
+	start := time.Unix(fromDay*86400, 0).UTC()
+	end := time.Unix((toDay+1)*86400, 0).UTC().Add(-time.Microsecond)
+	rng := queries.Range{From: start, To: end, FromDay: fromDay, ToDay: toDay}
 	endpoint, _ := queries.ParseDimension("endpoint")
 	report, err := a.Reader.Usage(ctx, tenantID, queries.UsageQuery{Range: rng, Granularity: queries.GranularityNone, GroupBy: []queries.Dimension{endpoint}})
 	if err != nil {
@@ -118,7 +128,7 @@ func (a *api) accountUsageStats(ctx context.Context, tenantID int64, period stri
 	}
 	out := accountUsageJSON{UserID: tenantID, Period: period, TotalRequests: report.Totals.Requests, SuccessfulRequests: report.Totals.Successful,
 		FailedRequests: report.Totals.Failed, CreditsConsumed: web.Number(report.Totals.Credits), RequestsByEndpoint: map[string]int64{},
-		PeriodStart: from, PeriodEnd: to}
+		PeriodStart: start, PeriodEnd: end}
 	for _, row := range report.Rows {
 		out.RequestsByEndpoint[row.Group["endpoint"]] += row.Requests
 	}
@@ -136,23 +146,30 @@ func (a *api) accountUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 	default:
 		errs = append(errs, &queries.ParamError{Param: "period", Message: "must be daily, monthly or yearly", Value: period})
 	}
+	// The period names the answer; it moves neither default.
 	now := a.Clock().UTC()
 	to := now
 	if t := instantParam(params, "to", true, &errs); t != nil {
 		to = *t
 	}
-	from := periodStart(period, to)
-	if t := instantParam(params, "from", false, &errs); t != nil {
-		from = *t
-	}
+	from := instantParam(params, "from", false, &errs)
 	if len(errs) == 0 {
-		errs = append(errs, orderedRange(from, to, "from"))
+		switch start := monthStart(now); {
+		case from != nil:
+			errs = append(errs, orderedRange(*from, to, "from"))
+		case to.Before(start):
+			// Only to is given, before from's default: the range would
+			// end before it starts.
+			errs = append(errs, &queries.ParamError{Param: "from", Message: "is required when to is before the start of the current month, from's default"})
+		default:
+			from = &start
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		a.WriteReadError(w, r, err)
 		return
 	}
-	out, err := a.accountUsageStats(r.Context(), tenantID, period, from, to)
+	out, err := a.accountUsageStats(r.Context(), tenantID, period, *from, to)
 	if err != nil {
 		a.WriteReadError(w, r, err)
 		return
@@ -246,7 +263,7 @@ func (a *api) accountSummary(w http.ResponseWriter, r *http.Request, tenantID in
 		a.WriteReadError(w, r, err)
 		return
 	}
-	month, err := a.accountUsageStats(ctx, tenantID, "monthly", periodStart("monthly", now), now)
+	month, err := a.accountUsageStats(ctx, tenantID, "monthly", monthStart(now), now)
 	if err != nil {
 		a.WriteReadError(w, r, err)
 		return

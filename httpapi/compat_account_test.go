@@ -265,13 +265,29 @@ func TestCompatAccount(t *testing.T) {
 		}
 	})
 
-	t.Run("an unknown type or a limit over 100 is a 400", func(t *testing.T) {
+	t.Run("an unknown type, a limit under 1 or a negative offset is a 400", func(t *testing.T) {
 		badRead(t, s, accountLedgerPath+"?type=expiry", key, "query.type")
-		badRead(t, s, accountLedgerPath+"?limit=101", key, "query.limit")
 		badRead(t, s, accountLedgerPath+"?limit=0", key, "query.limit")
+		badRead(t, s, accountLedgerPath+"?limit=-5", key, "query.limit")
 		badRead(t, s, accountLedgerPath+"?offset=-1", key, "query.offset")
 		badRead(t, s, accountLedgerPath+"?from=2026-03-15&to=2026-03-01", key, "query.from")
 		read(t, s, accountLedgerPath+"?limit=100", key)
+	})
+
+	t.Run("a limit over 100 reads as 100", func(t *testing.T) {
+		all := accountEntries(w, nil)
+		for _, limit := range []string{"101", "5000"} {
+			checkAccountLedger(t, read(t, s, accountLedgerPath+"?limit="+limit, key), w, all, 100, 0)
+		}
+	})
+
+	t.Run("a limit or offset that is not an integer is one error", func(t *testing.T) {
+		for _, name := range []string{"limit", "offset"} {
+			p := fetch(t, s, http.MethodGet, accountLedgerPath+q(name, "abc"), key, nil).problem(t, http.StatusBadRequest, "query."+name)
+			if len(p.Errors) != 1 {
+				t.Errorf("%s=abc: errors %v, want one", name, p.Errors)
+			}
+		}
 	})
 
 	t.Run("an unknown period or a reversed range is a 400", func(t *testing.T) {
@@ -438,4 +454,33 @@ func TestCompatAccountUsageDefaultsToThisMonth(t *testing.T) {
 		got := read(t, s, accountUsagePath+q("from", "2026-02-01", "to", "2026-02-20"), key)
 		wantDec(t, got, "credits_consumed", dec("150")) // u5
 	})
+}
+
+// TestCompatAccountOmitsUsageWithoutEndpointFromItsMap: requests_by_endpoint
+// has a key per endpoint named; usage that names none is in the totals, not
+// under a "" key.
+func TestCompatAccountOmitsUsageWithoutEndpointFromItsMap(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	m := newTenant(t, s, "account-no-endpoint", "USD")
+	m.grant("g", "", "100", nil)
+	m.use(
+		usageEv{id: "named", amount: "1", endpoint: "/v1/search"},
+		usageEv{id: "unnamed", amount: "2", module: "batch"},
+	)
+	s.Sync()
+	usage := read(t, s, accountUsagePath, m.key)
+	summary := obj(t, read(t, s, accountSummaryPath, m.key)["usage_this_month"], "usage_this_month")
+	for what, got := range map[string]map[string]any{"usage": usage, "summary": summary} {
+		t.Run(what, func(t *testing.T) {
+			wantInt(t, got, "total_requests", 2)
+			wantNumber(t, got, "credits_consumed", "3")
+			endpoints := obj(t, got["requests_by_endpoint"], "requests_by_endpoint")
+			if len(endpoints) != 1 {
+				t.Errorf("requests_by_endpoint = %v, want only /v1/search", endpoints)
+			}
+			wantInt(t, endpoints, "/v1/search", 1)
+		})
+	}
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/creditd/creditd/domain"
@@ -18,11 +21,11 @@ import (
 func (a *api) accountRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/compat/account/auth/account/usage", Summary: "account: usage statistics", Query: []string{"period", "from", "to"},
-			Handler: a.accountUsage, Response: accountUsageJSON{}},
+			Handler: a.accountUsage, Response: accountUsageJSON{}, ISOTimes: true},
 		{Method: "GET", Path: "/compat/account/auth/account/credits", Summary: "account: credit balance",
 			Handler: a.accountCredits, Response: accountBalanceJSON{}},
 		{Method: "GET", Path: "/compat/account/auth/account/ledger", Summary: "account: credit ledger", Query: []string{"type", "from", "to", "limit", "offset"},
-			Handler: a.accountLedger, Response: accountLedgerJSON{}},
+			Handler: a.accountLedger, Response: accountLedgerJSON{}, ISOTimes: true, LimitCapped: true},
 		{Method: "GET", Path: "/compat/account/auth/account/summary", Summary: "account: account summary",
 			Handler: a.accountSummary, Response: accountSummaryJSON{}},
 	}
@@ -130,7 +133,11 @@ func (a *api) accountUsageStats(ctx context.Context, tenantID int64, period stri
 		FailedRequests: report.Totals.Failed, CreditsConsumed: web.Number(report.Totals.Credits), RequestsByEndpoint: map[string]int64{},
 		PeriodStart: start, PeriodEnd: end}
 	for _, row := range report.Rows {
-		out.RequestsByEndpoint[row.Group["endpoint"]] += row.Requests
+		// Usage that names no endpoint is in the totals, under no key: a
+		// "" key is a request to no endpoint, which no client asks about.
+		if endpoint := row.Group["endpoint"]; endpoint != "" {
+			out.RequestsByEndpoint[endpoint] += row.Requests
+		}
 	}
 	return out, nil
 }
@@ -208,6 +215,23 @@ func (a *api) accountCredits(w http.ResponseWriter, r *http.Request, tenantID in
 	web.WriteJSON(w, http.StatusOK, out)
 }
 
+// integerParam reads the optional integer parameter name, at least least;
+// 0 when absent, and one error when it is not such an integer.
+func integerParam(params url.Values, name string, least int, errs *[]error) int {
+	text := params.Get(name)
+	if text == "" {
+		return 0
+	}
+	v, err := strconv.Atoi(text)
+	switch {
+	case err != nil:
+		*errs = append(*errs, &queries.ParamError{Param: name, Message: "must be an integer", Value: text})
+	case v < least:
+		*errs = append(*errs, &queries.ParamError{Param: name, Message: fmt.Sprintf("must be at least %d", least), Value: text})
+	}
+	return v
+}
+
 // accountLedger lists entries newest first; this API knows no expiry type,
 // so expiries are adjustments (with their negative amount).
 func (a *api) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int64) {
@@ -215,8 +239,11 @@ func (a *api) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int
 	var errs []error
 	f := queries.LedgerFilter{
 		From: instantParam(params, "from", false, &errs), To: instantParam(params, "to", true, &errs),
-		Limit: web.IntParam(r, "limit", &errs), Offset: web.IntParam(r, "offset", &errs),
+		Limit: integerParam(params, "limit", 1, &errs), Offset: integerParam(params, "offset", 0, &errs),
 	}
+	// The seed's limit has a maximum, not a refusal: more reads as the
+	// most a page holds, which the answer's limit then says.
+	f.Limit = min(f.Limit, queries.PageLimitMax)
 	switch t := params.Get("type"); t {
 	case "":
 	case "credit", "debit":
@@ -225,9 +252,6 @@ func (a *api) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int
 		f.Types = []string{"adjustment", "expiry"}
 	default:
 		errs = append(errs, &queries.ParamError{Param: "type", Message: "must be credit, debit or adjustment", Value: t})
-	}
-	if params.Has("limit") && f.Limit == 0 {
-		errs = append(errs, &queries.ParamError{Param: "limit", Message: "must be between 1 and 100", Value: "0"})
 	}
 	if err := errors.Join(errs...); err != nil {
 		a.WriteReadError(w, r, err)

@@ -74,6 +74,23 @@ type Route struct {
 	// Response is a value of the success body's type, from which the
 	// OpenAPI document derives its schema.
 	Response any
+	// ISOTimes reads the time parameters in the ISO 8601 forms of
+	// isotime.go, where the native API reads RFC 3339 or a date.
+	ISOTimes bool
+	// LimitCapped reads a limit over queries.PageLimitMax as that maximum,
+	// where the native API refuses it.
+	LimitCapped bool
+}
+
+// RouteAt is the compat route with method and path, for what the API that
+// mounts the routes describes of them; its handler must not be called.
+func RouteAt(method, path string) (Route, bool) {
+	for _, rt := range Routes(Deps{}) {
+		if rt.Method == method && rt.Path == path {
+			return rt, true
+		}
+	}
+	return Route{}, false
 }
 
 // api holds what every profile's handlers use.

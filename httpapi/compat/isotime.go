@@ -2,7 +2,6 @@ package compat
 
 import (
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -23,26 +22,13 @@ import (
 // microsecond.
 
 // ISOTimePattern matches the forms above, for the OpenAPI document of the
-// routes that read them (ReadsISOTimes). The separator before an offset may
-// be a space: see parseInstant.
+// routes that read them (Route.ISOTimes). The separator before an offset
+// may be a space: see parseInstant.
 const ISOTimePattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?(Z|[+ -][0-9]{2}(:?[0-9]{2})?)?)?$`
 
 // fractionDigitsMax is the longest fraction read: nanoseconds, which Go
 // keeps; a longer one would be cut short silently.
 const fractionDigitsMax = 9
-
-// ReadsISOTimes reports whether the compat route at path reads its time
-// parameters in the forms above (the lantern and account profiles'); the
-// others read an RFC 3339 time or a date.
-func ReadsISOTimes(path string) bool {
-	var a api // the routes are listed, never served
-	for _, rt := range slices.Concat(a.lanternRoutes(), a.accountRoutes()) {
-		if rt.Path == path {
-			return true
-		}
-	}
-	return false
-}
 
 // instantFormsText is what a malformed time's problem says to write.
 const instantFormsText = "must be an ISO 8601 date (2026-03-10) or date-time (2026-03-10T12:00, seconds and fraction optional, then Z, an offset such as +02:00, or nothing for UTC)"

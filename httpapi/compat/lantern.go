@@ -17,7 +17,7 @@ func (a *api) lanternRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/compat/lantern/v1/credits/usage", Summary: "lantern: credits used in a time range",
 			Query: []string{"start_date", "end_date", "workflow_id", "workflow_run_id", "custom_key", "custom_value"}, RequiredQuery: []string{"start_date", "end_date"},
-			Handler: a.lanternUsage, Response: lanternUsageJSON{}},
+			Handler: a.lanternUsage, Response: lanternUsageJSON{}, ISOTimes: true},
 		{Method: "GET", Path: "/compat/lantern/v1/credits/remaining", Summary: "lantern: remaining and total credits",
 			Handler: a.lanternRemaining, Response: lanternRemainingJSON{}},
 	}

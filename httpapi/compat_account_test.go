@@ -3,6 +3,10 @@ package httpapi_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,15 +68,29 @@ func checkAccountBalance(t *testing.T, got map[string]any, w *compatWorld) {
 }
 
 // accountEntries is the model's ledger as the account profile lists it:
-// newest first, expiries as adjustments, filtered by keep.
+// every entry dated when what it records happened (a debit when its usage
+// occurred, any other entry when recorded), newest first by that time and
+// then by the order recorded, expiries as adjustments, and balance_after
+// the account's running balance in that order, over all its lines; then
+// the entries that keep keeps.
 func accountEntries(w *compatWorld, keep func(ledgerWant) bool) []ledgerWant {
-	out := newestFirst(w.m.ledger, keep)
-	for i := range out {
-		if out[i].typ == "expiry" {
-			out[i].typ = "adjustment"
+	all := slices.Clone(w.m.ledger)
+	for i := range all {
+		if !all[i].occurredAt.IsZero() {
+			all[i].createdAt = all[i].occurredAt
+		}
+		if all[i].typ == "expiry" {
+			all[i].typ = "adjustment"
 		}
 	}
-	return out
+	// Stable: equal times keep the order recorded, as entry ids do.
+	slices.SortStableFunc(all, func(a, b ledgerWant) int { return a.createdAt.Compare(b.createdAt) })
+	balance := decimal.Zero
+	for i := range all {
+		balance = balance.Add(all[i].amount)
+		all[i].after = balance
+	}
+	return newestFirst(all, keep)
 }
 
 // checkAccountLedger checks a ledger page against the expected entries
@@ -88,14 +106,12 @@ func checkAccountLedger(t *testing.T, got map[string]any, w *compatWorld, all []
 		t.Fatalf("%d entries, want %d: %v", len(entries), len(want), got["entries"])
 	}
 	var previousID uint64
+	var previousAt time.Time
 	for i, e := range entries {
 		what := fmt.Sprintf("entry %d (%s %s)", i, want[i].typ, want[i].sourceID)
 		wantInt(t, e, "user_id", w.m.id)
 		wantString(t, e, "type", want[i].typ)
 		wantDec(t, e, "amount", want[i].amount)
-		// balance_after is the balance of the entry's own credit line, as
-		// creditd keeps it; with several lines it is not the account
-		// balance that credits and summary report (a reported discrepancy).
 		wantDec(t, e, "balance_after", want[i].after)
 		wantString(t, e, "description", want[i].description)
 		wantString(t, e, "reference", want[i].ref)
@@ -108,11 +124,16 @@ func checkAccountLedger(t *testing.T, got map[string]any, w *compatWorld, all []
 		if fmt.Sprint(meta) != fmt.Sprint(wantMeta) {
 			t.Errorf("%s metadata = %v, want %v", what, meta, wantMeta)
 		}
+		// Newest first: by time, then by entry id (the order recorded).
 		id := num(t, e, "id")
-		if i > 0 && id >= previousID {
-			t.Errorf("%s id %d after id %d: newest first wants decreasing ids", what, id, previousID)
+		at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(e["created_at"]))
+		if err != nil {
+			t.Fatalf("%s created_at: %v", what, err)
 		}
-		previousID = id
+		if c := at.Compare(previousAt); i > 0 && (c > 0 || c == 0 && id >= previousID) {
+			t.Errorf("%s (%s, id %d) after (%s, id %d): not newest first", what, at, id, previousAt, previousID)
+		}
+		previousID, previousAt = id, at
 	}
 }
 
@@ -483,4 +504,139 @@ func TestCompatAccountOmitsUsageWithoutEndpointFromItsMap(t *testing.T) {
 			wantInt(t, endpoints, "/v1/search", 1)
 		})
 	}
+}
+
+// TestCompatAccountLedgerKeepsOneRunningBalance: balance_after is the
+// account's balance after the entry, over all its lines: down the list,
+// each entry's balance_after less its amount is the next (older) one's,
+// and the newest is the balance /credits reports.
+func TestCompatAccountLedgerKeepsOneRunningBalance(t *testing.T) {
+	t.Parallel()
+	w := buildCompatScenario(t, "account-balance-after")
+	s, key := w.s, w.m.key
+	got := read(t, s, accountLedgerPath+"?limit=100", key)
+	checkAccountLedger(t, got, w, accountEntries(w, nil), 100, 0)
+	entries := list(t, got["entries"], "entries")
+	wantDec(t, entries[0], "balance_after", dec("57066")) // /credits' balance, by hand
+	for i := 0; i+1 < len(entries); i++ {
+		after, amount := dec(fmt.Sprint(entries[i]["balance_after"])), dec(fmt.Sprint(entries[i]["amount"]))
+		wantDec(t, entries[i+1], "balance_after", after.Sub(amount))
+	}
+	wantDec(t, entries[len(entries)-1], "balance_after", dec(fmt.Sprint(entries[len(entries)-1]["amount"])))
+	t.Run("on every page and with every filter", func(t *testing.T) {
+		for _, query := range []string{"?limit=3&offset=2", "?limit=4&offset=15", "?type=credit", "?type=debit&limit=4&offset=3",
+			"?type=adjustment", "?from=2026-03-10&to=2026-03-14", "?type=debit&from=2026-03-15T12:00:00Z"} {
+			t.Run(query, func(t *testing.T) {
+				got := read(t, s, accountLedgerPath+query, key)
+				keep, limit, offset := ledgerQueryModel(t, query)
+				checkAccountLedger(t, got, w, accountEntries(w, keep), limit, offset)
+			})
+		}
+	})
+}
+
+// ledgerQueryModel reads the test's own ledger query into the model's
+// filter, limit and offset.
+func ledgerQueryModel(t *testing.T, query string) (func(ledgerWant) bool, int, int) {
+	t.Helper()
+	v, err := url.ParseQuery(strings.TrimPrefix(query, "?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit, offset := 50, 0
+	if v.Has("limit") {
+		limit, _ = strconv.Atoi(v.Get("limit"))
+	}
+	if v.Has("offset") {
+		offset, _ = strconv.Atoi(v.Get("offset"))
+	}
+	bound := func(name string, end bool) *time.Time {
+		text := v.Get(name)
+		if text == "" {
+			return nil
+		}
+		if day, err := time.Parse(time.DateOnly, text); err == nil {
+			if end {
+				day = day.Add(24*time.Hour - time.Microsecond)
+			}
+			return &day
+		}
+		at, err := time.Parse(time.RFC3339Nano, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &at
+	}
+	from, to := bound("from", false), bound("to", true)
+	return func(e ledgerWant) bool {
+		return (v.Get("type") == "" || e.typ == v.Get("type")) && (from == nil || !e.createdAt.Before(*from)) && (to == nil || !e.createdAt.After(*to))
+	}, limit, offset
+}
+
+// TestCompatAccountLedgerDatesEntriesWhenTheyHappened: the ledger and
+// /usage use one time, when what an entry records happened. A debit is
+// dated when its usage occurred, a reversal when the usage it reverses
+// occurred (it nets there, as in /usage), every other entry when it was
+// recorded; from and to select by that time and the list is newest first
+// by it.
+func TestCompatAccountLedgerDatesEntriesWhenTheyHappened(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	m := newTenant(t, s, "account-dates", "USD")
+	m.grant("g", "", "100", nil) // recorded at 12:00 on 15 March
+	m.use(
+		usageEv{id: "a", at: at(3, 10, 9, 0), amount: "10", endpoint: "/a"},
+		usageEv{id: "b", at: at(3, 12, 9, 0), amount: "5", endpoint: "/b"},
+	)
+	s.Clock.Advance(time.Hour)
+	reverse(t, s, m.key, "a") // recorded at 13:00 on 15 March
+
+	type entry struct {
+		typ, amount, after string
+		at                 time.Time
+	}
+	check := func(t *testing.T, query string, total int, want ...entry) {
+		t.Helper()
+		got := read(t, s, accountLedgerPath+query, m.key)
+		wantInt(t, got, "total", int64(total))
+		entries := list(t, got["entries"], "entries")
+		if len(entries) != len(want) {
+			t.Fatalf("%d entries, want %d: %v", len(entries), len(want), entries)
+		}
+		for i, e := range want {
+			wantString(t, entries[i], "type", e.typ)
+			wantNumber(t, entries[i], "amount", e.amount)
+			wantNumber(t, entries[i], "balance_after", e.after)
+			wantTime(t, entries[i], "created_at", e.at)
+		}
+	}
+	// Oldest first, the running balance: a −10, its reversal +10 (at a's
+	// time, recorded after it), b −5, the grant +100 recorded on the 15th.
+	grant := entry{"credit", "100", "95", at(3, 15, 12, 0)}
+	debitB := entry{"debit", "-5", "-5", at(3, 12, 9, 0)}
+	reversalA := entry{"adjustment", "10", "0", at(3, 10, 9, 0)}
+	debitA := entry{"debit", "-10", "-10", at(3, 10, 9, 0)}
+	t.Run("all", func(t *testing.T) { check(t, "", 4, grant, debitB, reversalA, debitA) })
+	t.Run("the day of a", func(t *testing.T) { check(t, q("from", "2026-03-10", "to", "2026-03-10"), 2, reversalA, debitA) })
+	t.Run("the day of the reversal", func(t *testing.T) { check(t, q("from", "2026-03-15", "to", "2026-03-15"), 1, grant) })
+	t.Run("debits from the 11th", func(t *testing.T) { check(t, q("type", "debit", "from", "2026-03-11T00:00"), 1, debitB) })
+	t.Run("adjustments", func(t *testing.T) { check(t, q("type", "adjustment"), 1, reversalA) })
+	t.Run("a partial day", func(t *testing.T) {
+		check(t, q("from", "2026-03-10T08:00:00Z", "to", "2026-03-12T09:00:00Z"), 3, debitB, reversalA, debitA)
+	})
+
+	t.Run("the ledger's usage and reversals add up to /usage's credits", func(t *testing.T) {
+		for _, r := range [][2]string{{"2026-03-10", "2026-03-10"}, {"2026-03-01", "2026-03-15"}, {"2026-03-12", "2026-03-31"}} {
+			usage := read(t, s, accountUsagePath+q("from", r[0], "to", r[1]), m.key)
+			ledger := read(t, s, accountLedgerPath+q("from", r[0], "to", r[1]), m.key)
+			sum := decimal.Zero
+			for _, e := range list(t, ledger["entries"], "entries") {
+				if e["type"] != "credit" {
+					sum = sum.Add(dec(fmt.Sprint(e["amount"])))
+				}
+			}
+			wantDec(t, usage, "credits_consumed", sum.Neg())
+		}
+	})
 }

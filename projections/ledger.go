@@ -69,11 +69,36 @@ type ledgerCountKey struct {
 	day        int64
 }
 
+// occurredCountKey is a row of ledger_occurred_counts.
+type occurredCountKey struct {
+	tenantID  int64
+	entryType string
+	day       int64
+}
+
+// occurredDay is the UTC day of when what row records happened: its
+// occurred_at, else its created_at. Usage may be dated before 1970, so the
+// division rounds down, not towards zero.
+func (row *ledgerRow) occurredDay() int64 {
+	const dayMicros = 86400 * 1e6
+	at := row.createdAt
+	if row.hasOccurredAt {
+		at = row.occurredAt
+	}
+	day := at / dayMicros
+	if at%dayMicros < 0 {
+		day--
+	}
+	return day
+}
+
 func (b *batch) flushLedger() error {
 	counts := map[ledgerCountKey]int64{}
+	occurredCounts := map[occurredCountKey]int64{}
 	for i := range b.ledgerRows {
 		row := &b.ledgerRows[i]
 		counts[ledgerCountKey{row.tenantID, row.creditType, row.entryType, row.createdAt / (86400 * 1e6)}]++
+		occurredCounts[occurredCountKey{row.tenantID, row.entryType, row.occurredDay()}]++
 	}
 	if len(counts) > 0 {
 		stmt, err := b.stmt(`INSERT INTO ledger_counts (tenant_id, credit_type, type, day, entries) VALUES (?, ?, ?, ?, ?)
@@ -83,6 +108,16 @@ func (b *batch) flushLedger() error {
 		}
 		for k, n := range counts {
 			if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.creditType, k.entryType, k.day, n); err != nil {
+				return err
+			}
+		}
+		stmt, err = b.stmt(`INSERT INTO ledger_occurred_counts (tenant_id, type, day, entries) VALUES (?, ?, ?, ?)
+			ON CONFLICT DO UPDATE SET entries = entries + excluded.entries`)
+		if err != nil {
+			return err
+		}
+		for k, n := range occurredCounts {
+			if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.entryType, k.day, n); err != nil {
 				return err
 			}
 		}

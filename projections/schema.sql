@@ -166,6 +166,19 @@ CREATE TABLE IF NOT EXISTS ledger_counts (
   PRIMARY KEY (tenant_id, type, day, credit_type)
 ) WITHOUT ROWID;
 
+-- Ledger entries counted per type and UTC day of when what they record
+-- happened: occurred_at where the entry has one (usage debits and their
+-- reversals), created_at otherwise. The account profile dates its ledger
+-- so, and a total over a range of that time costs a few rows here, as
+-- ledger_counts makes one over created_at cost.
+CREATE TABLE IF NOT EXISTS ledger_occurred_counts (
+  tenant_id INTEGER NOT NULL,
+  type      TEXT    NOT NULL,
+  day       INTEGER NOT NULL,
+  entries   INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, type, day)
+) WITHOUT ROWID;
+
 -- The usage cube: one row per tenant, UTC day and combination of
 -- dimensions. custom is '' or the canonical JSON object of the custom map,
 -- queried with json_extract.

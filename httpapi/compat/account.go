@@ -232,8 +232,11 @@ func integerParam(params url.Values, name string, least int, errs *[]error) int 
 	return v
 }
 
-// accountLedger lists entries newest first; this API knows no expiry type,
-// so expiries are adjustments (with their negative amount).
+// accountLedger lists the account's entries newest first by when what they
+// record happened, the time /usage counts usage by, each with the balance
+// of all the account's lines after it (queries.OccurrenceLedger). This API
+// knows no expiry type, so expiries are adjustments (with their negative
+// amount).
 func (a *api) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	params := r.URL.Query()
 	var errs []error
@@ -257,7 +260,7 @@ func (a *api) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int
 		a.WriteReadError(w, r, err)
 		return
 	}
-	page, err := a.Reader.Ledger(r.Context(), tenantID, f)
+	page, err := a.Reader.OccurrenceLedger(r.Context(), tenantID, f)
 	if err != nil {
 		a.WriteReadError(w, r, err)
 		return

@@ -28,6 +28,7 @@ import (
 type Reader interface {
 	Balance(ctx context.Context, tenantID int64, creditType string, asOf *time.Time) (queries.BalanceReport, error)
 	Ledger(ctx context.Context, tenantID int64, f queries.LedgerFilter) (queries.LedgerPage, error)
+	OccurrenceLedger(ctx context.Context, tenantID int64, f queries.LedgerFilter) (queries.LedgerPage, error)
 	Usage(ctx context.Context, tenantID int64, q queries.UsageQuery) (queries.UsageReport, error)
 	Stats(ctx context.Context, tenantID int64, r queries.Range) (queries.StatsReport, error)
 	Summary(ctx context.Context, tenantID int64, now time.Time) (queries.Summary, error)

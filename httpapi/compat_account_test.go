@@ -640,3 +640,16 @@ func TestCompatAccountLedgerDatesEntriesWhenTheyHappened(t *testing.T) {
 		}
 	})
 }
+
+// TestCompatAccountIgnoresUnknownQueryParameters: a client's own
+// parameters (a cache buster, tracking) change nothing in the answer.
+func TestCompatAccountIgnoresUnknownQueryParameters(t *testing.T) {
+	t.Parallel()
+	w := buildCompatScenario(t, "account-extra-params")
+	for _, path := range []string{accountUsagePath, accountUsagePath + q("from", "2026-03-01", "period", "daily"), accountCreditsPath,
+		accountLedgerPath, accountLedgerPath + q("type", "debit", "limit", "3"), accountSummaryPath} {
+		t.Run(path, func(t *testing.T) {
+			wantSameAnswer(t, w, path, path+sep(path)+"_=123&utm_source=x")
+		})
+	}
+}

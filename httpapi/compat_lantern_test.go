@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"net/http"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -306,5 +308,37 @@ func TestCompatLanternAllTime(t *testing.T) {
 			got := read(t, s, lanternUsagePath+q("start_date", c.start, "end_date", c.end), m.key)
 			wantNumber(t, got, "credits_used", "3.5")
 		})
+	}
+}
+
+// TestCompatLanternIgnoresUnknownQueryParameters: a client's own
+// parameters (a cache buster, tracking) change nothing in the answer.
+func TestCompatLanternIgnoresUnknownQueryParameters(t *testing.T) {
+	t.Parallel()
+	w := buildCompatScenario(t, "lantern-extra-params")
+	for _, path := range []string{lanternUsagePath + q("start_date", "2026-03-01", "end_date", "2026-03-15"), lanternRemainingPath} {
+		t.Run(path, func(t *testing.T) {
+			wantSameAnswer(t, w, path, path+sep(path)+"_=123&utm_source=x")
+		})
+	}
+}
+
+// sep is what appends a parameter to path.
+func sep(path string) string {
+	if strings.Contains(path, "?") {
+		return "&"
+	}
+	return "?"
+}
+
+// wantSameAnswer reads both paths and wants the same 200 answer, but for
+// last_login_at, which each read moves.
+func wantSameAnswer(t *testing.T, w *compatWorld, path, other string) {
+	t.Helper()
+	want, got := read(t, w.s, path, w.m.key), read(t, w.s, other, w.m.key)
+	delete(want, "last_login_at")
+	delete(got, "last_login_at")
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("GET %s = %v, want %v as without the extra parameters", other, got, want)
 	}
 }

@@ -57,7 +57,13 @@ func checkAccountBalance(t *testing.T, got map[string]any, w *compatWorld) {
 	wantInt(t, got, "user_id", w.m.id)
 	wantDec(t, got, "balance", total.balance())
 	wantDec(t, got, "reserved", total.reserved)
-	wantDec(t, got, "available", total.balance().Sub(total.reserved))
+	notYet := decimal.Zero
+	for _, g := range w.book.grants {
+		if g.effective.After(w.now()) {
+			notYet = notYet.Add(g.remaining)
+		}
+	}
+	wantDec(t, got, "available", total.balance().Sub(total.reserved).Sub(notYet))
 	wantString(t, got, "currency", w.m.currency)
 	wantTime(t, got, "last_updated", total.lastUpdated)
 	if got["auto_reload_enabled"] != def.arEnabled {
@@ -178,9 +184,10 @@ func TestCompatAccount(t *testing.T) {
 	t.Run("credits are the summed balance, the holds and what is available", func(t *testing.T) {
 		got := read(t, s, accountCreditsPath, key)
 		checkAccountBalance(t, got, w)
-		// By hand: 58140 − 4.5 − 508.75 − 560.75 = 57066, 15 held.
+		// By hand: 58140 − 4.5 − 508.75 − 560.75 = 57066, 15 held, and
+		// g-future's 100 not in effect before 1 April.
 		wantDec(t, got, "balance", dec("57066"))
-		wantDec(t, got, "available", dec("57051"))
+		wantDec(t, got, "available", dec("56951"))
 		wantString(t, got, "currency", "EUR")
 		wantTime(t, got, "last_updated", at(3, 15, 13, 15))
 	})
@@ -652,4 +659,35 @@ func TestCompatAccountIgnoresUnknownQueryParameters(t *testing.T) {
 			wantSameAnswer(t, w, path, path+sep(path)+"_=123&utm_source=x")
 		})
 	}
+}
+
+// TestCompatAccountAvailableIsSpendableNow: available is what the account
+// can use now, as lantern's remaining_credits: a grant not yet in effect is
+// in the balance (and the ledger) but not available until its effective_at.
+func TestCompatAccountAvailableIsSpendableNow(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	m := newTenant(t, s, "account-available", "USD")
+	m.grant("now", "", "100", nil)
+	m.grant("next-year", "", "50", map[string]any{"effective_at": "2027-01-01T00:00:00Z"})
+	m.grant("half-past", "keys", "7", map[string]any{"effective_at": "2026-03-15T12:30:00Z"})
+	m.use(usageEv{id: "u", amount: "10"})
+	m.reserve(usageEv{id: "hold", amount: "5"})
+	s.Sync()
+	check := func(t *testing.T, balance, available string) {
+		t.Helper()
+		for what, got := range map[string]map[string]any{"credits": read(t, s, accountCreditsPath, m.key),
+			"summary": obj(t, read(t, s, accountSummaryPath, m.key)["credit_balance"], "credit_balance")} {
+			t.Run(what, func(t *testing.T) {
+				wantNumber(t, got, "balance", balance)
+				wantNumber(t, got, "reserved", "5")
+				wantNumber(t, got, "available", available)
+			})
+		}
+	}
+	// By hand: 157 granted − 10 used; 100 − 10 − 5 held can be used now.
+	check(t, "147", "85")
+	s.Clock.Set(time.Date(2026, 3, 15, 12, 30, 0, 0, time.UTC))
+	check(t, "147", "92")
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
@@ -185,14 +187,25 @@ func (a *api) accountUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 }
 
 // accountBalance sums the tenant's lines; the auto-reload fields are the
-// default line's (the seed's account has one balance).
+// default line's (the seed's account has one balance). available is what
+// can be used now ("Available for use"), as lantern's remaining_credits:
+// grants not yet effective are in the balance, as in the ledger, but not
+// available.
 func (a *api) accountBalance(ctx context.Context, tenantID int64) (accountBalanceJSON, error) {
 	report, err := a.Reader.Balance(ctx, tenantID, "", nil)
 	if err != nil {
 		return accountBalanceJSON{}, err
 	}
+	lines, err := a.Reader.SpendableNow(ctx, tenantID, a.Clock())
+	if err != nil {
+		return accountBalanceJSON{}, err
+	}
+	available := decimal.Zero
+	for _, l := range lines {
+		available = available.Add(l.Spendable)
+	}
 	t := report.Total
-	out := accountBalanceJSON{UserID: tenantID, Balance: web.Number(t.Balance), Reserved: web.Number(t.Reserved), Available: web.Number(t.Available),
+	out := accountBalanceJSON{UserID: tenantID, Balance: web.Number(t.Balance), Reserved: web.Number(t.Reserved), Available: web.Number(available),
 		Currency: report.Currency}
 	if !t.LastUpdated.IsZero() {
 		at := t.LastUpdated

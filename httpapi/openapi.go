@@ -327,8 +327,16 @@ func queryParameter(rt route, name string) *openapi3.Parameter {
 	switch name {
 	case "from", "to", "as_of", "start_date", "end_date":
 		schema = instantSchema()
+		if c, ok := compat.RouteAt(rt.method, rt.path); rt.compat && ok && c.ISOTimes {
+			schema = openapi3.NewStringSchema().WithPattern(compat.ISOTimePattern)
+			schema.Description = "ISO 8601: a date (a whole UTC day) or a date-time, seconds, fraction and zone optional (no zone is UTC)"
+		}
 	case "limit":
 		schema = openapi3.NewIntegerSchema().WithMin(1).WithMax(100)
+		if c, ok := compat.RouteAt(rt.method, rt.path); rt.compat && ok && c.LimitCapped {
+			schema = openapi3.NewIntegerSchema().WithMin(1)
+			schema.Description = "at most 100 entries: a larger limit reads as 100"
+		}
 	case "offset":
 		schema = openapi3.NewIntegerSchema().WithMin(0)
 	case "granularity":

@@ -29,6 +29,7 @@ import (
 type Reader interface {
 	Balance(ctx context.Context, tenantID int64, creditType string, asOf *time.Time) (queries.BalanceReport, error)
 	Ledger(ctx context.Context, tenantID int64, f queries.LedgerFilter) (queries.LedgerPage, error)
+	OccurrenceLedger(ctx context.Context, tenantID int64, f queries.LedgerFilter) (queries.LedgerPage, error)
 	Usage(ctx context.Context, tenantID int64, q queries.UsageQuery) (queries.UsageReport, error)
 	Stats(ctx context.Context, tenantID int64, r queries.Range) (queries.StatsReport, error)
 	Summary(ctx context.Context, tenantID int64, now time.Time) (queries.Summary, error)
@@ -77,6 +78,23 @@ type Route struct {
 	// Response is a value of the success body's type, from which the
 	// OpenAPI document derives its schema.
 	Response any
+	// ISOTimes reads the time parameters in the ISO 8601 forms of
+	// isotime.go, where the native API reads RFC 3339 or a date.
+	ISOTimes bool
+	// LimitCapped reads a limit over queries.PageLimitMax as that maximum,
+	// where the native API refuses it.
+	LimitCapped bool
+}
+
+// RouteAt is the compat route with method and path, for what the API that
+// mounts the routes describes of them; its handler must not be called.
+func RouteAt(method, path string) (Route, bool) {
+	for _, rt := range Routes(Deps{}) {
+		if rt.Method == method && rt.Path == path {
+			return rt, true
+		}
+	}
+	return Route{}, false
 }
 
 // ErrorShape is how a profile writes an error, as its seed documents it.

@@ -206,8 +206,12 @@ func (r *registry) tenant(id int64) (Tenant, error) {
 }
 
 // authenticate returns the tenant of a plaintext API key. The lookup is by
-// the key's SHA-256; the final comparison is constant-time.
+// the key's SHA-256; the final comparison is constant-time. A key not known
+// here is looked for again after a registry read that began after the miss
+// (see registryKeyReadGap): a key issued on another instance works on this
+// one as soon as its holder has it.
 func (r *registry) authenticate(key string) (tenantID int64, keyID string, ok bool) {
+	missedAt := r.reads.now()
 	hash := sha256.Sum256([]byte(key))
 	lookup := func() (int64, string, bool) {
 		r.mu.RLock()
@@ -221,7 +225,7 @@ func (r *registry) authenticate(key string) (tenantID int64, keyID string, ok bo
 	if id, keyID, ok := lookup(); ok {
 		return id, keyID, true
 	}
-	if r.refreshLimited() != nil {
+	if r.refreshAfter(missedAt) != nil {
 		return 0, "", false
 	}
 	return lookup()

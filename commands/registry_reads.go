@@ -32,9 +32,21 @@ type registryReads struct {
 
 	mu      sync.Mutex
 	running bool
+	done    chan struct{} // closed when the running read ends
 	triedAt time.Duration // when the last rationed read began
 	failed  error         // why it failed, nil if it did not
 }
+
+// registryKeyReadGap spaces the registry reads that misses of API keys wait
+// for. A key is a secret handed to its holder only after its creation was
+// stored, so a key missing here may have been issued on another instance
+// a moment ago: answering 401 from an older read would refuse a valid key,
+// and a client does not retry a 401. A miss therefore waits for a read that
+// began after it. Reads are shared by every miss that waits, one at a time
+// and at most one per gap, so a flood of made-up keys costs at most one
+// small read per gap (nothing new: one request for the subject's last
+// sequence), and each waiter waits about a gap and a read.
+const registryKeyReadGap = 10 * time.Millisecond
 
 func (rr *registryReads) now() time.Duration { return time.Since(rr.origin) }
 
@@ -72,8 +84,49 @@ func (r *registry) refreshLimited() error {
 		rr.mu.Unlock()
 		return err
 	}
+	return r.readLocked()
+}
+
+// refreshAfter returns once a registry read that began at or after since
+// has completed, waiting for one under way or starting one (see
+// registryKeyReadGap), or with the error of such a read.
+func (r *registry) refreshAfter(since time.Duration) error {
+	rr := &r.reads
+	for {
+		if time.Duration(rr.readAt.Load()) >= since {
+			return nil
+		}
+		rr.mu.Lock()
+		switch {
+		case time.Duration(rr.readAt.Load()) >= since:
+			rr.mu.Unlock()
+			return nil
+		case rr.failed != nil && rr.triedAt >= since:
+			err := rr.failed
+			rr.mu.Unlock()
+			return err
+		case rr.running:
+			done := rr.done
+			rr.mu.Unlock()
+			<-done
+			continue
+		}
+		if wait := rr.triedAt + registryKeyReadGap - rr.now(); rr.triedAt > 0 && wait > 0 {
+			rr.mu.Unlock()
+			time.Sleep(wait)
+			continue
+		}
+		return r.readLocked()
+	}
+}
+
+// readLocked starts a registry read, with rr.mu held and no read running,
+// and returns its error once it ends. It releases rr.mu for the read.
+func (r *registry) readLocked() error {
+	rr := &r.reads
 	began := rr.now()
-	rr.running, rr.triedAt = true, began
+	done := make(chan struct{})
+	rr.running, rr.done, rr.triedAt = true, done, began
 	rr.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
@@ -85,5 +138,6 @@ func (r *registry) refreshLimited() error {
 	rr.mu.Lock()
 	rr.running, rr.failed = false, err
 	rr.mu.Unlock()
+	close(done)
 	return err
 }

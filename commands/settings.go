@@ -31,6 +31,11 @@ func (s Settings) Validate() error {
 			errs = append(errs, &domain.FieldError{Location: "currency_config", Message: fmt.Sprintf("is larger than %d bytes", currencyConfigBytesMax)})
 		case len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed):
 			errs = append(errs, &domain.FieldError{Location: "currency_config", Message: "must be a JSON object"})
+		default:
+			// The members the lasso profile reads have the seed's types.
+			if _, err := domain.ParseCurrencyConfig(trimmed); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return joinErrors(errs)

@@ -33,8 +33,23 @@ func Hash(data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// EncodeCommit returns the stored bytes of c.
+// EncodeCommit returns the stored bytes of c, in the canonical encoding
+// (docs/audit.md): what json.Marshal writes.
+//
+// Encoding is a large part of every write, so the bytes are written by a
+// hand-written encoder (encode.go), which leaves to encoding/json what it
+// does not mirror, errors included: the bytes and the errors are the same
+// whichever path runs.
 func EncodeCommit(c Commit) ([]byte, error) {
+	if data, ok := encodeCommitFast(c); ok {
+		return data, nil
+	}
+	return encodeCommitJSON(c)
+}
+
+// encodeCommitJSON is the reference encoder, the canonical encoding's
+// definition; encodeCommitFast must match it byte for byte.
+func encodeCommitJSON(c Commit) ([]byte, error) {
 	c.Version = CommitVersion
 	return json.Marshal(c)
 }

@@ -1,9 +1,11 @@
 package eventstore
 
-// Both decoding paths, for the equivalence tests and the fuzzer, which live
-// in package eventstore_test: they use internal/seed, which imports this
-// package.
+// Both decoding and both encoding paths, for the equivalence tests and the
+// fuzzers, which live in package eventstore_test: they use internal/seed,
+// which imports this package.
 var (
 	DecodeCommitFast = decodeCommitFast
 	DecodeCommitJSON = decodeCommitJSON
+	EncodeCommitFast = encodeCommitFast
+	EncodeCommitJSON = encodeCommitJSON
 )

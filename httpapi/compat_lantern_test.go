@@ -2,8 +2,12 @@ package httpapi_test
 
 import (
 	"net/http"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/internal/stack"
 )
@@ -79,6 +83,19 @@ func TestCompatLantern(t *testing.T) {
 		}
 	})
 
+	t.Run("the other ISO 8601 forms are read and echoed as given", func(t *testing.T) {
+		for _, c := range []struct{ start, end, hand string }{
+			// No seconds and no zone (UTC), a fraction: u2, u3, u-keys.
+			{"2026-03-10T08:30", "2026-03-14T09:14:59.999", "135.5"},
+			// +hhmm and +hh offsets: 08:30Z to 09:15Z, u4 at the very end.
+			{"2026-03-10T10:30+0200", "2026-03-14T04:15-05", "168.8"},
+		} {
+			t.Run(c.start+" to "+c.end, func(t *testing.T) {
+				wantDec(t, usage(t, c.start, c.end), "credits_used", dec(c.hand))
+			})
+		}
+	})
+
 	t.Run("dates mean whole UTC days and are echoed as given", func(t *testing.T) {
 		got := usage(t, "2026-03-10", "2026-03-10")
 		wantDec(t, got, "credits_used", w.usedBetween(at(3, 10, 0, 0), at(3, 11, 0, 0).Add(-time.Microsecond), nil))
@@ -125,18 +142,25 @@ func TestCompatLantern(t *testing.T) {
 		wantDec(t, got, "credits_used", dec("33.3")) // u4 alone
 	})
 
-	t.Run("remaining is the available balance and total is granted plus adjusted minus expired", func(t *testing.T) {
+	t.Run("remaining is what can be spent now and total the credits in effect", func(t *testing.T) {
 		got := read(t, s, lanternRemainingPath, key)
 		total := w.total()
+		notYet := decimal.Zero
+		for _, g := range w.book.grants {
+			if g.effective.After(w.now()) {
+				notYet = notYet.Add(g.remaining)
+			}
+		}
 		if got["success"] != true {
 			t.Errorf("success = %v", got["success"])
 		}
 		wantInt(t, got, "tenant_id", w.m.id)
-		wantDec(t, got, "remaining_credits", total.balance().Sub(total.reserved))
-		wantDec(t, got, "total_credits", total.granted.Add(total.adjusted).Sub(total.expired))
-		// By hand: 57066 − 15 held; 58140 − 4.5 − 560.75.
-		wantDec(t, got, "remaining_credits", dec("57051"))
-		wantDec(t, got, "total_credits", dec("57574.75"))
+		wantDec(t, got, "remaining_credits", total.balance().Sub(total.reserved).Sub(notYet))
+		wantDec(t, got, "total_credits", total.granted.Add(total.adjusted).Sub(total.expired).Sub(notYet))
+		// By hand: 57066 − 15 held − g-future's 100 (effective 1 April);
+		// 58140 − 4.5 − 560.75 − 100.
+		wantDec(t, got, "remaining_credits", dec("56951"))
+		wantDec(t, got, "total_credits", dec("57474.75"))
 	})
 
 	t.Run("a custom key without a value, or a value without a key, is a 400", func(t *testing.T) {
@@ -191,4 +215,130 @@ func TestCompatLanternSeedExample(t *testing.T) {
 		wantNumber(t, got, "remaining_credits", "4750.25")
 		wantNumber(t, got, "total_credits", "6150.25")
 	})
+}
+
+// reverse reverses usage id through the native API and waits for the read
+// models.
+func reverse(t *testing.T, s *stack.Stack, key, id string) {
+	t.Helper()
+	fetch(t, s, http.MethodPost, "/v1/usage/"+id+"/reverse", key, map[string]any{"reason": "refund"}).want(t, http.StatusOK)
+	s.Sync()
+}
+
+// TestCompatLanternNetsReversals: a reversal nets against the usage it
+// reverses at that usage's occurred_at, in a window of whole days (the
+// usage cube) and in a window of part of a day (the ledger) alike.
+func TestCompatLanternNetsReversals(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	m := newTenant(t, s, "lantern-reversals", "USD")
+	m.grant("g", "", "100", nil)
+	m.use(
+		usageEv{id: "reversed", at: at(3, 10, 0, 30), amount: "20.25", workflow: "wf-1"},
+		usageEv{id: "kept", at: at(3, 10, 0, 40), amount: "5", workflow: "wf-1"},
+	)
+	reverse(t, s, m.key, "reversed")
+
+	for _, c := range []struct{ start, end, hand string }{
+		{"2026-03-10T00:15:00Z", "2026-03-10T00:45:00Z", "5"},
+		{"2026-03-10T00:30:00Z", "2026-03-10T00:30:00Z", "0"},
+		{"2026-03-10", "2026-03-10", "5"},
+		{"2026-03-09T12:00:00Z", "2026-03-11T12:00:00Z", "5"},
+		{"2026-03-10T00:00:00Z", "2026-03-10T00:35:00Z", "0"},
+		// The reversal was made at 12:00 on 15 March; it counts at the
+		// usage's time, not its own.
+		{"2026-03-15T11:59:00Z", "2026-03-15T12:01:00Z", "0"},
+	} {
+		t.Run(c.start+" to "+c.end, func(t *testing.T) {
+			got := read(t, s, lanternUsagePath+q("start_date", c.start, "end_date", c.end), m.key)
+			wantNumber(t, got, "credits_used", c.hand)
+			got = read(t, s, lanternUsagePath+q("start_date", c.start, "end_date", c.end, "workflow_id", "wf-1"), m.key)
+			wantNumber(t, got, "credits_used", c.hand)
+		})
+	}
+}
+
+// TestCompatLanternRemainingIsSpendableNow: remaining_credits is what usage
+// can spend now. A grant not yet in effect is in the balance but no debit
+// can burn it, so it is in neither remaining_credits nor total_credits
+// until its effective_at.
+func TestCompatLanternRemainingIsSpendableNow(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	m := newTenant(t, s, "lantern-spendable", "USD")
+	m.grant("now", "", "100", nil)
+	m.grant("next-year", "", "50", map[string]any{"effective_at": "2027-01-01T00:00:00Z"})
+	m.grant("half-past", "keys", "7", map[string]any{"effective_at": "2026-03-15T12:30:00Z"})
+	m.use(usageEv{id: "u", amount: "10"})
+	m.reserve(usageEv{id: "hold", amount: "5"})
+	s.Sync()
+
+	got := read(t, s, lanternRemainingPath, m.key)
+	// By hand: 100 − 10 used − 5 held; 100 granted in effect.
+	wantNumber(t, got, "remaining_credits", "85")
+	wantNumber(t, got, "total_credits", "100")
+
+	// At its effective_at a grant is in effect: 7 more.
+	s.Clock.Set(time.Date(2026, 3, 15, 12, 30, 0, 0, time.UTC))
+	got = read(t, s, lanternRemainingPath, m.key)
+	wantNumber(t, got, "remaining_credits", "92")
+	wantNumber(t, got, "total_credits", "107")
+}
+
+// TestCompatLanternAllTime: a range has no length limit, so one query can
+// ask for all the usage ever recorded.
+func TestCompatLanternAllTime(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	m := newTenant(t, s, "lantern-all-time", "USD")
+	m.grant("g", "", "100", nil)
+	m.use(
+		usageEv{id: "old", at: time.Date(2019, 7, 1, 0, 0, 0, 0, time.UTC), amount: "1.5"},
+		usageEv{id: "new", at: at(3, 15, 11, 0), amount: "2"},
+	)
+	s.Sync()
+	for _, c := range []struct{ start, end string }{
+		{"1970-01-01T00:00:00Z", "2100-12-31T23:59:59Z"},
+		{"0001-01-01", "9999-12-31"},
+	} {
+		t.Run(c.start+" to "+c.end, func(t *testing.T) {
+			got := read(t, s, lanternUsagePath+q("start_date", c.start, "end_date", c.end), m.key)
+			wantNumber(t, got, "credits_used", "3.5")
+		})
+	}
+}
+
+// TestCompatLanternIgnoresUnknownQueryParameters: a client's own
+// parameters (a cache buster, tracking) change nothing in the answer.
+func TestCompatLanternIgnoresUnknownQueryParameters(t *testing.T) {
+	t.Parallel()
+	w := buildCompatScenario(t, "lantern-extra-params")
+	for _, path := range []string{lanternUsagePath + q("start_date", "2026-03-01", "end_date", "2026-03-15"), lanternRemainingPath} {
+		t.Run(path, func(t *testing.T) {
+			wantSameAnswer(t, w, path, path+sep(path)+"_=123&utm_source=x")
+		})
+	}
+}
+
+// sep is what appends a parameter to path.
+func sep(path string) string {
+	if strings.Contains(path, "?") {
+		return "&"
+	}
+	return "?"
+}
+
+// wantSameAnswer reads both paths and wants the same 200 answer, but for
+// last_login_at, which each read moves.
+func wantSameAnswer(t *testing.T, w *compatWorld, path, other string) {
+	t.Helper()
+	want, got := read(t, w.s, path, w.m.key), read(t, w.s, other, w.m.key)
+	delete(want, "last_login_at")
+	delete(got, "last_login_at")
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("GET %s = %v, want %v as without the extra parameters", other, got, want)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ type lassoRanked struct {
 }
 
 // expectRanked sums records of days from..to by key, drops zero totals and
-// sorts by total descending (then key).
+// the empty key, and sorts by total descending (then key).
 func expectRanked(recs []usageRec, from, to time.Time, key func(usageRec) string) []lassoRanked {
 	sums := map[string]decimal.Decimal{}
 	for _, r := range recs {
@@ -33,7 +34,8 @@ func expectRanked(recs []usageRec, from, to time.Time, key func(usageRec) string
 	}
 	var out []lassoRanked
 	for k, v := range sums {
-		if !v.IsZero() {
+		// Usage without the dimension counts in the totals only.
+		if !v.IsZero() && k != "" {
 			out = append(out, lassoRanked{k, v})
 		}
 	}
@@ -115,12 +117,27 @@ func checkLassoStats(t *testing.T, got map[string]any, w *compatWorld, fromText,
 			cost = map[string]any{"amount": sub.price.Div(sub.credits), "currency": sub.currency, "monthly_fee": sub.price, "monthly_credits": sub.credits}
 		}
 	}
+	// The tenant's currency_config wins over the subscription: its
+	// monthly_credits are the allocation, and with a monthly fee in the
+	// display currency they price a credit.
+	if credits, ok := configDecimal(w.currencyConfig, "monthly_credits"); ok {
+		allocation = credits
+		if fee, ok := configDecimal(w.currencyConfig, "monthly_fee_"+strings.ToLower(w.m.currency)); ok {
+			cost = map[string]any{"amount": fee.Div(credits), "currency": w.m.currency, "monthly_fee": fee, "monthly_credits": credits}
+		}
+	}
 	if periodEnd == "" {
+		// Without a subscription the period is the calendar month.
+		month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+		periodEnd = month.AddDate(0, 1, 0).Format("2006-01-02T15:04:05.000Z")
+	}
+	wantString(t, summary, "period_end", periodEnd)
+	if allocation.IsZero() {
 		wantNull(t, summary, "monthly_allocation")
-		wantNull(t, summary, "period_end")
 	} else {
 		wantDec(t, summary, "monthly_allocation", allocation)
-		wantString(t, summary, "period_end", periodEnd)
+	}
+	if cost != nil {
 		gotCost := obj(t, summary["cost_per_credit"], "cost_per_credit")
 		for _, k := range []string{"amount", "monthly_fee", "monthly_credits"} {
 			wantDec(t, gotCost, k, cost[k].(decimal.Decimal))
@@ -128,7 +145,8 @@ func checkLassoStats(t *testing.T, got map[string]any, w *compatWorld, fromText,
 		wantString(t, gotCost, "currency", cost["currency"].(string))
 	}
 
-	// Daily: days with spend, ascending, split by module and user.
+	// Daily: every day of the range, ascending, split by module and user;
+	// a day without spend is there at zero.
 	type split struct {
 		total          decimal.Decimal
 		module, byUser map[string]decimal.Decimal
@@ -147,15 +165,16 @@ func checkLassoStats(t *testing.T, got map[string]any, w *compatWorld, fromText,
 		byDay[k].byUser[r.user] = byDay[k].byUser[r.user].Add(r.credits)
 	}
 	var dates []string
-	for d, sp := range byDay {
-		if !sp.total.IsZero() {
-			dates = append(dates, d)
+	for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
+		k := d.Format(time.DateOnly)
+		dates = append(dates, k)
+		if byDay[k] == nil {
+			byDay[k] = &split{module: map[string]decimal.Decimal{}, byUser: map[string]decimal.Decimal{}}
 		}
 	}
-	sort.Strings(dates)
 	daily := list(t, got["daily"], "daily")
 	if len(daily) != len(dates) {
-		t.Fatalf("daily has %d days, want %v: %v", len(daily), dates, got["daily"])
+		t.Fatalf("daily has %d days, want the %d from %s to %s", len(daily), len(dates), fromText, toText)
 	}
 	for i, d := range dates {
 		wantString(t, daily[i], "date", d)
@@ -164,7 +183,7 @@ func checkLassoStats(t *testing.T, got map[string]any, w *compatWorld, fromText,
 			gotSplit := obj(t, daily[i][name], d+" "+name)
 			n := 0
 			for k, v := range want {
-				if !v.IsZero() {
+				if !v.IsZero() && k != "" {
 					n++
 					wantDec(t, gotSplit, k, v)
 				}
@@ -315,6 +334,16 @@ func TestCompatLasso(t *testing.T) {
 		badRead(t, s, stats("2026-03-01T00:00:00Z", "2026-03-15"), key, "query.from")
 	})
 
+	t.Run("unknown query parameters are ignored", func(t *testing.T) {
+		want := fetch(t, s, http.MethodGet, stats("2026-03-01", "2026-03-15"), key, nil)
+		got := fetch(t, s, http.MethodGet, stats("2026-03-01", "2026-03-15")+"&_=1700000000&utm_source=mail&page=3", key, nil)
+		if got.Status != http.StatusOK || string(got.Body) != string(want.Body) {
+			t.Errorf("with unknown parameters: %d %s; without: %d %s", got.Status, got.Body, want.Status, want.Body)
+		}
+		// A known parameter keeps its rules.
+		badRead(t, s, lassoStatsPath+"?from=2026-03-01&to=tomorrow&utm_source=mail", key, "query.to")
+	})
+
 	t.Run("from after to is a 400", func(t *testing.T) {
 		badRead(t, s, stats("2026-03-15", "2026-03-14"), key, "query.from")
 	})
@@ -334,7 +363,16 @@ func TestCompatLasso(t *testing.T) {
 		fetch(t, s, http.MethodGet, stats("2026-03-01", "2026-03-15"), "", nil).problem(t, http.StatusUnauthorized)
 	})
 
-	t.Run("without a subscription or settings, allocation and period end are null and currency_config is empty", func(t *testing.T) {
+	t.Run("read models that are late are a 500, the seed's status for a server error", func(t *testing.T) {
+		// The seed's table has 400, 401 and 500: no 503.
+		r := fetch(t, s, http.MethodGet, stats("2026-03-01", "2026-03-15")+"&"+positionNeverReached[1:], key, nil)
+		r.problem(t, http.StatusInternalServerError)
+		if r.Header.Get("Retry-After") == "" {
+			t.Errorf("the 500 lost the Retry-After of the 503 it stands for")
+		}
+	})
+
+	t.Run("without a subscription or settings, allocation is null, the period is the month and currency_config is empty", func(t *testing.T) {
 		fresh := &compatWorld{t: t, s: s, m: newTenant(t, s, "lasso-fresh", "USD"), book: newGrantBook()}
 		fresh.grant("g", "", "100", nil)
 		fresh.use(usageEv{id: "x", at: at(3, 14, 10, 0), amount: "12.5", quantity: "4", module: "lasso", service: "ai_field", user: "u1",
@@ -344,8 +382,22 @@ func TestCompatLasso(t *testing.T) {
 		checkLassoStats(t, got, fresh, "2026-03-01", "2026-03-15")
 		summary := obj(t, got["summary"], "summary")
 		wantNull(t, summary, "monthly_allocation")
-		wantNull(t, summary, "period_end")
+		// The calendar month is the period without a subscription.
+		wantString(t, summary, "period_end", "2026-04-01T00:00:00.000Z")
+		// Nothing before: no percentage is true.
 		wantNull(t, summary, "previous_period_change_pct")
+		daily := list(t, got["daily"], "daily")
+		if len(daily) != 15 {
+			t.Fatalf("daily has %d days, want the 15 of 1 to 15 March", len(daily))
+		}
+		zero := daily[0]
+		wantString(t, zero, "date", "2026-03-01")
+		wantNumber(t, zero, "total", "0")
+		for _, split := range []string{"by_module", "by_user"} {
+			if m := obj(t, zero[split], split); len(m) != 0 {
+				t.Errorf("a day without spend has %s %v, want {}", split, m)
+			}
+		}
 		if c := obj(t, got["currency_config"], "currency_config"); len(c) != 0 {
 			t.Errorf("currency_config = %v, want {}", c)
 		}
@@ -452,5 +504,203 @@ func TestCompatLassoSeedExample(t *testing.T) {
 
 	t.Run("the whole answer agrees with the model", func(t *testing.T) {
 		checkLassoStats(t, got, w, "2025-01-01", "2025-03-31")
+	})
+}
+
+// TestCompatLassoServerError: a broken database answers the seed's 500.
+func TestCompatLassoServerError(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	_, key := s.Tenant("lasso-broken")
+	s.Sync()
+	breakReadModels(t, s, "usage_rollup")
+	fetch(t, s, http.MethodGet, lassoStatsPath+"?from=2026-03-01&to=2026-03-15", key, nil).problem(t, http.StatusInternalServerError)
+}
+
+// configDecimal reads a number of a currency_config as the test set it.
+func configDecimal(config map[string]any, key string) (decimal.Decimal, bool) {
+	v, ok := config[key]
+	if !ok {
+		return decimal.Zero, false
+	}
+	d, err := decimal.NewFromString(fmt.Sprint(v))
+	return d, err == nil
+}
+
+// TestCompatLassoCostFromCurrencyConfig: the seed's cost_per_credit is its
+// currency_config (monthly_fee_eur 1000 / monthly_credits 50000 = 0.02 EUR)
+// and its monthly_allocation the config's monthly_credits. The config wins
+// over a subscription's price; without a fee in the display currency the
+// subscription prices the credit.
+func TestCompatLassoCostFromCurrencyConfig(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	summaryOf := func(t *testing.T, w *compatWorld) map[string]any {
+		t.Helper()
+		s.Sync()
+		got := read(t, s, lassoStatsPath+"?from=2026-03-01&to=2026-03-15", w.m.key)
+		checkLassoStats(t, got, w, "2026-03-01", "2026-03-15")
+		return obj(t, got["summary"], "summary")
+	}
+	wantCost := func(t *testing.T, summary map[string]any, amount, currency, fee, credits string) {
+		t.Helper()
+		cost := obj(t, summary["cost_per_credit"], "cost_per_credit")
+		wantNumber(t, cost, "amount", amount)
+		wantString(t, cost, "currency", currency)
+		wantNumber(t, cost, "monthly_fee", fee)
+		wantNumber(t, cost, "monthly_credits", credits)
+	}
+
+	t.Run("the config alone gives cost and allocation", func(t *testing.T) {
+		w := newCompatWorld(t, s, "lasso-config-only", "CZK")
+		w.settings("EUR", seedCurrencyConfig())
+		summary := summaryOf(t, w)
+		wantCost(t, summary, "0.02", "EUR", "1000", "50000")
+		wantNumber(t, summary, "monthly_allocation", "50000")
+	})
+
+	t.Run("the display currency picks the fee", func(t *testing.T) {
+		w := newCompatWorld(t, s, "lasso-config-czk", "EUR")
+		w.settings("CZK", seedCurrencyConfig())
+		wantCost(t, summaryOf(t, w), "0.5", "CZK", "25000", "50000")
+	})
+
+	t.Run("the config wins over a subscription's price and credits", func(t *testing.T) {
+		w := newCompatWorld(t, s, "lasso-config-and-sub", "USD")
+		w.settings("EUR", seedCurrencyConfig())
+		w.subscribe(subModel{id: "plan", credits: dec("30000"), price: dec("900"), currency: "USD", starts: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)})
+		summary := summaryOf(t, w)
+		wantCost(t, summary, "0.02", "EUR", "1000", "50000")
+		wantNumber(t, summary, "monthly_allocation", "50000")
+		wantString(t, summary, "period_end", "2026-04-01T00:00:00.000Z")
+	})
+
+	t.Run("without a fee in the display currency the subscription prices the credit", func(t *testing.T) {
+		w := newCompatWorld(t, s, "lasso-config-no-fee", "USD")
+		w.settings("USD", seedCurrencyConfig())
+		w.subscribe(subModel{id: "plan", credits: dec("30000"), price: dec("900"), currency: "USD", starts: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)})
+		summary := summaryOf(t, w)
+		wantCost(t, summary, "0.03", "USD", "900", "30000")
+		wantNumber(t, summary, "monthly_allocation", "50000")
+	})
+
+	t.Run("without a config the subscription gives both", func(t *testing.T) {
+		w := newCompatWorld(t, s, "lasso-sub-only", "USD")
+		w.subscribe(subModel{id: "plan", credits: dec("30000"), price: dec("900"), currency: "USD", starts: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)})
+		summary := summaryOf(t, w)
+		wantCost(t, summary, "0.03", "USD", "900", "30000")
+		wantNumber(t, summary, "monthly_allocation", "30000")
+	})
+}
+
+// TestCurrencyConfigIsTyped: the members the lasso seed types are checked
+// when the settings are written: monthly_fee_<currency> and
+// monthly_credits numbers, auto_<currency> booleans. A 400 names each bad
+// member and nothing is stored; the tenant's other members are its own.
+func TestCurrencyConfigIsTyped(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	w := newCompatWorld(t, s, "typed-config", "EUR")
+	w.settings("EUR", seedCurrencyConfig())
+	stored := func() any {
+		t.Helper()
+		s.Sync()
+		return read(t, s, lassoStatsPath+"?from=2026-03-01&to=2026-03-15", w.m.key)["currency_config"]
+	}
+	before := stored()
+	for _, c := range []struct {
+		name      string
+		config    map[string]any
+		locations []string
+	}{
+		{"a boolean as a string", map[string]any{"auto_eur": "no"}, []string{"body.currency_config.auto_eur"}},
+		{"a fee as a string", map[string]any{"monthly_fee_eur": "1000"}, []string{"body.currency_config.monthly_fee_eur"}},
+		{"credits as a boolean", map[string]any{"monthly_credits": true}, []string{"body.currency_config.monthly_credits"}},
+		{"no credits", map[string]any{"monthly_credits": 0}, []string{"body.currency_config.monthly_credits"}},
+		{"a negative fee", map[string]any{"monthly_fee_czk": -5}, []string{"body.currency_config.monthly_fee_czk"}},
+		{"a null", map[string]any{"auto_czk": nil}, []string{"body.currency_config.auto_czk"}},
+		{"a fee without a currency code", map[string]any{"monthly_fee_EUR": 1000, "monthly_fee_": 3}, []string{"body.currency_config.monthly_fee_EUR", "body.currency_config.monthly_fee_"}},
+		{"every problem at once", map[string]any{"monthly_fee_eur": "x", "monthly_credits": "y", "auto_eur": 1, "monthly_fee_czk": 25000},
+			[]string{"body.currency_config.monthly_fee_eur", "body.currency_config.monthly_credits", "body.currency_config.auto_eur"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := fetch(t, s, http.MethodPut, "/v1/settings", w.m.key, map[string]any{"currency": "USD", "currency_config": c.config})
+			p := r.problem(t, http.StatusBadRequest, c.locations...)
+			if len(p.Errors) != len(c.locations) {
+				t.Errorf("errors %v, want %v", p.locations(), c.locations)
+			}
+		})
+	}
+	wantJSONEqual(t, "currency_config after the refused writes", stored(), before)
+
+	t.Run("members the seed does not type are the tenant's own", func(t *testing.T) {
+		own := map[string]any{"monthly_fee_eur": 1000.5, "monthly_credits": 50000, "auto_eur": true, "auto_convert": "daily", "rounding": 2}
+		fetch(t, s, http.MethodPut, "/v1/settings", w.m.key, map[string]any{"currency_config": own}).want(t, http.StatusOK)
+		wantJSONEqual(t, "currency_config", stored(), own)
+	})
+}
+
+// TestEmptyDimensionValuesAreOmitted: usage without a module, service or
+// user is left out of the maps and lists keyed by them (no "" key), in the
+// lasso profile and in the native statistics alike; every total keeps it.
+func TestEmptyDimensionValuesAreOmitted(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	s.Clock.Set(compatEpoch)
+	w := newCompatWorld(t, s, "empty-keys", "USD")
+	w.grant("g", "", "1000", nil)
+	w.use(usageEv{id: "named", at: at(3, 14, 10, 0), amount: "12.5", module: "lasso", service: "ai_field", user: "u1"},
+		usageEv{id: "bare", at: at(3, 14, 11, 0), amount: "7.25"},
+		usageEv{id: "moduleless", at: at(3, 15, 9, 0), amount: "3", user: "u2"})
+	s.Sync()
+	noEmptyKey := func(t *testing.T, what string, m map[string]any) {
+		t.Helper()
+		if _, present := m[""]; present {
+			t.Errorf("%s has the key \"\": %v", what, m)
+		}
+	}
+	noEmptyEntry := func(t *testing.T, what, key string, entries []map[string]any) {
+		t.Helper()
+		for _, e := range entries {
+			if e[key] == "" {
+				t.Errorf("%s lists %s \"\": %v", what, key, entries)
+			}
+		}
+	}
+
+	t.Run("lasso", func(t *testing.T) {
+		got := read(t, s, lassoStatsPath+"?from=2026-03-14&to=2026-03-15", w.m.key)
+		checkLassoStats(t, got, w, "2026-03-14", "2026-03-15")
+		wantNumber(t, obj(t, got["summary"], "summary"), "total_spent", "22.75")
+		daily := list(t, got["daily"], "daily")
+		wantNumber(t, daily[0], "total", "19.75")
+		wantNumber(t, daily[1], "total", "3")
+		for _, d := range daily {
+			noEmptyKey(t, "by_module", obj(t, d["by_module"], "by_module"))
+			noEmptyKey(t, "by_user", obj(t, d["by_user"], "by_user"))
+		}
+		noEmptyEntry(t, "by_module", "module_key", list(t, got["by_module"], "by_module"))
+		noEmptyEntry(t, "by_service", "service_type", list(t, got["by_service"], "by_service"))
+		noEmptyEntry(t, "by_user", "user_id", list(t, got["by_user"], "by_user"))
+	})
+
+	t.Run("the native statistics", func(t *testing.T) {
+		got := read(t, s, "/v1/stats?from=2026-03-14&to=2026-03-15", w.m.key)
+		wantNumber(t, got, "spent", "22.75")
+		daily := list(t, got["daily"], "daily")
+		if len(daily) != 2 {
+			t.Fatalf("daily %v, want 14 and 15 March", got["daily"])
+		}
+		wantNumber(t, daily[0], "total", "19.75")
+		wantNumber(t, daily[1], "total", "3")
+		for _, d := range daily {
+			noEmptyKey(t, "by_module", obj(t, d["by_module"], "by_module"))
+			noEmptyKey(t, "by_user", obj(t, d["by_user"], "by_user"))
+		}
+		for _, top := range []string{"top_modules", "top_services", "top_users"} {
+			noEmptyEntry(t, top, "key", list(t, got[top], top))
+		}
 	})
 }

@@ -33,20 +33,41 @@ var decodeOptions = jsonv2.RejectUnknownMembers(true)
 // trailing data and anything decodeOptions refuses, each with a 4xx
 // problem naming where.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
-	// The body is read as JSON whatever the Content-Type says: curl -d sends
-	// a form type by default, and refusing that helps nobody.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return newProblem(http.StatusRequestEntityTooLarge, "request-too-large", fmt.Sprintf("the body exceeds %d bytes", limit))
-		}
-		return newProblem(http.StatusBadRequest, "invalid-request", "the body could not be read")
+	body, p := readBody(w, r, limit, nil)
+	if p != nil {
+		return p
 	}
 	if p := decodeBody(body, dst); p != nil {
 		return p
 	}
 	return nil
+}
+
+// readBody appends the body to buf and returns it, or the problem: a body
+// over limit, or one that could not be read. buf lets a caller reuse a
+// buffer (POST /v1/usage does); the loop is io.ReadAll's, which would
+// allocate its own.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) ([]byte, *Problem) {
+	// The body is read as JSON whatever the Content-Type says: curl -d sends
+	// a form type by default, and refusing that helps nobody.
+	reader := http.MaxBytesReader(w, r.Body, limit)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // room to read into
+		}
+		n, err := reader.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return buf, newProblem(http.StatusRequestEntityTooLarge, "request-too-large", fmt.Sprintf("the body exceeds %d bytes", limit))
+			}
+			return buf, newProblem(http.StatusBadRequest, "invalid-request", "the body could not be read")
+		}
+	}
 }
 
 // decodeBody decodes one JSON value into dst, or returns the problem.

@@ -18,7 +18,7 @@ const (
 	requestIDKey contextKey = iota
 	tenantKey
 	previousUseKey
-	strictProblemKey
+	profileErrorsKey
 )
 
 // requestIDHeader carries the request id in and out; a client's own id is
@@ -38,6 +38,20 @@ func (a *API) withRequestID(next http.Handler) http.Handler {
 		}
 		w.Header().Set(requestIDHeader, id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+// withProfileErrors marks a request under a compat profile's prefix with
+// the profile's error conventions, which writeProblem follows. It wraps
+// everything below the request id, so that every error of such a request
+// follows them: a failed authentication, an unknown path or method, a
+// panic.
+func (a *API) withProfileErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if errs, ok := a.profileErrors[profileOf(r.URL.Path)]; ok {
+			r = r.WithContext(context.WithValue(r.Context(), profileErrorsKey, errs))
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -116,11 +130,8 @@ func bareOrBearer(r *http.Request) string {
 
 // tenantAuth authenticates the request's API key: every tenant route is
 // scoped to that key's tenant and nothing else.
-func (a *API) tenantAuth(bare, strict bool, next func(w http.ResponseWriter, r *http.Request, tenantID int64)) http.Handler {
+func (a *API) tenantAuth(bare bool, next func(w http.ResponseWriter, r *http.Request, tenantID int64)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strict {
-			r = r.WithContext(context.WithValue(r.Context(), strictProblemKey, true))
-		}
 		key := bearer(r)
 		if bare {
 			key = bareOrBearer(r)

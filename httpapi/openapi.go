@@ -15,6 +15,7 @@ import (
 
 	"github.com/creditd/creditd/audit"
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/httpapi/compat"
 )
 
 // The document is built from the route table and, by kin-openapi's
@@ -132,7 +133,9 @@ func (a *API) openapi(w http.ResponseWriter, r *http.Request) {
 // openapiDocument describes every route of the table.
 func (a *API) openapiDocument() *openapi3.T {
 	components := openapi3.NewComponents()
-	components.Schemas = openapi3.Schemas{"Problem": responseSchema(Problem{})}
+	components.Schemas = openapi3.Schemas{"Problem": responseSchema(Problem{}),
+		// The compat profiles' other error shapes (compat.ErrorShape).
+		"ErrorModel": responseSchema(errorModel{}), "ErrorObject": responseSchema(errorObject{})}
 	for name, v := range requestSchemas {
 		components.Schemas[name] = requestSchema(v)
 	}
@@ -150,7 +153,7 @@ func (a *API) openapiDocument() *openapi3.T {
 		Info: &openapi3.Info{Title: "creditd", Version: "1",
 			Description: "Event-sourced credit accounting. Amounts are exact decimals: JSON numbers (or decimal strings in requests) with at most 6 decimal places. " +
 				"A request body is read as JSON whatever its Content-Type; unknown members, duplicate members and invalid UTF-8 are refused. " +
-				"Errors are RFC 7807 problems (application/problem+json)."},
+				"Errors are RFC 7807 problems (application/problem+json), except where a compat profile's seed documents another shape."},
 		Paths:      openapi3.NewPaths(),
 		Components: &components,
 	}
@@ -263,20 +266,40 @@ func routeResponses(rt route) *openapi3.Responses {
 		unready.Headers = nil
 		responses.Set("503", &openapi3.ResponseRef{Value: &unready})
 	}
-	for _, status := range statuses {
+	mediaType, schema := "application/problem+json", "Problem"
+	switch rt.errors.Shape {
+	case compat.ErrorShapeErrorModel:
+		schema = "ErrorModel"
+	case compat.ErrorShapeErrorObject:
+		mediaType, schema = "application/json", "ErrorObject"
+	}
+	problems := map[int]*openapi3.Response{}
+	for _, answered := range statuses {
+		status := rt.errors.Status(answered)
 		code := strconv.Itoa(status)
-		if responses.Value(code) != nil {
-			continue
+		problem := problems[status]
+		if problem == nil {
+			if responses.Value(code) != nil {
+				continue
+			}
+			problem = openapi3.NewResponse().WithDescription(http.StatusText(status)).
+				WithContent(openapi3.Content{mediaType: openapi3.NewMediaType().WithSchemaRef(openapi3.NewSchemaRef("#/components/schemas/"+schema, nil))})
+			problem.Headers = openapi3.Headers{}
+			problems[status] = problem
+			responses.Set(code, &openapi3.ResponseRef{Value: problem})
 		}
-		problem := openapi3.NewResponse().WithDescription(http.StatusText(status)).
-			WithContent(openapi3.Content{"application/problem+json": openapi3.NewMediaType().WithSchemaRef(openapi3.NewSchemaRef("#/components/schemas/Problem", nil))})
-		switch status {
-		case http.StatusServiceUnavailable:
-			problem.Headers = openapi3.Headers{"Retry-After": headerRef(openapi3.NewIntegerSchema().WithMin(0), true, "seconds to wait before retrying with the same ids")}
-		case http.StatusUnauthorized:
-			problem.Headers = openapi3.Headers{"WWW-Authenticate": headerRef(openapi3.NewStringSchema(), true, "")}
+		switch {
+		case answered == http.StatusServiceUnavailable:
+			// Also, optional, on the 500 of a profile whose seed has no 503.
+			problem.Headers["Retry-After"] = headerRef(openapi3.NewIntegerSchema().WithMin(0), status == answered, "seconds to wait before retrying with the same ids")
+		case status == http.StatusUnauthorized:
+			problem.Headers["WWW-Authenticate"] = headerRef(openapi3.NewStringSchema(), true, "")
 		}
-		responses.Set(code, &openapi3.ResponseRef{Value: problem})
+	}
+	for _, problem := range problems {
+		if len(problem.Headers) == 0 {
+			problem.Headers = nil
+		}
 	}
 	return responses
 }
@@ -304,8 +327,16 @@ func queryParameter(rt route, name string) *openapi3.Parameter {
 	switch name {
 	case "from", "to", "as_of", "start_date", "end_date":
 		schema = instantSchema()
+		if c, ok := compat.RouteAt(rt.method, rt.path); rt.compat && ok && c.ISOTimes {
+			schema = openapi3.NewStringSchema().WithPattern(compat.ISOTimePattern)
+			schema.Description = "ISO 8601: a date (a whole UTC day) or a date-time, seconds, fraction and zone optional (no zone is UTC)"
+		}
 	case "limit":
 		schema = openapi3.NewIntegerSchema().WithMin(1).WithMax(100)
+		if c, ok := compat.RouteAt(rt.method, rt.path); rt.compat && ok && c.LimitCapped {
+			schema = openapi3.NewIntegerSchema().WithMin(1)
+			schema.Description = "at most 100 entries: a larger limit reads as 100"
+		}
 	case "offset":
 		schema = openapi3.NewIntegerSchema().WithMin(0)
 	case "granularity":

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/httpapi/compat"
 )
 
 // Problem is an RFC 7807 problem document, in the shape of the seed APIs'
@@ -134,19 +136,64 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	p.cut()
 	p.Instance = cutText(r.URL.Path)
 	p.RequestID = requestIDOf(r)
-	if strict, _ := r.Context().Value(strictProblemKey).(bool); strict {
-		// The profile's ErrorModel allows no other members.
-		p.RequestID = ""
-	}
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="creditd"`)
 	}
 	if p.Status == http.StatusServiceUnavailable {
+		// Kept when a profile answers it as a 500: the wait still helps.
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
+	profile, _ := r.Context().Value(profileErrorsKey).(compat.Errors)
+	if status := profile.Status(p.Status); status != p.Status {
+		p.Status, p.Title = status, http.StatusText(status)
+	}
+	var body any = p
+	contentType := "application/problem+json"
+	switch profile.Shape {
+	case compat.ErrorShapeErrorModel:
+		body = p.errorModel()
+	case compat.ErrorShapeErrorObject:
+		body, contentType = p.errorObject(), "application/json"
+	}
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(p.Status)
-	json.NewEncoder(w).Encode(p)
+	json.NewEncoder(w).Encode(body)
+}
+
+// errorModel is a problem with exactly the members of an ErrorModel that
+// allows no others (compat.ErrorShapeErrorModel): no request_id.
+type errorModel struct {
+	Type     string         `json:"type"`
+	Title    string         `json:"title"`
+	Status   int            `json:"status"`
+	Detail   string         `json:"detail,omitempty"`
+	Instance string         `json:"instance,omitempty"`
+	Errors   []ProblemError `json:"errors,omitempty"`
+}
+
+func (p *Problem) errorModel() errorModel {
+	return errorModel{Type: p.Type, Title: p.Title, Status: p.Status, Detail: p.Detail, Instance: p.Instance, Errors: p.Errors}
+}
+
+// errorObject is an error as compat.ErrorShapeErrorObject writes it.
+type errorObject struct {
+	Error struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// errorObject carries the problem's status and, as the shape has no
+// other member, its detail and located errors in one message.
+func (p *Problem) errorObject() errorObject {
+	var out errorObject
+	out.Error.Code = p.Status
+	parts := []string{cmp.Or(p.Detail, p.Title)}
+	for _, e := range p.Errors {
+		parts = append(parts, e.Location+": "+e.Message)
+	}
+	out.Error.Message = strings.Join(parts, "; ")
+	return out
 }
 
 // problemTextMax bounds each text a problem echoes (detail, a location, a

@@ -154,7 +154,10 @@ type ledgerWant struct {
 	description, ref string
 	metadata         map[string]string
 	createdAt        time.Time
-	position         uint64
+	// occurredAt is when the usage of a debit occurred (a capture: when
+	// captured); zero on other entries.
+	occurredAt time.Time
+	position   uint64
 }
 
 // usageRec is one expected row of usage (a debit or a capture).
@@ -394,6 +397,7 @@ func (m *tenantModel) use(events ...usageEv) uint64 {
 		}
 		if !dec(e.amount).IsZero() {
 			m.addLedger(e.creditType, "debit", dec(e.amount).Neg(), e.id, e.ledgerDescription(), "", e.dimensionsMetadata(), positions[i])
+			m.ledger[len(m.ledger)-1].occurredAt = at.UTC()
 		}
 	}
 	return p
@@ -454,6 +458,7 @@ func (m *tenantModel) capture(id, amount string) uint64 {
 		desc := e
 		desc.description = ""
 		m.addLedger(e.creditType, "debit", dec(amount).Neg(), id, desc.ledgerDescription(), "", e.dimensionsMetadata(), p)
+		m.ledger[len(m.ledger)-1].occurredAt = m.now()
 	}
 	delete(m.holds, id)
 	delete(m.holdAmt, id)

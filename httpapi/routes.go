@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"net/http"
+	"reflect"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/creditd/creditd/httpapi/compat"
 )
@@ -14,8 +16,9 @@ type route struct {
 	method, path string
 	summary      string
 	auth         authKind
-	// query lists the accepted query parameters; others are a 400.
-	// requiredQuery are those of them the document marks required.
+	// query lists the accepted query parameters; others are a 400 on a
+	// native route and ignored on a compat one. requiredQuery are those
+	// of them the document marks required.
 	query, requiredQuery []string
 	// lists are the query parameters that may be given more than once;
 	// every other one takes one value.
@@ -28,12 +31,13 @@ type route struct {
 	pathID string
 	// body names the request body's schema, "" for none.
 	body string
-	// bareKey also accepts the API key alone in Authorization, and
-	// strictProblems answers errors in the seed's exact ErrorModel (no
-	// request_id member): both for the tamtam profile.
-	bareKey, strictProblems bool
-	// compat marks a route of a compat profile (package compat).
+	// bareKey also accepts the API key alone in Authorization (the tamtam
+	// profile).
+	bareKey bool
+	// compat marks a route of a compat profile (package compat), and
+	// errors are its profile's error conventions.
 	compat bool
+	errors compat.Errors
 	public http.HandlerFunc
 	tenant func(w http.ResponseWriter, r *http.Request, tenantID int64)
 	// response is a value of the success body's type, for the document;
@@ -94,7 +98,7 @@ func (a *API) routeTable() []route {
 	profiles := compat.Deps{Reader: a.reader, Clock: a.cfg.Clock, WriteReadError: a.writeReadError, WriteSummaryError: a.writeSummaryError, PreviousUse: previousUse}
 	for _, c := range compat.Routes(profiles) {
 		table = append(table, route{method: c.Method, path: c.Path, summary: c.Summary, auth: authTenant, query: c.Query, requiredQuery: c.RequiredQuery,
-			bareKey: c.BareKey, strictProblems: c.StrictProblems, compat: true, tenant: c.Handler, response: c.Response})
+			bareKey: c.BareKey, compat: true, errors: c.Errors, tenant: c.Handler, response: c.Response})
 	}
 	return table
 }
@@ -126,6 +130,12 @@ func (a *API) handler(rt route) http.Handler {
 		if rt.dimensionFilters {
 			return true // the handler parses every parameter itself
 		}
+		if rt.compat {
+			// The seeds' clients add parameters of their own (cache
+			// busters, tracking) that the seeds' APIs ignore; a 400 for
+			// them would break those clients. The native API stays strict.
+			return true
+		}
 		for name := range r.URL.Query() {
 			if _, found := slices.BinarySearch(allowed, name); !found {
 				p := newProblem(http.StatusBadRequest, "invalid-request", "unknown query parameter "+name)
@@ -144,7 +154,7 @@ func (a *API) handler(rt route) http.Handler {
 			}
 		})
 	case authTenant:
-		return a.tenantAuth(rt.bareKey, rt.strictProblems, func(w http.ResponseWriter, r *http.Request, tenantID int64) {
+		return a.tenantAuth(rt.bareKey, func(w http.ResponseWriter, r *http.Request, tenantID int64) {
 			if !checkQuery(w, r) {
 				return
 			}
@@ -162,4 +172,39 @@ func (a *API) handler(rt route) http.Handler {
 			rt.public(w, r)
 		}
 	})
+}
+
+// compatPrefix starts the path of every compat profile's routes:
+// /compat/<profile>/….
+const compatPrefix = "/compat/"
+
+// profileOf names the compat profile whose prefix path is under, "" for
+// none.
+func profileOf(path string) string {
+	rest, ok := strings.CutPrefix(path, compatPrefix)
+	if !ok {
+		return ""
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	return name
+}
+
+// profileErrors maps each compat profile to its error conventions, taken
+// from its routes, which must agree.
+func profileErrors(routes []route) map[string]compat.Errors {
+	out := map[string]compat.Errors{}
+	for _, rt := range routes {
+		if !rt.compat {
+			continue
+		}
+		name := profileOf(rt.path)
+		if name == "" {
+			panic("compat route " + rt.path + " is not under " + compatPrefix + "<profile>/")
+		}
+		if seen, ok := out[name]; ok && !reflect.DeepEqual(seen, rt.errors) {
+			panic("the routes of the compat profile " + name + " disagree on their errors")
+		}
+		out[name] = rt.errors
+	}
+	return out
 }

@@ -111,6 +111,9 @@ type API struct {
 	routed   http.Handler
 	lastUsed sync.Map // tenant id → time.Time of its last authenticated request
 	stall    stallWatch
+
+	// profileErrors are the compat profiles' error conventions by name.
+	profileErrors map[string]compat.Errors
 }
 
 // New returns the API's handler.
@@ -123,6 +126,7 @@ func New(cfg Config) http.Handler {
 	}
 	a := &API{cfg: cfg, writer: cfg.Writer, reader: cfg.Reader, log: cfg.Logger, mux: http.NewServeMux()}
 	a.routes = a.routeTable()
+	a.profileErrors = profileErrors(a.routes)
 	for _, rt := range a.routes {
 		a.mux.Handle(rt.method+" "+rt.path, a.handler(rt))
 	}
@@ -130,7 +134,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Middleware != nil {
 		a.routed = cfg.Middleware(a.routed)
 	}
-	return a.withRequestID(a.withAccessLog(a.withRecover(a)))
+	return a.withRequestID(a.withProfileErrors(a.withAccessLog(a.withRecover(a))))
 }
 
 // ServeHTTP serves through the configured middleware.

@@ -90,9 +90,19 @@ func (ev usageEventRequest) toCommand(check *fieldCheck, prefix string) commands
 }
 
 func (a *API) recordUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
-	var req usageBatchRequest
-	if err := decodeJSON(w, r, usageBodyMax, &req); err != nil {
-		writeProblem(w, r, a.log, err)
+	scratch := usageScratches.Get().(*usageScratch)
+	defer scratch.release()
+	body, p := readBody(w, r, usageBodyMax, scratch.body[:0])
+	scratch.body = body
+	if p != nil {
+		writeProblem(w, r, a.log, p)
+		return
+	}
+	req := usageBatchRequest{Events: scratch.events[:0]}
+	p = decodeUsageBody(body, &req)
+	scratch.events = req.Events
+	if p != nil {
+		writeProblem(w, r, a.log, p)
 		return
 	}
 	if len(req.Events) == 0 || len(req.Events) > commands.UsageBatchMax {
@@ -167,6 +177,27 @@ func summarizeUsage(events []commands.UsageEvent, results []commands.Result) usa
 	return resp
 }
 
+// decodeUsageBody decodes a POST /v1/usage body, or returns the problem:
+// by the hand-written decoder (usage_decode.go), or by decodeBody where it
+// gives up, which also answers every malformed body. The events are
+// appended to req.Events, whose room the caller may provide.
+func decodeUsageBody(body []byte, req *usageBatchRequest) *Problem {
+	if decodeUsageBatchFast(body, req) {
+		return nil
+	}
+	*req = usageBatchRequest{} // what the fast path filled in before giving up
+	return decodeBody(body, req)
+}
+
+// decodeUsageEvent is decodeUsageBody for one event.
+func decodeUsageEvent(data []byte, req *usageEventRequest) *Problem {
+	if decodeUsageEventFast(data, req) {
+		return nil
+	}
+	*req = usageEventRequest{}
+	return decodeBody(data, req)
+}
+
 // UsageEventBytesMax bounds one usage event's JSON on the NATS path.
 const UsageEventBytesMax = 64 << 10
 
@@ -179,7 +210,7 @@ func DecodeUsageEvent(data []byte) (commands.UsageEvent, error) {
 		return commands.UsageEvent{}, fmt.Errorf("%w: event of %d bytes exceeds %d", domain.ErrInvalidCommand, len(data), UsageEventBytesMax)
 	}
 	var req usageEventRequest
-	if p := decodeBody(data, &req); p != nil {
+	if p := decodeUsageEvent(data, &req); p != nil {
 		// The same refusals as POST /v1/usage, located relative to the event.
 		reason := p.Detail
 		for _, pe := range p.Errors {

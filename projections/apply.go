@@ -197,6 +197,7 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 		dims := b.dimsText(e.Dimensions)
 		b.uncountUsage(env, dims, e.Dimensions, Micro(e.Amount), Day(e.OccurredAt))
 		b.ledger(env, line, ledgerAdjustment, Micro(e.Amount), e.UsageID, "usage reversed: "+e.Reason, "", dims.metadata, seq, at)
+		b.occurred(Micros(e.OccurredAt))
 		return nil
 	case domain.GrantVoided:
 		line.adjusted -= Micro(e.Amount)

@@ -70,7 +70,11 @@ func Open(path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("configure %s: %w", path, err)
 	}
-	if _, err := writer.Exec(schemaSQL); err != nil {
+	if err := checkFormat(writer, path); err != nil {
+		writer.Close()
+		return nil, err
+	}
+	if _, err := writer.Exec(schemaSQL + fmt.Sprintf("; PRAGMA user_version = %d", formatVersion)); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
 	}
@@ -82,6 +86,41 @@ func Open(path string) (*DB, error) {
 	reader.SetMaxOpenConns(readerConnsMax)
 	reader.SetMaxIdleConns(readerConnsMax)
 	return &DB{Path: abs, writer: writer, reader: reader}, nil
+}
+
+// formatVersion numbers the read models' format, kept in SQLite's
+// user_version. It goes up with every change to the projection that makes
+// rows an older one wrote wrong or incomplete (a column an older projection
+// left empty, a table it never filled), since schema.sql's CREATE ... IF NOT
+// EXISTS would add such a table empty and the answers built on it would be
+// silently wrong. The read models are a projection of the log, so an older
+// format is rebuilt, never migrated by hand.
+//
+//	1: reversal rows carry their usage's time; ledger_occurred_counts.
+const formatVersion = 1
+
+// ErrFormatOutdated is returned by Open for read models an older
+// projection wrote: rebuild them from the log (creditd serve does).
+var ErrFormatOutdated = errors.New("read models of an older format")
+
+// checkFormat refuses a database of another format than formatVersion; a
+// database with no table yet is new and takes this format.
+func checkFormat(writer *sql.DB, path string) error {
+	var tables, version int
+	if err := writer.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table'`).Scan(&tables); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := writer.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	switch {
+	case tables == 0, version == formatVersion:
+		return nil
+	case version < formatVersion:
+		return fmt.Errorf("%w: %s is format %d, this creditd writes format %d: rebuild it from the log", ErrFormatOutdated, path, version, formatVersion)
+	default:
+		return fmt.Errorf("%s is read-model format %d, newer than this creditd's %d: run the newer creditd, or rebuild the read models", path, version, formatVersion)
+	}
 }
 
 // bulkIndexes are dropped during a bulk load; schema.sql recreates them.

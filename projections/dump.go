@@ -8,7 +8,7 @@ import (
 // Dump renders every read-model table, so two databases can be compared.
 func Dump(db *DB) (string, error) {
 	var out strings.Builder
-	for _, table := range []string{"checkpoint", "chain_heads", "tenants", "subscriptions", "api_keys", "lines", "grants", "reservations", "ledger", "ledger_counts", "usage_daily", "usage_rollup", "tenant_totals", "endpoint_totals"} {
+	for _, table := range []string{"checkpoint", "chain_heads", "tenants", "subscriptions", "api_keys", "lines", "grants", "reservations", "ledger", "ledger_counts", "ledger_occurred_counts", "usage_daily", "usage_rollup", "tenant_totals", "endpoint_totals"} {
 		probe, err := db.Reader().Query("SELECT * FROM " + table + " LIMIT 0")
 		if err != nil {
 			return "", err

@@ -32,7 +32,8 @@ type ledgerRow struct {
 	sourceID, description, reference, metadata        string
 	createdAt                                         int64
 	position                                          uint64
-	// occurredAt is set on usage debits only (NULL otherwise).
+	// occurredAt is set on usage debits and their reversals (NULL
+	// otherwise).
 	occurredAt    int64
 	hasOccurredAt bool
 }
@@ -49,8 +50,16 @@ func (b *batch) ledger(env domain.Envelope, line *lineRow, entryType string, amo
 // usageLedger records a usage debit with the time it occurred.
 func (b *batch) usageLedger(env domain.Envelope, line *lineRow, amount int64, sourceID, description, metadata string, seq uint64, at, occurredAt int64) {
 	b.ledger(env, line, ledgerDebit, amount, sourceID, description, "", metadata, seq, at)
+	b.occurred(occurredAt)
+}
+
+// occurred stamps the entry recorded last with the time of the usage it
+// moves credits for. A reversal carries the reversed debit's time, so that
+// sums of usage by occurred_at net it against that debit, on the same day
+// and in the same instant, as the usage cube does.
+func (b *batch) occurred(at int64) {
 	row := &b.ledgerRows[len(b.ledgerRows)-1]
-	row.occurredAt, row.hasOccurredAt = occurredAt, true
+	row.occurredAt, row.hasOccurredAt = at, true
 }
 
 type ledgerCountKey struct {
@@ -60,11 +69,36 @@ type ledgerCountKey struct {
 	day        int64
 }
 
+// occurredCountKey is a row of ledger_occurred_counts.
+type occurredCountKey struct {
+	tenantID  int64
+	entryType string
+	day       int64
+}
+
+// occurredDay is the UTC day of when what row records happened: its
+// occurred_at, else its created_at. Usage may be dated before 1970, so the
+// division rounds down, not towards zero.
+func (row *ledgerRow) occurredDay() int64 {
+	const dayMicros = 86400 * 1e6
+	at := row.createdAt
+	if row.hasOccurredAt {
+		at = row.occurredAt
+	}
+	day := at / dayMicros
+	if at%dayMicros < 0 {
+		day--
+	}
+	return day
+}
+
 func (b *batch) flushLedger() error {
 	counts := map[ledgerCountKey]int64{}
+	occurredCounts := map[occurredCountKey]int64{}
 	for i := range b.ledgerRows {
 		row := &b.ledgerRows[i]
 		counts[ledgerCountKey{row.tenantID, row.creditType, row.entryType, row.createdAt / (86400 * 1e6)}]++
+		occurredCounts[occurredCountKey{row.tenantID, row.entryType, row.occurredDay()}]++
 	}
 	if len(counts) > 0 {
 		stmt, err := b.stmt(`INSERT INTO ledger_counts (tenant_id, credit_type, type, day, entries) VALUES (?, ?, ?, ?, ?)
@@ -74,6 +108,16 @@ func (b *batch) flushLedger() error {
 		}
 		for k, n := range counts {
 			if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.creditType, k.entryType, k.day, n); err != nil {
+				return err
+			}
+		}
+		stmt, err = b.stmt(`INSERT INTO ledger_occurred_counts (tenant_id, type, day, entries) VALUES (?, ?, ?, ?)
+			ON CONFLICT DO UPDATE SET entries = entries + excluded.entries`)
+		if err != nil {
+			return err
+		}
+		for k, n := range occurredCounts {
+			if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.entryType, k.day, n); err != nil {
 				return err
 			}
 		}

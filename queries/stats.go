@@ -59,9 +59,12 @@ func (r *Reader) Stats(ctx context.Context, tenantID int64, rng Range) (StatsRep
 
 	byDay := map[int64]*DailySpend{}
 	var order []int64
+	// Each day's total is its rollup by no dimension (column '', value
+	// ''): it keeps the usage without a module or user, which the splits
+	// leave out (no "" key: docs/compat.md).
 	split := func(column string, set func(d *DailySpend, key string, v decimal.Decimal)) error {
 		rows, err := r.db.QueryContext(ctx, `SELECT day, value, credits FROM usage_rollup
-			WHERE tenant_id = ? AND dimension = ? AND day BETWEEN ? AND ? AND credits != 0 ORDER BY day`,
+			WHERE tenant_id = ? AND dimension = ? AND day BETWEEN ? AND ? AND credits != 0 AND (value != '' OR dimension = '') ORDER BY day`,
 			tenantID, column, rng.FromDay, rng.ToDay)
 		if err != nil {
 			return err
@@ -83,10 +86,10 @@ func (r *Reader) Stats(ctx context.Context, tenantID int64, rng Range) (StatsRep
 		}
 		return rows.Err()
 	}
-	if err := split("module", func(d *DailySpend, key string, v decimal.Decimal) {
-		d.ByModule[key] = v
-		d.Total = d.Total.Add(v)
-	}); err != nil {
+	if err := split("", func(d *DailySpend, _ string, v decimal.Decimal) { d.Total = v }); err != nil {
+		return report, err
+	}
+	if err := split("module", func(d *DailySpend, key string, v decimal.Decimal) { d.ByModule[key] = v }); err != nil {
 		return report, err
 	}
 	if err := split("user_id", func(d *DailySpend, key string, v decimal.Decimal) { d.ByUser[key] = v }); err != nil {
@@ -109,13 +112,14 @@ func (r *Reader) Stats(ctx context.Context, tenantID int64, rng Range) (StatsRep
 }
 
 // top ranks the values of one rolled dimension by credits spent, values
-// used for free included.
+// used for free included, usage without the dimension left out.
 func (r *Reader) top(ctx context.Context, tenantID int64, rng Range, dimension string) ([]Ranked, error) {
 	return r.rank(ctx, tenantID, rng, dimension, topMax, true)
 }
 
 // rank lists the values of one rolled dimension over the range's whole days
-// by credits spent, largest first, at most limit of them.
+// by credits spent, largest first, at most limit of them. Usage without a
+// value of the dimension is in no entry (no "" key: docs/compat.md).
 func (r *Reader) rank(ctx context.Context, tenantID int64, rng Range, dimension string, limit int, withFree bool) ([]Ranked, error) {
 	having := " HAVING sum(credits) != 0"
 	if withFree {
@@ -123,7 +127,7 @@ func (r *Reader) rank(ctx context.Context, tenantID int64, rng Range, dimension 
 	}
 	// having is one of two constants: no user text reaches the SQL.
 	rows, err := r.db.QueryContext(ctx, `SELECT value, sum(credits), sum(requests), sum(quantity) FROM usage_rollup
-		WHERE tenant_id = ? AND dimension = ? AND day BETWEEN ? AND ? GROUP BY value`+having+`
+		WHERE tenant_id = ? AND dimension = ? AND day BETWEEN ? AND ? AND value != '' GROUP BY value`+having+`
 		ORDER BY sum(credits) DESC, value LIMIT ?`, tenantID, dimension, rng.FromDay, rng.ToDay, limit)
 	if err != nil {
 		return nil, err

@@ -17,9 +17,11 @@ type UsedFilter struct {
 }
 
 // UsedBetween sums the credits of usage (debits and captures) whose
-// occurred_at is in [from, to], exactly to the microsecond: whole UTC days
-// from the usage cube, the partial days at the edges from the ledger, which
-// keeps each debit's own time.
+// occurred_at is in [from, to], exactly to the microsecond, net of their
+// reversals (a reversal counts at the reversed usage's occurred_at, however
+// late it was made): whole UTC days from the usage cube, the partial days
+// at the edges from the ledger, which keeps each debit's own time and gives
+// a reversal its debit's.
 func (r *Reader) UsedBetween(ctx context.Context, tenantID int64, from, to time.Time, f UsedFilter) (decimal.Decimal, error) {
 	const dayMicros = 86400 * 1e6
 	fromMicros, toMicros := from.UnixMicro(), to.UnixMicro()

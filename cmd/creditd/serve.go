@@ -224,7 +224,7 @@ func serve(args []string) error {
 	defer engine.Close()
 	producers.UseKeys(engine)
 
-	readModels, err := projections.Open(filepath.Join(cfg.dataDir, readModelFile))
+	readModels, err := openReadModels(ctx, store, log, filepath.Join(cfg.dataDir, readModelFile))
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
+
+	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/httpapi/internal/web"
@@ -18,11 +23,11 @@ import (
 func (a *api) accountRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/compat/account/auth/account/usage", Summary: "account: usage statistics", Query: []string{"period", "from", "to"},
-			Handler: a.accountUsage, Response: accountUsageJSON{}},
+			Handler: a.accountUsage, Response: accountUsageJSON{}, ISOTimes: true},
 		{Method: "GET", Path: "/compat/account/auth/account/credits", Summary: "account: credit balance",
 			Handler: a.accountCredits, Response: accountBalanceJSON{}},
 		{Method: "GET", Path: "/compat/account/auth/account/ledger", Summary: "account: credit ledger", Query: []string{"type", "from", "to", "limit", "offset"},
-			Handler: a.accountLedger, Response: accountLedgerJSON{}},
+			Handler: a.accountLedger, Response: accountLedgerJSON{}, ISOTimes: true, LimitCapped: true},
 		{Method: "GET", Path: "/compat/account/auth/account/summary", Summary: "account: account summary",
 			Handler: a.accountSummary, Response: accountSummaryJSON{}},
 	}
@@ -95,22 +100,32 @@ type accountSummaryJSON struct {
 	LastLoginAt          *time.Time               `json:"last_login_at"`
 }
 
-// periodStart is the start of the UTC day, month or year holding t.
-func periodStart(period string, t time.Time) time.Time {
+// monthStart is the start of the UTC month holding t: from's default, the
+// seed's "start of current month" (of now), whatever the period.
+func monthStart(t time.Time) time.Time {
 	t = t.UTC()
-	switch period {
-	case "daily":
-		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-	case "yearly":
-		return time.Date(t.Year(), 1, 1, 0, 0, 0, 0, time.UTC)
-	}
 	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 }
 
-// accountUsageStats sums usage over the whole UTC days of [from, to] (the
-// usage statistics are kept per day).
+// utcDay is the UTC day holding t, in days since 1970-01-01; before 1970
+// too, where dividing the Unix time would round towards it.
+func utcDay(t time.Time) int64 {
+	day := t.Unix() / 86400
+	if t.Unix()%86400 < 0 {
+		day--
+	}
+	return day
+}
+
+// accountUsageStats sums usage over the UTC days that from and to fall on,
+// whole: the usage statistics are kept per day, and period_start and
+// period_end say exactly what was counted, the first and the last
+// microsecond of those days.
 func (a *api) accountUsageStats(ctx context.Context, tenantID int64, period string, from, to time.Time) (accountUsageJSON, error) {
-	rng := queries.Range{From: from, To: to, FromDay: from.Unix() / 86400, ToDay: to.Unix() / 86400}
+	fromDay, toDay := utcDay(from), utcDay(to)
+	start := time.Unix(fromDay*86400, 0).UTC()
+	end := time.Unix((toDay+1)*86400, 0).UTC().Add(-time.Microsecond)
+	rng := queries.Range{From: start, To: end, FromDay: fromDay, ToDay: toDay}
 	endpoint, _ := queries.ParseDimension("endpoint")
 	report, err := a.Reader.Usage(ctx, tenantID, queries.UsageQuery{Range: rng, Granularity: queries.GranularityNone, GroupBy: []queries.Dimension{endpoint}})
 	if err != nil {
@@ -118,9 +133,13 @@ func (a *api) accountUsageStats(ctx context.Context, tenantID int64, period stri
 	}
 	out := accountUsageJSON{UserID: tenantID, Period: period, TotalRequests: report.Totals.Requests, SuccessfulRequests: report.Totals.Successful,
 		FailedRequests: report.Totals.Failed, CreditsConsumed: web.Number(report.Totals.Credits), RequestsByEndpoint: map[string]int64{},
-		PeriodStart: from, PeriodEnd: to}
+		PeriodStart: start, PeriodEnd: end}
 	for _, row := range report.Rows {
-		out.RequestsByEndpoint[row.Group["endpoint"]] += row.Requests
+		// Usage that names no endpoint is in the totals, under no key: a
+		// "" key is a request to no endpoint, which no client asks about.
+		if endpoint := row.Group["endpoint"]; endpoint != "" {
+			out.RequestsByEndpoint[endpoint] += row.Requests
+		}
 	}
 	return out, nil
 }
@@ -136,23 +155,30 @@ func (a *api) accountUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 	default:
 		errs = append(errs, &queries.ParamError{Param: "period", Message: "must be daily, monthly or yearly", Value: period})
 	}
+	// The period names the answer; it moves neither default.
 	now := a.Clock().UTC()
 	to := now
-	if params.Get("to") != "" {
-		to = web.RequiredInstant(params.Get("to"), "to", true, &errs)
+	if t := instantParam(params, "to", true, &errs); t != nil {
+		to = *t
 	}
-	from := periodStart(period, to)
-	if params.Get("from") != "" {
-		from = web.RequiredInstant(params.Get("from"), "from", false, &errs)
-	}
+	from := instantParam(params, "from", false, &errs)
 	if len(errs) == 0 {
-		errs = append(errs, web.CheckSpan(from, to, "from"))
+		switch start := monthStart(now); {
+		case from != nil:
+			errs = append(errs, orderedRange(*from, to, "from"))
+		case to.Before(start):
+			// Only to is given, before from's default: the range would
+			// end before it starts.
+			errs = append(errs, &queries.ParamError{Param: "from", Message: "is required when to is before the start of the current month, from's default"})
+		default:
+			from = &start
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		a.WriteReadError(w, r, err)
 		return
 	}
-	out, err := a.accountUsageStats(r.Context(), tenantID, period, from, to)
+	out, err := a.accountUsageStats(r.Context(), tenantID, period, *from, to)
 	if err != nil {
 		a.WriteReadError(w, r, err)
 		return
@@ -161,14 +187,25 @@ func (a *api) accountUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 }
 
 // accountBalance sums the tenant's lines; the auto-reload fields are the
-// default line's (the seed's account has one balance).
+// default line's (the seed's account has one balance). available is what
+// can be used now ("Available for use"), as lantern's remaining_credits:
+// grants not yet effective are in the balance, as in the ledger, but not
+// available.
 func (a *api) accountBalance(ctx context.Context, tenantID int64) (accountBalanceJSON, error) {
 	report, err := a.Reader.Balance(ctx, tenantID, "", nil)
 	if err != nil {
 		return accountBalanceJSON{}, err
 	}
+	lines, err := a.Reader.SpendableNow(ctx, tenantID, a.Clock())
+	if err != nil {
+		return accountBalanceJSON{}, err
+	}
+	available := decimal.Zero
+	for _, l := range lines {
+		available = available.Add(l.Spendable)
+	}
 	t := report.Total
-	out := accountBalanceJSON{UserID: tenantID, Balance: web.Number(t.Balance), Reserved: web.Number(t.Reserved), Available: web.Number(t.Available),
+	out := accountBalanceJSON{UserID: tenantID, Balance: web.Number(t.Balance), Reserved: web.Number(t.Reserved), Available: web.Number(available),
 		Currency: report.Currency}
 	if !t.LastUpdated.IsZero() {
 		at := t.LastUpdated
@@ -191,15 +228,38 @@ func (a *api) accountCredits(w http.ResponseWriter, r *http.Request, tenantID in
 	web.WriteJSON(w, http.StatusOK, out)
 }
 
-// accountLedger lists entries newest first; this API knows no expiry type,
-// so expiries are adjustments (with their negative amount).
+// integerParam reads the optional integer parameter name, at least least;
+// 0 when absent, and one error when it is not such an integer.
+func integerParam(params url.Values, name string, least int, errs *[]error) int {
+	text := params.Get(name)
+	if text == "" {
+		return 0
+	}
+	v, err := strconv.Atoi(text)
+	switch {
+	case err != nil:
+		*errs = append(*errs, &queries.ParamError{Param: name, Message: "must be an integer", Value: text})
+	case v < least:
+		*errs = append(*errs, &queries.ParamError{Param: name, Message: fmt.Sprintf("must be at least %d", least), Value: text})
+	}
+	return v
+}
+
+// accountLedger lists the account's entries newest first by when what they
+// record happened, the time /usage counts usage by, each with the balance
+// of all the account's lines after it (queries.OccurrenceLedger). This API
+// knows no expiry type, so expiries are adjustments (with their negative
+// amount).
 func (a *api) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	params := r.URL.Query()
 	var errs []error
 	f := queries.LedgerFilter{
-		From: web.InstantParam(r, "from", false, &errs), To: web.InstantParam(r, "to", true, &errs),
-		Limit: web.IntParam(r, "limit", &errs), Offset: web.IntParam(r, "offset", &errs),
+		From: instantParam(params, "from", false, &errs), To: instantParam(params, "to", true, &errs),
+		Limit: integerParam(params, "limit", 1, &errs), Offset: integerParam(params, "offset", 0, &errs),
 	}
+	// The seed's limit has a maximum, not a refusal: more reads as the
+	// most a page holds, which the answer's limit then says.
+	f.Limit = min(f.Limit, queries.PageLimitMax)
 	switch t := params.Get("type"); t {
 	case "":
 	case "credit", "debit":
@@ -209,14 +269,11 @@ func (a *api) accountLedger(w http.ResponseWriter, r *http.Request, tenantID int
 	default:
 		errs = append(errs, &queries.ParamError{Param: "type", Message: "must be credit, debit or adjustment", Value: t})
 	}
-	if params.Has("limit") && f.Limit == 0 {
-		errs = append(errs, &queries.ParamError{Param: "limit", Message: "must be between 1 and 100", Value: "0"})
-	}
 	if err := errors.Join(errs...); err != nil {
 		a.WriteReadError(w, r, err)
 		return
 	}
-	page, err := a.Reader.Ledger(r.Context(), tenantID, f)
+	page, err := a.Reader.OccurrenceLedger(r.Context(), tenantID, f)
 	if err != nil {
 		a.WriteReadError(w, r, err)
 		return
@@ -246,7 +303,7 @@ func (a *api) accountSummary(w http.ResponseWriter, r *http.Request, tenantID in
 		a.WriteReadError(w, r, err)
 		return
 	}
-	month, err := a.accountUsageStats(ctx, tenantID, "monthly", periodStart("monthly", now), now)
+	month, err := a.accountUsageStats(ctx, tenantID, "monthly", monthStart(now), now)
 	if err != nil {
 		a.WriteReadError(w, r, err)
 		return

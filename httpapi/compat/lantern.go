@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
 )
@@ -15,7 +17,7 @@ func (a *api) lanternRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/compat/lantern/v1/credits/usage", Summary: "lantern: credits used in a time range",
 			Query: []string{"start_date", "end_date", "workflow_id", "workflow_run_id", "custom_key", "custom_value"}, RequiredQuery: []string{"start_date", "end_date"},
-			Handler: a.lanternUsage, Response: lanternUsageJSON{}},
+			Handler: a.lanternUsage, Response: lanternUsageJSON{}, ISOTimes: true},
 		{Method: "GET", Path: "/compat/lantern/v1/credits/remaining", Summary: "lantern: remaining and total credits",
 			Handler: a.lanternRemaining, Response: lanternRemainingJSON{}},
 	}
@@ -37,12 +39,13 @@ type lanternRemainingJSON struct {
 }
 
 // lanternUsage sums usage with occurred_at in [start_date, end_date],
-// exactly to the microsecond, matching every filter given.
+// exactly to the microsecond, matching every filter given, net of the
+// reversals of that usage (docs/compat.md).
 func (a *api) lanternUsage(w http.ResponseWriter, r *http.Request, tenantID int64) {
 	params := r.URL.Query()
 	var errs []error
-	start := web.RequiredInstant(params.Get("start_date"), "start_date", false, &errs)
-	end := web.RequiredInstant(params.Get("end_date"), "end_date", true, &errs)
+	start := requiredInstant(params, "start_date", false, &errs)
+	end := requiredInstant(params, "end_date", true, &errs)
 	filter := queries.UsedFilter{WorkflowID: params.Get("workflow_id"), WorkflowRunID: params.Get("workflow_run_id"),
 		CustomKey: params.Get("custom_key"), CustomValue: params.Get("custom_value")}
 	switch {
@@ -56,7 +59,7 @@ func (a *api) lanternUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 		errs = append(errs, &queries.ParamError{Param: "custom_key", Message: "must be 1 to 64 letters, digits or _-.:", Value: filter.CustomKey})
 	}
 	if len(errs) == 0 {
-		errs = append(errs, web.CheckSpan(start, end, "start_date"))
+		errs = append(errs, orderedRange(start, end, "start_date"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		a.WriteReadError(w, r, err)
@@ -71,13 +74,28 @@ func (a *api) lanternUsage(w http.ResponseWriter, r *http.Request, tenantID int6
 		EndDate: params.Get("end_date"), CreditsUsed: web.Number(used)})
 }
 
+// lanternRemaining answers what the tenant can spend now, and the credits
+// in effect now that it came from: grants not yet effective, or past their
+// expiry until the sweeper expires them, are in neither, so
+// remaining_credits = total_credits − used − held.
 func (a *api) lanternRemaining(w http.ResponseWriter, r *http.Request, tenantID int64) {
-	report, err := a.Reader.Balance(r.Context(), tenantID, "", nil)
+	ctx := r.Context()
+	report, err := a.Reader.Balance(ctx, tenantID, "", nil)
+	if err != nil {
+		a.WriteReadError(w, r, err)
+		return
+	}
+	lines, err := a.Reader.SpendableNow(ctx, tenantID, a.Clock())
 	if err != nil {
 		a.WriteReadError(w, r, err)
 		return
 	}
 	t := report.Total
-	web.WriteJSON(w, http.StatusOK, lanternRemainingJSON{Success: true, TenantID: tenantID, RemainingCredits: web.Number(t.Available),
-		TotalCredits: web.Number(t.Granted.Add(t.Adjusted).Sub(t.Expired))})
+	remaining, total := decimal.Zero, t.Granted.Add(t.Adjusted).Sub(t.Expired)
+	for _, l := range lines {
+		remaining = remaining.Add(l.Spendable)
+		total = total.Sub(l.NotYetEffective).Sub(l.PastExpiry)
+	}
+	web.WriteJSON(w, http.StatusOK, lanternRemainingJSON{Success: true, TenantID: tenantID, RemainingCredits: web.Number(remaining),
+		TotalCredits: web.Number(total)})
 }

@@ -8,17 +8,20 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/httpapi/internal/web"
 	"github.com/creditd/creditd/queries"
 )
 
 // The lasso profile (seed 003): spending statistics over whole days, with
 // the subscription allocation, cost per credit, Lasso table usage and the
-// tenant's display configuration.
+// tenant's display configuration. Its errors have the statuses of the
+// seed's table: 400, 401 and 500.
 
 func (a *api) lassoRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/compat/lasso/credits/stats", Summary: "lasso: spending statistics", Query: []string{"from", "to"},
+			Errors:  Errors{Statuses: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusInternalServerError}},
 			Handler: a.lassoStats, Response: lassoStatsJSON{}},
 	}
 }
@@ -39,7 +42,7 @@ type lassoSummaryJSON struct {
 	PreviousPeriodSpent     web.Number     `json:"previous_period_spent"`
 	PreviousPeriodChangePct *web.Number    `json:"previous_period_change_pct"`
 	MonthlyAllocation       *web.Number    `json:"monthly_allocation"`
-	PeriodEnd               *string        `json:"period_end"`
+	PeriodEnd               string         `json:"period_end"`
 	CostPerCredit           *lassoCostJSON `json:"cost_per_credit"`
 }
 
@@ -124,20 +127,33 @@ func (a *api) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64)
 		n := web.Number(*stats.ChangePct)
 		out.Summary.PreviousPeriodChangePct = &n
 	}
-	if err := a.lassoAllocation(r, tenantID, &out.Summary); err != nil {
+	tenant, err := a.Reader.Tenant(ctx, tenantID)
+	if err != nil {
+		a.WriteSummaryError(w, r, err)
+		return
+	}
+	if err := a.lassoAllocation(r, tenant, &out.Summary); err != nil {
 		a.WriteReadError(w, r, err)
 		return
 	}
-	out.Daily = []lassoDailyJSON{}
+	// Every day of the range, those without spend at zero: a client
+	// charts daily as it comes (the range is at most 1830 days).
+	spent := map[string]queries.DailySpend{}
 	for _, d := range stats.Daily {
-		day := lassoDailyJSON{Date: d.Date, Total: web.Number(d.Total), ByModule: map[string]web.Number{}, ByUser: map[string]web.Number{}}
+		spent[d.Date] = d
+	}
+	out.Daily = []lassoDailyJSON{}
+	for day := from; !day.After(to); day = day.AddDate(0, 0, 1) {
+		date := day.Format(time.DateOnly)
+		d := spent[date]
+		entry := lassoDailyJSON{Date: date, Total: web.Number(d.Total), ByModule: map[string]web.Number{}, ByUser: map[string]web.Number{}}
 		for k, v := range d.ByModule {
-			day.ByModule[k] = web.Number(v)
+			entry.ByModule[k] = web.Number(v)
 		}
 		for k, v := range d.ByUser {
-			day.ByUser[k] = web.Number(v)
+			entry.ByUser[k] = web.Number(v)
 		}
-		out.Daily = append(out.Daily, day)
+		out.Daily = append(out.Daily, entry)
 	}
 	out.ByModule, out.ByService, out.ByUser = []lassoModuleJSON{}, []lassoServiceJSON{}, []lassoUserJSON{}
 	for _, part := range []struct {
@@ -165,11 +181,6 @@ func (a *api) lassoStats(w http.ResponseWriter, r *http.Request, tenantID int64)
 		a.WriteReadError(w, r, err)
 		return
 	}
-	tenant, err := a.Reader.Tenant(ctx, tenantID)
-	if err != nil {
-		a.WriteSummaryError(w, r, err)
-		return
-	}
 	out.CurrencyConfig = tenant.CurrencyConfig
 	if len(out.CurrencyConfig) == 0 {
 		out.CurrencyConfig = json.RawMessage("{}")
@@ -190,11 +201,17 @@ func lassoDate(text, param string, errs *[]error) time.Time {
 	return t
 }
 
-// lassoAllocation fills the subscription figures: the active monthly
-// allocation and its period end, and the cost per credit from the
-// subscription's price, else from the latest grant's cost basis.
-func (a *api) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJSON) error {
-	subs, err := a.Reader.Subscriptions(r.Context(), tenantID, a.Clock())
+// lassoAllocation fills the plan's figures. The tenant's currency_config
+// wins, as the seed's answer is its config: monthly_credits is the monthly
+// allocation, and with monthly_fee_<display currency> it prices a credit.
+// What the config does not give comes from the active monthly
+// subscriptions (their credits summed, the first one's price), and a
+// price from the latest grant's cost basis last. The period end is the
+// first active subscription's, else the calendar month's (UTC): without a
+// subscription creditd's period is the month, as in the tamtam profile.
+func (a *api) lassoAllocation(r *http.Request, tenant queries.Tenant, s *lassoSummaryJSON) error {
+	now := a.Clock().UTC()
+	subs, err := a.Reader.Subscriptions(r.Context(), tenant.ID, now)
 	if err != nil {
 		return err
 	}
@@ -204,22 +221,30 @@ func (a *api) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJS
 			continue
 		}
 		allocation = allocation.Add(sub.CreditsPerPeriod)
-		if s.PeriodEnd == nil && sub.CurrentPeriodEnd != nil {
-			end := sub.CurrentPeriodEnd.UTC().Format(jsTime)
-			s.PeriodEnd = &end
+		if s.PeriodEnd == "" && sub.CurrentPeriodEnd != nil {
+			s.PeriodEnd = sub.CurrentPeriodEnd.UTC().Format(jsTime)
 		}
 		if s.CostPerCredit == nil && sub.PriceAmount != nil {
-			fee, credits := web.Number(*sub.PriceAmount), web.Number(sub.CreditsPerPeriod)
-			s.CostPerCredit = &lassoCostJSON{Amount: web.Number(sub.PriceAmount.DivRound(sub.CreditsPerPeriod, 6)), Currency: sub.PriceCurrency,
-				MonthlyFee: &fee, MonthlyCredits: &credits}
+			s.CostPerCredit = lassoCost(*sub.PriceAmount, sub.CreditsPerPeriod, sub.PriceCurrency)
 		}
+	}
+	// A stored config that no longer parses (written before its members
+	// were typed) configures nothing.
+	if config, err := domain.ParseCurrencyConfig(tenant.CurrencyConfig); err == nil && config.MonthlyCredits != nil {
+		allocation = *config.MonthlyCredits
+		if fee, ok := config.MonthlyFee(tenant.Currency); ok {
+			s.CostPerCredit = lassoCost(fee, allocation, tenant.Currency)
+		}
+	}
+	if s.PeriodEnd == "" {
+		s.PeriodEnd = time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, 1, 0).Format(jsTime)
 	}
 	if !allocation.IsZero() {
 		n := web.Number(allocation)
 		s.MonthlyAllocation = &n
 	}
 	if s.CostPerCredit == nil {
-		cost, err := a.Reader.LatestGrantCost(r.Context(), tenantID)
+		cost, err := a.Reader.LatestGrantCost(r.Context(), tenant.ID)
 		if err != nil {
 			return err
 		}
@@ -228,6 +253,13 @@ func (a *api) lassoAllocation(r *http.Request, tenantID int64, s *lassoSummaryJS
 		}
 	}
 	return nil
+}
+
+// lassoCost is a monthly fee for monthly credits as the seed's
+// cost_per_credit: the amount to 6 places, as amounts are.
+func lassoCost(fee, credits decimal.Decimal, currency string) *lassoCostJSON {
+	feeNumber, creditsNumber := web.Number(fee), web.Number(credits)
+	return &lassoCostJSON{Amount: web.Number(fee.DivRound(credits, 6)), Currency: currency, MonthlyFee: &feeNumber, MonthlyCredits: &creditsNumber}
 }
 
 // lassoSection reports the lasso module's usage: credits, products (the

@@ -6,12 +6,13 @@ import (
 	"github.com/creditd/creditd/httpapi/internal/web"
 )
 
-// The openrouter profile (seed 004): total credits and usage.
+// The openrouter profile (seed 004): total credits and usage. Its errors
+// are the seed API's error object, which its SDK maps to typed errors.
 
 func (a *api) openrouterRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/compat/openrouter/api/v1/credits", Summary: "openrouter: total credits and usage",
-			Handler: a.openrouterCredits, Response: openrouterCreditsJSON{}},
+			Errors: Errors{Shape: ErrorShapeErrorObject}, Handler: a.openrouterCredits, Response: openrouterCreditsJSON{}},
 	}
 }
 
@@ -22,15 +23,29 @@ type openrouterCreditsJSON struct {
 	} `json:"data"`
 }
 
+// openrouterCredits answers the credits the tenant has (granted +
+// adjusted − expired, less the grants not yet effective, which no other
+// profile counts either) and the usage: total_credits − total_usage is
+// the balance less what cannot pay yet.
 func (a *api) openrouterCredits(w http.ResponseWriter, r *http.Request, tenantID int64) {
-	report, err := a.Reader.Balance(r.Context(), tenantID, "", nil)
+	ctx := r.Context()
+	report, err := a.Reader.Balance(ctx, tenantID, "", nil)
 	if err != nil {
 		a.WriteReadError(w, r, err)
 		return
 	}
-	var out openrouterCreditsJSON
+	lines, err := a.Reader.SpendableNow(ctx, tenantID, a.Clock())
+	if err != nil {
+		a.WriteReadError(w, r, err)
+		return
+	}
 	t := report.Total
-	out.Data.TotalCredits = web.Number(t.Granted.Add(t.Adjusted).Sub(t.Expired))
+	credits := t.Granted.Add(t.Adjusted).Sub(t.Expired)
+	for _, l := range lines {
+		credits = credits.Sub(l.NotYetEffective)
+	}
+	var out openrouterCreditsJSON
+	out.Data.TotalCredits = web.Number(credits)
 	out.Data.TotalUsage = web.Number(t.Used)
 	web.WriteJSON(w, http.StatusOK, out)
 }

@@ -227,12 +227,22 @@ function isoDay(d) { return d.toISOString().slice(0, 10); }
 
 function moduleName(m) { return m || "(none)"; }
 
+// withUnnamedModule is a day's spend by module with the usage without a
+// module, which the API keeps in the total only (no "" key), under "".
+function withUnnamedModule(d) {
+  const named = Object.values(d.by_module);
+  const scale = scaleOf([d.total, ...named]);
+  const rest = named.reduce((left, t) => left - unitsAt(scaled(t), scale), unitsAt(scaled(d.total), scale));
+  return rest === 0n ? d.by_module : { ...d.by_module, "": decimalText(rest, scale) };
+}
+
 // dailySeries spreads the API's days with spend over every UTC day of the
 // range asked, the days without spend at zero.
 function dailySeries(stats) {
   const from = stats.from.slice(0, 10), to = stats.to.slice(0, 10);
-  const byDate = new Map(stats.daily.map((d) => [d.date, d]));
-  const modules = [...new Set(stats.daily.flatMap((d) => Object.keys(d.by_module)))].sort();
+  const daily = stats.daily.map((d) => ({ ...d, by_module: withUnnamedModule(d) }));
+  const byDate = new Map(daily.map((d) => [d.date, d]));
+  const modules = [...new Set(daily.flatMap((d) => Object.keys(d.by_module)))].sort();
   const days = [];
   for (let t = Date.parse(from + "T00:00:00Z"), end = Date.parse(to + "T00:00:00Z"); t <= end; t += dayMs) {
     const date = isoDay(new Date(t));

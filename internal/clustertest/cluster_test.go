@@ -220,8 +220,22 @@ func TestClusterSurvivesLosingTheStreamLeader(t *testing.T) {
 			}
 		})
 	}
-	for acked.Load() < producers*perProducer/4 {
-		time.Sleep(10 * time.Millisecond)
+	// Wait for a quarter of the events to be acknowledged before the fault,
+	// but never past the producers: if they all stopped early (an error),
+	// waiting on the count would hang the test instead of reporting it.
+	producing := make(chan struct{})
+	go func() { wg.Wait(); close(producing) }()
+	for deadline := time.Now().Add(60 * time.Second); acked.Load() < producers*perProducer/4; {
+		select {
+		case err := <-errs:
+			t.Fatalf("before the fault: %v", err)
+		case <-producing:
+			t.Fatalf("the producers stopped after %d acknowledged events, before the fault", acked.Load())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d events acknowledged in 60 s, before the fault", acked.Load())
+		}
 	}
 	js, _ := jetstream.New(connect(t, urls, "probe"))
 	stream, err := js.Stream(ctx, eventstore.StreamName)

@@ -75,7 +75,10 @@ type Store struct {
 	snap       snapshots
 }
 
-// Open connects the store to the stream, creating it on first use.
+// Open connects the store to the stream, creating it on first use. An
+// existing stream must pass CheckStream as the log (file storage, at least
+// cfg.Replicas replicas, no limits, no deletes or purges, synchronous
+// persistence); otherwise Open returns an error naming each setting.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -110,6 +113,11 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
 	}
 	info := stream.CachedInfo()
+	// Checked as found, before anything is read or written: a stream that
+	// can lose acknowledged commits is refused, never used or "fixed".
+	if err := CheckStream(info.Config, Durability{Replicas: replicas, AppendOnly: true}); err != nil {
+		return nil, fmt.Errorf("the event log's stream can lose acknowledged events; creditd will not use it:\n%w", err)
+	}
 	if !slices.Equal(info.Config.Subjects, streamSubjects) {
 		// A stream from an earlier version: add the subjects it lacks.
 		cfg := info.Config

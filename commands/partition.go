@@ -21,8 +21,6 @@ const (
 	inboxDepth = 1024
 	// commitOpsMax bounds the operations gathered into one commit.
 	commitOpsMax = 8192
-	// commitBytesMax keeps a commit under the server's message size limit.
-	commitBytesMax = eventstore.MaxPayloadBytes - 64<<10
 	// appendAttemptsMax bounds how often a batch is decided again after
 	// another writer moved the subject.
 	appendAttemptsMax = 16

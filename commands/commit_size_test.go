@@ -151,3 +151,55 @@ func TestCommitsFitTheServersMaxPayload(t *testing.T) {
 		t.Fatalf("the refused request moved the partition from %d to %d (%v)", before, after, err)
 	}
 }
+
+// TestASweepOverTheServersMaxPayloadStoresEveryExpiry expires, in one
+// sweep, more grants than 1 MiB of commit holds: the sweep stores them
+// over several commits instead of failing at every tick.
+func TestASweepOverTheServersMaxPayloadStoresEveryExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := defaultPayloadServer(t)
+	clock := newFakeClock()
+	engine, err := New(ctx, store, Options{Clock: clock.Now, CheckInvariants: true, SweepInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(engine.Close)
+	created, err := engine.CreateTenant(ctx, CreateTenant{Name: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := created.Tenant.ID
+	// About 6000 expiries of some 250 bytes each: 1.5 MB, under
+	// sweepEventsMax, over 1 MiB.
+	const lines, grantsEach = 100, 60
+	expires := clock.Now().Add(time.Hour)
+	errs := make(chan error, lines)
+	for l := range lines {
+		go func() {
+			var err error
+			for g := 0; g < grantsEach && err == nil; g++ {
+				grant := grantCommand(fmt.Sprintf("%s-%d-%d", strings.Repeat("g", 100), l, g), "1")
+				grant.ExpiresAt = &expires
+				_, err = engine.Grant(ctx, tenant, fmt.Sprintf("type-%d", l), grant)
+			}
+			errs <- err
+		}()
+	}
+	for range lines {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(2 * time.Hour)
+	if err := engine.Sweep(ctx); err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	for l := range lines {
+		line, _, err := engine.Line(ctx, tenant, fmt.Sprintf("type-%d", l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDecimal(t, fmt.Sprintf("line %d expired", l), line.Expired, fmt.Sprint(grantsEach))
+	}
+}

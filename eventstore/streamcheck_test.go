@@ -173,3 +173,16 @@ func TestCheckStream(t *testing.T) {
 		}
 	})
 }
+
+func TestAutoReplicas(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		servers, replicas int
+		short             bool
+	}{{1, 1, true}, {2, 2, true}, {3, 3, false}, {5, 3, false}, {0, 1, true}} {
+		replicas, short := eventstore.AutoReplicas(tc.servers)
+		if replicas != tc.replicas || short != tc.short {
+			t.Errorf("AutoReplicas(%d) = %d, %t; want %d, %t", tc.servers, replicas, short, tc.replicas, tc.short)
+		}
+	}
+}

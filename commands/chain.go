@@ -53,10 +53,17 @@ func (c *chain) append(ctx context.Context, store Store, at time.Time, events []
 	if err != nil {
 		return 0, fmt.Errorf("encode commit: %w", err)
 	}
-	if len(data) > commitBytesMax {
-		return 0, fmt.Errorf("%w: %d bytes", ErrCommitTooLarge, len(data))
+	// The limit is the server's (its max_payload), read at each commit; a
+	// group commit over it is split by the caller (partition.commitBatch).
+	if limit := store.MaxCommitBytes(); len(data) > limit {
+		return 0, fmt.Errorf("%w: %d bytes, the store takes %d", ErrCommitTooLarge, len(data), limit)
 	}
 	seq, err := store.Append(ctx, c.subject, c.lastSeq, data)
+	if errors.Is(err, eventstore.ErrTooLarge) {
+		// The server's limit fell below what was read (a reconnect to a
+		// server configured otherwise): nothing was stored.
+		return 0, fmt.Errorf("%w: %v", ErrCommitTooLarge, err)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -21,8 +21,6 @@ const (
 	inboxDepth = 1024
 	// commitOpsMax bounds the operations gathered into one commit.
 	commitOpsMax = 8192
-	// commitBytesMax keeps a commit under the server's message size limit.
-	commitBytesMax = eventstore.MaxPayloadBytes - 64<<10
 	// appendAttemptsMax bounds how often a batch is decided again after
 	// another writer moved the subject.
 	appendAttemptsMax = 16
@@ -78,6 +76,8 @@ type request struct {
 	ops      []op
 	// sweep asks the writer to turn due expiries into events.
 	sweep bool
+	// sweepEvents bounds the events of a sweep; 0 is sweepEventsMax.
+	sweepEvents int
 	// inspect runs on the committed state inside the writer, for reads of
 	// the write model (tests, replies that need the state).
 	inspect func(p *partition)
@@ -352,6 +352,10 @@ func (p *partition) commitBatch(batch []*request) {
 			p.finish(batch, st, seq)
 			return
 		case errors.Is(err, ErrCommitTooLarge):
+			if len(batch) == 1 && batch[0].sweep {
+				p.splitSweep(batch[0], err)
+				return
+			}
 			if len(batch) == 1 {
 				fail(batch, err)
 				return
@@ -380,6 +384,31 @@ func (p *partition) commitBatch(batch []*request) {
 			}
 		}
 	}
+}
+
+// splitSweep runs a sweep too large for one commit as two sweeps of half
+// as many events each, which between them cover what it would have: a
+// server with a small max_payload (NATS's default is 1 MiB) must not
+// stall expiries after downtime. Due work is split by lines; one line's
+// due work too large for a commit fails with tooLarge.
+func (p *partition) splitSweep(r *request, tooLarge error) {
+	limit := r.sweepEvents
+	if limit == 0 {
+		limit = sweepEventsMax
+	}
+	if limit == 1 {
+		r.done <- tooLarge
+		return
+	}
+	for range 2 {
+		half := &request{sweep: true, sweepEvents: limit / 2, done: make(chan error, 1)}
+		p.commitBatch([]*request{half})
+		if err := <-half.done; err != nil {
+			r.done <- err
+			return
+		}
+	}
+	r.done <- nil
 }
 
 func fail(batch []*request, err error) {
@@ -456,7 +485,7 @@ func (p *partition) decide(batch []*request, now time.Time) *stage {
 	st := &stage{p: p, now: now, lines: map[lineRef]*domain.Line{}, changed: map[lineRef]bool{}, seen: map[idKey]outcome{}, lineOf: map[idKey]string{}}
 	for _, r := range batch {
 		if r.sweep {
-			p.decideSweep(st, now)
+			p.decideSweep(st, now, r.sweepEvents)
 			continue
 		}
 		r.results = make([]Result, len(r.ops))
@@ -611,11 +640,16 @@ const (
 )
 
 // decideSweep applies the due work of the lines the schedule says are due
-// (dueQueue): the cost follows the work due, not the number of lines.
-func (p *partition) decideSweep(st *stage, now time.Time) {
+// (dueQueue): the cost follows the work due, not the number of lines. It
+// stops once eventsMax events (0: sweepEventsMax) are decided, visiting
+// no more lines at a time than that.
+func (p *partition) decideSweep(st *stage, now time.Time, eventsMax int) {
+	if eventsMax == 0 {
+		eventsMax = sweepEventsMax
+	}
 	first := len(st.events)
-	for len(st.events)-first < sweepEventsMax {
-		refs := p.due.popDue(now, min(sweepLinesMax-len(st.swept), 64))
+	for len(st.events)-first < eventsMax {
+		refs := p.due.popDue(now, min(sweepLinesMax-len(st.swept), 64, eventsMax))
 		if len(refs) == 0 {
 			return
 		}

@@ -13,6 +13,9 @@ type Store interface {
 	ReadSubject(ctx context.Context, subject string, afterSeq uint64, fn func(eventstore.StoredMsg) error) error
 	Partitions() int
 	PartitionOf(tenantID int64) int
+	// MaxCommitBytes is the largest commit Append stores, from the
+	// server's limits.
+	MaxCommitBytes() int
 	// Quarantined lists the foreign messages an operator set aside.
 	Quarantined(ctx context.Context) (eventstore.Quarantined, error)
 }

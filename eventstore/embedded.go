@@ -15,10 +15,12 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// MaxPayloadBytes is the embedded server's message size limit. A commit
-// carries a whole HTTP usage batch (up to 1000 events), which can exceed
-// NATS's 1 MiB default; an external server must allow at least what
-// creditd's commits need (see README, cluster mode).
+// MaxPayloadBytes is the embedded server's message size limit, and the
+// most a commit may take anywhere. A commit carries whole requests (a
+// usage batch holds up to 1000 events), which can exceed NATS's 1 MiB
+// default; on an external server with a smaller max_payload, commits are
+// sized under it (Store.MaxCommitBytes) and a request that does not fit
+// alone is refused as too large.
 const MaxPayloadBytes = 8 << 20
 
 // serverReadyWait bounds how long the embedded server may take to start.

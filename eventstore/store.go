@@ -55,6 +55,9 @@ var (
 	// ErrUnavailable: the store could not be reached or did not answer. The
 	// append may or may not have landed: read the subject before retrying.
 	ErrUnavailable = errors.New("eventstore: unavailable")
+	// ErrTooLarge: the message is over the server's max_payload or the
+	// stream's max_msg_size, and was not stored (MaxCommitBytes).
+	ErrTooLarge = errors.New("eventstore: message too large")
 )
 
 // Config describes the stream to open or create.
@@ -72,10 +75,15 @@ type Store struct {
 	stream     jetstream.Stream
 	partitions int
 	replicas   int
+	// maxMsgSize is the stream's max_msg_size, 0 or -1 for none.
+	maxMsgSize int32
 	snap       snapshots
 }
 
-// Open connects the store to the stream, creating it on first use.
+// Open connects the store to the stream, creating it on first use. An
+// existing stream must pass CheckStream as the log (file storage, at least
+// cfg.Replicas replicas, no limits, no deletes or purges, synchronous
+// persistence); otherwise Open returns an error naming each setting.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -110,6 +118,11 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
 	}
 	info := stream.CachedInfo()
+	// Checked as found, before anything is read or written: a stream that
+	// can lose acknowledged commits is refused, never used or "fixed".
+	if err := CheckStream(info.Config, Durability{Replicas: replicas, AppendOnly: true}); err != nil {
+		return nil, fmt.Errorf("the event log's stream can lose acknowledged events; creditd will not use it:\n%w", err)
+	}
 	if !slices.Equal(info.Config.Subjects, streamSubjects) {
 		// A stream from an earlier version: add the subjects it lacks.
 		cfg := info.Config
@@ -123,7 +136,37 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil || stored < 1 || stored > partitionsMax {
 		return nil, fmt.Errorf("stream %s has no valid %s metadata", StreamName, metadataPartitions)
 	}
-	return &Store{nc: nc, js: js, stream: stream, partitions: stored, replicas: replicas}, nil
+	store := &Store{nc: nc, js: js, stream: stream, partitions: stored, replicas: replicas, maxMsgSize: info.Config.MaxMsgSize}
+	if limit := store.MaxCommitBytes(); limit < commitBytesMin {
+		return nil, fmt.Errorf("commits may take only %d bytes (the server's max_payload is %d, stream %s's max_msg_size %d); creditd needs at least %d: raise max_payload",
+			limit, nc.MaxPayload(), StreamName, info.Config.MaxMsgSize, commitBytesMin+publishOverheadBytes)
+	}
+	return store, nil
+}
+
+// publishOverheadBytes is left free of commit bytes in every message: the
+// server counts headers against its limits, and the ones Append sends
+// (the expected-sequence header) take under 100 bytes; the rest leaves
+// room for more.
+const publishOverheadBytes = 4 << 10
+
+// commitBytesMin is the least room for a commit Open accepts: below it,
+// requests of a few ordinary events would be refused as too large.
+const commitBytesMin = 60 << 10
+
+// MaxCommitBytes is the largest commit Append stores: under the connected
+// server's max_payload, the stream's max_msg_size and MaxPayloadBytes,
+// less publishOverheadBytes. It is read at each call, because a reconnect
+// may reach a server configured otherwise.
+func (s *Store) MaxCommitBytes() int {
+	limit := int64(MaxPayloadBytes)
+	if payload := s.nc.MaxPayload(); payload > 0 {
+		limit = min(limit, payload)
+	}
+	if s.maxMsgSize > 0 {
+		limit = min(limit, int64(s.maxMsgSize))
+	}
+	return int(max(limit-publishOverheadBytes, 0))
 }
 
 // Partitions is the stream's partition count.
@@ -138,7 +181,8 @@ func PartitionSubject(p int) string { return partitionPrefix + strconv.Itoa(p) }
 
 // Append stores data on subject if the subject's last sequence is still
 // expectedSeq (0: the subject is empty), and returns the stream sequence the
-// message got. It returns ErrConflict or ErrUnavailable (wrapped).
+// message got. It returns ErrConflict, ErrTooLarge or ErrUnavailable
+// (wrapped).
 func (s *Store) Append(ctx context.Context, subject string, expectedSeq uint64, data []byte) (uint64, error) {
 	// Fail fast while the connection is down: the client reconnects on its
 	// own, and callers answer 503 with Retry-After meanwhile instead of
@@ -150,12 +194,18 @@ func (s *Store) Append(ctx context.Context, subject string, expectedSeq uint64, 
 	if err == nil {
 		return ack.Sequence, nil
 	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// The client checks the size before sending: nothing left.
+		return 0, fmt.Errorf("%w: %d bytes to %s: %v", ErrTooLarge, len(data), subject, err)
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
 		// 10071 on a single server, 10164 on replicated streams.
 		case jetstream.JSErrCodeStreamWrongLastSequence, 10164:
 			return 0, fmt.Errorf("%w: %s", ErrConflict, apiErr.Description)
+		case jetstream.JSErrCodeStreamMessageExceedsMaximum:
+			return 0, fmt.Errorf("%w: %d bytes to %s: %s", ErrTooLarge, len(data), subject, apiErr.Description)
 		}
 		return 0, fmt.Errorf("append to %s: %w", subject, err)
 	}

@@ -61,25 +61,6 @@ const (
 	deadPublishLimit = 5 * time.Second
 )
 
-// EnsureStreams creates the work stream and the dead-letter stream. The
-// work stream keeps a message until it is acknowledged (work-queue
-// retention) and dedupes producers' retries by Nats-Msg-Id within its
-// window; creditd's own idempotency covers every id for good.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	for _, cfg := range []jetstream.StreamConfig{
-		{Name: StreamName, Description: "creditd usage events from producers, until recorded", Subjects: []string{SubjectPrefix + "*"},
-			Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Replicas: max(replicas, 1), MaxMsgSize: messageBytesMax,
-			Duplicates: 2 * time.Minute},
-		{Name: DeadStreamName, Description: "creditd usage messages that could not be recorded, with the reason", Subjects: []string{DeadPrefix + "*"},
-			Storage: jetstream.FileStorage, Replicas: max(replicas, 1), MaxMsgSize: messageBytesMax},
-	} {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("stream %s: %w", cfg.Name, err)
-		}
-	}
-	return nil
-}
-
 // Recorder records usage; *commands.Engine satisfies it.
 type Recorder interface {
 	RecordUsage(ctx context.Context, tenantID int64, events []commands.UsageEvent) ([]commands.Result, error)

@@ -57,6 +57,8 @@ type serveConfig struct {
 	notices    bool
 	checkpoint time.Duration
 	webhooks   webhook.Policy
+	// deadLetters bound the dead-letter stream; zero: no limit.
+	deadLetters ingest.DeadLetterLimits
 }
 
 func envOr(name, fallback string) string {
@@ -78,7 +80,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&cfg.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&cfg.adminToken, "admin-token", "", "admin token for tenant administration; generated and stored in the data dir when unset")
 	fs.StringVar(&cfg.natsURL, "nats-url", "", "external NATS JetStream server or cluster; empty runs an embedded server")
-	fs.IntVar(&cfg.replicas, "replicas", 1, "stream replicas when creating the stream on a cluster")
+	fs.IntVar(&cfg.replicas, "replicas", 0, "least replicas of the streams; 0 chooses: 1 on the embedded server, on a cluster (--nats-url) 3, or every JetStream server when there are fewer")
 	fs.IntVar(&cfg.partitions, "partitions", eventstore.PartitionsDefault, "write partitions when creating the stream; fixed afterwards (docs/architecture.md)")
 	fs.StringVar(&cfg.natsListen, "nats-listen", "", "host:port on which the embedded NATS server accepts producers (each authenticates with its tenant's API key); empty: in-process only")
 	fs.StringVar(&cfg.natsToken, "nats-token", "", "operator token for the embedded NATS server: full access to every subject and the JetStream API; for operators only, never for producers")
@@ -86,6 +88,8 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&cfg.natsTLS.key, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	fs.IntVar(&cfg.workers, "ingest-workers", ingest.WorkersDefault, "usage messages from NATS recorded at once")
 	fs.StringVar(&cfg.webhookKey, "webhook-key", "", "key that derives each tenant's webhook signing secret; generated and stored in the data dir when unset")
+	fs.DurationVar(&cfg.deadLetters.MaxAge, "dead-letter-max-age", ingest.DeadLetterMaxAgeDefault, "how long NATS usage messages that could not be recorded are kept on the dead-letter stream; 0: no limit")
+	fs.Int64Var(&cfg.deadLetters.MaxBytes, "dead-letter-max-bytes", ingest.DeadLetterMaxBytesDefault, "bytes of dead letters kept, the oldest dropped first; 0: no limit")
 	fs.DurationVar(&cfg.checkpoint, "checkpoint-interval", time.Hour, "how often to append a checkpoint (subject heads and balances digest); 0 disables")
 	fs.BoolVar(&cfg.notices, "notices", true, "deliver low-balance notices from this instance (with several instances, enable it on one)")
 	fs.BoolVar(&cfg.webhooks.AllowHTTP, "webhook-allow-http", false, "accept plain http webhook URLs; for local development only (notices travel unencrypted)")
@@ -128,7 +132,56 @@ func parseServeFlags(args []string) (serveConfig, error) {
 			}
 		}
 	}
+	errs = append(errs, cfg.validate())
 	return cfg, errors.Join(errs...)
+}
+
+// streamReplicasMax is the most replicas JetStream gives a stream.
+const streamReplicasMax = 5
+
+// validate checks the settings that flags alone cannot.
+func (cfg serveConfig) validate() error {
+	var errs []error
+	switch {
+	case cfg.replicas < 0 || cfg.replicas > streamReplicasMax:
+		errs = append(errs, fmt.Errorf("--replicas %d: want 0 (choose) to %d", cfg.replicas, streamReplicasMax))
+	case cfg.replicas > 1 && cfg.natsURL == "":
+		errs = append(errs, fmt.Errorf("--replicas %d needs a cluster (--nats-url): the embedded server keeps one copy", cfg.replicas))
+	}
+	if cfg.deadLetters.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("--dead-letter-max-age %s: want 0 (no limit) or more", cfg.deadLetters.MaxAge))
+	}
+	if cfg.deadLetters.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("--dead-letter-max-bytes %d: want 0 (no limit) or more", cfg.deadLetters.MaxBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// streamReplicas is the least replica count of the streams: --replicas
+// when set; otherwise 1 on the embedded server, and on a cluster
+// eventstore.ReplicasWanted, or every JetStream server when the cluster
+// has fewer, with a warning: the log then has fewer copies than creditd
+// would keep.
+func streamReplicas(ctx context.Context, cfg serveConfig, nc *nats.Conn, log *slog.Logger) int {
+	if cfg.replicas > 0 {
+		return cfg.replicas
+	}
+	if cfg.natsURL == "" {
+		return 1
+	}
+	size, err := eventstore.ClusterSize(ctx, nc)
+	if err != nil {
+		// Asking for the wanted count is safe: the server refuses a new
+		// stream it cannot place, with the reason, and an existing one is
+		// checked against it.
+		log.Warn("cannot count the NATS cluster's servers; asking for the default replicas (set --replicas to choose)", "replicas", eventstore.ReplicasWanted, "err", err)
+		return eventstore.ReplicasWanted
+	}
+	replicas, short := eventstore.AutoReplicas(size)
+	if short {
+		log.Warn("the NATS cluster has fewer JetStream servers than creditd keeps copies of its log: one replica per server", "servers", size, "replicas", replicas, "wanted", eventstore.ReplicasWanted)
+	}
+	return replicas
 }
 
 // envName is a flag's environment variable: CREDITD_ and the flag's name
@@ -209,7 +262,8 @@ func serve(args []string) error {
 	}
 	defer nc.Close()
 
-	store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas, Partitions: cfg.partitions})
+	replicas := streamReplicas(ctx, cfg, nc, log)
+	store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: replicas, Partitions: cfg.partitions})
 	if err != nil {
 		return err
 	}
@@ -246,7 +300,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := ingest.EnsureStreams(ctx, js, cfg.replicas); err != nil {
+	if err := ingest.EnsureStreamsWith(ctx, js, ingest.StreamOptions{Replicas: replicas, DeadLetters: cfg.deadLetters}); err != nil {
 		return err
 	}
 	webhookKey, err := loadSecret(filepath.Join(cfg.dataDir, webhookKeyFile), cfg.webhookKey, "cdw_")
@@ -328,6 +382,7 @@ func serve(args []string) error {
 		return fmt.Errorf("listen %s: %w", cfg.httpAddr, err)
 	}
 	observe.WatchProjection(projector.Position, store.LastPosition)
+	observe.WatchDeadLetters(func(ctx context.Context) (uint64, error) { return ingest.DeadLettersDropped(ctx, js) })
 	observe.WatchIngest(func(ctx context.Context) (uint64, error) {
 		consumer, err := js.Consumer(ctx, ingest.StreamName, ingest.ConsumerName)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/ingest"
 )
 
@@ -84,7 +85,13 @@ func TestExampleConfigScopesProducers(t *testing.T) {
 	if tenants[0] != 1 {
 		t.Fatalf("first tenant is %d; the example config names tenant 1", tenants[0])
 	}
-	js, _ := jetstream.New(connect(t, strings.Join(creditdURLs, ","), "creditd-admin"))
+	admin := connect(t, strings.Join(creditdURLs, ","), "creditd-admin")
+	// The documented creditd user may count the servers (serve's default
+	// replicas), with no system credentials.
+	if size, err := eventstore.ClusterSize(ctx, admin); err != nil || size != 3 {
+		t.Fatalf("ClusterSize as the creditd user = %d, %v; want 3", size, err)
+	}
+	js, _ := jetstream.New(admin)
 	if err := ingest.EnsureStreams(ctx, js, 3); err != nil {
 		t.Fatal(err)
 	}

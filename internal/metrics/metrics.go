@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -114,6 +115,23 @@ func (m *Metrics) WatchIngest(pending func(context.Context) (uint64, error)) {
 				return -1
 			}
 			return float64(n)
+		}))
+}
+
+// WatchDeadLetters reports the dead letters dropped from the dead-letter
+// stream (by its limits, or an operator's purge), read at each scrape; a
+// failed read reports the last value read, so the counter never dips.
+func (m *Metrics) WatchDeadLetters(dropped func(context.Context) (uint64, error)) {
+	var last atomic.Uint64
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "creditd_usage_dead_letters_dropped_total",
+		Help: "Dead letters the dead-letter stream no longer holds: dropped by its age or byte limit, or purged by an operator."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+			defer cancel()
+			if n, err := dropped(ctx); err == nil {
+				last.Store(n)
+			}
+			return float64(last.Load())
 		}))
 }
 

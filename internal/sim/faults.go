@@ -170,6 +170,7 @@ func (s *FaultStore) Load(ctx context.Context, seq uint64) (eventstore.StoredMsg
 
 func (s *FaultStore) Partitions() int                { return s.inner.Partitions() }
 func (s *FaultStore) PartitionOf(tenantID int64) int { return s.inner.PartitionOf(tenantID) }
+func (s *FaultStore) MaxCommitBytes() int            { return s.inner.MaxCommitBytes() }
 
 // Quarantined passes through: the simulation sets no message aside.
 func (s *FaultStore) Quarantined(ctx context.Context) (eventstore.Quarantined, error) {

@@ -32,9 +32,6 @@ const (
 	// generateCommitEventsMax matches the writer's bound on the operations
 	// of one commit, so no generated commit is larger than serve's.
 	generateCommitEventsMax = 8192
-	// generateCommitBytesMax keeps a commit under the server's message
-	// size limit with the writer's margin.
-	generateCommitBytesMax = eventstore.MaxPayloadBytes - 64<<10
 	// generateInflightDefault bounds the commits published and not yet
 	// acknowledged: enough to keep the store busy through each fsync, few
 	// enough that memory stays some tens of MiB.
@@ -316,7 +313,7 @@ func generateUsage(ctx context.Context, nc *nats.Conn, store *eventstore.Store, 
 			continue
 		}
 		deciders.Go(func() {
-			if err := generatePartition(ctx, p, ts, cfg.commitEvents, queue); err != nil {
+			if err := generatePartition(ctx, p, ts, cfg.commitEvents, store.MaxCommitBytes(), queue); err != nil {
 				cancel(fmt.Errorf("partition %d: %w", p, err))
 			}
 		})
@@ -386,7 +383,9 @@ func generateUsage(ctx context.Context, nc *nats.Conn, store *eventstore.Store, 
 // tenants, so each commit carries many lines as a group commit under load
 // does. Each write is decided as the partition writer decides it: on the
 // line observed at the commit's instant, after the work due then.
-func generatePartition(ctx context.Context, partition int, tenants []generatedTenant, commitEvents int, queue chan<- encodedCommit) error {
+// A commit over commitBytesMax, what the store takes, is refused as the
+// writer refuses it.
+func generatePartition(ctx context.Context, partition int, tenants []generatedTenant, commitEvents, commitBytesMax int, queue chan<- encodedCommit) error {
 	lines := make([]*domain.Line, len(tenants))
 	sent := make([]int, len(tenants))
 	// observed[i] is the commit that last observed line i: a line is
@@ -400,8 +399,8 @@ func generatePartition(ctx context.Context, partition int, tenants []generatedTe
 		if err != nil {
 			return err
 		}
-		if len(data) > generateCommitBytesMax {
-			return fmt.Errorf("a commit of %d events takes %d bytes, over %d: lower --commit-events", len(envelopes), len(data), generateCommitBytesMax)
+		if len(data) > commitBytesMax {
+			return fmt.Errorf("a commit of %d events takes %d bytes, over the store's %d: lower --commit-events", len(envelopes), len(data), commitBytesMax)
 		}
 		prev = eventstore.Hash(data)
 		envelopes = envelopes[:0]

@@ -278,7 +278,7 @@ func TestGeneratedUsageIsTheEngines(t *testing.T) {
 
 	queue := make(chan encodedCommit, 4)
 	tenant := generatedTenant{TenantID: created.Tenant.ID, UsageEvents: 8}
-	if err := generatePartition(ctx, 0, []generatedTenant{tenant}, 100, queue); err != nil {
+	if err := generatePartition(ctx, 0, []generatedTenant{tenant}, 100, store.MaxCommitBytes(), queue); err != nil {
 		t.Fatal(err)
 	}
 	close(queue)

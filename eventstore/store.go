@@ -64,6 +64,7 @@ type Store struct {
 	partitions int
 	replicas   int
 	snap       snapshots
+	fetches    fetchSlots // the read path's, read.go
 }
 
 // Open connects the store to the stream, creating it on first use.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/internal/seed"
 	"github.com/creditd/creditd/internal/testnats"
 )
 
@@ -360,5 +363,118 @@ func TestReadBoundsFetchesByBytesAndStillReadsLargeMessages(t *testing.T) {
 			}
 			sameMessages(t, "all", got, want(log, "", 0, last))
 		})
+	}
+}
+
+// TestStartUpsReadTheWholeLogEveryTime starts the store again and again on
+// one log and reads it as creditd's start-up does: the registry, then every
+// partition at once, decoding each commit and checking its link. Set
+// CREDITD_RESTART_EVENTS to run it on a larger log, for instance
+//
+//	CREDITD_RESTART_EVENTS=1000000 go test -count=1 -run TestStartUpsReadTheWholeLogEveryTime -v -timeout 60m ./eventstore/
+func TestStartUpsReadTheWholeLogEveryTime(t *testing.T) {
+	events := 40_000
+	if raceEnabled {
+		events = 10_000
+	}
+	if text := os.Getenv("CREDITD_RESTART_EVENTS"); text != "" {
+		var err error
+		if events, err = strconv.Atoi(text); err != nil {
+			t.Fatalf("CREDITD_RESTART_EVENTS: %v", err)
+		}
+	}
+	const startUps = 20
+	dir := t.TempDir()
+	srv := startUnsynced(t, dir)
+	partitions := srv.Store.Partitions()
+	// One tenant per partition, each with its share of the events.
+	began := time.Now()
+	commits := make([]int, partitions)
+	var filling sync.WaitGroup
+	fillErrs := make([]error, partitions)
+	for p := range partitions {
+		filling.Go(func() {
+			shape := seed.Shape{TenantID: int64(partitions + p), Events: events / partitions, Days: max(1, events/partitions/13_700),
+				End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 100, Seed: uint64(p + 1)}
+			var last uint64
+			fillErrs[p] = seed.Commits(shape, func(seq uint64, data []byte) error {
+				subject := eventstore.PartitionSubject(p)
+				expected := last
+				if seq == 1 {
+					subject, expected = eventstore.RegistrySubject, 0
+				}
+				for {
+					got, err := srv.Store.Append(context.Background(), subject, expected, data)
+					if seq == 1 && errors.Is(err, eventstore.ErrConflict) {
+						// Tenants share the registry: append after whoever came first.
+						if expected, err = srv.Store.LastSeq(context.Background(), subject); err == nil {
+							continue
+						}
+					}
+					if err != nil {
+						return err
+					}
+					if seq > 1 {
+						last = got
+						commits[p]++
+					}
+					return nil
+				}
+			})
+		})
+	}
+	filling.Wait()
+	if err := errors.Join(fillErrs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("log of %d events in %v commits written in %s", events, commits, time.Since(began).Round(time.Millisecond))
+	srv.Stop()
+
+	for i := range startUps {
+		began := time.Now()
+		srv := startUnsynced(t, dir)
+		started := time.Since(began)
+		var totals progressTotals
+		ctx := totals.watch(t.Context())
+		tenants := 0
+		if err := srv.Store.ReadSubject(ctx, eventstore.RegistrySubject, 0, func(eventstore.StoredMsg) error { tenants++; return nil }); err != nil {
+			t.Fatalf("start-up %d: registry: %v", i+1, err)
+		}
+		if tenants != partitions {
+			t.Fatalf("start-up %d: %d tenants, want %d", i+1, tenants, partitions)
+		}
+		readErrs := make([]error, partitions)
+		var reading sync.WaitGroup
+		for p := range partitions {
+			reading.Go(func() {
+				n, prev := 0, ""
+				readErrs[p] = srv.Store.ReadSubject(ctx, eventstore.PartitionSubject(p), 0, func(m eventstore.StoredMsg) error {
+					commit, err := eventstore.DecodeCommit(m.Data)
+					if err != nil {
+						return err
+					}
+					if n > 0 && commit.Prev != prev {
+						return fmt.Errorf("commit %d at %d does not link to the one before", n, m.Sequence)
+					}
+					n, prev = n+1, eventstore.Hash(m.Data)
+					return nil
+				})
+				if readErrs[p] == nil && n != commits[p] {
+					readErrs[p] = fmt.Errorf("read %d commits, want %d", n, commits[p])
+				}
+			})
+		}
+		reading.Wait()
+		if err := errors.Join(readErrs...); err != nil {
+			t.Fatalf("start-up %d: %v", i+1, err)
+		}
+		t.Logf("start-up %d: server up in %s, log read in %s (%d empty or failed fetches, %d consumers made again)",
+			i+1, started.Round(time.Millisecond), (time.Since(began) - started).Round(time.Millisecond), totals.retries, totals.reopened)
+		// All reads share the connection: fetching more at once than the
+		// server lets wait for it gets it cut off as a slow consumer.
+		if n := srv.Conn.Stats().Reconnects; n > 0 {
+			t.Fatalf("start-up %d: the connection was cut off %d times", i+1, n)
+		}
+		srv.Stop()
 	}
 }

@@ -270,7 +270,15 @@ func serve(args []string) error {
 	observe := metrics.New()
 	// The id index's segments are kept under the data directory: a cache of
 	// the objects in JetStream, so a restart need not fetch them again.
-	engine, err := commands.New(ctx, store, commands.Options{Logger: log, Observer: observe,
+	// Start-up reads the log (the tails after the snapshots, the read
+	// models' catch-up): a read that takes a while says how far it has come
+	// every few seconds, so a long start is seen to progress.
+	startCtx := eventstore.WithReadProgress(ctx, func(p eventstore.ReadProgress) {
+		if !p.Done || p.Elapsed >= time.Second || p.Retries > 0 || p.Reopened > 0 {
+			log.Info("reading the log", "read", p)
+		}
+	})
+	engine, err := commands.New(startCtx, store, commands.Options{Logger: log, Observer: observe,
 		Snapshots: commands.SnapshotOptions{Dir: filepath.Join(cfg.dataDir, "index")}})
 	if err != nil {
 		return err
@@ -289,7 +297,7 @@ func serve(args []string) error {
 	}
 	// Catch up in large transactions first; live consumption takes over
 	// from there.
-	if err := projector.CatchUp(ctx, store, 0); err != nil {
+	if err := projector.CatchUp(startCtx, store, 0); err != nil {
 		return fmt.Errorf("catch up read models: %w", err)
 	}
 	projectionConn, err := link.dial("creditd-projection")

@@ -1,0 +1,5 @@
+//go:build !race
+
+package eventstore_test
+
+const raceEnabled = false

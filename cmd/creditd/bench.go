@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -39,6 +40,7 @@ type benchConfig struct {
 	events, tenants, lines, batch, producers, payload int
 	sync                                              string
 	cpuProfile                                        string
+	memProfile                                        string
 }
 
 // benchResult is the JSON line `creditd bench` prints.
@@ -84,6 +86,7 @@ func bench(args []string) error {
 	fs.IntVar(&cfg.payload, "payload", 0, "extra bytes of description per event (payload size)")
 	fs.StringVar(&cfg.sync, "sync", "always", "fsync mode: always (every acknowledged write) or a duration such as 1s")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	fs.StringVar(&cfg.memProfile, "memprofile", "", "write a heap profile, taken at the end of the run while everything is still open, to this file (go tool pprof)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -234,6 +237,11 @@ func bench(args []string) error {
 
 	res.Ratio = res.EndToEndEventsPerS / res.RawJetStreamMsgsPerS
 	res.RSSBytesMax = rssMax()
+	if cfg.memProfile != "" {
+		if err := writeHeapProfile(cfg.memProfile); err != nil {
+			return err
+		}
+	}
 	res.ElapsedSeconds = time.Since(started).Seconds()
 	res.VerifiedUsedPerTenant = benchAmount.Mul(decimal.NewFromInt(int64(2 * cfg.events / cfg.tenants))).String()
 	line, _ := json.Marshal(res)
@@ -504,4 +512,16 @@ func printBenchTable(w io.Writer, r benchResult) {
 
 func newBenchGrant() domain.Grant {
 	return domain.Grant{GrantID: "bench", Amount: decimal.NewFromInt(1_000_000_000), Source: domain.SourcePurchase}
+}
+
+// writeHeapProfile writes what the heap holds now, after a collection, so
+// the profile shows live memory rather than garbage waiting for the GC.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC()
+	return pprof.WriteHeapProfile(f)
 }

@@ -7,7 +7,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -157,7 +156,7 @@ func (h *handler) handle(msg *message.Message) error {
 	}
 	events := make([]commands.UsageEvent, 0, len(raws))
 	type invalid struct {
-		raw    json.RawMessage
+		raw    []byte
 		reason string
 	}
 	var invalids []invalid
@@ -211,30 +210,6 @@ func (h *handler) handle(msg *message.Message) error {
 		}
 	}
 	return nil
-}
-
-// splitEvents returns the events of a message: one object, or the events
-// of {"events": [...]}.
-func splitEvents(payload []byte) ([]json.RawMessage, error) {
-	trimmed := bytes.TrimSpace(payload)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, errors.New("a message is a JSON object")
-	}
-	var probe struct {
-		Events []json.RawMessage `json:"events"`
-	}
-	if bytes.Contains(trimmed, []byte(`"events"`)) {
-		if err := json.Unmarshal(trimmed, &probe); err == nil && probe.Events != nil {
-			if len(probe.Events) == 0 || len(probe.Events) > commands.UsageBatchMax {
-				return nil, fmt.Errorf("a batch holds 1 to %d events", commands.UsageBatchMax)
-			}
-			return probe.Events, nil
-		}
-	}
-	if !json.Valid(trimmed) {
-		return nil, errors.New("not valid JSON")
-	}
-	return []json.RawMessage{trimmed}, nil
 }
 
 func describe(err error) string {

@@ -12,6 +12,8 @@ Usage:
   creditd serve [flags]     run the server (creditd serve --help lists the flags)
   creditd rebuild [flags]   rebuild the read models from the event log
   creditd bench [flags]     measure throughput on this machine (in a temp dir)
+  creditd bench generate [flags]
+                            fill an empty data dir with a long log, to measure starts on it
   creditd verify [flags]    recompute every number from the log and compare the read models
   creditd replay [flags]    rebuild the read models as they stood at an instant or position, into --out
   creditd export [flags]    write a tenant's events, ledger or usage as NDJSON or CSV

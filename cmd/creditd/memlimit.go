@@ -22,16 +22,21 @@ import (
 // live (about 150-200 MiB during `creditd bench`, more while a first start
 // reads the log at 100 MiB/s), and buffers of blocks already let go stay
 // reachable until a collection or two has run. Doubling that gave a peak
-// resident set of 700-760 MiB during `creditd bench` and 1.7 GiB during a
-// first start on a 10M-event log, for a live heap of 300 MiB and 400-800
-// MiB. With the limit the collector runs sooner once the heap nears it,
+// resident set of 700-770 MiB during `creditd bench` (250-300 MiB live) and
+// 1.7-1.9 GiB during a first start on a 10M-event log (up to 900 MiB
+// live). With the limit the collector runs sooner once the heap nears it,
 // instead of letting it double.
 //
-// Why 384 MiB: it holds the live heap of `creditd bench` and of a first
-// start with headroom of a third or more, so collections stay a few
-// percent of the CPU (measured in README.md, "Benchmarks"); the resident
-// set is the limit plus what the Go runtime does not count (SQLite's
-// caches, which are C memory, and the binary), about 100 MiB more.
+// Why 384 MiB: the resident set is the limit plus what the Go runtime does
+// not count (SQLite's caches, which are C memory, and the binary), about
+// 100 MiB more, so 384 MiB keeps `creditd bench` and a first start under
+// 512 MiB (482 MiB measured for both, README.md). It holds the live heap
+// of `creditd bench` with a third to spare; a first start on a 10M-event
+// log runs at the limit while the write side reads the log (up to 346 MiB
+// live after a collection), yet collections took 2% of the CPU there, as
+// most of that heap is NATS's buffers, which hold no pointers and cost the
+// collector little. Lower does not pay: at 160 MiB `creditd bench` ran at
+// a third of its throughput with the collector taking 20% of the CPU.
 //
 // The limit is soft: when more than that is live (many more lines or ids
 // in the window than measured), the collector runs back to back, taking up

@@ -47,24 +47,24 @@ type benchConfig struct {
 
 // benchResult is the JSON line `creditd bench` prints.
 type benchResult struct {
-	Events               int     `json:"events"`
-	Tenants              int     `json:"tenants"`
-	Batch                int     `json:"batch"`
-	Sync                 string  `json:"sync"`
-	RawJetStreamMsgsPerS float64 `json:"raw_jetstream_msgs_per_s"`
-	IngestHTTPEventsPerS float64 `json:"ingest_http_events_per_s"`
-	IngestNATSEventsPerS float64 `json:"ingest_nats_events_per_s"`
-	EndToEndEventsPerS   float64 `json:"end_to_end_events_per_s"`
-	HotLineEventsPerS    float64 `json:"hot_line_events_per_s"`
-	Ratio                float64 `json:"ratio"`
-	ProjectionLagP99Ms   float64 `json:"projection_lag_p99_ms"`
-	RSSBytesMax          int64   `json:"rss_bytes_max"`
-	// MemoryLimitBytes is the Go runtime's soft memory limit during the
-	// run (math.MaxInt64: none).
-	MemoryLimitBytes      int64   `json:"memory_limit_bytes"`
+	Events                int     `json:"events"`
+	Tenants               int     `json:"tenants"`
+	Batch                 int     `json:"batch"`
+	Sync                  string  `json:"sync"`
+	RawJetStreamMsgsPerS  float64 `json:"raw_jetstream_msgs_per_s"`
+	IngestHTTPEventsPerS  float64 `json:"ingest_http_events_per_s"`
+	IngestNATSEventsPerS  float64 `json:"ingest_nats_events_per_s"`
+	EndToEndEventsPerS    float64 `json:"end_to_end_events_per_s"`
+	HotLineEventsPerS     float64 `json:"hot_line_events_per_s"`
+	Ratio                 float64 `json:"ratio"`
+	ProjectionLagP99Ms    float64 `json:"projection_lag_p99_ms"`
+	RSSBytesMax           int64   `json:"rss_bytes_max"`
 	EventBytes            int     `json:"event_bytes"`
 	ElapsedSeconds        float64 `json:"elapsed_s"`
 	VerifiedUsedPerTenant string  `json:"verified_used_per_tenant"`
+	// MemoryLimitBytes is the Go runtime's soft memory limit during the
+	// run (math.MaxInt64: none).
+	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
 }
 
 // bench measures creditd on this machine in a temporary directory: the

@@ -323,8 +323,8 @@ func (sn *snapshotter) write(ctx context.Context, job *snapshotJob) (*segmentLis
 		}
 		return nil, err
 	}
-	if len(entries) > 0 {
-		seg, ref, err := sn.newSegment(ctx, func(path string) (idindex.Meta, error) { return idindex.WriteSegment(path, slices.Values(entries)) })
+	if job.win.size() > 0 {
+		seg, ref, err := sn.newSegment(ctx, func(path string) (idindex.Meta, error) { return idindex.WriteSegment(path, entries) })
 		if err != nil {
 			return fail(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -41,6 +42,7 @@ type benchConfig struct {
 	sync                                              string
 	cpuProfile                                        string
 	memProfile                                        string
+	memoryLimit                                       memoryLimit
 }
 
 // benchResult is the JSON line `creditd bench` prints.
@@ -60,6 +62,9 @@ type benchResult struct {
 	EventBytes            int     `json:"event_bytes"`
 	ElapsedSeconds        float64 `json:"elapsed_s"`
 	VerifiedUsedPerTenant string  `json:"verified_used_per_tenant"`
+	// MemoryLimitBytes is the Go runtime's soft memory limit during the
+	// run (math.MaxInt64: none).
+	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
 }
 
 // bench measures creditd on this machine in a temporary directory: the
@@ -87,6 +92,8 @@ func bench(args []string) error {
 	fs.StringVar(&cfg.sync, "sync", "always", "fsync mode: always (every acknowledged write) or a duration such as 1s")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "write a heap profile, taken at the end of the run while everything is still open, to this file (go tool pprof)")
+	cfg.memoryLimit = newMemoryLimit()
+	fs.Var(&cfg.memoryLimit, "memory-limit", memoryLimitUsage)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -117,8 +124,9 @@ func bench(args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	res := benchResult{Events: cfg.events, Tenants: cfg.tenants, Batch: cfg.batch, Sync: cfg.sync,
+		MemoryLimitBytes: cfg.memoryLimit.apply(slog.New(slog.DiscardHandler))}
 	started := time.Now()
-	res := benchResult{Events: cfg.events, Tenants: cfg.tenants, Batch: cfg.batch, Sync: cfg.sync}
 	ctx := context.Background()
 
 	emb, err := eventstore.StartEmbedded(eventstore.EmbeddedOptions{StoreDir: filepath.Join(dir, "jetstream"), SyncInterval: syncInterval})
@@ -506,6 +514,11 @@ func printBenchTable(w io.Writer, r benchResult) {
 	fmt.Fprintf(tw, "ratio end to end / raw\t%.1f\t\n", r.Ratio)
 	fmt.Fprintf(tw, "projection lag p99 (ms)\t%.0f\t\n", r.ProjectionLagP99Ms)
 	fmt.Fprintf(tw, "peak RSS (MiB)\t%.0f\t\n", float64(r.RSSBytesMax)/(1<<20))
+	if r.MemoryLimitBytes < math.MaxInt64 {
+		fmt.Fprintf(tw, "Go memory limit (MiB)\t%.0f\t\n", float64(r.MemoryLimitBytes)/(1<<20))
+	} else {
+		fmt.Fprintf(tw, "Go memory limit (MiB)\tnone\t\n")
+	}
 	fmt.Fprintf(tw, "events, tenants, batch, sync\t%d, %d, %d, %s\t\n", r.Events, r.Tenants, r.Batch, r.Sync)
 	tw.Flush()
 }

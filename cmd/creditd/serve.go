@@ -59,6 +59,7 @@ type serveConfig struct {
 	webhooks   webhook.Policy
 	// deadLetters bound the dead-letter stream; zero: no limit.
 	deadLetters ingest.DeadLetterLimits
+	memoryLimit memoryLimit
 }
 
 func envOr(name, fallback string) string {
@@ -91,6 +92,8 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.DurationVar(&cfg.deadLetters.MaxAge, "dead-letter-max-age", ingest.DeadLetterMaxAgeDefault, "how long NATS usage messages that could not be recorded are kept on the dead-letter stream; 0: no limit")
 	fs.Int64Var(&cfg.deadLetters.MaxBytes, "dead-letter-max-bytes", ingest.DeadLetterMaxBytesDefault, "bytes of dead letters kept, the oldest dropped first; 0: no limit")
 	fs.DurationVar(&cfg.checkpoint, "checkpoint-interval", time.Hour, "how often to append a checkpoint (subject heads and balances digest); 0 disables")
+	cfg.memoryLimit = newMemoryLimit()
+	fs.Var(&cfg.memoryLimit, "memory-limit", memoryLimitUsage)
 	fs.BoolVar(&cfg.notices, "notices", true, "deliver low-balance notices from this instance (with several instances, enable it on one)")
 	fs.BoolVar(&cfg.webhooks.AllowHTTP, "webhook-allow-http", false, "accept plain http webhook URLs; for local development only (notices travel unencrypted)")
 	fs.Func("webhook-allow-hosts", "comma-separated host names, IP addresses or CIDR ranges that webhooks may reach although internal (loopback, private, link-local, CGNAT and metadata addresses are refused otherwise)", func(v string) error {
@@ -233,6 +236,7 @@ func serve(args []string) error {
 		return err
 	}
 	log := newLogger()
+	cfg.memoryLimit.apply(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 

@@ -232,10 +232,25 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	return runServe(ctx, cfg, newLogger(), serveHooks{})
+}
 
+// serveHooks let a test watch or hold serve's start-up; the zero value
+// does nothing.
+type serveHooks struct {
+	// readModelsProgress, when set, is called after each batch the read
+	// models' start-up catch-up applies; blocking in it holds the catch-up
+	// there.
+	readModelsProgress func(projections.Progress)
+	// listening, when set, is called with the HTTP address once it accepts
+	// connections.
+	listening func(addr string)
+}
+
+// runServe runs creditd with cfg until ctx ends.
+func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serveHooks) error {
 	unlock, err := lockDataDir(cfg.dataDir, "serve", lockExclusive)
 	if err != nil {
 		return err
@@ -297,7 +312,7 @@ func serve(args []string) error {
 	}
 	// Catch up in large transactions first; live consumption takes over
 	// from there.
-	if err := projector.CatchUp(startCtx, store, 0); err != nil {
+	if err := projector.Replay(startCtx, store, projections.ReplayOptions{Progress: hooks.readModelsProgress}); err != nil {
 		return fmt.Errorf("catch up read models: %w", err)
 	}
 	projectionConn, err := link.dial("creditd-projection")
@@ -419,6 +434,9 @@ func serve(args []string) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(listener) }()
+	if hooks.listening != nil {
+		hooks.listening(listener.Addr().String())
+	}
 	log.Info("creditd serving", "http", "http://"+listener.Addr().String(), "data_dir", cfg.dataDir, "nats", natsMode(cfg), "nats_listen", link.clientURL)
 
 	var stopErr error

@@ -334,3 +334,27 @@ func TestServeCatchesUpReadModelsBehindTheLog(t *testing.T) {
 	waitReady(t, base)
 	checkGeneratedBalances(t, base, tenants[1:], last)
 }
+
+func TestBulkBuildWhenEmptyOrFarBehind(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name               string
+		checkpoint, target uint64
+		bulk               bool
+	}{
+		{"empty_read_models_of_a_log", 0, 5, true},
+		{"an_empty_log", 0, 0, false},
+		{"at_the_end", 6_000, 6_000, false},
+		{"a_little_behind", 5_000, 6_000, false},
+		{"behind_by_less_than_the_least_lag", 1, 10_001, false},
+		{"behind_by_more_than_a_quarter", 30_000, 50_000, true},
+		{"behind_by_many_but_less_than_a_quarter", 900_000, 1_000_000, false},
+		{"ahead_of_the_log", 7_000, 6_000, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := bulkBuildWorthIt(c.checkpoint, c.target); got != c.bulk {
+				t.Errorf("bulkBuildWorthIt(%d, %d) = %v, want %v", c.checkpoint, c.target, got, c.bulk)
+			}
+		})
+	}
+}

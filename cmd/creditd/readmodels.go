@@ -174,7 +174,9 @@ func (s *readSide) catchUp(ctx context.Context) error {
 		}
 	} else {
 		s.log.Info("building the read models in bulk beside the live file", "from", s.behind, "target", s.target, "file", s.path+rebuildingSuffix)
-		opts.Bulk = true
+		// The write side shares the process: the build's memory stays
+		// bounded.
+		opts.Bulk, opts.LowMemory = true, true
 		if err := s.build(ctx, opts); err != nil {
 			return err
 		}

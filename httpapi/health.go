@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -62,25 +63,68 @@ type healthResponse struct {
 // readyResponse answers /readyz; a member is absent when its source is
 // not configured or not reachable.
 type readyResponse struct {
-	Status             string  `json:"status" enum:"ready,unready"`
-	Reason             string  `json:"reason,omitempty"`
-	LastError          string  `json:"last_error,omitempty"`
-	WriteError         string  `json:"write_error,omitempty"`
-	ProjectionPosition *uint64 `json:"projection_position,omitempty"`
-	LogPosition        *uint64 `json:"log_position,omitempty"`
-	ProjectionLag      *uint64 `json:"projection_lag,omitempty"`
-	StalledSeconds     int64   `json:"stalled_seconds,omitempty"`
+	Status string `json:"status" enum:"ready,unready"`
+	// Writes and Reads are each side's readiness: writes are accepted once
+	// the write side is loaded, before the read models catch up.
+	Writes             string           `json:"writes" enum:"ready,unready"`
+	Reads              string           `json:"reads" enum:"ready,catching_up,unready"`
+	Reason             string           `json:"reason,omitempty"`
+	LastError          string           `json:"last_error,omitempty"`
+	WriteError         string           `json:"write_error,omitempty"`
+	CatchUp            *catchUpResponse `json:"catch_up,omitempty"`
+	ProjectionPosition *uint64          `json:"projection_position,omitempty"`
+	LogPosition        *uint64          `json:"log_position,omitempty"`
+	ProjectionLag      *uint64          `json:"projection_lag,omitempty"`
+	StalledSeconds     int64            `json:"stalled_seconds,omitempty"`
 }
 
-// readyz reports whether reads are fresh: the log is reachable, the read
-// models are at most readyLagMax positions behind it, and they have not
-// stood still for more than readyStallMax with work pending, and no writer
-// stands at a message creditd did not write. An unready answer carries the
-// projection's last error (last_error) and the writers' (write_error), when
-// they have one.
+// catchUpResponse is the read models' first catch-up after the start.
+type catchUpResponse struct {
+	Done bool   `json:"done"`
+	Mode string `json:"mode" enum:"bulk,in_place"`
+	// Position is the last log position the catch-up applied, Target the
+	// log's last position when creditd started.
+	Position uint64 `json:"position"`
+	Target   uint64 `json:"target"`
+}
+
+// Readiness scopes (/readyz?scope=): a producer asks whether writes are
+// accepted, a reader whether reads are fresh; no scope asks both.
+const (
+	readyScopeWrites = "writes"
+	readyScopeReads  = "reads"
+)
+
+// readyz reports whether writes are accepted and reads are fresh, and
+// answers 200 when the asked scope is ready (both without scope).
+//
+// Writes are ready when the log is reachable and no writer stands at a
+// message creditd did not write (write_error). Reads are ready when the
+// read models' first catch-up after the start is done (catch_up), they are
+// at most readyLagMax positions behind the log, they have not stood still
+// for more than readyStallMax with work pending, and they can be written
+// (last_error: a full disk, a message creditd did not write).
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
-	body := readyResponse{Status: "ready"}
-	status := http.StatusOK
+	scope := r.URL.Query().Get("scope")
+	if scope != "" && scope != readyScopeWrites && scope != readyScopeReads {
+		p := newProblem(http.StatusBadRequest, "invalid-request", "scope must be writes or reads, or absent for both")
+		p.Errors = []ProblemError{{Location: "query.scope", Message: "must be writes or reads", Value: scope}}
+		writeProblem(w, r, a.log, p)
+		return
+	}
+	body := readyResponse{Writes: "ready", Reads: "ready"}
+	// Each side's first reason to be unready, in the order they are told.
+	var writesWhy, readsWhy string
+	catchingUp := false
+	if a.cfg.ReadModels != nil {
+		state := a.cfg.ReadModels.CatchUp()
+		body.CatchUp = &catchUpResponse{Done: state.Done, Mode: state.Mode, Position: state.Position, Target: state.Target}
+		if !state.Done {
+			catchingUp = true
+			body.Reads = "catching_up"
+			readsWhy = fmt.Sprintf("read models are catching up with the log after a start (%s): position %d of %d", state.Mode, state.Position, state.Target)
+		}
+	}
 	var projected uint64
 	if a.cfg.Projection != nil {
 		projected = a.cfg.Projection.Position()
@@ -95,47 +139,71 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 				// the operator's way out.
 				reason = "read models stopped at a message creditd did not write: "
 			}
-			body.Status, body.Reason, body.LastError = "unready", reason+err.Error(), err.Error()
-			status = http.StatusServiceUnavailable
+			body.Reads, body.LastError = "unready", err.Error()
+			readsWhy = reason + err.Error()
 		}
 	}
 	if a.cfg.WriteChains != nil {
 		if err := a.cfg.WriteChains.ChainErr(); err != nil {
 			// Writes to that subject's tenants fail until the operator
 			// sets the message aside; the error says how.
-			body.WriteError = err.Error()
-			if status == http.StatusOK {
-				body.Status, body.Reason = "unready", "writes stopped at a message creditd did not write: "+err.Error()
-			}
-			status = http.StatusServiceUnavailable
+			body.Writes, body.WriteError = "unready", err.Error()
+			writesWhy = "writes stopped at a message creditd did not write: " + err.Error()
 		}
 	}
+	unreachable := false
 	if a.cfg.LogPosition != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), readyProbeLimit)
 		defer cancel()
 		last, err := a.cfg.LogPosition(ctx)
 		if err != nil {
-			body.Status, body.Reason = "unready", "event store unreachable"
-			status = http.StatusServiceUnavailable
+			unreachable = true
+			body.Writes, body.Reads = "unready", "unready"
 		} else {
 			lag := uint64(0)
 			if last > projected {
 				lag = last - projected
 			}
 			body.LogPosition, body.ProjectionLag = &last, &lag
-			stalled := a.stall.stalledFor(projected, lag > 0, time.Now())
+			// The first catch-up is its own reason: a bulk build stands at
+			// one position while it builds the ledger's indexes.
+			stalled := a.stall.stalledFor(projected, lag > 0 && !catchingUp, time.Now())
 			switch {
 			case stalled > readyStallMax:
 				body.StalledSeconds = int64(stalled.Seconds())
-				if status == http.StatusOK {
-					body.Status, body.Reason = "unready", "the projection has not advanced for "+stalled.Round(time.Second).String()+" with commits pending"
+				body.Reads = "unready"
+				if readsWhy == "" {
+					readsWhy = "the projection has not advanced for " + stalled.Round(time.Second).String() + " with commits pending"
 				}
-				status = http.StatusServiceUnavailable
-			case lag > readyLagMax && status == http.StatusOK:
-				body.Status, body.Reason = "unready", "read models are behind the log"
-				status = http.StatusServiceUnavailable
+			case lag > readyLagMax && !catchingUp:
+				body.Reads = "unready"
+				if readsWhy == "" {
+					readsWhy = "read models are behind the log"
+				}
 			}
 		}
+	}
+	var why string
+	switch scope {
+	case readyScopeWrites:
+		why = writesWhy
+	case readyScopeReads:
+		why = readsWhy
+	default:
+		// A projection that cannot write is told before a stopped writer,
+		// and a stopped writer before a catch-up, a stall or a lag.
+		why = writesWhy
+		if body.LastError != "" || why == "" {
+			why = readsWhy
+		}
+	}
+	if unreachable {
+		why = "event store unreachable"
+	}
+	body.Status, body.Reason = "ready", why
+	status := http.StatusOK
+	if why != "" {
+		body.Status, status = "unready", http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, body)
 }

@@ -341,6 +341,9 @@ func queryParameter(rt route, name string) *openapi3.Parameter {
 		schema = openapi3.NewIntegerSchema().WithMin(0)
 	case "granularity":
 		schema = openapi3.NewStringSchema().WithEnum("none", "day", "month", "year")
+	case "scope":
+		schema = openapi3.NewStringSchema().WithEnum(readyScopeWrites, readyScopeReads)
+		schema.Description = "ask one side: writes (accepted once the write side is loaded, before the read models catch up) or reads; absent, both"
 	case "period":
 		schema = openapi3.NewStringSchema().WithEnum("daily", "monthly", "yearly")
 	case "group_by":

@@ -112,6 +112,8 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusNotFound, "api-key-not-found", err.Error())
 	case errors.Is(err, commands.ErrCommitTooLarge):
 		return newProblem(http.StatusRequestEntityTooLarge, "request-too-large", "the request's events do not fit in one commit; send fewer or smaller events")
+	case errors.Is(err, ErrReadModelsCatchingUp):
+		return newProblem(http.StatusServiceUnavailable, "read-models-catching-up", err.Error()+"; writes are accepted, reads resume once it is done (see /readyz)")
 	case errors.As(err, new(foreignMessage)):
 		// Not the client's doing and not retryable until an operator acts;
 		// /readyz names the message.
@@ -139,8 +141,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="creditd"`)
 	}
-	if p.Status == http.StatusServiceUnavailable {
+	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		// Kept when a profile answers it as a 500: the wait still helps.
+		// A caller that knows the wait better has set its own.
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
 	profile, _ := r.Context().Value(profileErrorsKey).(compat.Errors)

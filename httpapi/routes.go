@@ -60,7 +60,7 @@ const minPositionParam = "min_position"
 func (a *API) routeTable() []route {
 	table := []route{
 		{method: "GET", path: "/healthz", summary: "Liveness", public: a.healthz},
-		{method: "GET", path: "/readyz", summary: "Readiness: the read models' position and lag", public: a.readyz},
+		{method: "GET", path: "/readyz", summary: "Readiness of writes and reads: the read models' catch-up after a start, their position and lag", query: []string{"scope"}, public: a.readyz},
 		{method: "GET", path: "/openapi.json", summary: "This API as an OpenAPI 3.1 document", public: a.openapi},
 		{method: "GET", path: "/dashboard", summary: "The built-in dashboard (log in with a tenant API key)", public: a.dashboard},
 		{method: "GET", path: "/dashboard/{file}", summary: "The dashboard's assets", public: a.dashboardAsset},
@@ -161,7 +161,7 @@ func (a *API) handler(rt route) http.Handler {
 			if rt.pathID != "" && !a.pathIDMatchesKey(w, r, rt.pathID) {
 				return
 			}
-			if rt.method == http.MethodGet && !a.awaitPosition(w, r) {
+			if rt.method == http.MethodGet && (!a.awaitCatchUp(w, r) || !a.awaitPosition(w, r)) {
 				return
 			}
 			rt.tenant(w, r, tenantID)

@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -64,6 +65,44 @@ type Projection interface {
 	Err() error
 }
 
+// ReadModels is what the API needs to know of the read models' first
+// catch-up after a start, which runs while writes are already served;
+// serve's read side satisfies it. Until it is done, reads wait for it up
+// to positionWaitMax and then answer 503 read-models-catching-up (a read
+// whose min_position the read models already hold is served), and /readyz
+// reports reads catching up.
+type ReadModels interface {
+	CatchUp() CatchUp
+	// CaughtUp is closed once the first catch-up is done.
+	CaughtUp() <-chan struct{}
+}
+
+// CatchUp is how far the read models' first catch-up after a start has
+// come.
+type CatchUp struct {
+	// Done: the read models reached Target; reads are served from then on.
+	Done bool
+	// Mode is CatchUpBulk or CatchUpInPlace.
+	Mode string
+	// Position is the last log position applied; Target is the log's last
+	// position when creditd started.
+	Position, Target uint64
+}
+
+// How the read models catch up after a start.
+const (
+	// CatchUpBulk builds them afresh beside the live file, which the
+	// build replaces once whole: nothing can be read until then.
+	CatchUpBulk = "bulk"
+	// CatchUpInPlace applies the log to the live read models, which hold a
+	// consistent prefix of it all along.
+	CatchUpInPlace = "in_place"
+)
+
+// ErrReadModelsCatchingUp is what a Reader answers while the read models
+// are not there yet; the API answers it with a 503 read-models-catching-up.
+var ErrReadModelsCatchingUp = errors.New("the read models are catching up with the log after a start")
+
 // WriteChains is what /readyz needs of the write side's logs;
 // *commands.Engine satisfies it.
 type WriteChains interface {
@@ -81,6 +120,9 @@ type Config struct {
 	// WriteChains, when set, makes /readyz report a writer stopped by a
 	// message creditd did not write.
 	WriteChains WriteChains
+	// ReadModels, when set, tells whether the read models' first catch-up
+	// after a start is done; nil: they are whole from the start.
+	ReadModels ReadModels
 	// LogPosition reads the log's last position, for /readyz.
 	LogPosition func(ctx context.Context) (uint64, error)
 	// AdminToken authorises tenant administration.

@@ -140,9 +140,17 @@ var bulkIndexes = []string{"ledger_tenant_time", "ledger_tenant_type_time", "led
 //     being idle by then.
 //
 // The end rebuilds the indexes and returns to WAL with synchronous=NORMAL.
-// It is returned even with an error, to undo what was done.
-func (db *DB) bulkLoad(ctx context.Context) (end func() error, err error) {
+// It is returned even with an error, to undo what was done. lowMemory
+// sorts the index builds in temporary files rather than in memory
+// (ReplayOptions.LowMemory).
+func (db *DB) bulkLoad(ctx context.Context, lowMemory bool) (end func() error, err error) {
 	end = func() error {
+		if lowMemory {
+			if _, err := db.writer.ExecContext(context.Background(), `PRAGMA temp_store = FILE`); err != nil {
+				return err
+			}
+			defer db.writer.ExecContext(context.Background(), `PRAGMA temp_store = MEMORY`)
+		}
 		if _, err := db.writer.ExecContext(context.Background(), schemaSQL); err != nil {
 			return err
 		}

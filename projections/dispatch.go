@@ -257,3 +257,46 @@ func (db *DB) MarkNoticesDelivered(ctx context.Context) error {
 	_, err := db.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = created_at WHERE delivered_at IS NULL`)
 	return err
 }
+
+// TakeNoticeOutbox gives a database rebuilt from the log (its notices
+// marked delivered) the delivery state of the older read models at
+// oldPath, whose last position was oldPosition, so a rebuild that
+// replaces read models which were behind fires no notice twice and loses
+// none: a notice up to oldPosition takes the state the old outbox held of
+// it (delivered, or pending with its attempts and next attempt), and one
+// after it, which the old read models never recorded, is left to deliver,
+// as catching up in place would have. Notices follow from the log alone,
+// so the same notice is the one at the same position, tenant, line, kind
+// and threshold, and rank among such equals. oldPath must not be open.
+func (db *DB) TakeNoticeOutbox(ctx context.Context, oldPath string, oldPosition uint64) error {
+	conn, err := db.writer.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS old`, oldPath); err != nil {
+		return fmt.Errorf("attach %s: %w", oldPath, err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE old`)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE notices SET delivered_at = NULL, attempts = 0, next_attempt = 0, last_error = '' WHERE position > ?`, oldPosition); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `
+		WITH o AS (SELECT position, tenant_id, credit_type, kind, threshold, delivered_at, attempts, next_attempt, last_error,
+				row_number() OVER (PARTITION BY position, tenant_id, credit_type, kind, threshold ORDER BY notice_id) AS rank
+			FROM old.notices WHERE position <= ?1),
+		n AS (SELECT notice_id, position, tenant_id, credit_type, kind, threshold,
+				row_number() OVER (PARTITION BY position, tenant_id, credit_type, kind, threshold ORDER BY notice_id) AS rank
+			FROM main.notices WHERE position <= ?1)
+		UPDATE main.notices SET delivered_at = o.delivered_at, attempts = o.attempts, next_attempt = o.next_attempt, last_error = o.last_error
+		FROM n JOIN o USING (position, tenant_id, credit_type, kind, threshold, rank)
+		WHERE main.notices.notice_id = n.notice_id`, oldPosition); err != nil {
+		return fmt.Errorf("take the notice outbox of %s: %w", oldPath, err)
+	}
+	return tx.Commit()
+}

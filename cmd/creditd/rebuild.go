@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,7 +33,7 @@ func rebuild(args []string) error {
 	target := *out
 	replace := target == ""
 	if replace {
-		target = filepath.Join(*logAt.dataDir, readModelFile+".rebuilding")
+		target = filepath.Join(*logAt.dataDir, readModelFile+rebuildingSuffix)
 	}
 	start := time.Now()
 	position, err := replayInto(ctx, store, target, projections.ReplayOptions{Bulk: true})
@@ -46,39 +44,5 @@ func rebuild(args []string) error {
 	if !replace {
 		return nil
 	}
-	live := filepath.Join(*logAt.dataDir, readModelFile)
-	for _, suffix := range []string{"-wal", "-shm"} {
-		os.Remove(live + suffix)
-	}
-	return os.Rename(target, live)
-}
-
-// openReadModels opens the read models at path. When an older creditd wrote
-// them (projections.ErrFormatOutdated), they are first rebuilt from the log
-// beside the old ones, which are replaced only once the rebuild is whole:
-// an upgrade never serves rows an older projection left incomplete, and a
-// crash during the rebuild leaves the old database to be rebuilt again.
-// Notices pending in the old outbox are not carried over (the rebuilt
-// outbox holds history's notices as delivered).
-func openReadModels(ctx context.Context, log projections.LogReader, logger *slog.Logger, path string) (*projections.DB, error) {
-	db, err := projections.Open(path)
-	if !errors.Is(err, projections.ErrFormatOutdated) {
-		return db, err
-	}
-	logger.Warn("rebuilding the read models from the log", "reason", err.Error())
-	start := time.Now()
-	position, err := replayInto(ctx, log, path+".rebuilding", projections.ReplayOptions{Bulk: true})
-	if err != nil {
-		return nil, fmt.Errorf("rebuild read models of an older format: %w", err)
-	}
-	for _, suffix := range []string{"-wal", "-shm"} {
-		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-	}
-	if err := os.Rename(path+".rebuilding", path); err != nil {
-		return nil, err
-	}
-	logger.Info("read models rebuilt", "position", position, "took", time.Since(start).Round(time.Millisecond).String())
-	return projections.Open(path)
+	return swapReadModels(target, filepath.Join(*logAt.dataDir, readModelFile))
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/creditd/creditd/audit"
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/eventstore"
 	"github.com/creditd/creditd/httpapi"
@@ -29,7 +28,6 @@ import (
 	"github.com/creditd/creditd/internal/metrics"
 	"github.com/creditd/creditd/internal/webhook"
 	"github.com/creditd/creditd/projections"
-	"github.com/creditd/creditd/queries"
 )
 
 // HTTP server bounds: slow or stuck clients must not hold connections.
@@ -239,7 +237,23 @@ func serve(args []string) error {
 	cfg.memoryLimit.apply(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	return runServe(ctx, cfg, log, serveHooks{})
+}
 
+// serveHooks let a test watch or hold serve's start-up; the zero value
+// does nothing.
+type serveHooks struct {
+	// readModelsProgress, when set, is called after each batch the read
+	// models' start-up catch-up applies; blocking in it holds the catch-up
+	// there.
+	readModelsProgress func(projections.Progress)
+	// listening, when set, is called with the HTTP address once it accepts
+	// connections.
+	listening func(addr string)
+}
+
+// runServe runs creditd with cfg until ctx ends.
+func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serveHooks) error {
 	unlock, err := lockDataDir(cfg.dataDir, "serve", lockExclusive)
 	if err != nil {
 		return err
@@ -277,11 +291,12 @@ func serve(args []string) error {
 	// Start-up reads the log (the tails after the snapshots, the read
 	// models' catch-up): a read that takes a while says how far it has come
 	// every few seconds, so a long start is seen to progress.
-	startCtx := eventstore.WithReadProgress(ctx, func(p eventstore.ReadProgress) {
+	readProgress := func(p eventstore.ReadProgress) {
 		if !p.Done || p.Elapsed >= time.Second || p.Retries > 0 || p.Reopened > 0 {
 			log.Info("reading the log", "read", p)
 		}
-	})
+	}
+	startCtx := eventstore.WithReadProgress(ctx, readProgress)
 	engine, err := commands.New(startCtx, store, commands.Options{Logger: log, Observer: observe,
 		Snapshots: commands.SnapshotOptions{Dir: filepath.Join(cfg.dataDir, "index")}})
 	if err != nil {
@@ -290,20 +305,14 @@ func serve(args []string) error {
 	defer engine.Close()
 	producers.UseKeys(engine)
 
-	readModels, err := openReadModels(ctx, store, log, filepath.Join(cfg.dataDir, readModelFile))
+	// The read models catch up to the log's end as it stands now while
+	// writes are served (readmodels.go): in place, or built afresh in bulk
+	// when that is cheaper.
+	readModels, err := openReadSide(ctx, store, log, filepath.Join(cfg.dataDir, readModelFile), hooks.readModelsProgress)
 	if err != nil {
 		return err
 	}
-	defer readModels.Close()
-	projector, err := projections.NewProjector(ctx, readModels, log)
-	if err != nil {
-		return err
-	}
-	// Catch up in large transactions first; live consumption takes over
-	// from there.
-	if err := projector.CatchUp(startCtx, store, 0); err != nil {
-		return fmt.Errorf("catch up read models: %w", err)
-	}
+	defer readModels.close()
 	projectionConn, err := link.dial("creditd-projection")
 	if err != nil {
 		return err
@@ -345,7 +354,7 @@ func serve(args []string) error {
 	})
 	consumeDone := make(chan error, 1)
 	go watch("projection", consumeDone, func() error {
-		return projections.Consume(consumeCtx, projectionConn, projector, store, log)
+		return readModels.run(eventstore.WithReadProgress(consumeCtx, readProgress), projectionConn)
 	})
 	if link.server != nil {
 		go producers.Watch(consumeCtx, link.server)
@@ -370,10 +379,15 @@ func serve(args []string) error {
 	}
 	dispatchDone := make(chan struct{})
 	if cfg.notices {
-		dispatcher := &projections.Dispatcher{DB: readModels, Projector: projector, NATS: nc, SigningKey: []byte(webhookKey), Log: log, Webhooks: cfg.webhooks}
+		// Notices are delivered from the live read models, once caught up.
 		go func() {
+			defer close(dispatchDone)
+			live, ok := readModels.await(consumeCtx)
+			if !ok {
+				return
+			}
+			dispatcher := &projections.Dispatcher{DB: live.db, Projector: live.projector, NATS: nc, SigningKey: []byte(webhookKey), Log: log, Webhooks: cfg.webhooks}
 			dispatcher.Run(consumeCtx)
-			close(dispatchDone)
 		}()
 	} else {
 		close(dispatchDone)
@@ -393,7 +407,8 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.httpAddr, err)
 	}
-	observe.WatchProjection(projector.Position, store.LastPosition)
+	observe.WatchProjection(readModels.Position, store.LastPosition)
+	observe.WatchReadModels(readModels.metrics)
 	observe.WatchDeadLetters(func(ctx context.Context) (uint64, error) { return ingest.DeadLettersDropped(ctx, js) })
 	observe.WatchIngest(func(ctx context.Context) (uint64, error) {
 		consumer, err := js.Consumer(ctx, ingest.StreamName, ingest.ConsumerName)
@@ -407,11 +422,9 @@ func serve(args []string) error {
 		return info.NumPending + uint64(info.NumAckPending), nil
 	})
 	api := httpapi.New(httpapi.Config{
-		Writer: engine, Reader: queries.New(readModels.Reader()), Projection: projector, WriteChains: engine,
+		Writer: engine, Reader: readModels, Projection: readModels, ReadModels: readModels, WriteChains: engine,
 		LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSecret: func(tenantID int64) string { return projections.WebhookSecret([]byte(webhookKey), tenantID) }, Webhooks: cfg.webhooks,
-		Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
-			return audit.Verify(ctx, store, readModels.Reader(), tenantID)
-		},
+		Verify:     readModels.verify,
 		Middleware: observe.Middleware,
 	})
 	root := http.NewServeMux()
@@ -423,6 +436,9 @@ func serve(args []string) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(listener) }()
+	if hooks.listening != nil {
+		hooks.listening(listener.Addr().String())
+	}
 	log.Info("creditd serving", "http", "http://"+listener.Addr().String(), "data_dir", cfg.dataDir, "nats", natsMode(cfg), "nats_listen", link.clientURL)
 
 	var stopErr error

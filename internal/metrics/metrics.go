@@ -104,6 +104,35 @@ func (m *Metrics) WatchProjection(position func() uint64, last func(context.Cont
 	)
 }
 
+// CatchUp is how far the read models' first catch-up after the start has
+// come (see httpapi.CatchUp).
+type CatchUp struct {
+	Done, Bulk       bool
+	Position, Target uint64
+}
+
+// WatchReadModels reports the read models' first catch-up after the start,
+// read at each scrape: whether it is done, whether it builds them in bulk,
+// the position it reached and the one it aims at.
+func (m *Metrics) WatchReadModels(state func() CatchUp) {
+	flag := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "creditd_read_models_ready", Help: "1 once the read models' catch-up after the start reached the log's end as it stood then: reads are served."},
+			func() float64 { return flag(state().Done) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "creditd_read_models_bulk_build", Help: "1 while the read models are built afresh, in bulk, beside the live file."},
+			func() float64 { s := state(); return flag(s.Bulk && !s.Done) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "creditd_read_models_catch_up_position", Help: "Last log position the read models' catch-up after the start applied."},
+			func() float64 { return float64(state().Position) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "creditd_read_models_catch_up_target_position", Help: "The log's last position at the start: where the read models' catch-up ends."},
+			func() float64 { return float64(state().Target) }),
+	)
+}
+
 // WatchIngest reports the usage messages waiting on the work stream.
 func (m *Metrics) WatchIngest(pending func(context.Context) (uint64, error)) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "creditd_ingest_pending_messages", Help: "Usage messages waiting for creditd on NATS."},

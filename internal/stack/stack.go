@@ -98,6 +98,9 @@ type Options struct {
 	// Webhooks are the webhook rules, strict when zero; tests that receive
 	// webhooks on 127.0.0.1 admit it here, as an operator would.
 	Webhooks webhook.Policy
+	// ReadModels, when set, is the API's view of the read models' first
+	// catch-up after a start (httpapi.Config.ReadModels).
+	ReadModels httpapi.ReadModels
 }
 
 // StartAt runs a stack on dir (reuse it to restart on the same data).
@@ -158,7 +161,7 @@ func StartWith(t testing.TB, dir string, clock *Clock, opts Options) *Stack {
 	s.Reader = queries.New(s.DB.Reader())
 	// Every exchange of every test is held against /openapi.json.
 	s.Server = httptest.NewServer(openapicheck.Wrap(t, httpapi.New(httpapi.Config{
-		Writer: engine, Reader: s.Reader, Projection: s.Projector, WriteChains: engine, LogPosition: s.NATS.Store.LastPosition,
+		Writer: engine, Reader: s.Reader, Projection: s.Projector, ReadModels: opts.ReadModels, WriteChains: engine, LogPosition: s.NATS.Store.LastPosition,
 		AdminToken: AdminToken, Clock: clock.Now, WebhookSecret: func(tenantID int64) string { return projections.WebhookSecret(WebhookKey, tenantID) }, Webhooks: opts.Webhooks,
 		Verify: func(ctx context.Context, tenantID int64) (audit.Report, error) {
 			return audit.Verify(ctx, s.NATS.Store, s.DB.Reader(), tenantID)

@@ -145,10 +145,17 @@ func (p *partition) load(ctx context.Context) error {
 	if p.snaps != nil {
 		// While loading, a full window is written out at once, so memory
 		// stays bounded however long the history read (a first start, or
-		// a lost snapshot).
+		// a lost snapshot). A snapshot that fails keeps its ids in the
+		// window, still full: the next try waits for another window's
+		// worth, not the next commit, or a store refusing uploads would
+		// make every commit of the load wait for one to fail.
+		next := p.snaps.windowMax
 		p.chain.applied = func() error {
-			if p.win.size() >= p.snaps.windowMax {
-				return p.snaps.snapshotNow(ctx, p)
+			if size := p.win.size(); size >= next {
+				if err := p.snaps.snapshotNow(ctx, p); err != nil {
+					return err
+				}
+				next = p.win.size() + p.snaps.windowMax
 			}
 			return nil
 		}

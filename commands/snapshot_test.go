@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
 )
 
 // newSnapshotHarness is a harness whose writers snapshot every window
@@ -340,5 +342,54 @@ func TestVerifySnapshots(t *testing.T) {
 		if c.Name == newest.Name && !strings.Contains(c.Problem, "line") {
 			t.Errorf("forged %s: problem %q, want a line that differs", c.Name, c.Problem)
 		}
+	}
+}
+
+// refusingSnapshots is the log with a snapshot bucket that lists nothing
+// and refuses every upload, counting them: a start reads the whole log and
+// every snapshot it tries fails.
+type refusingSnapshots struct {
+	*eventstore.Store
+	puts *atomic.Int64
+}
+
+func (s refusingSnapshots) Objects(context.Context, string) ([]string, error) { return nil, nil }
+
+func (s refusingSnapshots) PutObjectFile(context.Context, string, string) error {
+	s.puts.Add(1)
+	return errors.New("upload refused")
+}
+
+// TestFailedSnapshotsDoNotStallALoad: while a start reads a long log, a
+// full window is written out at once. A snapshot that fails must not be
+// tried again after every commit that follows (the window is still full):
+// on a 100M-event log whose uploads failed under load, that made each
+// commit wait for an upload to fail, and the start all but stopped.
+func TestFailedSnapshotsDoNotStallALoad(t *testing.T) {
+	const window, commits = 16, 200
+	h := newSnapshotHarness(t, window)
+	tenant := h.tenant()
+	h.grant(tenant, "g", "1000", nil)
+	h.busyWork(tenant, "u", commits)
+	h.engine.Close()
+
+	var puts atomic.Int64
+	e, err := New(context.Background(), refusingSnapshots{h.server.Store, &puts},
+		Options{Clock: h.clock.Now, CheckInvariants: true, Snapshots: SnapshotOptions{Window: window, Dir: t.TempDir()}})
+	if err != nil {
+		t.Fatalf("start with every snapshot refused: %v", err)
+	}
+	defer e.Close()
+	// One upload per attempt (it fails at the first); an attempt each time
+	// the window grows by another window's worth, and one on close.
+	if puts.Load() == 0 {
+		t.Fatal("no snapshot tried while loading: the test no longer tests anything")
+	}
+	if n, most := puts.Load(), int64(commits/window+2); n > most {
+		t.Errorf("%d snapshot uploads tried while loading %d commits with a window of %d, want at most %d", n, commits, window, most)
+	}
+	res, err := e.RecordUsage(context.Background(), tenant, []UsageEvent{usage("u-0", "0.01")})
+	if err != nil || !res[0].Duplicate {
+		t.Fatalf("u-0 after the load = %+v, %v; want a duplicate", res, err)
 	}
 }

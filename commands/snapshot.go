@@ -33,6 +33,16 @@ const (
 	// grants a writer keeps in memory between snapshots (about 70 bytes
 	// each, so some 15 MiB per partition, twice that while one is written).
 	snapshotWindowDefault = 200_000
+	// segmentBytesDefault caps the id index segments merges make. A
+	// segment is uploaded to the object store, whose publisher keeps up to
+	// 4,000 chunks (128 KiB each) in flight, while nats-server refuses a
+	// stream's messages past 128 MiB queued (429 too many requests): on a
+	// 100M-event log under load, uploads of merged segments of hundreds of
+	// MiB failed, snapshot after snapshot. Uploads run one at a time
+	// (eventstore), so a 64 MiB segment stays under that limit. The cost
+	// is more segments on a very long log (about 1.7M ids each: 15 per
+	// partition at 100M events), each a Bloom probe for a new id.
+	segmentBytesDefault = 64 << 20
 	// snapshotIntervalDefault bounds the log a start replays after a crash
 	// on a quiet partition.
 	snapshotIntervalDefault = 5 * time.Minute
@@ -76,6 +86,9 @@ type SnapshotOptions struct {
 	// Interval is the longest time between snapshots of a partition that
 	// changed.
 	Interval time.Duration
+	// SegmentBytesMax is the size past which id index segments are no
+	// longer merged (0: segmentBytesDefault).
+	SegmentBytesMax int64
 }
 
 // segmentRef names one segment of the id index, newest first in a
@@ -151,6 +164,8 @@ type snapshotter struct {
 	clock     func() time.Time
 	windowMax int
 	interval  time.Duration
+	// segmentMax: segments are merged only while the result stays under it.
+	segmentMax int64
 
 	// position is the last snapshot's; last, when it was written.
 	position uint64
@@ -165,11 +180,12 @@ func newSnapshotter(store SnapshotStore, partition int, dir string, opts Snapsho
 	return &snapshotter{
 		store: store, partition: partition, dir: dir, log: log, clock: clock,
 		windowMax: cmpOr(opts.Window, snapshotWindowDefault), interval: cmpOr(opts.Interval, snapshotIntervalDefault),
-		finished: make(chan snapshotResult, 1),
+		segmentMax: cmpOr(opts.SegmentBytesMax, segmentBytesDefault),
+		finished:   make(chan snapshotResult, 1),
 	}
 }
 
-func cmpOr[T int | time.Duration](v, def T) T {
+func cmpOr[T int | int64 | time.Duration](v, def T) T {
 	if v > 0 {
 		return v
 	}
@@ -333,8 +349,8 @@ func (sn *snapshotter) write(ctx context.Context, job *snapshotJob) (*segmentLis
 		index.refs = slices.Insert(index.refs, 0, ref)
 	}
 	// Merge the newest two while the newest is at least half the next:
-	// sizes then at least double down the list.
-	for len(index.segs) >= 2 && index.refs[0].Bytes*2 >= index.refs[1].Bytes {
+	// sizes then at least double down the list, up to segmentMax.
+	for len(index.segs) >= 2 && index.refs[0].Bytes*2 >= index.refs[1].Bytes && index.refs[0].Bytes+index.refs[1].Bytes <= sn.segmentMax {
 		a, b := index.segs[0], index.segs[1]
 		seg, ref, err := sn.newSegment(ctx, func(path string) (idindex.Meta, error) { return idindex.Merge(path, a, b) })
 		if err != nil {

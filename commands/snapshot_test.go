@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -391,5 +392,41 @@ func TestFailedSnapshotsDoNotStallALoad(t *testing.T) {
 	res, err := e.RecordUsage(context.Background(), tenant, []UsageEvent{usage("u-0", "0.01")})
 	if err != nil || !res[0].Duplicate {
 		t.Fatalf("u-0 after the load = %+v, %v; want a duplicate", res, err)
+	}
+}
+
+// TestMergedSegmentsStayUnderTheirCap: merges stop before a segment passes
+// SegmentBytesMax, so no upload outgrows what the object store's stream
+// takes in at once; every id is still found.
+func TestMergedSegmentsStayUnderTheirCap(t *testing.T) {
+	const window, capBytes = 16, 4 << 10
+	h := &harness{t: t, dir: t.TempDir(), clock: newFakeClock(), snapshots: SnapshotOptions{Window: window, Dir: t.TempDir(), SegmentBytesMax: capBytes}}
+	h.start()
+	tenant := h.tenant()
+	h.grant(tenant, "g", "1000", nil)
+	h.busyWork(tenant, "u", 600)
+	h.restart()
+	p := h.partitionOf(tenant)
+	var refs []segmentRef
+	r := &request{tenantID: tenant, done: make(chan error, 1), inspect: func(p *partition) {
+		if p.segments != nil {
+			refs = slices.Clone(p.segments.refs)
+		}
+	}}
+	if err := h.engine.submitTo(context.Background(), p, r); err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) < 3 {
+		t.Fatalf("%d segments after 600 ids with a window of %d and a cap of %d bytes", len(refs), window, capBytes)
+	}
+	for _, ref := range refs {
+		if ref.Bytes > capBytes {
+			t.Errorf("segment %s holds %d bytes, over the cap of %d", ref.Name, ref.Bytes, capBytes)
+		}
+	}
+	for _, id := range []string{"u-0", "u-299", "u-599"} {
+		if res := h.use(tenant, id, "0.01"); !res.Duplicate {
+			t.Errorf("%s again = %+v, want a duplicate", id, res)
+		}
 	}
 }

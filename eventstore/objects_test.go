@@ -13,13 +13,13 @@ import (
 	"github.com/creditd/creditd/internal/testnats"
 )
 
-// An id index segment grows to hundreds of MiB on a long log, and the
-// partitions write theirs at about the same time. The uploads must not
-// outrun the bucket's stream: nats-server refuses a stream's inbound
-// messages past 128 MiB queued ("429 too many requests"), and the object
-// store's publisher keeps up to 4,000 chunks in flight per upload. With
-// 128 KiB chunks that was up to 500 MiB each, and the snapshots of a
-// 100M-event log failed one after the other.
+// Id index segments reach 64 MiB on a long log (commands caps them there),
+// and the partitions upload theirs at about the same time. The uploads must
+// not outrun the bucket's stream, which refuses messages past 128 MiB
+// queued ("429 too many requests"): they run one at a time. (Under load, a
+// 100M-event log's uploads of larger merged segments, side by side, failed
+// one after the other; on an idle machine this test passed before the
+// uploads were queued too: it guards the sizes creditd relies on.)
 func TestLargeObjectsAreStoredWhole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 4 × 64 MiB")

@@ -1,7 +1,6 @@
 package eventstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,19 +28,14 @@ type snapshots struct {
 	once sync.Once
 	obs  jetstream.ObjectStore
 	err  error
-	// puts lets one upload run at a time; see objectChunkBytes.
+	// puts lets one upload run at a time. The object store's publisher
+	// keeps up to 4,000 chunks of 128 KiB in flight per upload, and
+	// nats-server refuses a stream's messages past 128 MiB queued (429 too
+	// many requests): the partitions' uploads, which all go through the
+	// bucket's one stream, are queued here instead, and creditd keeps each
+	// object under 64 MiB (commands' segmentBytesDefault).
 	puts sync.Mutex
 }
-
-// objectChunkBytes is the size of the messages an object is stored in.
-// The object store's publisher keeps up to 4,000 of them in flight per
-// upload, and nats-server refuses a stream's messages past 128 MiB queued
-// (429 too many requests). With the default 128 KiB chunks one upload of an
-// id index segment (hundreds of MiB on a long log) could queue 500 MiB,
-// and on a 100M-event log under load the partitions' snapshots failed one
-// after the other. 16 KiB chunks, one upload at a time (they all go
-// through the bucket's one stream anyway), queue at most 62.5 MiB.
-const objectChunkBytes = 16 << 10
 
 func (s *Store) objects(ctx context.Context) (jetstream.ObjectStore, error) {
 	s.snap.once.Do(func() {
@@ -70,7 +64,7 @@ func (s *Store) PutObject(ctx context.Context, name string, data []byte) error {
 	}
 	s.snap.puts.Lock()
 	defer s.snap.puts.Unlock()
-	if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: objectChunkBytes}}, bytes.NewReader(data)); err != nil {
+	if _, err := obs.PutBytes(ctx, name, data); err != nil {
 		return fmt.Errorf("%w: put %s: %v", ErrUnavailable, name, err)
 	}
 	return nil
@@ -89,7 +83,7 @@ func (s *Store) PutObjectFile(ctx context.Context, name, path string) error {
 	defer f.Close()
 	s.snap.puts.Lock()
 	defer s.snap.puts.Unlock()
-	if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: objectChunkBytes}}, f); err != nil {
+	if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: name}, f); err != nil {
 		return fmt.Errorf("%w: put %s: %v", ErrUnavailable, name, err)
 	}
 	return nil

@@ -288,6 +288,11 @@ func (sn *snapshotter) install(p *partition, res snapshotResult) {
 // snapshotNow writes a snapshot and waits for it: while loading (the
 // writer is not serving yet) and on close.
 func (sn *snapshotter) snapshotNow(ctx context.Context, p *partition) error {
+	// Bounded like a snapshot in the background. A deadline also keeps the
+	// object store from timing out each chunk's acknowledgement on its own
+	// (after 5 s, which a loaded disk exceeds while a start reads the log).
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
 	job := sn.freeze(p)
 	sn.running = true
 	index, err := sn.write(ctx, job)

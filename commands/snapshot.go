@@ -270,6 +270,14 @@ func (sn *snapshotter) install(p *partition, res snapshotResult) {
 		}
 		p.flushing = nil
 		sn.last = sn.clock() // retry after an interval, or a full window
+		// The job's new segments are named by no snapshot: their files
+		// go now, not at the next snapshot that succeeds, or failures in
+		// a row fill the disk (13 GB of them on a 100M-event log).
+		current := p.segments
+		if current == nil {
+			current = &segmentList{}
+		}
+		sn.removeLocal(current)
 		return
 	}
 	old := p.segments

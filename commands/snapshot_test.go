@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -375,8 +377,9 @@ func TestFailedSnapshotsDoNotStallALoad(t *testing.T) {
 	h.engine.Close()
 
 	var puts atomic.Int64
+	dir := t.TempDir()
 	e, err := New(context.Background(), refusingSnapshots{h.server.Store, &puts},
-		Options{Clock: h.clock.Now, CheckInvariants: true, Snapshots: SnapshotOptions{Window: window, Dir: t.TempDir()}})
+		Options{Clock: h.clock.Now, CheckInvariants: true, Snapshots: SnapshotOptions{Window: window, Dir: dir}})
 	if err != nil {
 		t.Fatalf("start with every snapshot refused: %v", err)
 	}
@@ -388,6 +391,22 @@ func TestFailedSnapshotsDoNotStallALoad(t *testing.T) {
 	}
 	if n, most := puts.Load(), int64(commits/window+2); n > most {
 		t.Errorf("%d snapshot uploads tried while loading %d commits with a window of %d, want at most %d", n, commits, window, most)
+	}
+	// Nor may each failed attempt leave its segment on disk: on the
+	// 100M-event log, failed uploads left 13 GB there until a snapshot
+	// finally succeeded.
+	var left []string
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".seg") {
+			left = append(left, filepath.Base(path))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("%d segment files left by failed snapshots: %v", len(left), left)
 	}
 	res, err := e.RecordUsage(context.Background(), tenant, []UsageEvent{usage("u-0", "0.01")})
 	if err != nil || !res[0].Duplicate {

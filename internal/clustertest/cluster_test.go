@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -44,15 +45,26 @@ type node struct {
 
 func (n *node) start(t *testing.T) {
 	t.Helper()
+	if err := n.tryStart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryStart starts the node and reports why it does not accept connections
+// within 10 s (then it is shut down again).
+func (n *node) tryStart() error {
 	srv, err := server.NewServer(n.opts.Clone())
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatalf("node %s not ready", n.opts.ServerName)
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return fmt.Errorf("node %s not ready", n.opts.ServerName)
 	}
 	n.srv = srv
+	return nil
 }
 
 func (n *node) stop() {
@@ -62,7 +74,27 @@ func (n *node) stop() {
 
 // startCluster starts three JetStream nodes on loopback, each fsyncing
 // every write, routed to each other.
+//
+// freePort's port is free when picked, not necessarily when the node binds
+// it: a test of another package running alongside may take it first, and
+// the node then never becomes ready. A start that fails is made again on
+// fresh ports, at most three times.
 func startCluster(t *testing.T) ([]*node, string) {
+	t.Helper()
+	var err error
+	for range 3 {
+		nodes, urls, startErr := tryStartCluster(t)
+		if startErr == nil {
+			return nodes, urls
+		}
+		err = startErr
+		t.Logf("cluster start, again on fresh ports: %v", err)
+	}
+	t.Fatal(err)
+	return nil, ""
+}
+
+func tryStartCluster(t *testing.T) ([]*node, string, error) {
 	t.Helper()
 	clusterPorts := []int{freePort(t), freePort(t), freePort(t)}
 	var routes []*url.URL
@@ -83,18 +115,24 @@ func startCluster(t *testing.T) ([]*node, string) {
 		nodes = append(nodes, n)
 	}
 	var wg sync.WaitGroup
-	for _, n := range nodes {
-		wg.Go(func() { n.start(t) })
+	errs := make([]error, len(nodes))
+	for i, n := range nodes {
+		wg.Go(func() { errs[i] = n.tryStart() })
 	}
 	wg.Wait()
-	t.Cleanup(func() {
+	stopAll := func() {
 		for _, n := range nodes {
 			if n.srv != nil && n.srv.Running() {
 				n.stop()
 			}
 		}
-	})
-	return nodes, strings.Join(urls, ",")
+	}
+	if err := errors.Join(errs...); err != nil {
+		stopAll()
+		return nil, "", err
+	}
+	t.Cleanup(stopAll)
+	return nodes, strings.Join(urls, ","), nil
 }
 
 // instance is one creditd: its own engine, read models and HTTP server on

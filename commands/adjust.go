@@ -6,10 +6,10 @@ import (
 	"github.com/creditd/creditd/domain"
 )
 
-// Adjust corrects a line by a signed amount. Errors: *domain.FieldError,
+// adjust corrects a line by a signed amount. Errors: *domain.FieldError,
 // domain.ErrIdempotencyConflict, ErrTenantNotFound, ErrUnavailable,
 // ErrContention.
-func (e *Engine) Adjust(ctx context.Context, tenantID int64, creditType string, c domain.Adjust) (Result, error) {
+func (e *Engine) adjust(ctx context.Context, tenantID int64, creditType string, c domain.Adjust) (Result, error) {
 	if err := c.Validate(); err != nil {
 		return Result{}, err
 	}

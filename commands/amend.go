@@ -6,11 +6,11 @@ import (
 	"github.com/creditd/creditd/domain"
 )
 
-// VoidGrant takes a grant's remaining credits off the balance. Voiding
+// voidGrant takes a grant's remaining credits off the balance. Voiding
 // again returns the original outcome. An empty creditType means the line
 // the grant was made on. Errors: domain.ErrGrantNotFound, *domain.FieldError,
 // ErrTenantNotFound, ErrUnavailable, ErrContention.
-func (e *Engine) VoidGrant(ctx context.Context, tenantID int64, creditType string, c domain.VoidGrant) (Result, error) {
+func (e *Engine) voidGrant(ctx context.Context, tenantID int64, creditType string, c domain.VoidGrant) (Result, error) {
 	creditType, err := e.grantLine(ctx, tenantID, creditType, c.GrantID)
 	if err != nil {
 		return Result{}, err
@@ -23,10 +23,10 @@ func (e *Engine) VoidGrant(ctx context.Context, tenantID int64, creditType strin
 	})
 }
 
-// ChangeGrantExpiry moves a grant's expiry (nil: never). Setting the
+// changeGrantExpiry moves a grant's expiry (nil: never). Setting the
 // expiry it has appends nothing. Errors: domain.ErrGrantNotFound,
 // *domain.FieldError, ErrTenantNotFound, ErrUnavailable, ErrContention.
-func (e *Engine) ChangeGrantExpiry(ctx context.Context, tenantID int64, creditType string, c domain.ChangeGrantExpiry) (Result, error) {
+func (e *Engine) changeGrantExpiry(ctx context.Context, tenantID int64, creditType string, c domain.ChangeGrantExpiry) (Result, error) {
 	creditType, err := e.grantLine(ctx, tenantID, creditType, c.GrantID)
 	if err != nil {
 		return Result{}, err

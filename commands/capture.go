@@ -8,7 +8,7 @@ import (
 	"github.com/creditd/creditd/domain"
 )
 
-// Capture turns a reservation (or part of it) into a debit and releases the
+// capture turns a reservation (or part of it) into a debit and releases the
 // rest. Capturing again with the same amount returns the original outcome.
 // Errors: domain.ErrReservationNotFound, domain.ErrReservationClosed
 // (released, expired or captured with another amount),
@@ -16,7 +16,7 @@ import (
 // ErrUnavailable, ErrContention.
 //
 // An empty creditType means the line holding the reservation.
-func (e *Engine) Capture(ctx context.Context, tenantID int64, creditType string, c domain.Capture) (Result, error) {
+func (e *Engine) capture(ctx context.Context, tenantID int64, creditType string, c domain.Capture) (Result, error) {
 	if creditType == "" {
 		var err error
 		if creditType, err = e.reservationLine(ctx, tenantID, c.ReservationID); err != nil {

@@ -6,10 +6,10 @@ import (
 	"github.com/creditd/creditd/domain"
 )
 
-// ConfigureAutoReload sets a line's auto-reload. Setting what is already
+// configureAutoReload sets a line's auto-reload. Setting what is already
 // set appends nothing. Errors: *domain.FieldError, ErrTenantNotFound,
 // ErrUnavailable, ErrContention.
-func (e *Engine) ConfigureAutoReload(ctx context.Context, tenantID int64, creditType string, c domain.ConfigureAutoReload) (Result, error) {
+func (e *Engine) configureAutoReload(ctx context.Context, tenantID int64, creditType string, c domain.ConfigureAutoReload) (Result, error) {
 	if err := c.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -19,8 +19,8 @@ func (e *Engine) ConfigureAutoReload(ctx context.Context, tenantID int64, credit
 	})
 }
 
-// ConfigureLine sets a line's overdraft limit. Errors as ConfigureAutoReload.
-func (e *Engine) ConfigureLine(ctx context.Context, tenantID int64, creditType string, c domain.ConfigureLine) (Result, error) {
+// configureLine sets a line's overdraft limit. Errors as ConfigureAutoReload.
+func (e *Engine) configureLine(ctx context.Context, tenantID int64, creditType string, c domain.ConfigureLine) (Result, error) {
 	return e.single(ctx, tenantID, op{
 		creditType: creditType,
 		decide:     func(d decision) ([]domain.Event, error) { return domain.DecideConfigureLine(d.line, c) },

@@ -35,6 +35,10 @@ type Options struct {
 	// Snapshots configures the write state's snapshots, taken when the
 	// store can keep them (SnapshotStore).
 	Snapshots SnapshotOptions
+	// Cluster, when set, makes partitions owned by leases: this instance
+	// writes the partitions it holds and forwards the other writes to
+	// their owners (ownership.go). Nil: it writes every partition, alone.
+	Cluster *ClusterOptions
 }
 
 // Observer hears what the writers do (metrics).
@@ -61,11 +65,14 @@ type Engine struct {
 	log        *slog.Logger
 	partitions []*partition
 	registry   *registry
+	// cluster holds the partition leases; nil when running alone.
+	cluster *cluster
 
-	mu     sync.RWMutex // guards closed against sends on the inboxes
-	closed bool
-	wg     sync.WaitGroup
-	stop   chan struct{}
+	mu        sync.RWMutex // guards closed against sends on the inboxes
+	closed    bool
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	stop      chan struct{}
 	// tempDir is the segments' directory when none was configured,
 	// removed on Close.
 	tempDir string
@@ -139,10 +146,19 @@ func New(ctx context.Context, store FullStore, opts Options) (*Engine, error) {
 		e.removeTemp()
 		return nil, fmt.Errorf("load partitions: %w", err)
 	}
+	if opts.Cluster != nil {
+		e.cluster = newCluster(e, *opts.Cluster, len(e.partitions), opts.Logger)
+		for i, p := range e.partitions {
+			p.lease = &e.cluster.leases[i]
+		}
+	}
 	for _, p := range e.partitions {
 		e.wg.Go(p.run)
 	}
 	e.wg.Go(func() { e.sweep(opts.SweepInterval) })
+	if e.cluster != nil {
+		e.cluster.start()
+	}
 	return e, nil
 }
 
@@ -150,6 +166,13 @@ func New(ctx context.Context, store FullStore, opts Options) (*Engine, error) {
 // the writers. Nothing acknowledged is lost: acknowledgement follows the
 // store's.
 func (e *Engine) Close() {
+	// Partitions are handed over first, while the writers still run: the
+	// commits in flight land before the leases go (cluster.handover).
+	e.closeOnce.Do(func() {
+		if e.cluster != nil {
+			e.cluster.close()
+		}
+	})
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -258,7 +281,10 @@ func (e *Engine) originalEvents(ctx context.Context, position uint64, tenantID i
 // idle lines current on demand. One pass appends at most sweepEventsMax
 // events per partition.
 func (e *Engine) Sweep(ctx context.Context) error {
-	for _, p := range e.partitions {
+	for i, p := range e.partitions {
+		if e.cluster != nil && !e.cluster.owns(i) {
+			continue // its owner sweeps it
+		}
 		r := &request{sweep: true, done: make(chan error, 1)}
 		if err := e.submitTo(ctx, p, r); err != nil {
 			return err
@@ -281,6 +307,9 @@ func (e *Engine) sweep(interval time.Duration) {
 		case <-ticker.C:
 		}
 		for i, p := range e.partitions {
+			if e.cluster != nil && !e.cluster.owns(i) {
+				continue // its owner sweeps it
+			}
 			if r := pending[i]; r != nil {
 				select {
 				case <-r.done:
@@ -303,4 +332,13 @@ func (e *Engine) sweep(interval time.Duration) {
 			e.mu.RUnlock()
 		}
 	}
+}
+
+// Ownership reports which partitions this instance owns and how it sees
+// the cluster; ok is false when the engine runs alone.
+func (e *Engine) Ownership() (o Ownership, ok bool) {
+	if e.cluster == nil {
+		return Ownership{}, false
+	}
+	return e.cluster.ownership(), true
 }

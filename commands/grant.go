@@ -6,11 +6,11 @@ import (
 	"github.com/creditd/creditd/domain"
 )
 
-// Grant adds credits to a tenant's line. A repeat of the same grant id
+// grant adds credits to a tenant's line. A repeat of the same grant id
 // returns the original outcome (Duplicate) and appends nothing. Errors:
 // *domain.FieldError, domain.ErrIdempotencyConflict, ErrTenantNotFound,
 // ErrUnavailable, ErrContention.
-func (e *Engine) Grant(ctx context.Context, tenantID int64, creditType string, c domain.Grant) (Result, error) {
+func (e *Engine) grant(ctx context.Context, tenantID int64, creditType string, c domain.Grant) (Result, error) {
 	if err := c.Validate(); err != nil {
 		return Result{}, err
 	}

@@ -121,6 +121,11 @@ type partition struct {
 	// applied (a conflict, or an append whose outcome is unknown).
 	stale    bool
 	observer Observer
+	// lease, in a cluster, is this instance's hold on the partition: the
+	// writer appends only while it is held (lease.go); leaseEpoch is the
+	// acquisition the writer last read the subject under.
+	lease      *lease
+	leaseEpoch uint64
 }
 
 func newPartition(id int, store Store, log *slog.Logger, clock func() time.Time, checks bool) *partition {
@@ -312,6 +317,25 @@ func (p *partition) process(batch []*request) {
 	}
 }
 
+// owned reports whether this writer may append now, and until when (zero:
+// no lease, the engine runs alone). A new acquisition makes the writer
+// read the subject first: other owners wrote it meanwhile.
+func (p *partition) owned() (until time.Time, ok bool) {
+	if p.lease == nil {
+		return time.Time{}, true
+	}
+	held, epoch, until := p.lease.state()
+	if !held {
+		p.stale = true
+		return until, false
+	}
+	if epoch != p.leaseEpoch {
+		p.leaseEpoch = epoch
+		p.stale = true
+	}
+	return until, true
+}
+
 func (p *partition) refresh() error {
 	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 	defer cancel()
@@ -329,6 +353,11 @@ func (p *partition) refresh() error {
 func (p *partition) commitBatch(batch []*request) {
 	unavailable := 0
 	for attempt := 1; ; attempt++ {
+		leaseUntil, owned := p.owned()
+		if !owned {
+			fail(batch, errNotOwner)
+			return
+		}
 		if p.stale {
 			if err := p.refresh(); err != nil {
 				fail(batch, err)
@@ -349,7 +378,13 @@ func (p *partition) commitBatch(batch []*request) {
 			p.finish(batch, st, 0)
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+		deadline := time.Now().Add(appendTimeout)
+		if !leaseUntil.IsZero() && leaseUntil.Before(deadline) {
+			// An append still unanswered when the lease lapses is given
+			// up; it may land, and the next owner's fence sees it.
+			deadline = leaseUntil
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		seq, err := p.chain.append(ctx, p.store, now, st.events)
 		cancel()
 		switch {

@@ -192,6 +192,12 @@ func (r *registry) lookupTenant(id int64) (Tenant, bool) {
 // id is the caller's to choose (any producer can name any tenant on
 // credits.usage.<tenant_id>). If that read fails, the answer is
 // "unavailable", not "no such tenant".
+// known reports whether the registry holds the tenant, without reading.
+func (r *registry) known(id int64) bool {
+	_, ok := r.lookupTenant(id)
+	return ok
+}
+
 func (r *registry) tenant(id int64) (Tenant, error) {
 	if t, ok := r.lookupTenant(id); ok {
 		return t, nil

@@ -10,13 +10,13 @@ import (
 // reservation is the same request.
 const releaseFingerprint = 1
 
-// Release ends a reservation without a debit. Releasing again returns the
+// release ends a reservation without a debit. Releasing again returns the
 // original outcome. Errors: domain.ErrReservationNotFound,
 // domain.ErrReservationClosed (captured or expired), ErrTenantNotFound,
 // ErrUnavailable, ErrContention.
 //
 // An empty creditType means the line holding the reservation.
-func (e *Engine) Release(ctx context.Context, tenantID int64, creditType, reservationID string) (Result, error) {
+func (e *Engine) release(ctx context.Context, tenantID int64, creditType, reservationID string) (Result, error) {
 	if creditType == "" {
 		var err error
 		if creditType, err = e.reservationLine(ctx, tenantID, reservationID); err != nil {

@@ -7,11 +7,11 @@ import (
 	"github.com/creditd/creditd/domain"
 )
 
-// Reserve holds credits on a line. A refusal is recorded, so a retry of the
+// reserve holds credits on a line. A refusal is recorded, so a retry of the
 // same reservation id answers it again. Errors: domain.ErrInsufficientCredits,
 // *domain.FieldError, domain.ErrIdempotencyConflict, ErrTenantNotFound,
 // ErrUnavailable, ErrContention.
-func (e *Engine) Reserve(ctx context.Context, tenantID int64, creditType string, c domain.Reserve) (Result, error) {
+func (e *Engine) reserve(ctx context.Context, tenantID int64, creditType string, c domain.Reserve) (Result, error) {
 	if err := c.Validate(); err != nil {
 		return Result{}, err
 	}

@@ -8,11 +8,11 @@ import (
 	"github.com/creditd/creditd/eventstore"
 )
 
-// ReverseUsage gives an accepted usage debit's credits back to the grants
+// reverseUsage gives an accepted usage debit's credits back to the grants
 // that paid for it. Reversing again returns the original outcome. Errors:
 // domain.ErrUsageNotFound, *domain.FieldError, ErrTenantNotFound,
 // ErrUnavailable, ErrContention.
-func (e *Engine) ReverseUsage(ctx context.Context, tenantID int64, c domain.ReverseUsage) (Result, error) {
+func (e *Engine) reverseUsage(ctx context.Context, tenantID int64, c domain.ReverseUsage) (Result, error) {
 	original, creditType, err := e.originalDebit(ctx, tenantID, c.UsageID)
 	if err != nil {
 		return Result{}, err

@@ -6,10 +6,10 @@ import (
 	"github.com/creditd/creditd/domain"
 )
 
-// StartSubscription starts allocating credits every period on a line.
+// startSubscription starts allocating credits every period on a line.
 // Errors: *domain.FieldError, domain.ErrIdempotencyConflict,
 // ErrTenantNotFound, ErrUnavailable, ErrContention.
-func (e *Engine) StartSubscription(ctx context.Context, tenantID int64, creditType string, c domain.StartSubscription) (Result, error) {
+func (e *Engine) startSubscription(ctx context.Context, tenantID int64, creditType string, c domain.StartSubscription) (Result, error) {
 	if err := c.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -21,13 +21,13 @@ func (e *Engine) StartSubscription(ctx context.Context, tenantID int64, creditTy
 	})
 }
 
-// CancelSubscription ends a subscription at the end of its current period.
+// cancelSubscription ends a subscription at the end of its current period.
 // Canceling again returns the original outcome. Errors:
 // domain.ErrSubscriptionNotFound, ErrTenantNotFound, ErrUnavailable,
 // ErrContention.
 //
 // An empty creditType means the line the subscription was started on.
-func (e *Engine) CancelSubscription(ctx context.Context, tenantID int64, creditType, subscriptionID string) (Result, error) {
+func (e *Engine) cancelSubscription(ctx context.Context, tenantID int64, creditType, subscriptionID string) (Result, error) {
 	if creditType == "" {
 		var err error
 		if creditType, err = e.lineOf(ctx, tenantID, kindSubscribe, subscriptionID); err != nil {

@@ -27,12 +27,12 @@ func (e *Engine) RecordUsage(ctx context.Context, tenantID int64, events []Usage
 	return e.RecordUsageBatch(ctx, tenantID, "", events)
 }
 
-// RecordUsageBatch is RecordUsage with the whole batch keyed by batchKey
+// recordUsageBatch is RecordUsage with the whole batch keyed by batchKey
 // (domain.UsageBatch) when it is not empty: a repeat of the key with the
 // same events answers each event's original outcome as a duplicate; with
 // other events the call's error is domain.ErrIdempotencyConflict and
 // nothing is appended. An invalid key is a *domain.FieldError.
-func (e *Engine) RecordUsageBatch(ctx context.Context, tenantID int64, batchKey string, events []UsageEvent) ([]Result, error) {
+func (e *Engine) recordUsageBatch(ctx context.Context, tenantID int64, batchKey string, events []UsageEvent) ([]Result, error) {
 	if len(events) == 0 || len(events) > UsageBatchMax {
 		return nil, fmt.Errorf("%w: a batch holds 1 to %d events", domain.ErrInvalidCommand, UsageBatchMax)
 	}

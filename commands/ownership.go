@@ -1,0 +1,373 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/creditd/creditd/eventstore"
+)
+
+// Coordinator is what partition ownership needs of the cluster: leases
+// fenced by their revision, the live instances, and request/reply to the
+// owners. *eventstore.Cluster satisfies it.
+type Coordinator interface {
+	TTL() time.Duration
+	Acquire(ctx context.Context, partition int, instance string) (uint64, error)
+	Renew(ctx context.Context, partition int, instance string, rev uint64) (uint64, error)
+	Release(ctx context.Context, partition int, rev uint64) error
+	Announce(ctx context.Context, instance string) error
+	Leave(ctx context.Context, instance string) error
+	View(ctx context.Context) (eventstore.View, error)
+	Forward(ctx context.Context, partition int, data []byte) ([]byte, error)
+	Serve(partition int, concurrent int, handle func(data []byte) []byte) (stop func(), err error)
+}
+
+// ClusterOptions makes the engine one of several instances on one stream:
+// each partition is written by the one instance holding its lease, and
+// writes for the others' partitions are forwarded to them.
+type ClusterOptions struct {
+	Coordinator Coordinator
+	// Instance names this instance among the others; unique per process
+	// start (a restarted instance must not take its old leases for its own).
+	Instance string
+	// Observer, when set, hears of ownership changes, renewals and
+	// forwarded writes (metrics).
+	Observer ClusterObserver
+}
+
+// ClusterObserver hears what partition ownership does.
+type ClusterObserver interface {
+	Owned(partitions []int)
+	LeaseRenewed()
+	LeaseLost(partition int)
+	Forwarded(elapsed time.Duration, err error)
+}
+
+type noClusterObserver struct{}
+
+func (noClusterObserver) Owned([]int)                    {}
+func (noClusterObserver) LeaseRenewed()                  {}
+func (noClusterObserver) LeaseLost(int)                  {}
+func (noClusterObserver) Forwarded(time.Duration, error) {}
+
+// Ownership bounds.
+const (
+	// forwardConcurrency bounds the forwarded writes one partition's owner
+	// runs at once: as many as its writer's inbox holds, so forwarded
+	// writes meet the same back-pressure as local ones.
+	forwardConcurrency = inboxDepth
+	// handoverWait bounds how long a handover waits for the partition's
+	// commit in flight before giving the lease up anyway (the writer has
+	// stopped deciding by then: the lease was revoked first).
+	handoverWait = 15 * time.Second
+)
+
+// Ownership is this instance's view of the cluster, for /readyz.
+type Ownership struct {
+	Instance string `json:"instance"`
+	// Owned are the partitions this instance writes now.
+	Owned []int `json:"owned"`
+	// Members are the live instances; Owners each partition's lease
+	// holder, as last read.
+	Members []string       `json:"members"`
+	Owners  map[int]string `json:"owners"`
+	// Partitions is the stream's partition count.
+	Partitions int `json:"partitions"`
+}
+
+// cluster holds this instance's leases: one goroutine (run) announces the
+// instance, renews what it holds, and every tick moves partitions towards
+// the balanced assignment of the live instances (assign).
+type cluster struct {
+	e      *Engine
+	co     Coordinator
+	id     string
+	obs    ClusterObserver
+	log    *slog.Logger
+	ttl    time.Duration
+	tick   time.Duration
+	margin time.Duration
+	leases []lease
+
+	// held is touched by run (and close, after run ended) only.
+	held map[int]*holding
+
+	mu   sync.Mutex // guards view
+	view eventstore.View
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type holding struct {
+	rev       uint64
+	stopServe func()
+}
+
+func newCluster(e *Engine, opts ClusterOptions, partitions int, log *slog.Logger) *cluster {
+	ttl := opts.Coordinator.TTL()
+	c := &cluster{
+		e: e, co: opts.Coordinator, id: opts.Instance, obs: opts.Observer, log: log.With("instance", opts.Instance),
+		ttl: ttl,
+		// A tick of a fifth of the TTL renews each lease four times before
+		// it could expire, and sees a dead instance's partitions free
+		// within a tick of their expiry.
+		tick: ttl / 5,
+		// The lease is given up on this instance's clock a fifth of the TTL
+		// before the cluster can give it away: room for the renewal's
+		// round trip and for clocks that run at slightly different rates.
+		margin: ttl / 5,
+		leases: make([]lease, partitions),
+		held:   map[int]*holding{},
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	if c.obs == nil {
+		c.obs = noClusterObserver{}
+	}
+	return c
+}
+
+func (c *cluster) owns(partition int) bool { return c.leases[partition].held() }
+
+func (c *cluster) start() { go c.run() }
+
+func (c *cluster) run() {
+	defer close(c.done)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-timer.C:
+		}
+		c.step()
+		timer.Reset(c.tick)
+	}
+}
+
+// step is one tick: announce, renew, read the cluster, rebalance.
+func (c *cluster) step() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.tick*2)
+	defer cancel()
+	if err := c.co.Announce(ctx, c.id); err != nil {
+		c.log.Warn("announcing this instance", "err", err)
+	}
+	c.renew(ctx)
+	view, err := c.co.View(ctx)
+	if err != nil {
+		c.log.Warn("reading the partition leases", "err", err)
+		return
+	}
+	c.mu.Lock()
+	c.view = view
+	c.mu.Unlock()
+	if !slices.Contains(view.Members, c.id) {
+		// Not announced (yet): a share computed without this instance
+		// would hand everything over.
+		return
+	}
+	want := assign(view.Members, len(c.leases))
+	for _, p := range c.owned() {
+		if want[p] != c.id {
+			c.handover(p)
+		}
+	}
+	for p := range c.leases {
+		if want[p] == c.id && c.held[p] == nil && view.Owners[p] == "" {
+			c.acquire(ctx, p)
+		}
+	}
+	c.obs.Owned(c.owned())
+}
+
+func mapKeys[V any](m map[int]V) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func (c *cluster) owned() []int {
+	owned := mapKeys(c.held)
+	slices.Sort(owned)
+	return owned
+}
+
+// renew extends every lease held; one that moved on is dropped at once,
+// one that cannot be renewed lapses at its deadline.
+func (c *cluster) renew(ctx context.Context) {
+	for _, p := range c.owned() {
+		h := c.held[p]
+		sent := time.Now()
+		rev, err := c.co.Renew(ctx, p, c.id, h.rev)
+		switch {
+		case err == nil:
+			h.rev = rev
+			c.leases[p].extend(sent.Add(c.ttl - c.margin))
+			c.obs.LeaseRenewed()
+		case errors.Is(err, eventstore.ErrLeaseLost):
+			c.log.Warn("partition lease lost", "partition", p)
+			c.drop(p)
+		case !c.leases[p].held():
+			c.log.Warn("partition lease lapsed: renewals failed", "partition", p, "err", err)
+			c.drop(p)
+			// Free it for the others if it is still ours in the cluster.
+			c.co.Release(ctx, p, h.rev)
+		default:
+			c.log.Warn("renewing a partition lease", "partition", p, "err", err)
+		}
+	}
+}
+
+// drop stops writing and serving a partition whose lease is gone.
+func (c *cluster) drop(p int) {
+	c.leases[p].revoke()
+	c.held[p].stopServe()
+	delete(c.held, p)
+	c.obs.LeaseLost(p)
+}
+
+// acquire takes a free partition: the lease, then the forwarded writes.
+// The writer reads the subject before its first decision (lease epochs).
+func (c *cluster) acquire(ctx context.Context, p int) {
+	sent := time.Now()
+	rev, err := c.co.Acquire(ctx, p, c.id)
+	if err != nil {
+		if !errors.Is(err, eventstore.ErrLeaseHeld) {
+			c.log.Warn("acquiring a partition lease", "partition", p, "err", err)
+		}
+		return
+	}
+	c.leases[p].grant(sent.Add(c.ttl - c.margin))
+	stopServe, err := c.co.Serve(p, forwardConcurrency, c.handle)
+	if err != nil {
+		c.log.Warn("serving a partition's forwarded writes", "partition", p, "err", err)
+		c.leases[p].revoke()
+		c.co.Release(ctx, p, rev)
+		return
+	}
+	c.held[p] = &holding{rev: rev, stopServe: stopServe}
+	c.log.Info("partition acquired", "partition", p)
+}
+
+// handover gives a partition up in order: its writer stops deciding, the
+// commit in flight lands, the forwarded writes stop coming, and the lease
+// is released, so the next owner starts at once from everything this
+// one appended.
+func (c *cluster) handover(p int) {
+	h := c.held[p]
+	c.leases[p].revoke()
+	ctx, cancel := context.WithTimeout(context.Background(), handoverWait)
+	defer cancel()
+	// The writer is sequential: once this request is answered, every
+	// batch before it has landed or failed.
+	barrier := &request{done: make(chan error, 1), inspect: func(*partition) {}}
+	if err := c.e.submitTo(ctx, c.e.partitions[p], barrier); err != nil && !errors.Is(err, ErrClosed) {
+		c.log.Warn("waiting for a partition's last commit before its handover", "partition", p, "err", err)
+	}
+	h.stopServe()
+	if err := c.co.Release(ctx, p, h.rev); err != nil {
+		c.log.Warn("releasing a partition lease", "partition", p, "err", err)
+	}
+	delete(c.held, p)
+	c.log.Info("partition handed over", "partition", p)
+}
+
+// close hands every partition over and withdraws the instance, for a
+// clean stop: the others take over within a tick, not a TTL.
+func (c *cluster) close() {
+	close(c.stop)
+	<-c.done
+	for _, p := range c.owned() {
+		c.handover(p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.tick*2)
+	defer cancel()
+	if err := c.co.Leave(ctx, c.id); err != nil {
+		c.log.Warn("leaving the cluster", "err", err)
+	}
+	c.obs.Owned(nil)
+}
+
+// ownership reports the instance's view.
+func (c *cluster) ownership() Ownership {
+	c.mu.Lock()
+	view := c.view
+	c.mu.Unlock()
+	o := Ownership{Instance: c.id, Members: view.Members, Owners: view.Owners, Partitions: len(c.leases), Owned: []int{}}
+	for p := range c.leases {
+		if c.owns(p) {
+			o.Owned = append(o.Owned, p)
+		}
+	}
+	return o
+}
+
+// assign spreads partitions over the live members: each gets
+// partitions/len(members), and the first partitions%len(members) of them
+// in sorted order one more. Within those shares, each partition goes to
+// the member that ranks it highest (rendezvous hashing), so when an
+// instance joins or leaves, few partitions move. Every instance computes
+// the same assignment from the same members.
+func assign(members []string, partitions int) map[int]string {
+	want := make(map[int]string, partitions)
+	if len(members) == 0 {
+		return want
+	}
+	capacity := make(map[string]int, len(members))
+	for i, m := range members {
+		capacity[m] = partitions / len(members)
+		if i < partitions%len(members) {
+			capacity[m]++
+		}
+	}
+	type pair struct {
+		score     uint64
+		member    string
+		partition int
+	}
+	pairs := make([]pair, 0, partitions*len(members))
+	for p := range partitions {
+		for _, m := range members {
+			pairs = append(pairs, pair{score: rendezvous(m, p), member: m, partition: p})
+		}
+	}
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].score != pairs[j].score {
+			return pairs[i].score > pairs[j].score
+		}
+		if pairs[i].member != pairs[j].member {
+			return pairs[i].member < pairs[j].member
+		}
+		return pairs[i].partition < pairs[j].partition
+	})
+	for _, pr := range pairs {
+		if _, taken := want[pr.partition]; taken || capacity[pr.member] == 0 {
+			continue
+		}
+		want[pr.partition] = pr.member
+		capacity[pr.member]--
+	}
+	return want
+}
+
+func rendezvous(member string, partition int) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(member))
+	h.Write([]byte{byte(partition >> 24), byte(partition >> 16), byte(partition >> 8), byte(partition)})
+	// FNV of near-equal inputs differs mostly in a few bits: a finalizer
+	// (splitmix64's) spreads them, so rankings are fair across members.
+	x := h.Sum64()
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}

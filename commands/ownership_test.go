@@ -1,0 +1,430 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/internal/testnats"
+)
+
+// leaseTTL is short in these tests so a takeover after a crash is quick.
+const leaseTTL = 2 * time.Second
+
+// counter counts what the writers and the leases do.
+type counter struct {
+	committed, conflicted, retried, renewed, lost, forwarded, forwardErrs atomic.Int64
+	mu                                                                    sync.Mutex
+	owned                                                                 []int
+}
+
+func (c *counter) Committed(n int) { c.committed.Add(int64(n)) }
+func (c *counter) Conflicted()     { c.conflicted.Add(1) }
+func (c *counter) Retried()        { c.retried.Add(1) }
+func (c *counter) LeaseRenewed()   { c.renewed.Add(1) }
+func (c *counter) LeaseLost(int)   { c.lost.Add(1) }
+func (c *counter) Owned(ps []int)  { c.mu.Lock(); c.owned = ps; c.mu.Unlock() }
+func (c *counter) Forwarded(_ time.Duration, err error) {
+	c.forwarded.Add(1)
+	if err != nil {
+		c.forwardErrs.Add(1)
+	}
+}
+
+// member is one instance on the shared server: its own connections (so a
+// crash can cut them), store, cluster and engine.
+type member struct {
+	name    string
+	conns   []*nats.Conn
+	engine  *Engine
+	counter *counter
+}
+
+func startMember(t *testing.T, srv *testnats.Server, name string) *member {
+	t.Helper()
+	ctx := context.Background()
+	m := &member{name: name, counter: &counter{}}
+	dial := func(suffix string) *nats.Conn {
+		nc, err := srv.Embedded.Connect(name + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.conns = append(m.conns, nc)
+		return nc
+	}
+	store, err := eventstore.Open(ctx, dial(""), eventstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	co, err := eventstore.OpenCluster(ctx, dial("-cluster"), 1, leaseTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.engine, err = New(ctx, store, Options{CheckInvariants: true, Observer: m.counter,
+		Cluster: &ClusterOptions{Coordinator: co, Instance: name, Observer: m.counter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.stop)
+	return m
+}
+
+// stop is a clean stop: partitions handed over, then connections closed.
+func (m *member) stop() {
+	m.engine.Close()
+	for _, nc := range m.conns {
+		nc.Close()
+	}
+}
+
+// crash cuts the instance off at once, as kill -9 would: no handover, no
+// release, no goodbye. Its engine is closed afterwards only to free the
+// test's goroutines; it can reach nothing by then.
+func (m *member) crash() {
+	for _, nc := range m.conns {
+		nc.Close()
+	}
+	m.engine.Close()
+}
+
+// waitSpread waits until every partition has exactly one owner among
+// members and each owns its share, and returns the time it took.
+func waitSpread(t *testing.T, wait time.Duration, members ...*member) time.Duration {
+	t.Helper()
+	start := time.Now()
+	partitions := members[0].engine.store.Partitions()
+	for {
+		owners := map[int]int{}
+		balanced := true
+		for _, m := range members {
+			o, _ := m.engine.Ownership()
+			for _, p := range o.Owned {
+				owners[p]++
+			}
+			if n := len(o.Owned); n < partitions/len(members) || n > (partitions+len(members)-1)/len(members) {
+				balanced = false
+			}
+		}
+		whole := len(owners) == partitions
+		for _, n := range owners {
+			if n != 1 {
+				whole = false
+			}
+		}
+		if whole && balanced {
+			return time.Since(start)
+		}
+		if time.Since(start) > wait {
+			t.Fatalf("partitions not spread over %d instances in %s: owners per partition %v", len(members), wait, owners)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func newTenant(t *testing.T, e *Engine, grant string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	created, err := e.CreateTenant(ctx, CreateTenant{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grant != "" {
+		if _, err := e.Grant(ctx, created.Tenant.ID, "default", domain.Grant{GrantID: "g", Amount: decimal.RequireFromString(grant), Source: domain.SourcePurchase}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return created.Tenant.ID
+}
+
+// known waits until every member's registry holds the tenant: one created
+// through another instance is known within about a second
+// (registryRefreshMin); clients meet the same through their API keys.
+func known(t *testing.T, tenant int64, members ...*member) {
+	t.Helper()
+	for _, m := range members {
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			if _, err := m.engine.Tenant(tenant); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("instance %s does not know tenant %d", m.name, tenant)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// record writes one usage event, retrying with the same id while the
+// answer is retryable (as a client does on a 503), and fails the test
+// on any other error.
+func record(t *testing.T, e *Engine, tenant int64, id, amount string) Result {
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := e.RecordUsage(ctx, tenant, usageEvent(id, amount))
+		cancel()
+		switch {
+		case err == nil:
+			return res[0]
+		case !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrContention) || attempt == 20:
+			t.Errorf("usage %s: %v", id, err)
+			return Result{}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func usageEvent(id, amount string) []UsageEvent {
+	return []UsageEvent{{CreditType: "default", RecordUsage: domain.RecordUsage{UsageID: id, Amount: decimal.RequireFromString(amount)}}}
+}
+
+// Writes through three instances, to tenants of every partition and to
+// one tenant whose credits run out mid-way: no append ever conflicts
+// (each partition has one writer), every write is answered without
+// error wherever it entered, the small balance is spent exactly and never
+// overspent, and a retry through another instance is a duplicate.
+func TestOwnedPartitionsWriteWithoutConflicts(t *testing.T) {
+	srv := testnats.Start(t, t.TempDir())
+	members := []*member{startMember(t, srv, "a"), startMember(t, srv, "b"), startMember(t, srv, "c")}
+	waitSpread(t, 10*time.Second, members...)
+	ctx := context.Background()
+
+	var tenants []int64
+	for range 12 {
+		tenants = append(tenants, newTenant(t, members[0].engine, "1000000"))
+	}
+	// 100 credits, 0.5 per debit: exactly 200 of the 600 debits fit.
+	scarce := newTenant(t, members[1].engine, "100")
+	for _, tenant := range append(slices.Clone(tenants), scarce) {
+		known(t, tenant, members...)
+	}
+
+	const workers, perWorker = 6, 100
+	var accepted, rejected atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				via := members[(w+i)%len(members)].engine
+				tenant := tenants[(w*perWorker+i)%len(tenants)]
+				if _, err := via.RecordUsage(ctx, tenant, usageEvent(fmt.Sprintf("u-%d-%d", w, i), "1")); err != nil {
+					t.Errorf("usage through %d: %v", (w+i)%len(members), err)
+					return
+				}
+				res, err := via.RecordUsage(ctx, scarce, usageEvent(fmt.Sprintf("s-%d-%d", w, i), "0.5"))
+				if err != nil {
+					t.Errorf("scarce usage: %v", err)
+					return
+				}
+				switch res[0].Status {
+				case StatusAccepted:
+					accepted.Add(1)
+				case StatusRejected:
+					rejected.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if accepted.Load() != 200 || rejected.Load() != workers*perWorker-200 {
+		t.Fatalf("scarce line: %d accepted, %d rejected; want 200 and %d", accepted.Load(), rejected.Load(), workers*perWorker-200)
+	}
+	for _, m := range members {
+		if n := m.counter.conflicted.Load(); n != 0 {
+			t.Errorf("instance %s: %d append conflicts, want 0", m.name, n)
+		}
+		if m.counter.forwarded.Load() == 0 {
+			t.Errorf("instance %s forwarded nothing: every write took the local path", m.name)
+		}
+	}
+	for _, m := range members {
+		line, _, err := m.engine.Line(ctx, scarce, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !line.Used.Equal(decimal.NewFromInt(100)) || line.Available().Sign() != 0 {
+			t.Fatalf("instance %s sees the scarce line used %s, available %s; want 100 and 0", m.name, line.Used, line.Available())
+		}
+	}
+	// A retry through each instance is the original's duplicate.
+	first, err := members[0].engine.RecordUsage(ctx, tenants[0], usageEvent("u-0-0", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		res, err := m.engine.RecordUsage(ctx, tenants[0], usageEvent("u-0-0", "1"))
+		if err != nil || !res[0].Duplicate || res[0].Position != first[0].Position {
+			t.Fatalf("retry through %s: %+v %v; want a duplicate at %d", m.name, res, err, first[0].Position)
+		}
+	}
+}
+
+// A write's errors reach the caller through a forward as they would
+// locally: the same sentinel, the same text, the same field errors.
+func TestForwardedErrorsKeepTheirMeaning(t *testing.T) {
+	srv := testnats.Start(t, t.TempDir())
+	a, b := startMember(t, srv, "a"), startMember(t, srv, "b")
+	waitSpread(t, 10*time.Second, a, b)
+	ctx := context.Background()
+	// A tenant of a partition b owns, written through a.
+	var tenant int64
+	for tenant == 0 {
+		id := newTenant(t, a.engine, "10")
+		known(t, id, a, b)
+		if !a.engine.cluster.owns(a.engine.store.PartitionOf(id)) {
+			tenant = id
+		}
+	}
+	_, err := a.engine.Reserve(ctx, tenant, "default", domain.Reserve{ReservationID: "r", Amount: decimal.NewFromInt(11)})
+	if !errors.Is(err, domain.ErrInsufficientCredits) {
+		t.Fatalf("reserve beyond the balance through a forward: %v, want insufficient credits", err)
+	}
+	_, local := b.engine.Reserve(ctx, tenant, "default", domain.Reserve{ReservationID: "r", Amount: decimal.NewFromInt(11)})
+	if err.Error() != local.Error() {
+		t.Fatalf("forwarded error %q, local %q", err, local)
+	}
+	_, err = a.engine.Grant(ctx, tenant, "default", domain.Grant{GrantID: "", Amount: decimal.Zero, Source: domain.SourcePurchase})
+	fields := domain.FieldErrors(err)
+	if !errors.Is(err, domain.ErrInvalidCommand) || len(fields) < 2 || fields[0].Location != "grant_id" {
+		t.Fatalf("invalid grant through a forward: %v, fields %+v", err, fields)
+	}
+	_, err = a.engine.Capture(ctx, tenant, "", domain.Capture{ReservationID: "nope"})
+	if !errors.Is(err, domain.ErrReservationNotFound) {
+		t.Fatalf("capture of an unknown reservation through a forward: %v", err)
+	}
+	res, err := a.engine.Grant(ctx, tenant, "default", domain.Grant{GrantID: "g2", Amount: decimal.RequireFromString("2.50"), Source: domain.SourcePurchase})
+	if err != nil || len(res.Events) != 1 {
+		t.Fatalf("grant through a forward: %+v %v", res, err)
+	}
+	if g, ok := res.Events[0].(domain.CreditsGranted); !ok || !g.Amount.Equal(decimal.RequireFromString("2.5")) {
+		t.Fatalf("forwarded grant's event: %#v", res.Events[0])
+	}
+}
+
+// An instance that stops cleanly hands its partitions over at once; one
+// that crashes loses them when its leases expire, and the others take
+// them within the TTL and a tick. Writes go on through the survivors the
+// whole time, each acknowledged once.
+func TestPartitionsMoveOnStopAndCrash(t *testing.T) {
+	srv := testnats.Start(t, t.TempDir())
+	a, b, c := startMember(t, srv, "a"), startMember(t, srv, "b"), startMember(t, srv, "c")
+	waitSpread(t, 10*time.Second, a, b, c)
+	ctx := context.Background()
+	var tenants []int64
+	for range 8 {
+		tenants = append(tenants, newTenant(t, a.engine, "1000000"))
+	}
+	for _, tenant := range tenants {
+		known(t, tenant, a, b, c)
+	}
+
+	stopWriting := make(chan struct{})
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stopWriting:
+					return
+				default:
+				}
+				if record(t, a.engine, tenants[(w+i)%len(tenants)], fmt.Sprintf("w%d-%d", w, i), "1").Status == "" {
+					return
+				}
+				acked.Add(1)
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	c.stop()
+	took := waitSpread(t, 10*time.Second, a, b)
+	t.Logf("clean stop of c: its partitions taken over in %s", took)
+	if took > leaseTTL {
+		t.Errorf("a clean stop's partitions waited %s, as long as an expiry (%s)", took, leaseTTL)
+	}
+	time.Sleep(300 * time.Millisecond)
+	crashed := time.Now()
+	b.crash()
+	took = waitSpread(t, leaseTTL+2*time.Second+5*time.Second, a)
+	t.Logf("crash of b: its partitions taken over %s after", time.Since(crashed))
+	if time.Since(crashed) > leaseTTL+2*time.Second {
+		t.Errorf("a crashed instance's partitions were taken over after %s, want within the TTL %s + 2 s", time.Since(crashed), leaseTTL)
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stopWriting)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	total := decimal.Zero
+	for _, tenant := range tenants {
+		line, _, err := a.engine.Line(ctx, tenant, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		total = total.Add(line.Used)
+	}
+	if !total.Equal(decimal.NewFromInt(acked.Load())) {
+		t.Fatalf("used %s over all lines, acknowledged %d writes of 1", total, acked.Load())
+	}
+	if a.counter.conflicted.Load() != 0 {
+		t.Logf("conflicts on a: %d (the crash's unfinished appends)", a.counter.conflicted.Load())
+	}
+	o, _ := a.engine.Ownership()
+	if !slices.Equal(o.Owned, []int{0, 1, 2, 3}[:a.engine.store.Partitions()]) {
+		t.Fatalf("a owns %v", o.Owned)
+	}
+}
+
+// assign gives every partition one member, shares differing by at most
+// one, and moves few partitions when a member joins.
+func TestAssignSpreadsEvenlyAndMovesLittle(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 5} {
+		for _, partitions := range []int{4, 16, 32} {
+			members := []string{}
+			for i := range n {
+				members = append(members, fmt.Sprintf("creditd-%d-x%d", i, i*7))
+			}
+			slices.Sort(members)
+			want := assign(members, partitions)
+			if len(want) != partitions {
+				t.Fatalf("%d members, %d partitions: %d assigned", n, partitions, len(want))
+			}
+			shares := map[string]int{}
+			for _, m := range want {
+				shares[m]++
+			}
+			for _, m := range members {
+				if s := shares[m]; s < partitions/n || s > (partitions+n-1)/n {
+					t.Fatalf("%d members, %d partitions: %s gets %d", n, partitions, m, s)
+				}
+			}
+			joined := append(slices.Clone(members), "creditd-new")
+			slices.Sort(joined)
+			after := assign(joined, partitions)
+			moved := 0
+			for p, m := range want {
+				if after[p] != m {
+					moved++
+				}
+			}
+			// The newcomer's share must move; a little more may.
+			if limit := partitions/(n+1) + 1 + n; moved > limit {
+				t.Errorf("%d members, %d partitions: a join moved %d partitions, want at most %d", n, partitions, moved, limit)
+			}
+		}
+	}
+}

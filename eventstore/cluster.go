@@ -1,0 +1,289 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LeaseBucket is the JetStream KV bucket in which creditd instances on one
+// cluster hold the leases of the write partitions and announce that they
+// are alive. Its entries expire TTL after their last write: a lease that is
+// not renewed, or an instance that stops announcing itself, is gone after
+// the TTL without anyone having to notice the death.
+const LeaseBucket = "creditd_leases"
+
+// ForwardSubjectPrefix starts the subject on which the owner of a partition
+// takes the writes other instances forward to it:
+// creditd.forward.<partition>. Only creditd itself may publish there:
+// a forwarded write names its tenant, so a client allowed on these
+// subjects could write for any tenant (docs/nats-server.conf denies
+// them to producers).
+const ForwardSubjectPrefix = "creditd.forward."
+
+// Bounds of the cluster's coordination.
+const (
+	// leaseBucketBytesMax bounds the bucket: it holds a key per partition
+	// and per live instance, each a few bytes, with one revision each.
+	leaseBucketBytesMax = 1 << 20
+	// forwardPendingMsgsMax and forwardPendingBytesMax bound the forwarded
+	// writes queued on one partition's subscription while its handlers
+	// are all busy; past them NATS drops the newest and their senders time
+	// out and retry (back-pressure, not unbounded memory).
+	forwardPendingMsgsMax  = 4096
+	forwardPendingBytesMax = 64 << 20
+)
+
+// Errors of the cluster's coordination.
+var (
+	// ErrLeaseHeld: another instance holds the lease.
+	ErrLeaseHeld = errors.New("eventstore: lease held by another instance")
+	// ErrLeaseLost: the lease moved past the revision the holder knew
+	// (it expired, and maybe another instance took it).
+	ErrLeaseLost = errors.New("eventstore: lease lost")
+	// ErrNoOwner: no instance serves the partition's forwarded writes now
+	// (its lease is changing hands). Retry shortly.
+	ErrNoOwner = errors.New("eventstore: no owner serves the partition")
+)
+
+// Cluster is the coordination of creditd instances sharing one stream: the
+// partition leases and instance announcements in LeaseBucket, and the
+// forwarding of writes to partition owners over NATS request/reply. It
+// uses its own connection, so forwarded writes and lease renewals do not
+// queue behind appends.
+type Cluster struct {
+	nc  *nats.Conn
+	kv  jetstream.KeyValue
+	ttl time.Duration
+}
+
+// OpenCluster opens (creating on first use) the lease bucket with the given
+// TTL and replicas. An existing bucket with another TTL is updated: every
+// instance of a cluster must run with one TTL (--lease-ttl), and the last
+// one started sets it.
+func OpenCluster(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Duration) (*Cluster, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      LeaseBucket,
+		Description: "creditd partition leases and live instances",
+		History:     1,
+		TTL:         ttl,
+		MaxBytes:    leaseBucketBytesMax,
+		// File storage, replicated like the log: a lease must survive the
+		// loss of a node, or a second writer could start while the first
+		// still holds it in its own eyes.
+		Storage:  jetstream.FileStorage,
+		Replicas: max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open lease bucket %s: %w", LeaseBucket, err)
+	}
+	return &Cluster{nc: nc, kv: kv, ttl: ttl}, nil
+}
+
+// TTL is how long a lease or an announcement lives without renewal.
+func (c *Cluster) TTL() time.Duration { return c.ttl }
+
+func leaseKey(partition int) string { return "p." + strconv.Itoa(partition) }
+
+const memberPrefix = "m."
+
+// Acquire takes the lease of a partition for instance, when nobody holds
+// it: ErrLeaseHeld otherwise. It returns the lease's revision, which
+// renewals and the release name.
+func (c *Cluster) Acquire(ctx context.Context, partition int, instance string) (uint64, error) {
+	rev, err := c.kv.Create(ctx, leaseKey(partition), []byte(instance))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return 0, ErrLeaseHeld
+	case err != nil:
+		return 0, fmt.Errorf("%w: acquire lease %d: %v", ErrUnavailable, partition, err)
+	}
+	return rev, nil
+}
+
+// Renew extends a lease held at rev by another TTL and returns its new
+// revision; ErrLeaseLost when the lease is no longer at rev.
+func (c *Cluster) Renew(ctx context.Context, partition int, instance string, rev uint64) (uint64, error) {
+	next, err := c.kv.Update(ctx, leaseKey(partition), []byte(instance), rev)
+	switch {
+	case isRevisionMismatch(err):
+		return 0, ErrLeaseLost
+	case err != nil:
+		return 0, fmt.Errorf("%w: renew lease %d: %v", ErrUnavailable, partition, err)
+	}
+	return next, nil
+}
+
+// Release gives a lease held at rev up at once, so another instance may
+// take it without waiting for the TTL. A lease no longer at rev is not
+// touched.
+func (c *Cluster) Release(ctx context.Context, partition int, rev uint64) error {
+	err := c.kv.Delete(ctx, leaseKey(partition), jetstream.LastRevision(rev))
+	switch {
+	case isRevisionMismatch(err):
+		return ErrLeaseLost
+	case err != nil:
+		return fmt.Errorf("%w: release lease %d: %v", ErrUnavailable, partition, err)
+	}
+	return nil
+}
+
+func isRevisionMismatch(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// Announce says instance is alive, for another TTL.
+func (c *Cluster) Announce(ctx context.Context, instance string) error {
+	if _, err := c.kv.Put(ctx, memberPrefix+instance, nil); err != nil {
+		return fmt.Errorf("%w: announce %s: %v", ErrUnavailable, instance, err)
+	}
+	return nil
+}
+
+// Leave withdraws instance's announcement, so the others rebalance without
+// waiting for the TTL.
+func (c *Cluster) Leave(ctx context.Context, instance string) error {
+	if err := c.kv.Delete(ctx, memberPrefix+instance); err != nil {
+		return fmt.Errorf("%w: leave %s: %v", ErrUnavailable, instance, err)
+	}
+	return nil
+}
+
+// View is the cluster as the lease bucket holds it now.
+type View struct {
+	// Members are the live instances, sorted.
+	Members []string
+	// Owners maps each leased partition to its holder.
+	Owners map[int]string
+}
+
+// View reads the live instances and the partition owners.
+func (c *Cluster) View(ctx context.Context) (View, error) {
+	v := View{Owners: map[int]string{}}
+	w, err := c.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return v, fmt.Errorf("%w: read leases: %v", ErrUnavailable, err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return v, fmt.Errorf("%w: read leases: %v", ErrUnavailable, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return v, fmt.Errorf("%w: read leases: the watch ended", ErrUnavailable)
+			}
+			if e == nil { // every current value was sent
+				return v, nil
+			}
+			key := e.Key()
+			if instance, ok := strings.CutPrefix(key, memberPrefix); ok {
+				v.Members = insertSorted(v.Members, instance)
+			} else if p, ok := strings.CutPrefix(key, "p."); ok {
+				if n, err := strconv.Atoi(p); err == nil {
+					v.Owners[n] = string(e.Value())
+				}
+			}
+		}
+	}
+}
+
+func insertSorted(list []string, s string) []string {
+	i := len(list)
+	for i > 0 && list[i-1] > s {
+		i--
+	}
+	list = append(list, "")
+	copy(list[i+1:], list[i:])
+	list[i] = s
+	return list
+}
+
+// ForwardSubject is the subject of a partition's forwarded writes.
+func ForwardSubject(partition int) string {
+	return ForwardSubjectPrefix + strconv.Itoa(partition)
+}
+
+// Forward sends a write to the owner of partition and returns its answer:
+// ErrNoOwner when no instance serves the partition now, ErrUnavailable
+// when the answer did not come before ctx ended (the write may have
+// landed: retry with the same ids).
+func (c *Cluster) Forward(ctx context.Context, partition int, data []byte) ([]byte, error) {
+	msg, err := c.nc.RequestWithContext(ctx, ForwardSubject(partition), data)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, ErrNoOwner
+	case err != nil:
+		return nil, fmt.Errorf("%w: forward to partition %d: %v", ErrUnavailable, partition, err)
+	case len(msg.Data) == 0:
+		return nil, ErrNoOwner // the owner was stopping (Serve)
+	}
+	return msg.Data, nil
+}
+
+// Serve takes partition's forwarded writes: handle runs for each, at most
+// concurrent at once, and its answer goes back to the sender. stop ends
+// the subscription; handlers already running finish and answer.
+func (c *Cluster) Serve(partition int, concurrent int, handle func(data []byte) []byte) (stop func(), err error) {
+	slots := make(chan struct{}, max(concurrent, 1))
+	var mu sync.Mutex // guards stopped against running.Add after Wait
+	stopped := false
+	var running sync.WaitGroup
+	sub, err := c.nc.Subscribe(ForwardSubject(partition), func(m *nats.Msg) {
+		// Blocking here when every slot is taken queues the next messages
+		// in the subscription, up to its pending limits.
+		slots <- struct{}{}
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			<-slots
+			// An empty answer says "not here": the sender looks for the
+			// next owner at once instead of waiting out its deadline.
+			if m.Reply != "" {
+				m.Respond(nil)
+			}
+			return
+		}
+		running.Add(1)
+		mu.Unlock()
+		go func() {
+			defer running.Done()
+			defer func() { <-slots }()
+			if m.Reply != "" {
+				m.Respond(handle(m.Data))
+			}
+		}()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: serve partition %d: %v", ErrUnavailable, partition, err)
+	}
+	sub.SetPendingLimits(forwardPendingMsgsMax, forwardPendingBytesMax)
+	// The subscription is known to the server before the lease holder
+	// says it serves: forwarded writes must not find no responder.
+	if err := c.nc.Flush(); err != nil {
+		sub.Unsubscribe()
+		return nil, fmt.Errorf("%w: serve partition %d: %v", ErrUnavailable, partition, err)
+	}
+	return func() {
+		sub.Unsubscribe()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		running.Wait()
+	}, nil
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -76,6 +78,27 @@ type readyResponse struct {
 	LogPosition        *uint64          `json:"log_position,omitempty"`
 	ProjectionLag      *uint64          `json:"projection_lag,omitempty"`
 	StalledSeconds     int64            `json:"stalled_seconds,omitempty"`
+	// Ownership is this instance's share of the partitions, when it runs
+	// as one of several on a cluster.
+	Ownership *ownershipResponse `json:"ownership,omitempty"`
+}
+
+// ownershipResponse says which partitions this instance writes, and who
+// writes the others, as its last read of the leases saw it.
+type ownershipResponse struct {
+	Instance   string `json:"instance"`
+	Partitions int    `json:"partitions"`
+	// Owned are the partitions whose lease this instance holds now.
+	Owned []int `json:"owned"`
+	// Members are the live instances.
+	Members []string `json:"members"`
+	// Owners lists each leased partition's holder.
+	Owners []partitionOwner `json:"owners"`
+}
+
+type partitionOwner struct {
+	Partition int    `json:"partition"`
+	Instance  string `json:"instance"`
 }
 
 // catchUpResponse is the read models' first catch-up after the start.
@@ -113,6 +136,18 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := readyResponse{Writes: "ready", Reads: "ready"}
+	if a.cfg.Ownership != nil {
+		if o, ok := a.cfg.Ownership(); ok {
+			own := &ownershipResponse{Instance: o.Instance, Partitions: o.Partitions, Owned: o.Owned, Members: o.Members, Owners: []partitionOwner{}}
+			for _, p := range slices.Sorted(maps.Keys(o.Owners)) {
+				own.Owners = append(own.Owners, partitionOwner{Partition: p, Instance: o.Owners[p]})
+			}
+			if own.Members == nil {
+				own.Members = []string{}
+			}
+			body.Ownership = own
+		}
+	}
 	// Each side's first reason to be unready, in the order they are told.
 	var writesWhy, readsWhy string
 	catchingUp := false

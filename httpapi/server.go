@@ -120,6 +120,10 @@ type Config struct {
 	// WriteChains, when set, makes /readyz report a writer stopped by a
 	// message creditd did not write.
 	WriteChains WriteChains
+	// Ownership, when set, makes /readyz show which partitions this
+	// instance owns on a cluster (ok false: it runs alone);
+	// *commands.Engine's Ownership satisfies it.
+	Ownership func() (o commands.Ownership, ok bool)
 	// ReadModels, when set, tells whether the read models' first catch-up
 	// after a start is done; nil: they are whole from the start.
 	ReadModels ReadModels

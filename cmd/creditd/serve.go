@@ -58,6 +58,11 @@ type serveConfig struct {
 	// deadLetters bound the dead-letter stream; zero: no limit.
 	deadLetters ingest.DeadLetterLimits
 	memoryLimit memoryLimit
+	// leaseTTL and instance configure partition ownership on a cluster
+	// (--nats-url): how long a lease outlives its last renewal, and the
+	// name this instance shows among the others.
+	leaseTTL time.Duration
+	instance string
 }
 
 func envOr(name, fallback string) string {
@@ -92,7 +97,9 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.DurationVar(&cfg.checkpoint, "checkpoint-interval", time.Hour, "how often to append a checkpoint (subject heads and balances digest); 0 disables")
 	cfg.memoryLimit = newMemoryLimit()
 	fs.Var(&cfg.memoryLimit, "memory-limit", memoryLimitUsage)
-	fs.BoolVar(&cfg.notices, "notices", true, "deliver low-balance notices from this instance (with several instances, enable it on one)")
+	fs.BoolVar(&cfg.notices, "notices", true, "deliver low-balance notices from this instance; on a cluster, each instance delivers those of the partitions it owns")
+	fs.DurationVar(&cfg.leaseTTL, "lease-ttl", leaseTTLDefault, "on a cluster (--nats-url): how long a partition's lease outlives its owner's last renewal, so how soon the others take over from an instance that died; the same on every instance")
+	fs.StringVar(&cfg.instance, "instance", "", "on a cluster (--nats-url): this instance's name among the others, in /readyz and the logs; a random suffix is added at each start; empty: the host name")
 	fs.BoolVar(&cfg.webhooks.AllowHTTP, "webhook-allow-http", false, "accept plain http webhook URLs; for local development only (notices travel unencrypted)")
 	fs.Func("webhook-allow-hosts", "comma-separated host names, IP addresses or CIDR ranges that webhooks may reach although internal (loopback, private, link-local, CGNAT and metadata addresses are refused otherwise)", func(v string) error {
 		cfg.webhooks.AllowHosts = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
@@ -148,6 +155,9 @@ func (cfg serveConfig) validate() error {
 		errs = append(errs, fmt.Errorf("--replicas %d: want 0 (choose) to %d", cfg.replicas, streamReplicasMax))
 	case cfg.replicas > 1 && cfg.natsURL == "":
 		errs = append(errs, fmt.Errorf("--replicas %d needs a cluster (--nats-url): the embedded server keeps one copy", cfg.replicas))
+	}
+	if cfg.leaseTTL < leaseTTLMin || cfg.leaseTTL > leaseTTLMax {
+		errs = append(errs, fmt.Errorf("--lease-ttl %s: want %s to %s", cfg.leaseTTL, leaseTTLMin, leaseTTLMax))
 	}
 	if cfg.deadLetters.MaxAge < 0 {
 		errs = append(errs, fmt.Errorf("--dead-letter-max-age %s: want 0 (no limit) or more", cfg.deadLetters.MaxAge))
@@ -297,8 +307,27 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 		}
 	}
 	startCtx := eventstore.WithReadProgress(ctx, readProgress)
-	engine, err := commands.New(startCtx, store, commands.Options{Logger: log, Observer: observe,
-		Snapshots: commands.SnapshotOptions{Dir: filepath.Join(cfg.dataDir, "index")}})
+	engineOpts := commands.Options{Logger: log, Observer: observe,
+		Snapshots: commands.SnapshotOptions{Dir: filepath.Join(cfg.dataDir, "index")}}
+	if cfg.natsURL != "" {
+		// On a cluster, several instances may share the log: each writes
+		// the partitions whose lease it holds and forwards the rest
+		// (docs/architecture.md, "Several instances").
+		clusterConn, err := link.dial("creditd-cluster")
+		if err != nil {
+			return err
+		}
+		defer clusterConn.Close() // after the engine hands its partitions over
+		coordinator, err := eventstore.OpenCluster(ctx, clusterConn, replicas, cfg.leaseTTL)
+		if err != nil {
+			return err
+		}
+		instance := instanceName(cfg.instance)
+		log = log.With("instance", instance)
+		engineOpts.Logger = log
+		engineOpts.Cluster = &commands.ClusterOptions{Coordinator: coordinator, Instance: instance, Observer: observe}
+	}
+	engine, err := commands.New(startCtx, store, engineOpts)
 	if err != nil {
 		return err
 	}
@@ -422,7 +451,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 		return info.NumPending + uint64(info.NumAckPending), nil
 	})
 	api := httpapi.New(httpapi.Config{
-		Writer: engine, Reader: readModels, Projection: readModels, ReadModels: readModels, WriteChains: engine,
+		Writer: engine, Reader: readModels, Projection: readModels, ReadModels: readModels, WriteChains: engine, Ownership: engine.Ownership,
 		LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSecret: func(tenantID int64) string { return projections.WebhookSecret([]byte(webhookKey), tenantID) }, Webhooks: cfg.webhooks,
 		Verify:     readModels.verify,
 		Middleware: observe.Middleware,

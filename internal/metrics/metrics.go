@@ -29,6 +29,7 @@ type Metrics struct {
 	retries   prometheus.Counter
 	dead      prometheus.Counter
 	deadBy    *prometheus.CounterVec
+	clusterMetrics
 }
 
 // New registers the collectors.

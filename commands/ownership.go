@@ -95,8 +95,11 @@ type cluster struct {
 	margin time.Duration
 	leases []lease
 
-	// held is touched by run (and close, after run ended) only.
-	held map[int]*holding
+	// held and following are touched by run (and close, after run
+	// ended) only. following are the reads follow asked of the writers of
+	// partitions others own.
+	held      map[int]*holding
+	following []*request
 
 	mu   sync.Mutex // guards view
 	view eventstore.View
@@ -122,11 +125,12 @@ func newCluster(e *Engine, opts ClusterOptions, partitions int, log *slog.Logger
 		// The lease is given up on this instance's clock a fifth of the TTL
 		// before the cluster can give it away: room for the renewal's
 		// round trip and for clocks that run at slightly different rates.
-		margin: ttl / 5,
-		leases: make([]lease, partitions),
-		held:   map[int]*holding{},
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		margin:    ttl / 5,
+		leases:    make([]lease, partitions),
+		held:      map[int]*holding{},
+		following: make([]*request, partitions),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	if c.obs == nil {
 		c.obs = noClusterObserver{}
@@ -186,6 +190,38 @@ func (c *cluster) step() {
 		}
 	}
 	c.obs.Owned(c.owned())
+	c.follow()
+}
+
+// follow has the writers of the partitions other instances own read what
+// those owners appended since the last tick, so the write model stays
+// current there too: a takeover then reads a tick's worth of commits, not
+// everything since the last time this instance owned the partition. A
+// writer still busy with the last tick's read is skipped.
+func (c *cluster) follow() {
+	for i, p := range c.e.partitions {
+		if c.held[i] != nil {
+			continue
+		}
+		if r := c.following[i]; r != nil {
+			select {
+			case <-r.done:
+			default:
+				continue
+			}
+		}
+		r := &request{done: make(chan error, 1), inspect: func(*partition) {}}
+		c.following[i] = nil
+		c.e.mu.RLock()
+		if !c.e.closed {
+			select {
+			case p.inbox <- r:
+				c.following[i] = r
+			default: // a full inbox: next tick
+			}
+		}
+		c.e.mu.RUnlock()
+	}
 }
 
 func mapKeys[V any](m map[int]V) []int {
@@ -370,4 +406,11 @@ func rendezvous(member string, partition int) uint64 {
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
 	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
 	return x ^ (x >> 31)
+}
+
+// LeadsCheckpoints reports whether this instance appends the periodic
+// checkpoints: alone it does; on a cluster, the owner of partition 0 does,
+// so the cluster appends one per interval rather than one per instance.
+func (e *Engine) LeadsCheckpoints() bool {
+	return e.cluster == nil || e.cluster.owns(0)
 }

@@ -397,6 +397,9 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 				case <-consumeCtx.Done():
 					return
 				case <-ticker.C:
+					if !engine.LeadsCheckpoints() {
+						continue
+					}
 					if _, position, err := engine.Checkpoint(consumeCtx); err != nil {
 						log.Warn("checkpoint", "err", err)
 					} else {

@@ -35,11 +35,18 @@ const (
 	// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of
 	// "<t>.<body>" with the tenant's webhook secret>".
 	SignatureHeader = "Creditd-Signature"
+	// NoticeKeyHeader carries Notice.Key.
+	NoticeKeyHeader = "Creditd-Notice-Key"
 )
 
 // Notice is what a notice says, on NATS and to the webhook.
 type Notice struct {
-	NoticeID   int64     `json:"notice_id"`
+	// NoticeID numbers the notice in one instance's read models: another
+	// instance, or the same one after a rebuild, may number it otherwise.
+	NoticeID int64 `json:"notice_id"`
+	// Key names the crossing the same way on every instance and across
+	// rebuilds (NoticeKey); receivers deduplicate by it.
+	Key        string    `json:"key"`
 	TenantID   int64     `json:"tenant_id"`
 	CreditType string    `json:"credit_type"`
 	Kind       string    `json:"kind"`
@@ -64,6 +71,20 @@ func Sign(secret string, t time.Time, body []byte) string {
 	mac.Write([]byte(ts + "."))
 	mac.Write(body)
 	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// NoticeKey is the stable key of a crossing: a hash of what makes it the
+// same crossing on every instance fed from the log (the position of the
+// event that crossed, the tenant, the line, the kind and the threshold in
+// micro-credits) and its rank among notices equal in all of those, as
+// TakeNoticeOutbox matches them. A hash, because a credit type may hold
+// ':', which a KV key refuses; 128 bits of SHA-256 in hex, so keys of
+// different crossings do not meet.
+func NoticeKey(position uint64, tenantID int64, creditType, kind string, thresholdMicro int64, rank int) string {
+	// JSON separates the fields unambiguously whatever the credit type holds.
+	material, _ := json.Marshal([]any{"creditd-notice-1", position, tenantID, creditType, kind, thresholdMicro, rank})
+	sum := sha256.Sum256(material)
+	return hex.EncodeToString(sum[:16])
 }
 
 // Dispatcher delivers recorded notices: on NATS credits.notices.<tenant>
@@ -155,8 +176,15 @@ type pendingNotice struct {
 
 // deliverTenant delivers one tenant's due notices, one at a time.
 func (d *Dispatcher) deliverTenant(ctx context.Context, tenantID int64) error {
+	// rank counts the equal notices up to this one, delivered or not, in
+	// notice order: the order the log recorded them in, on every instance.
+	// Equal notices share a position, so they are looked up by it; left
+	// to choose, SQLite reads all the tenant's earlier notices instead.
 	rows, err := d.DB.writer.QueryContext(ctx, `SELECT n.notice_id, n.tenant_id, n.credit_type, n.kind, n.threshold, n.available, n.position,
-		n.created_at, n.attempts, coalesce(t.webhook_url, '') FROM notices n LEFT JOIN tenants t ON t.tenant_id = n.tenant_id
+		n.created_at, n.attempts, coalesce(t.webhook_url, ''),
+		(SELECT count(*) FROM notices e INDEXED BY notices_position WHERE e.position = n.position AND e.tenant_id = n.tenant_id AND e.credit_type = n.credit_type
+			AND e.kind = n.kind AND e.threshold = n.threshold AND e.notice_id <= n.notice_id)
+		FROM notices n LEFT JOIN tenants t ON t.tenant_id = n.tenant_id
 		WHERE n.delivered_at IS NULL AND n.next_attempt <= ? AND n.tenant_id = ? ORDER BY n.notice_id LIMIT ?`, d.Clock().UnixMicro(), tenantID, noticeBatchMax)
 	if err != nil {
 		return err
@@ -165,10 +193,12 @@ func (d *Dispatcher) deliverTenant(ctx context.Context, tenantID int64) error {
 	for rows.Next() {
 		var n pendingNotice
 		var threshold, available, created int64
-		if err := rows.Scan(&n.NoticeID, &n.TenantID, &n.CreditType, &n.Kind, &threshold, &available, &n.Position, &created, &n.attempts, &n.webhook); err != nil {
+		var rank int
+		if err := rows.Scan(&n.NoticeID, &n.TenantID, &n.CreditType, &n.Kind, &threshold, &available, &n.Position, &created, &n.attempts, &n.webhook, &rank); err != nil {
 			rows.Close()
 			return err
 		}
+		n.Key = NoticeKey(n.Position, n.TenantID, n.CreditType, n.Kind, threshold, rank)
 		n.Threshold, n.Available, n.CreatedAt = FromMicro(threshold).String(), FromMicro(available).String(), time.UnixMicro(created).UTC()
 		due = append(due, n)
 	}
@@ -235,6 +265,7 @@ func (d *Dispatcher) post(ctx context.Context, n pendingNotice, body []byte) err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Creditd-Notice-Id", strconv.FormatInt(n.NoticeID, 10))
+	req.Header.Set(NoticeKeyHeader, n.Key)
 	req.Header.Set(SignatureHeader, Sign(WebhookSecret(d.SigningKey, n.TenantID), d.Clock(), body))
 	resp, err := d.client.Do(req)
 	if err != nil {

@@ -30,8 +30,16 @@ const (
 	// deliveryTenantsMax bounds the tenants whose notices are in flight at
 	// once; each tenant has at most one delivery in flight, so a dead
 	// endpoint holds up only its own tenant (and one of these slots).
-	deliveryTenantsMax  = 64
-	NoticeSubjectPrefix = "credits.notices."
+	deliveryTenantsMax = 64
+	// noticeRecordedAgeMax is the age past which, with a DeliveryRecord,
+	// a pending notice is not sent: its record may be gone (the KV record
+	// keeps keys DeliveryRecordAge), so another instance may have sent it
+	// and this one could not tell. The day between them absorbs clock
+	// differences between instances. Only an instance that held a tenant's
+	// notices undelivered that long (down for weeks, or never the owner
+	// before) meets such notices.
+	noticeRecordedAgeMax = DeliveryRecordAge - 24*time.Hour
+	NoticeSubjectPrefix  = "credits.notices."
 	// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of
 	// "<t>.<body>" with the tenant's webhook secret>".
 	SignatureHeader = "Creditd-Signature"
@@ -87,10 +95,28 @@ func NoticeKey(position uint64, tenantID int64, creditType, kind string, thresho
 	return hex.EncodeToString(sum[:16])
 }
 
+// DeliveryRecord remembers, for every instance of a cluster, which
+// crossings were delivered (by NoticeKey), so the instance that owns a
+// tenant after a failover does not send again what the previous owner
+// sent. Keys must be kept at least DeliveryRecordAge.
+type DeliveryRecord interface {
+	// Delivered reports whether key was recorded.
+	Delivered(ctx context.Context, key string) (bool, error)
+	// Record records key.
+	Record(ctx context.Context, key string) error
+}
+
 // Dispatcher delivers recorded notices: on NATS credits.notices.<tenant>
 // and, when the tenant set one, as a signed POST to its webhook, retried
 // with backoff up to noticeAttemptsMax times. Each tenant's notices are
 // delivered by a worker of its own, in notice order.
+//
+// With Record, a crossing delivered (or given up) by any instance is not
+// sent again: the dispatcher checks Record before sending and records
+// after. The guarantee is at least once, and once unless an instance ends
+// between sending a notice and recording it (or Record cannot be
+// written): another then sends it again. Receivers deduplicate by
+// Notice.Key (also in the Creditd-Notice-Key header).
 type Dispatcher struct {
 	DB        *DB
 	Projector *Projector
@@ -101,6 +127,9 @@ type Dispatcher struct {
 	SigningKey []byte
 	Log        *slog.Logger
 	Clock      func() time.Time
+	// Record, when set, is the delivered crossings shared by the
+	// instances (OpenDeliveryRecord).
+	Record DeliveryRecord
 
 	client *http.Client
 }
@@ -216,6 +245,11 @@ func (d *Dispatcher) deliverTenant(ctx context.Context, tenantID int64) error {
 
 // deliver makes one attempt at a notice and records its outcome.
 func (d *Dispatcher) deliver(ctx context.Context, n pendingNotice) error {
+	if d.Record != nil {
+		if done, err := d.settle(ctx, n); done || err != nil {
+			return err
+		}
+	}
 	body, _ := json.Marshal(n.Notice)
 	if n.attempts == 0 && d.NATS != nil {
 		// Published once, on the first attempt; the webhook is retried.
@@ -239,12 +273,22 @@ func (d *Dispatcher) deliver(ctx context.Context, n pendingNotice) error {
 		// Stopping: the attempt was cut short, not failed.
 		return ctx.Err()
 	}
+	final := deliverErr == nil || attempts >= noticeAttemptsMax || refused
+	if final && d.Record != nil {
+		// Recorded before the outbox row, so an instance that ends between
+		// the two finds its own notice in the record when it starts again.
+		// A record that fails costs a second delivery after a failover,
+		// never a lost one: the notice is not sent again for it.
+		if err := d.Record.Record(ctx, n.Key); err != nil {
+			d.Log.Warn("notice delivery record", "notice", n.NoticeID, "key", n.Key, "err", err)
+		}
+	}
 	now := d.Clock()
 	var err error
 	switch {
 	case deliverErr == nil:
 		_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, attempts = ?, last_error = '' WHERE notice_id = ?`, now.UnixMicro(), attempts, n.NoticeID)
-	case attempts >= noticeAttemptsMax || refused:
+	case final:
 		d.Log.Error("webhook gave up", "notice", n.NoticeID, "tenant", n.TenantID, "err", deliverErr)
 		_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, attempts = ?, last_error = ? WHERE notice_id = ?`,
 			now.UnixMicro(), attempts, "gave up: "+deliverErr.Error(), n.NoticeID)
@@ -254,6 +298,32 @@ func (d *Dispatcher) deliver(ctx context.Context, n pendingNotice) error {
 			attempts, now.Add(backoff).UnixMicro(), deliverErr.Error(), n.NoticeID)
 	}
 	return err
+}
+
+// settle ends a notice without sending it when the delivery record says
+// it was delivered (or given up) already, by this instance or another, or
+// when it is older than the record keeps. It reports whether it did. The
+// record not answering stops the tenant's delivery until the next poll:
+// sending regardless could send a whole pending history again.
+func (d *Dispatcher) settle(ctx context.Context, n pendingNotice) (bool, error) {
+	now := d.Clock()
+	if now.Sub(n.CreatedAt) > noticeRecordedAgeMax {
+		d.Log.Warn("notice not sent: older than the delivery record keeps", "notice", n.NoticeID, "tenant", n.TenantID, "created", n.CreatedAt)
+		_, err := d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, last_error = ? WHERE notice_id = ?`, now.UnixMicro(),
+			fmt.Sprintf("not sent: older than the delivery record keeps (%s); another instance may have sent it", noticeRecordedAgeMax), n.NoticeID)
+		return true, err
+	}
+	delivered, err := d.Record.Delivered(ctx, n.Key)
+	if err != nil {
+		return false, fmt.Errorf("notice %d: read the delivery record: %w", n.NoticeID, err)
+	}
+	if !delivered {
+		return false, nil
+	}
+	// Delivered by another instance, or by this one before it restarted:
+	// attempts stay as this instance counted them, 0 when another sent it.
+	_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, last_error = '' WHERE notice_id = ?`, now.UnixMicro(), n.NoticeID)
+	return true, err
 }
 
 func (d *Dispatcher) post(ctx context.Context, n pendingNotice, body []byte) error {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -31,6 +32,13 @@ const (
 	// once; each tenant has at most one delivery in flight, so a dead
 	// endpoint holds up only its own tenant (and one of these slots).
 	deliveryTenantsMax = 64
+	// dueTenantsPage is how many tenants with due notices one query
+	// lists; with Owns set, dueTenantPagesMax pages at most are read per
+	// poll, from where the last poll stopped, so a poll's work is bounded
+	// however many tenants other instances own, and every tenant's turn
+	// comes.
+	dueTenantsPage    = deliveryTenantsMax * 4
+	dueTenantPagesMax = 16
 	// noticeRecordedAgeMax is the age past which, with a DeliveryRecord,
 	// a pending notice is not sent: its record may be gone (the KV record
 	// keeps keys DeliveryRecordAge), so another instance may have sent it
@@ -111,11 +119,12 @@ type DeliveryRecord interface {
 // with backoff up to noticeAttemptsMax times. Each tenant's notices are
 // delivered by a worker of its own, in notice order.
 //
-// With Record, a crossing delivered (or given up) by any instance is not
-// sent again: the dispatcher checks Record before sending and records
-// after. The guarantee is at least once, and once unless an instance ends
-// between sending a notice and recording it (or Record cannot be
-// written): another then sends it again. Receivers deduplicate by
+// With several instances, Owns and Record make one instance deliver each
+// crossing: the owner of the tenant's partition, which checks Record
+// before sending and records after. The guarantee is at least once, and
+// once unless an owner ends between sending a notice and recording it (or
+// ownership moves while a delivery is under way, or Record cannot be
+// written): the next owner then sends it again. Receivers deduplicate by
 // Notice.Key (also in the Creditd-Notice-Key header).
 type Dispatcher struct {
 	DB        *DB
@@ -127,16 +136,31 @@ type Dispatcher struct {
 	SigningKey []byte
 	Log        *slog.Logger
 	Clock      func() time.Time
+	// Owns, when set, tells whether this instance delivers a tenant's
+	// notices now (it owns the tenant's partition); it is asked before
+	// each delivery, since ownership moves. Other tenants' notices stay
+	// pending here, untouched, for when ownership moves to this instance.
+	// Nil: every tenant's (a single instance). Owns requires Record: a
+	// new owner holds every notice of the tenant pending, and only the
+	// record tells which were delivered.
+	Owns func(tenantID int64) bool
 	// Record, when set, is the delivered crossings shared by the
 	// instances (OpenDeliveryRecord).
 	Record DeliveryRecord
 
 	client *http.Client
+	// dueCursor is the tenant after which the next page of due tenants
+	// starts (Owns set); only Run touches it.
+	dueCursor int64
 }
 
 // Run delivers until ctx ends, and returns once every delivery in flight
 // has ended.
 func (d *Dispatcher) Run(ctx context.Context) {
+	if d.Owns != nil && d.Record == nil {
+		panic("projections: Dispatcher.Owns is set without Record: a new owner would send the tenant's whole history again")
+	}
+	d.dueCursor = math.MinInt64
 	d.client = d.Webhooks.Client(webhookTimeout)
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -178,10 +202,50 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
-// dueTenants lists the tenants with notices due now.
+// dueTenants lists the tenants with notices due now that this instance
+// delivers.
 func (d *Dispatcher) dueTenants(ctx context.Context) ([]int64, error) {
-	rows, err := d.DB.writer.QueryContext(ctx, `SELECT DISTINCT tenant_id FROM notices WHERE delivered_at IS NULL AND next_attempt <= ? LIMIT ?`,
-		d.Clock().UnixMicro(), deliveryTenantsMax*4)
+	now := d.Clock().UnixMicro()
+	if d.Owns == nil {
+		// In notice order, so the tenants of the oldest notices come first.
+		return queryTenants(ctx, d.DB, `SELECT DISTINCT tenant_id FROM notices INDEXED BY notices_pending WHERE delivered_at IS NULL AND next_attempt <= ?
+			LIMIT ?`, now, dueTenantsPage)
+	}
+	// The tenants of other owners stay due here for good: they are read
+	// past, page by page, so they neither crowd out this instance's
+	// tenants nor make a poll's work grow without bound.
+	var owned []int64
+	for range dueTenantPagesMax {
+		page, err := d.dueTenantsAfter(ctx, now, d.dueCursor)
+		if err != nil {
+			return owned, err
+		}
+		for _, id := range page {
+			if d.Owns(id) {
+				owned = append(owned, id)
+			}
+		}
+		if len(page) < dueTenantsPage {
+			d.dueCursor = math.MinInt64 // the end: the next poll starts over
+			break
+		}
+		d.dueCursor = page[len(page)-1]
+		if len(owned) >= dueTenantsPage {
+			break
+		}
+	}
+	return owned, nil
+}
+
+// dueTenantsAfter lists, in order, a page of the tenants after tenantID
+// with notices due at now (Unix microseconds).
+func (d *Dispatcher) dueTenantsAfter(ctx context.Context, now, tenantID int64) ([]int64, error) {
+	return queryTenants(ctx, d.DB, `SELECT DISTINCT tenant_id FROM notices WHERE delivered_at IS NULL AND next_attempt <= ? AND tenant_id > ?
+		ORDER BY tenant_id LIMIT ?`, now, tenantID, dueTenantsPage)
+}
+
+func queryTenants(ctx context.Context, db *DB, query string, args ...any) ([]int64, error) {
+	rows, err := db.writer.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +267,8 @@ type pendingNotice struct {
 	webhook  string
 }
 
-// deliverTenant delivers one tenant's due notices, one at a time.
+// deliverTenant delivers one tenant's due notices, one at a time, while
+// this instance delivers the tenant's notices.
 func (d *Dispatcher) deliverTenant(ctx context.Context, tenantID int64) error {
 	// rank counts the equal notices up to this one, delivered or not, in
 	// notice order: the order the log recorded them in, on every instance.
@@ -236,6 +301,9 @@ func (d *Dispatcher) deliverTenant(ctx context.Context, tenantID int64) error {
 		return err
 	}
 	for _, n := range due {
+		if d.Owns != nil && !d.Owns(n.TenantID) {
+			return nil // ownership moved: the rest is the new owner's
+		}
 		if err := d.deliver(ctx, n); err != nil {
 			return err
 		}
@@ -304,7 +372,7 @@ func (d *Dispatcher) deliver(ctx context.Context, n pendingNotice) error {
 // it was delivered (or given up) already, by this instance or another, or
 // when it is older than the record keeps. It reports whether it did. The
 // record not answering stops the tenant's delivery until the next poll:
-// sending regardless could send a whole pending history again.
+// sending regardless would send a new owner's whole pending history again.
 func (d *Dispatcher) settle(ctx context.Context, n pendingNotice) (bool, error) {
 	now := d.Clock()
 	if now.Sub(n.CreatedAt) > noticeRecordedAgeMax {

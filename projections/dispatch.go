@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -30,16 +31,38 @@ const (
 	// deliveryTenantsMax bounds the tenants whose notices are in flight at
 	// once; each tenant has at most one delivery in flight, so a dead
 	// endpoint holds up only its own tenant (and one of these slots).
-	deliveryTenantsMax  = 64
-	NoticeSubjectPrefix = "credits.notices."
+	deliveryTenantsMax = 64
+	// dueTenantsPage is how many tenants with due notices one query
+	// lists; with Owns set, dueTenantPagesMax pages at most are read per
+	// poll, from where the last poll stopped, so a poll's work is bounded
+	// however many tenants other instances own, and every tenant's turn
+	// comes.
+	dueTenantsPage    = deliveryTenantsMax * 4
+	dueTenantPagesMax = 16
+	// noticeRecordedAgeMax is the age past which, with a DeliveryRecord,
+	// a pending notice is not sent: its record may be gone (the KV record
+	// keeps keys DeliveryRecordAge), so another instance may have sent it
+	// and this one could not tell. The day between them absorbs clock
+	// differences between instances. Only an instance that held a tenant's
+	// notices undelivered that long (down for weeks, or never the owner
+	// before) meets such notices.
+	noticeRecordedAgeMax = DeliveryRecordAge - 24*time.Hour
+	NoticeSubjectPrefix  = "credits.notices."
 	// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of
 	// "<t>.<body>" with the tenant's webhook secret>".
 	SignatureHeader = "Creditd-Signature"
+	// NoticeKeyHeader carries Notice.Key.
+	NoticeKeyHeader = "Creditd-Notice-Key"
 )
 
 // Notice is what a notice says, on NATS and to the webhook.
 type Notice struct {
-	NoticeID   int64     `json:"notice_id"`
+	// NoticeID numbers the notice in one instance's read models: another
+	// instance, or the same one after a rebuild, may number it otherwise.
+	NoticeID int64 `json:"notice_id"`
+	// Key names the crossing the same way on every instance and across
+	// rebuilds (NoticeKey); receivers deduplicate by it.
+	Key        string    `json:"key"`
 	TenantID   int64     `json:"tenant_id"`
 	CreditType string    `json:"credit_type"`
 	Kind       string    `json:"kind"`
@@ -66,10 +89,43 @@ func Sign(secret string, t time.Time, body []byte) string {
 	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
 }
 
+// NoticeKey is the stable key of a crossing: a hash of what makes it the
+// same crossing on every instance fed from the log (the position of the
+// event that crossed, the tenant, the line, the kind and the threshold in
+// micro-credits) and its rank among notices equal in all of those, as
+// TakeNoticeOutbox matches them. A hash, because a credit type may hold
+// ':', which a KV key refuses; 128 bits of SHA-256 in hex, so keys of
+// different crossings do not meet.
+func NoticeKey(position uint64, tenantID int64, creditType, kind string, thresholdMicro int64, rank int) string {
+	// JSON separates the fields unambiguously whatever the credit type holds.
+	material, _ := json.Marshal([]any{"creditd-notice-1", position, tenantID, creditType, kind, thresholdMicro, rank})
+	sum := sha256.Sum256(material)
+	return hex.EncodeToString(sum[:16])
+}
+
+// DeliveryRecord remembers, for every instance of a cluster, which
+// crossings were delivered (by NoticeKey), so the instance that owns a
+// tenant after a failover does not send again what the previous owner
+// sent. Keys must be kept at least DeliveryRecordAge.
+type DeliveryRecord interface {
+	// Delivered reports whether key was recorded.
+	Delivered(ctx context.Context, key string) (bool, error)
+	// Record records key.
+	Record(ctx context.Context, key string) error
+}
+
 // Dispatcher delivers recorded notices: on NATS credits.notices.<tenant>
 // and, when the tenant set one, as a signed POST to its webhook, retried
 // with backoff up to noticeAttemptsMax times. Each tenant's notices are
 // delivered by a worker of its own, in notice order.
+//
+// With several instances, Owns and Record make one instance deliver each
+// crossing: the owner of the tenant's partition, which checks Record
+// before sending and records after. The guarantee is at least once, and
+// once unless an owner ends between sending a notice and recording it (or
+// ownership moves while a delivery is under way, or Record cannot be
+// written): the next owner then sends it again. Receivers deduplicate by
+// Notice.Key (also in the Creditd-Notice-Key header).
 type Dispatcher struct {
 	DB        *DB
 	Projector *Projector
@@ -80,13 +136,31 @@ type Dispatcher struct {
 	SigningKey []byte
 	Log        *slog.Logger
 	Clock      func() time.Time
+	// Owns, when set, tells whether this instance delivers a tenant's
+	// notices now (it owns the tenant's partition); it is asked before
+	// each delivery, since ownership moves. Other tenants' notices stay
+	// pending here, untouched, for when ownership moves to this instance.
+	// Nil: every tenant's (a single instance). Owns requires Record: a
+	// new owner holds every notice of the tenant pending, and only the
+	// record tells which were delivered.
+	Owns func(tenantID int64) bool
+	// Record, when set, is the delivered crossings shared by the
+	// instances (OpenDeliveryRecord).
+	Record DeliveryRecord
 
 	client *http.Client
+	// dueCursor is the tenant after which the next page of due tenants
+	// starts (Owns set); only Run touches it.
+	dueCursor int64
 }
 
 // Run delivers until ctx ends, and returns once every delivery in flight
 // has ended.
 func (d *Dispatcher) Run(ctx context.Context) {
+	if d.Owns != nil && d.Record == nil {
+		panic("projections: Dispatcher.Owns is set without Record: a new owner would send the tenant's whole history again")
+	}
+	d.dueCursor = math.MinInt64
 	d.client = d.Webhooks.Client(webhookTimeout)
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -128,10 +202,50 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
-// dueTenants lists the tenants with notices due now.
+// dueTenants lists the tenants with notices due now that this instance
+// delivers.
 func (d *Dispatcher) dueTenants(ctx context.Context) ([]int64, error) {
-	rows, err := d.DB.writer.QueryContext(ctx, `SELECT DISTINCT tenant_id FROM notices WHERE delivered_at IS NULL AND next_attempt <= ? LIMIT ?`,
-		d.Clock().UnixMicro(), deliveryTenantsMax*4)
+	now := d.Clock().UnixMicro()
+	if d.Owns == nil {
+		// In notice order, so the tenants of the oldest notices come first.
+		return queryTenants(ctx, d.DB, `SELECT DISTINCT tenant_id FROM notices INDEXED BY notices_pending WHERE delivered_at IS NULL AND next_attempt <= ?
+			LIMIT ?`, now, dueTenantsPage)
+	}
+	// The tenants of other owners stay due here for good: they are read
+	// past, page by page, so they neither crowd out this instance's
+	// tenants nor make a poll's work grow without bound.
+	var owned []int64
+	for range dueTenantPagesMax {
+		page, err := d.dueTenantsAfter(ctx, now, d.dueCursor)
+		if err != nil {
+			return owned, err
+		}
+		for _, id := range page {
+			if d.Owns(id) {
+				owned = append(owned, id)
+			}
+		}
+		if len(page) < dueTenantsPage {
+			d.dueCursor = math.MinInt64 // the end: the next poll starts over
+			break
+		}
+		d.dueCursor = page[len(page)-1]
+		if len(owned) >= dueTenantsPage {
+			break
+		}
+	}
+	return owned, nil
+}
+
+// dueTenantsAfter lists, in order, a page of the tenants after tenantID
+// with notices due at now (Unix microseconds).
+func (d *Dispatcher) dueTenantsAfter(ctx context.Context, now, tenantID int64) ([]int64, error) {
+	return queryTenants(ctx, d.DB, `SELECT DISTINCT tenant_id FROM notices WHERE delivered_at IS NULL AND next_attempt <= ? AND tenant_id > ?
+		ORDER BY tenant_id LIMIT ?`, now, tenantID, dueTenantsPage)
+}
+
+func queryTenants(ctx context.Context, db *DB, query string, args ...any) ([]int64, error) {
+	rows, err := db.writer.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -153,10 +267,18 @@ type pendingNotice struct {
 	webhook  string
 }
 
-// deliverTenant delivers one tenant's due notices, one at a time.
+// deliverTenant delivers one tenant's due notices, one at a time, while
+// this instance delivers the tenant's notices.
 func (d *Dispatcher) deliverTenant(ctx context.Context, tenantID int64) error {
+	// rank counts the equal notices up to this one, delivered or not, in
+	// notice order: the order the log recorded them in, on every instance.
+	// Equal notices share a position, so they are looked up by it; left
+	// to choose, SQLite reads all the tenant's earlier notices instead.
 	rows, err := d.DB.writer.QueryContext(ctx, `SELECT n.notice_id, n.tenant_id, n.credit_type, n.kind, n.threshold, n.available, n.position,
-		n.created_at, n.attempts, coalesce(t.webhook_url, '') FROM notices n LEFT JOIN tenants t ON t.tenant_id = n.tenant_id
+		n.created_at, n.attempts, coalesce(t.webhook_url, ''),
+		(SELECT count(*) FROM notices e INDEXED BY notices_position WHERE e.position = n.position AND e.tenant_id = n.tenant_id AND e.credit_type = n.credit_type
+			AND e.kind = n.kind AND e.threshold = n.threshold AND e.notice_id <= n.notice_id)
+		FROM notices n LEFT JOIN tenants t ON t.tenant_id = n.tenant_id
 		WHERE n.delivered_at IS NULL AND n.next_attempt <= ? AND n.tenant_id = ? ORDER BY n.notice_id LIMIT ?`, d.Clock().UnixMicro(), tenantID, noticeBatchMax)
 	if err != nil {
 		return err
@@ -165,10 +287,12 @@ func (d *Dispatcher) deliverTenant(ctx context.Context, tenantID int64) error {
 	for rows.Next() {
 		var n pendingNotice
 		var threshold, available, created int64
-		if err := rows.Scan(&n.NoticeID, &n.TenantID, &n.CreditType, &n.Kind, &threshold, &available, &n.Position, &created, &n.attempts, &n.webhook); err != nil {
+		var rank int
+		if err := rows.Scan(&n.NoticeID, &n.TenantID, &n.CreditType, &n.Kind, &threshold, &available, &n.Position, &created, &n.attempts, &n.webhook, &rank); err != nil {
 			rows.Close()
 			return err
 		}
+		n.Key = NoticeKey(n.Position, n.TenantID, n.CreditType, n.Kind, threshold, rank)
 		n.Threshold, n.Available, n.CreatedAt = FromMicro(threshold).String(), FromMicro(available).String(), time.UnixMicro(created).UTC()
 		due = append(due, n)
 	}
@@ -177,6 +301,9 @@ func (d *Dispatcher) deliverTenant(ctx context.Context, tenantID int64) error {
 		return err
 	}
 	for _, n := range due {
+		if d.Owns != nil && !d.Owns(n.TenantID) {
+			return nil // ownership moved: the rest is the new owner's
+		}
 		if err := d.deliver(ctx, n); err != nil {
 			return err
 		}
@@ -186,6 +313,11 @@ func (d *Dispatcher) deliverTenant(ctx context.Context, tenantID int64) error {
 
 // deliver makes one attempt at a notice and records its outcome.
 func (d *Dispatcher) deliver(ctx context.Context, n pendingNotice) error {
+	if d.Record != nil {
+		if done, err := d.settle(ctx, n); done || err != nil {
+			return err
+		}
+	}
 	body, _ := json.Marshal(n.Notice)
 	if n.attempts == 0 && d.NATS != nil {
 		// Published once, on the first attempt; the webhook is retried.
@@ -209,12 +341,22 @@ func (d *Dispatcher) deliver(ctx context.Context, n pendingNotice) error {
 		// Stopping: the attempt was cut short, not failed.
 		return ctx.Err()
 	}
+	final := deliverErr == nil || attempts >= noticeAttemptsMax || refused
+	if final && d.Record != nil {
+		// Recorded before the outbox row, so an instance that ends between
+		// the two finds its own notice in the record when it starts again.
+		// A record that fails costs a second delivery after a failover,
+		// never a lost one: the notice is not sent again for it.
+		if err := d.Record.Record(ctx, n.Key); err != nil {
+			d.Log.Warn("notice delivery record", "notice", n.NoticeID, "key", n.Key, "err", err)
+		}
+	}
 	now := d.Clock()
 	var err error
 	switch {
 	case deliverErr == nil:
 		_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, attempts = ?, last_error = '' WHERE notice_id = ?`, now.UnixMicro(), attempts, n.NoticeID)
-	case attempts >= noticeAttemptsMax || refused:
+	case final:
 		d.Log.Error("webhook gave up", "notice", n.NoticeID, "tenant", n.TenantID, "err", deliverErr)
 		_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, attempts = ?, last_error = ? WHERE notice_id = ?`,
 			now.UnixMicro(), attempts, "gave up: "+deliverErr.Error(), n.NoticeID)
@@ -226,6 +368,32 @@ func (d *Dispatcher) deliver(ctx context.Context, n pendingNotice) error {
 	return err
 }
 
+// settle ends a notice without sending it when the delivery record says
+// it was delivered (or given up) already, by this instance or another, or
+// when it is older than the record keeps. It reports whether it did. The
+// record not answering stops the tenant's delivery until the next poll:
+// sending regardless would send a new owner's whole pending history again.
+func (d *Dispatcher) settle(ctx context.Context, n pendingNotice) (bool, error) {
+	now := d.Clock()
+	if now.Sub(n.CreatedAt) > noticeRecordedAgeMax {
+		d.Log.Warn("notice not sent: older than the delivery record keeps", "notice", n.NoticeID, "tenant", n.TenantID, "created", n.CreatedAt)
+		_, err := d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, last_error = ? WHERE notice_id = ?`, now.UnixMicro(),
+			fmt.Sprintf("not sent: older than the delivery record keeps (%s); another instance may have sent it", noticeRecordedAgeMax), n.NoticeID)
+		return true, err
+	}
+	delivered, err := d.Record.Delivered(ctx, n.Key)
+	if err != nil {
+		return false, fmt.Errorf("notice %d: read the delivery record: %w", n.NoticeID, err)
+	}
+	if !delivered {
+		return false, nil
+	}
+	// Delivered by another instance, or by this one before it restarted:
+	// attempts stay as this instance counted them, 0 when another sent it.
+	_, err = d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, last_error = '' WHERE notice_id = ?`, now.UnixMicro(), n.NoticeID)
+	return true, err
+}
+
 func (d *Dispatcher) post(ctx context.Context, n pendingNotice, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
 	defer cancel()
@@ -235,6 +403,7 @@ func (d *Dispatcher) post(ctx context.Context, n pendingNotice, body []byte) err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Creditd-Notice-Id", strconv.FormatInt(n.NoticeID, 10))
+	req.Header.Set(NoticeKeyHeader, n.Key)
 	req.Header.Set(SignatureHeader, Sign(WebhookSecret(d.SigningKey, n.TenantID), d.Clock(), body))
 	resp, err := d.client.Do(req)
 	if err != nil {

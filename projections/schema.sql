@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS notices (
   last_error   TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS notices_pending ON notices (notice_id) WHERE delivered_at IS NULL;
+-- The tenants with pending notices, read in tenant order past the ones
+-- another instance owns (Dispatcher.Owns).
+CREATE INDEX IF NOT EXISTS notices_pending_tenant ON notices (tenant_id) WHERE delivered_at IS NULL;
+-- A notice's equals, which rank it for its key (NoticeKey).
+CREATE INDEX IF NOT EXISTS notices_position ON notices (position);
 -- A tenant's latest notices for GET /v1/notices.
 CREATE INDEX IF NOT EXISTS notices_tenant ON notices (tenant_id, notice_id);
 

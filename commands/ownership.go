@@ -414,3 +414,10 @@ func rendezvous(member string, partition int) uint64 {
 func (e *Engine) LeadsCheckpoints() bool {
 	return e.cluster == nil || e.cluster.owns(0)
 }
+
+// OwnsTenant reports whether this instance owns the tenant's partition
+// now: alone it owns them all. Notices are delivered by their tenant's
+// owner.
+func (e *Engine) OwnsTenant(tenantID int64) bool {
+	return e.cluster == nil || e.cluster.owns(e.store.PartitionOf(tenantID))
+}

@@ -419,6 +419,23 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 				return
 			}
 			dispatcher := &projections.Dispatcher{DB: live.db, Projector: live.projector, NATS: nc, SigningKey: []byte(webhookKey), Log: log, Webhooks: cfg.webhooks}
+			if cfg.natsURL != "" {
+				// On a cluster, each tenant's notices are delivered by the
+				// owner of its partition, and the instances share a record
+				// of what was delivered, so a new owner does not send a
+				// crossing again.
+				record, err := projections.OpenDeliveryRecord(consumeCtx, nc, replicas)
+				if err != nil {
+					// Notices that nobody delivers would go unnoticed: stop
+					// creditd, as a consumer that stops does.
+					select {
+					case died <- fmt.Errorf("notice delivery record: %w", err):
+					default:
+					}
+					return
+				}
+				dispatcher.Owns, dispatcher.Record = engine.OwnsTenant, record
+			}
 			dispatcher.Run(consumeCtx)
 		}()
 	} else {

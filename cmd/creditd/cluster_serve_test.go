@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,11 +29,12 @@ type servingInstance struct {
 	stderr              *lockedBuffer
 	exited              chan error
 	gone                atomic.Bool
+	extra               []string
 }
 
-func startClusterInstance(t *testing.T, bin, natsURL, name string) *servingInstance {
+func startClusterInstance(t *testing.T, bin, natsURL, name string, extra ...string) *servingInstance {
 	t.Helper()
-	in := &servingInstance{name: name, dataDir: filepath.Join(t.TempDir(), name), base: "http://" + freeAddr(t), stderr: &lockedBuffer{}, exited: make(chan error, 1)}
+	in := &servingInstance{name: name, dataDir: filepath.Join(t.TempDir(), name), base: "http://" + freeAddr(t), stderr: &lockedBuffer{}, exited: make(chan error, 1), extra: extra}
 	in.start(t, bin, natsURL)
 	t.Cleanup(func() { in.stop(t) })
 	return in
@@ -40,8 +42,8 @@ func startClusterInstance(t *testing.T, bin, natsURL, name string) *servingInsta
 
 func (in *servingInstance) start(t *testing.T, bin, natsURL string) {
 	t.Helper()
-	in.cmd = exec.Command(bin, "serve", "--data-dir", in.dataDir, "--http-addr", strings.TrimPrefix(in.base, "http://"),
-		"--nats-url", natsURL, "--admin-token", "admin", "--lease-ttl", clusterTTL.String(), "--instance", in.name)
+	in.cmd = exec.Command(bin, append([]string{"serve", "--data-dir", in.dataDir, "--http-addr", strings.TrimPrefix(in.base, "http://"),
+		"--nats-url", natsURL, "--admin-token", "admin", "--lease-ttl", clusterTTL.String(), "--instance", in.name}, in.extra...)...)
 	in.cmd.Stderr = in.stderr
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -292,5 +294,131 @@ func TestInstancesShareTheLogAndSurviveKill9(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(victim.dataDir, readModelFile)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// ownerOf returns the instance owning the tenant's partition now.
+func ownerOf(t *testing.T, tenantID int64, instances ...*servingInstance) *servingInstance {
+	t.Helper()
+	for _, in := range instances {
+		if in.gone.Load() {
+			continue
+		}
+		owned, partitions := in.ownership(t)
+		for _, p := range owned {
+			if int64(p) == tenantID%int64(partitions) {
+				return in
+			}
+		}
+	}
+	t.Fatalf("no instance owns tenant %d's partition", tenantID)
+	return nil
+}
+
+// TestNoticesAcrossAFailover has three `creditd serve` processes deliver a
+// tenant's low-balance notices to one webhook. The owner of the tenant's
+// partition delivers the first crossings and is killed with SIGKILL; the
+// next owner delivers the later ones and none of the earlier: each
+// crossing reaches the webhook exactly once, from one instance at a time.
+func TestNoticesAcrossAFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a three-node cluster and three creditd processes")
+	}
+	var mu sync.Mutex
+	posts := map[string]int{} // Creditd-Notice-Key → POSTs
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		posts[r.Header.Get("Creditd-Notice-Key")]++
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	delivered := func() (keys, total int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range posts {
+			keys, total = keys+1, total+n
+		}
+		return keys, total
+	}
+	waitDelivered := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if keys, _ := delivered(); keys >= want {
+				return
+			}
+			if time.Now().After(deadline) {
+				keys, total := delivered()
+				t.Fatalf("%d crossings delivered (%d POSTs), want %d", keys, total, want)
+			}
+		}
+	}
+
+	natsURL, _ := externalNATS(t, 3)
+	bin := buildBinary(t, t.TempDir())
+	hooks := []string{"--webhook-allow-http", "--webhook-allow-hosts", "127.0.0.1"}
+	instances := []*servingInstance{
+		startClusterInstance(t, bin, natsURL, "a", hooks...),
+		startClusterInstance(t, bin, natsURL, "b", hooks...),
+		startClusterInstance(t, bin, natsURL, "c", hooks...),
+	}
+	waitOwned(t, 20*time.Second, instances...)
+	var tenant testTenant
+	post(t, instances[0].base+"/v1/tenants", "admin", `{"name":"acme"}`, http.StatusCreated, &tenant)
+	post(t, instances[0].base+"/v1/grants", tenant.APIKey, `{"grant_id":"g1","amount":"100"}`, http.StatusCreated, nil)
+	req, _ := http.NewRequest(http.MethodPut, instances[0].base+"/v1/notices", strings.NewReader(`{"thresholds":["90","70","50","30","10"],"webhook_url":"`+hook.URL+`"}`))
+	req.Header.Set("Authorization", "Bearer "+tenant.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /v1/notices: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	spend := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			body := fmt.Sprintf(`{"events":[{"id":"u%d","amount":"5"}]}`, i)
+			for attempt := 0; ; attempt++ {
+				in := instances[(i+attempt)%len(instances)]
+				if in.gone.Load() {
+					continue
+				}
+				if status := postUsage(in.base, tenant.APIKey, body); status == http.StatusOK {
+					break
+				} else if status != http.StatusServiceUnavailable && status != 0 || attempt > 200 {
+					t.Fatalf("usage %d: status %d", i, status)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	// 100 → 60: below 90 and 70.
+	spend(0, 8)
+	waitDelivered(2)
+	owner := ownerOf(t, tenant.TenantID, instances...)
+	// The owner records each delivery right after its POST; give it time.
+	time.Sleep(time.Second)
+	owner.kill()
+	t.Logf("killed %s, the owner, after 2 crossings", owner.name)
+	var survivors []*servingInstance
+	for _, in := range instances {
+		if in != owner {
+			survivors = append(survivors, in)
+		}
+	}
+	waitOwned(t, clusterTTL+10*time.Second, survivors...)
+	// 60 → 0: below 50, 30, 10, and depleted.
+	spend(8, 20)
+	waitDelivered(6)
+	time.Sleep(2 * time.Second) // a second sender, if any, would show by now
+	mu.Lock()
+	defer mu.Unlock()
+	for key, n := range posts {
+		if n != 1 {
+			t.Errorf("crossing %s POSTed %d times", key, n)
+		}
+	}
+	if len(posts) != 6 {
+		t.Errorf("%d crossings delivered, want 6 (5 thresholds and depleted)", len(posts))
 	}
 }

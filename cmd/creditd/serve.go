@@ -357,6 +357,12 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 	if err != nil {
 		return err
 	}
+	if cfg.natsURL != "" && cfg.webhookKey == "" {
+		// Each instance delivers the notices of the partitions it owns:
+		// with keys of their own, a tenant's signatures would change at
+		// every failover.
+		log.Warn("on a cluster, give every instance the same --webhook-key: this one uses a key of its own, from its data dir", "file", filepath.Join(cfg.dataDir, webhookKeyFile))
+	}
 	ingestConn, err := link.dial("creditd-ingest")
 	if err != nil {
 		return err

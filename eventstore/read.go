@@ -25,7 +25,9 @@ const (
 	// readFetchesInFlightMax bounds the fetches in flight on the store's
 	// connection at once (see fetchSlots): 4 of 8 MiB is half of the 64 MiB
 	// a server lets wait for one connection before it cuts it off as a slow
-	// consumer, and lets a start-up read the default 4 partitions at once.
+	// consumer. A start-up reads every partition at once (16 by default),
+	// their fetches taking turns at these slots: more slots would risk the
+	// cut-off, and on a few cores decoding, not fetching, paces the read.
 	readFetchesInFlightMax = 4
 	// readFetchMessagesMax bounds the messages of one fetch as well: the
 	// client sizes its buffers for this count before anything arrives.

@@ -26,8 +26,20 @@ const (
 	RegistrySubject = "credits.registry"
 	// PartitionsDefault is the partition count of a new stream. It is stored
 	// in the stream's metadata and read from there ever after, because every
-	// instance must map a tenant to the same subject.
-	PartitionsDefault = 4
+	// instance must map a tenant to the same subject; a stream created with
+	// another count keeps it.
+	//
+	// 16 leaves room to spread the partitions over several instances (one
+	// owner each) at no measurable cost on one: `creditd bench --partitions
+	// N` (200,000 events, 1,000 tenants, fsync always), 2 shared cores,
+	// runs alternated in one sitting, end-to-end events/s against the N=4
+	// run beside it: 16 at 0.97 (geometric mean of 5 pairs, 0.67–1.59) and
+	// 0.86 (6 rounds of 4, 8, 16, 32; 8 at 0.87), inside the ±15% between
+	// runs of one build; 32 at 0.61 (0.52–0.82 in all 6 rounds), since the
+	// same load split over more writers packs fewer events per commit and
+	// pays more fsyncs. Medians of all runs: 4: 33,756 (11 runs), 8: 34,120
+	// (6), 16: 30,981 (11), 32: 21,359 (6).
+	PartitionsDefault = 16
 	partitionsMax     = 1024
 
 	metadataPartitions = "creditd_partitions"

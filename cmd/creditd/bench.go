@@ -39,6 +39,7 @@ import (
 
 type benchConfig struct {
 	events, tenants, lines, batch, producers, payload int
+	partitions                                        int
 	sync                                              string
 	cpuProfile                                        string
 	memProfile                                        string
@@ -51,6 +52,7 @@ type benchResult struct {
 	Tenants               int     `json:"tenants"`
 	Batch                 int     `json:"batch"`
 	Sync                  string  `json:"sync"`
+	Partitions            int     `json:"partitions"`
 	RawJetStreamMsgsPerS  float64 `json:"raw_jetstream_msgs_per_s"`
 	IngestHTTPEventsPerS  float64 `json:"ingest_http_events_per_s"`
 	IngestNATSEventsPerS  float64 `json:"ingest_nats_events_per_s"`
@@ -89,6 +91,7 @@ func bench(args []string) error {
 	fs.IntVar(&cfg.batch, "batch", 100, "events per client batch")
 	fs.IntVar(&cfg.producers, "producers", 128, "concurrent producers")
 	fs.IntVar(&cfg.payload, "payload", 0, "extra bytes of description per event (payload size)")
+	fs.IntVar(&cfg.partitions, "partitions", eventstore.PartitionsDefault, "write partitions of the bench's new stream (as serve --partitions)")
 	fs.StringVar(&cfg.sync, "sync", "always", "fsync mode: always (every acknowledged write) or a duration such as 1s")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "write a heap profile, taken at the end of the run while everything is still open, to this file (go tool pprof)")
@@ -105,8 +108,8 @@ func bench(args []string) error {
 		}
 		syncInterval = d
 	}
-	if cfg.tenants < 1 || cfg.events < cfg.tenants || cfg.batch < 1 || cfg.batch > client.BatchSizeMax || cfg.producers < 1 || cfg.lines < 1 {
-		return errors.New("bench: need events ≥ tenants ≥ 1, 1 ≤ batch ≤ 1000, producers ≥ 1, lines ≥ 1")
+	if cfg.tenants < 1 || cfg.events < cfg.tenants || cfg.batch < 1 || cfg.batch > client.BatchSizeMax || cfg.producers < 1 || cfg.lines < 1 || cfg.partitions < 1 {
+		return errors.New("bench: need events ≥ tenants ≥ 1, 1 ≤ batch ≤ 1000, producers ≥ 1, lines ≥ 1, partitions ≥ 1")
 	}
 	dir, err := os.MkdirTemp("", "creditd-bench-")
 	if err != nil {
@@ -124,7 +127,7 @@ func bench(args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res := benchResult{Events: cfg.events, Tenants: cfg.tenants, Batch: cfg.batch, Sync: cfg.sync,
+	res := benchResult{Events: cfg.events, Tenants: cfg.tenants, Batch: cfg.batch, Sync: cfg.sync, Partitions: cfg.partitions,
 		MemoryLimitBytes: cfg.memoryLimit.apply(slog.New(slog.DiscardHandler))}
 	started := time.Now()
 	ctx := context.Background()
@@ -154,7 +157,7 @@ func bench(args []string) error {
 		return err
 	}
 
-	store, err := eventstore.Open(ctx, nc, eventstore.Config{})
+	store, err := eventstore.Open(ctx, nc, eventstore.Config{Partitions: cfg.partitions})
 	if err != nil {
 		return err
 	}
@@ -519,7 +522,7 @@ func printBenchTable(w io.Writer, r benchResult) {
 	} else {
 		fmt.Fprintf(tw, "Go memory limit (MiB)\tnone\t\n")
 	}
-	fmt.Fprintf(tw, "events, tenants, batch, sync\t%d, %d, %d, %s\t\n", r.Events, r.Tenants, r.Batch, r.Sync)
+	fmt.Fprintf(tw, "events, tenants, batch, sync, partitions\t%d, %d, %d, %s, %d\t\n", r.Events, r.Tenants, r.Batch, r.Sync, r.Partitions)
 	tw.Flush()
 }
 

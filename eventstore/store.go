@@ -10,6 +10,7 @@ package eventstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -221,6 +222,9 @@ func (s *Store) LastSeq(ctx context.Context, subject string) (uint64, error) {
 	if !s.nc.IsConnected() {
 		return 0, fmt.Errorf("%w: not connected to NATS (%s)", ErrUnavailable, s.nc.Status())
 	}
+	if s.replicas > 1 {
+		return s.leaderLastSeq(ctx, subject)
+	}
 	msg, err := s.stream.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
@@ -229,6 +233,47 @@ func (s *Store) LastSeq(ctx context.Context, subject string) (uint64, error) {
 		return 0, fmt.Errorf("%w: last message of %s: %v", ErrUnavailable, subject, err)
 	}
 	return msg.Sequence, nil
+}
+
+// leaderLastSeq asks the stream's leader for the subject's last sequence.
+// On a replicated stream, direct gets (AllowDirect, which the reads of
+// single messages use for speed) are answered by any replica, and a
+// follower may not have applied the newest commits yet: a read that must
+// see every acknowledged commit (a writer catching up before it decides,
+// a registry read after a miss) learns where the subject ends from the
+// leader, which has applied every message it acknowledged. Reading up to
+// that sequence then waits for a lagging replica rather than stopping
+// short (ReadSubject).
+func (s *Store) leaderLastSeq(ctx context.Context, subject string) (uint64, error) {
+	req, _ := json.Marshal(struct {
+		LastBySubject string `json:"last_by_subj"`
+	}{subject})
+	msg, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+StreamName, req)
+	if err != nil {
+		return 0, fmt.Errorf("%w: last message of %s: %v", ErrUnavailable, subject, err)
+	}
+	var resp struct {
+		Message *struct {
+			Sequence uint64 `json:"seq"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrorCode   int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return 0, fmt.Errorf("%w: last message of %s: %v", ErrUnavailable, subject, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == int(jetstream.JSErrCodeMessageNotFound):
+		return 0, nil
+	case resp.Error != nil:
+		return 0, fmt.Errorf("%w: last message of %s: %s (%d)", ErrUnavailable, subject, resp.Error.Description, resp.Error.ErrorCode)
+	case resp.Message == nil:
+		return 0, fmt.Errorf("%w: last message of %s: an empty answer", ErrUnavailable, subject)
+	}
+	return resp.Message.Sequence, nil
 }
 
 // LastPosition is the stream's last sequence: how far the whole log goes.

@@ -79,10 +79,13 @@ func bench(args []string) error {
 	if len(args) > 0 && args[0] == "generate" {
 		return benchGenerate(args[1:])
 	}
+	if len(args) > 0 && args[0] == "cluster" {
+		return benchCluster(args[1:])
+	}
 	var cfg benchConfig
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: creditd bench [flags]\n       creditd bench generate --data-dir DIR [flags] (a long log to start serve on; generate --help)")
+		fmt.Fprintln(fs.Output(), "Usage: creditd bench [flags]\n       creditd bench generate --data-dir DIR [flags] (a long log to start serve on; generate --help)\n       creditd bench cluster [--instances N] (writes through N instances on a three-node cluster; cluster --help)")
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&cfg.events, "events", 200_000, "usage events per measured run")

@@ -150,8 +150,11 @@ type Dispatcher struct {
 
 	client *http.Client
 	// dueCursor is the tenant after which the next page of due tenants
-	// starts (Owns set); only Run touches it.
-	dueCursor int64
+	// starts (Owns set); othersCursor the notice after which settleOthers
+	// goes on, othersAt when it last ran. Only Run touches them.
+	dueCursor    int64
+	othersCursor int64
+	othersAt     time.Time
 }
 
 // Run delivers until ctx ends, and returns once every delivery in flight
@@ -191,6 +194,12 @@ func (d *Dispatcher) Run(ctx context.Context) {
 				finished <- tenantID
 			})
 		}
+		if d.Owns != nil && time.Since(d.othersAt) >= noticePollInterval {
+			d.othersAt = time.Now()
+			if err := d.settleOthers(ctx); err != nil && ctx.Err() == nil {
+				d.Log.Warn("notices of other owners", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -200,6 +209,73 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// Bounds of settleOthers: the notices it looks up per pass (one a
+// second), and how old one must be, so its owner has had time to send it.
+const (
+	othersSettledMax = 64
+	othersSettleAge  = 5 * time.Second
+)
+
+// settleOthers marks delivered here the notices of tenants other instances
+// own once the delivery record says they were delivered, so that
+// GET /v1/notices answers the same status on every instance rather than
+// pending for good on all but the owner. It walks the pending notices in
+// order from where the last pass stopped, a bounded page per pass, and
+// starts over at the end.
+func (d *Dispatcher) settleOthers(ctx context.Context) error {
+	rows, err := d.DB.writer.QueryContext(ctx, `SELECT n.notice_id, n.tenant_id, n.credit_type, n.kind, n.threshold, n.position,
+		(SELECT count(*) FROM notices e INDEXED BY notices_position WHERE e.position = n.position AND e.tenant_id = n.tenant_id AND e.credit_type = n.credit_type
+			AND e.kind = n.kind AND e.threshold = n.threshold AND e.notice_id <= n.notice_id)
+		FROM notices n INDEXED BY notices_pending WHERE n.delivered_at IS NULL AND n.notice_id > ? AND n.created_at <= ? ORDER BY n.notice_id LIMIT ?`,
+		d.othersCursor, d.Clock().Add(-othersSettleAge).UnixMicro(), othersSettledMax)
+	if err != nil {
+		return err
+	}
+	type other struct {
+		id, tenant int64
+		key        string
+	}
+	var page []other
+	for rows.Next() {
+		var o other
+		var creditType, kind string
+		var threshold int64
+		var position uint64
+		var rank int
+		if err := rows.Scan(&o.id, &o.tenant, &creditType, &kind, &threshold, &position, &rank); err != nil {
+			rows.Close()
+			return err
+		}
+		o.key = NoticeKey(position, o.tenant, creditType, kind, threshold, rank)
+		page = append(page, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(page) < othersSettledMax {
+		d.othersCursor = 0 // the end: the next pass starts over
+	} else {
+		d.othersCursor = page[len(page)-1].id
+	}
+	for _, o := range page {
+		if d.Owns(o.tenant) {
+			continue // this instance's own: delivered by deliverTenant
+		}
+		delivered, err := d.Record.Delivered(ctx, o.key)
+		if err != nil {
+			return err
+		}
+		if delivered {
+			if _, err := d.DB.writer.ExecContext(ctx, `UPDATE notices SET delivered_at = ?, last_error = '' WHERE notice_id = ? AND delivered_at IS NULL`,
+				d.Clock().UnixMicro(), o.id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // dueTenants lists the tenants with notices due now that this instance

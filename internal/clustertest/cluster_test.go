@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"net/url"
@@ -136,15 +137,46 @@ func tryStartCluster(t *testing.T) ([]*node, string, error) {
 }
 
 // instance is one creditd: its own engine, read models and HTTP server on
-// the shared cluster.
+// the shared cluster, over NATS connections of its own (so a crash can cut
+// them all at once).
 type instance struct {
+	name      string
 	store     *eventstore.Store
 	engine    *commands.Engine
 	db        *projections.DB
 	projector *projections.Projector
 	http      *httptest.Server
-	stop      func()
+	// counter hears what the engine's writers and leases do.
+	counter *counter
+	conns   []*nats.Conn
+
+	ended   sync.Once
+	release func(crashed bool)
 }
+
+// instanceOptions are what differs between the instances the tests start.
+type instanceOptions struct {
+	// replicas of the log stream (and of the lease bucket).
+	replicas int
+	// leaseTTL, when set, makes the instance own partitions by leases
+	// (commands.ClusterOptions) with this TTL; zero: it writes every
+	// partition, alone.
+	leaseTTL time.Duration
+	// log receives the engine's logs; nil discards them.
+	log *slog.Logger
+}
+
+// stop is a clean stop, as on SIGTERM: the HTTP server finishes its
+// requests, the engine hands its partitions over, then the connections
+// close. Stopping twice, or after a crash, does nothing.
+func (in *instance) stop() { in.ended.Do(func() { in.release(false) }) }
+
+// crash cuts the instance off at once, as kill -9 would: every NATS
+// connection closes together, with no handover, no lease release and no
+// goodbye, and its HTTP clients are disconnected. Its engine and read
+// models are closed afterwards only to free the test's goroutines and
+// files; they can reach nothing by then.
+func (in *instance) crash() { in.ended.Do(func() { in.release(true) }) }
 
 func connect(t *testing.T, urls, name string) *nats.Conn {
 	t.Helper()
@@ -160,16 +192,34 @@ func startInstance(t *testing.T, urls, name string) *instance {
 }
 
 func startInstanceWith(t *testing.T, urls, name string, replicas int) *instance {
+	return startInstanceOpts(t, urls, name, instanceOptions{replicas: replicas})
+}
+
+func startInstanceOpts(t *testing.T, urls, name string, opts instanceOptions) *instance {
 	t.Helper()
 	ctx := context.Background()
-	nc := connect(t, urls, name)
+	in := &instance{name: name, counter: &counter{}}
+	dial := func(suffix string) *nats.Conn {
+		nc := connect(t, urls, name+suffix)
+		in.conns = append(in.conns, nc)
+		return nc
+	}
+	nc := dial("")
+	var clusterConn *nats.Conn
+	if opts.leaseTTL > 0 {
+		clusterConn = dial("-cluster")
+	}
 	var store *eventstore.Store
+	var coordinator *eventstore.Cluster
 	var err error
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		// The stream can exist before its replicas have elected a leader,
 		// which answers reads: wait for a read too.
-		if store, err = eventstore.Open(ctx, nc, eventstore.Config{Replicas: replicas}); err == nil {
+		if store, err = eventstore.Open(ctx, nc, eventstore.Config{Replicas: opts.replicas}); err == nil {
 			_, err = store.LastSeq(ctx, eventstore.RegistrySubject)
+		}
+		if err == nil && clusterConn != nil && coordinator == nil {
+			coordinator, err = eventstore.OpenCluster(ctx, clusterConn, opts.replicas, opts.leaseTTL)
 		}
 		if err == nil || time.Now().After(deadline) {
 			break
@@ -179,7 +229,11 @@ func startInstanceWith(t *testing.T, urls, name string, replicas int) *instance 
 	if err != nil {
 		t.Fatalf("%s: open store: %v", name, err)
 	}
-	engine, err := commands.New(ctx, store, commands.Options{CheckInvariants: true})
+	engineOpts := commands.Options{CheckInvariants: true, Observer: in.counter, Logger: opts.log}
+	if coordinator != nil {
+		engineOpts.Cluster = &commands.ClusterOptions{Coordinator: coordinator, Instance: name, Observer: in.counter}
+	}
+	engine, err := commands.New(ctx, store, engineOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,19 +244,28 @@ func startInstanceWith(t *testing.T, urls, name string, replicas int) *instance 
 	projector, _ := projections.NewProjector(ctx, db, nil)
 	consumeCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	projectionConn := dial("-projection")
 	go func() {
-		done <- projections.Consume(consumeCtx, connect(t, urls, name+"-projection"), projector, store, nil)
+		done <- projections.Consume(consumeCtx, projectionConn, projector, store, nil)
 	}()
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Writer: engine, Reader: queries.New(db.Reader()), Projection: projector,
 		LogPosition: store.LastPosition, AdminToken: "admin"}))
-	in := &instance{store: store, engine: engine, db: db, projector: projector, http: srv}
-	in.stop = func() {
+	in.store, in.engine, in.db, in.projector, in.http = store, engine, db, projector, srv
+	in.release = func(crashed bool) {
+		if crashed {
+			for _, c := range in.conns {
+				c.Close()
+			}
+			srv.CloseClientConnections()
+		}
 		srv.Close()
 		cancel()
 		<-done
 		engine.Close()
 		db.Close()
-		nc.Close()
+		for _, c := range in.conns {
+			c.Close()
+		}
 	}
 	t.Cleanup(in.stop)
 	return in

@@ -136,6 +136,16 @@ func tryStartCluster(t *testing.T) ([]*node, string, error) {
 	return nodes, strings.Join(urls, ","), nil
 }
 
+// Bounds of an instance's start.
+const (
+	// openTryMax bounds one try at opening the stream and reading it.
+	openTryMax = 2 * time.Second
+	// bucketWaitMax bounds one try at listing the snapshot bucket.
+	bucketWaitMax = 2 * time.Second
+	// engineStartWaitMax bounds the engine's load of the log and snapshots.
+	engineStartWaitMax = time.Minute
+)
+
 // instance is one creditd: its own engine, read models and HTTP server on
 // the shared cluster, over NATS connections of its own (so a crash can cut
 // them all at once).
@@ -212,30 +222,58 @@ func startInstanceOpts(t *testing.T, urls, name string, opts instanceOptions) *i
 	var store *eventstore.Store
 	var coordinator *eventstore.Cluster
 	var err error
+	opening := time.Now()
+	var tries []string
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		// The stream can exist before its replicas have elected a leader,
-		// which answers reads: wait for a read too.
-		if store, err = eventstore.Open(ctx, nc, eventstore.Config{Replicas: opts.replicas}); err == nil {
-			_, err = store.LastSeq(ctx, eventstore.RegistrySubject)
+		// which answers reads: wait for a read too. Each try is short: on
+		// a cluster started moments ago, the first requests go unanswered
+		// until the meta leader is elected, and a retry then is answered
+		// at once.
+		attempt, cancel := context.WithTimeout(ctx, openTryMax)
+		if store, err = eventstore.Open(attempt, nc, eventstore.Config{Replicas: opts.replicas}); err == nil {
+			_, err = store.LastSeq(attempt, eventstore.RegistrySubject)
+		}
+		cancel()
+		if err == nil {
+			// The same holds for the snapshot bucket, which the engine lists
+			// first, with no deadline: on a cluster started moments ago that
+			// list can wait for minutes. Here it waits at most
+			// bucketWaitMax, and a failed try is made again on a store
+			// opened anew (a store keeps the outcome of its first use of
+			// the bucket).
+			attempt, cancel := context.WithTimeout(ctx, bucketWaitMax)
+			_, err = store.Objects(attempt, "")
+			cancel()
 		}
 		if err == nil && clusterConn != nil && coordinator == nil {
-			coordinator, err = eventstore.OpenCluster(ctx, clusterConn, opts.replicas, opts.leaseTTL)
+			attempt, cancel := context.WithTimeout(ctx, openTryMax)
+			coordinator, err = eventstore.OpenCluster(attempt, clusterConn, opts.replicas, opts.leaseTTL)
+			cancel()
 		}
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
+		tries = append(tries, err.Error())
 		time.Sleep(200 * time.Millisecond) // the cluster is still electing
 	}
 	if err != nil {
 		t.Fatalf("%s: open store: %v", name, err)
 	}
+	if len(tries) > 0 {
+		t.Logf("%s: store ready after %s; failed tries: %q", name, time.Since(opening), tries)
+	}
 	engineOpts := commands.Options{CheckInvariants: true, Observer: in.counter, Logger: opts.log}
 	if coordinator != nil {
 		engineOpts.Cluster = &commands.ClusterOptions{Coordinator: coordinator, Instance: name, Observer: in.counter}
 	}
-	engine, err := commands.New(ctx, store, engineOpts)
+	// A start that hangs fails the test, naming where, rather than
+	// running into the package's timeout.
+	starting, cancelStart := context.WithTimeout(ctx, engineStartWaitMax)
+	engine, err := commands.New(starting, store, engineOpts)
+	cancelStart()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: engine start: %v", name, err)
 	}
 	db, err := projections.Open(filepath.Join(t.TempDir(), "rm.db"))
 	if err != nil {

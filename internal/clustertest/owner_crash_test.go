@@ -89,4 +89,5 @@ func TestOwnerCrashDuringWrites(t *testing.T) {
 			in.counter.committed.Load(), in.counter.forwarded.Load(), in.counter.forwardErrs.Load(), in.counter.conflicted.Load(), in.counter.lost.Load())
 	}
 	checkCounted(t, acked.snapshot(), survivors...)
+	stopAll(survivors...)
 }

@@ -67,4 +67,5 @@ func TestLeasedInstancesUnderSteadyLoad(t *testing.T) {
 		}
 	}
 	checkCounted(t, acked.snapshot(), instances...)
+	stopAll(instances...)
 }

@@ -44,13 +44,21 @@ func TestSpendingRaceAcrossInstances(t *testing.T) {
 	// Each instance has its own producers, so debits enter through all
 	// three at once; all but the owner's forward to the owner.
 	const producersPerInstance, batchesPerProducer, batch = 4, 10, 5
+	// The race is bounded: a debit still unanswered after raceWaitMax
+	// fails the test rather than hanging it.
+	const raceWaitMax = time.Minute
+	raceCtx, cancelRace := context.WithTimeout(ctx, raceWaitMax)
+	defer cancelRace()
+	started := time.Now()
+	routers := map[string]*router{}
 	sent := int64(len(instances) * producersPerInstance * batchesPerProducer * batch)
 	var accepted, rejected atomic.Int64
 	var wg sync.WaitGroup
 	for _, in := range instances {
 		// Small batches, many in flight: the debits reach the owner in
 		// many requests from three places at once.
-		c, err := client.New(client.Config{HTTPURL: routerURL, APIKey: scarce.key, HTTPClient: &http.Client{Transport: newRouter(t, in)},
+		routers[in.name] = newRouter(t, in)
+		c, err := client.New(client.Config{HTTPURL: routerURL, APIKey: scarce.key, HTTPClient: &http.Client{Transport: routers[in.name]},
 			BatchSize: batch, Inflight: producersPerInstance, Retries: producerRetries, RetryBackoff: producerRetryBackoff})
 		if err != nil {
 			t.Fatal(err)
@@ -63,7 +71,7 @@ func TestSpendingRaceAcrossInstances(t *testing.T) {
 					for i := range events {
 						events[i] = client.UsageEvent{ID: fmt.Sprintf("%s-p%d-b%d-%d", in.name, p, b, i), Amount: amount}
 					}
-					results, err := c.Record(ctx, events...)
+					results, err := c.Record(raceCtx, events...)
 					if err != nil {
 						t.Errorf("through %s: %v", in.name, err)
 						return
@@ -115,17 +123,21 @@ func TestSpendingRaceAcrossInstances(t *testing.T) {
 		return
 	}
 
-	t.Logf("%d debits of %s on a balance of %s: %d accepted, %d rejected", sent, amount, balance, accepted.Load(), rejected.Load())
+	t.Logf("%d debits of %s on a balance of %s in %s: %d accepted, %d rejected", sent, amount, balance, time.Since(started),
+		accepted.Load(), rejected.Load())
 	if accepted.Load() != fit || rejected.Load() != sent-fit {
 		t.Errorf("%d accepted and %d rejected, want %d and %d", accepted.Load(), rejected.Load(), fit, sent-fit)
 	}
 	for _, in := range instances {
 		conflicts := in.counter.conflicted.Load() - before[in.name]
-		t.Logf("instance %s: owns %v, %d forwarded, %d conflicts", in.name, owned(in), in.counter.forwarded.Load(), conflicts)
+		statuses, netErrors := routers[in.name].answers()
+		t.Logf("instance %s: owns %v, %d forwarded, %d conflicts; answers by status %v, network errors %v", in.name, owned(in),
+			in.counter.forwarded.Load(), conflicts, statuses, netErrors)
 		if conflicts != 0 {
 			t.Errorf("instance %s: %d append conflicts, want 0", in.name, conflicts)
 		}
 	}
+	checked := time.Now()
 	want := map[int64]decimal.Decimal{}
 	for _, tn := range created {
 		want[tn.id] = decimal.Zero
@@ -148,4 +160,7 @@ func TestSpendingRaceAcrossInstances(t *testing.T) {
 			t.Errorf("instance %s's read model: available %s after the race, want 0", in.name, report.Total.Available)
 		}
 	}
+	stopped := time.Now()
+	stopAll(instances...)
+	t.Logf("checked in %s, stopped in %s", stopped.Sub(checked), time.Since(stopped))
 }

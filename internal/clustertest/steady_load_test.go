@@ -54,8 +54,8 @@ func TestLeasedInstancesUnderSteadyLoad(t *testing.T) {
 	}
 	for _, in := range instances {
 		conflicts := in.counter.conflicted.Load() - before[in.name]
-		t.Logf("instance %s: owns %v, %d events committed, %d forwarded, %d conflicts", in.name, owned(in),
-			in.counter.committed.Load(), in.counter.forwarded.Load(), conflicts)
+		t.Logf("instance %s: owns %v, %d events committed, %d forwarded (%d failed), %d conflicts", in.name, owned(in),
+			in.counter.committed.Load(), in.counter.forwarded.Load(), in.counter.forwardErrs.Load(), conflicts)
 		if conflicts != 0 {
 			t.Errorf("instance %s: %d append conflicts, want 0", in.name, conflicts)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"net/url"
@@ -135,16 +136,57 @@ func tryStartCluster(t *testing.T) ([]*node, string, error) {
 	return nodes, strings.Join(urls, ","), nil
 }
 
+// Bounds of an instance's start.
+const (
+	// openTryMax bounds one try at opening the stream and reading it.
+	openTryMax = 2 * time.Second
+	// bucketWaitMax bounds one try at listing the snapshot bucket.
+	bucketWaitMax = 2 * time.Second
+	// engineStartWaitMax bounds the engine's load of the log and snapshots.
+	engineStartWaitMax = time.Minute
+)
+
 // instance is one creditd: its own engine, read models and HTTP server on
-// the shared cluster.
+// the shared cluster, over NATS connections of its own (so a crash can cut
+// them all at once).
 type instance struct {
+	name      string
 	store     *eventstore.Store
 	engine    *commands.Engine
 	db        *projections.DB
 	projector *projections.Projector
 	http      *httptest.Server
-	stop      func()
+	// counter hears what the engine's writers and leases do.
+	counter *counter
+	conns   []*nats.Conn
+
+	ended   sync.Once
+	release func(crashed bool)
 }
+
+// instanceOptions are what differs between the instances the tests start.
+type instanceOptions struct {
+	// replicas of the log stream (and of the lease bucket).
+	replicas int
+	// leaseTTL, when set, makes the instance own partitions by leases
+	// (commands.ClusterOptions) with this TTL; zero: it writes every
+	// partition, alone.
+	leaseTTL time.Duration
+	// log receives the engine's logs; nil discards them.
+	log *slog.Logger
+}
+
+// stop is a clean stop, as on SIGTERM: the HTTP server finishes its
+// requests, the engine hands its partitions over, then the connections
+// close. Stopping twice, or after a crash, does nothing.
+func (in *instance) stop() { in.ended.Do(func() { in.release(false) }) }
+
+// crash cuts the instance off at once, as kill -9 would: every NATS
+// connection closes together, with no handover, no lease release and no
+// goodbye, and its HTTP clients are disconnected. Its engine and read
+// models are closed afterwards only to free the test's goroutines and
+// files; they can reach nothing by then.
+func (in *instance) crash() { in.ended.Do(func() { in.release(true) }) }
 
 func connect(t *testing.T, urls, name string) *nats.Conn {
 	t.Helper()
@@ -160,28 +202,78 @@ func startInstance(t *testing.T, urls, name string) *instance {
 }
 
 func startInstanceWith(t *testing.T, urls, name string, replicas int) *instance {
+	return startInstanceOpts(t, urls, name, instanceOptions{replicas: replicas})
+}
+
+func startInstanceOpts(t *testing.T, urls, name string, opts instanceOptions) *instance {
 	t.Helper()
 	ctx := context.Background()
-	nc := connect(t, urls, name)
+	in := &instance{name: name, counter: &counter{}}
+	dial := func(suffix string) *nats.Conn {
+		nc := connect(t, urls, name+suffix)
+		in.conns = append(in.conns, nc)
+		return nc
+	}
+	nc := dial("")
+	var clusterConn *nats.Conn
+	if opts.leaseTTL > 0 {
+		clusterConn = dial("-cluster")
+	}
 	var store *eventstore.Store
+	var coordinator *eventstore.Cluster
 	var err error
+	opening := time.Now()
+	var tries []string
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		// The stream can exist before its replicas have elected a leader,
-		// which answers reads: wait for a read too.
-		if store, err = eventstore.Open(ctx, nc, eventstore.Config{Replicas: replicas}); err == nil {
-			_, err = store.LastSeq(ctx, eventstore.RegistrySubject)
+		// which answers reads: wait for a read too. Each try is short: on
+		// a cluster started moments ago, the first requests go unanswered
+		// until the meta leader is elected, and a retry then is answered
+		// at once.
+		attempt, cancel := context.WithTimeout(ctx, openTryMax)
+		if store, err = eventstore.Open(attempt, nc, eventstore.Config{Replicas: opts.replicas}); err == nil {
+			_, err = store.LastSeq(attempt, eventstore.RegistrySubject)
+		}
+		cancel()
+		if err == nil {
+			// The same holds for the snapshot bucket, which the engine lists
+			// first, with no deadline: on a cluster started moments ago that
+			// list can wait for minutes. Here it waits at most
+			// bucketWaitMax, and a failed try is made again on a store
+			// opened anew (a store keeps the outcome of its first use of
+			// the bucket).
+			attempt, cancel := context.WithTimeout(ctx, bucketWaitMax)
+			_, err = store.Objects(attempt, "")
+			cancel()
+		}
+		if err == nil && clusterConn != nil && coordinator == nil {
+			attempt, cancel := context.WithTimeout(ctx, openTryMax)
+			coordinator, err = eventstore.OpenCluster(attempt, clusterConn, opts.replicas, opts.leaseTTL)
+			cancel()
 		}
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
+		tries = append(tries, err.Error())
 		time.Sleep(200 * time.Millisecond) // the cluster is still electing
 	}
 	if err != nil {
 		t.Fatalf("%s: open store: %v", name, err)
 	}
-	engine, err := commands.New(ctx, store, commands.Options{CheckInvariants: true})
+	if len(tries) > 0 {
+		t.Logf("%s: store ready after %s; failed tries: %q", name, time.Since(opening), tries)
+	}
+	engineOpts := commands.Options{CheckInvariants: true, Observer: in.counter, Logger: opts.log}
+	if coordinator != nil {
+		engineOpts.Cluster = &commands.ClusterOptions{Coordinator: coordinator, Instance: name, Observer: in.counter}
+	}
+	// A start that hangs fails the test, naming where, rather than
+	// running into the package's timeout.
+	starting, cancelStart := context.WithTimeout(ctx, engineStartWaitMax)
+	engine, err := commands.New(starting, store, engineOpts)
+	cancelStart()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: engine start: %v", name, err)
 	}
 	db, err := projections.Open(filepath.Join(t.TempDir(), "rm.db"))
 	if err != nil {
@@ -190,19 +282,28 @@ func startInstanceWith(t *testing.T, urls, name string, replicas int) *instance 
 	projector, _ := projections.NewProjector(ctx, db, nil)
 	consumeCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	projectionConn := dial("-projection")
 	go func() {
-		done <- projections.Consume(consumeCtx, connect(t, urls, name+"-projection"), projector, store, nil)
+		done <- projections.Consume(consumeCtx, projectionConn, projector, store, nil)
 	}()
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Writer: engine, Reader: queries.New(db.Reader()), Projection: projector,
 		LogPosition: store.LastPosition, AdminToken: "admin"}))
-	in := &instance{store: store, engine: engine, db: db, projector: projector, http: srv}
-	in.stop = func() {
+	in.store, in.engine, in.db, in.projector, in.http = store, engine, db, projector, srv
+	in.release = func(crashed bool) {
+		if crashed {
+			for _, c := range in.conns {
+				c.Close()
+			}
+			srv.CloseClientConnections()
+		}
 		srv.Close()
 		cancel()
 		<-done
 		engine.Close()
 		db.Close()
-		nc.Close()
+		for _, c := range in.conns {
+			c.Close()
+		}
 	}
 	t.Cleanup(in.stop)
 	return in

@@ -150,6 +150,9 @@ func New(ctx context.Context, store FullStore, opts Options) (*Engine, error) {
 		e.cluster = newCluster(e, *opts.Cluster, len(e.partitions), opts.Logger)
 		for i, p := range e.partitions {
 			p.lease = &e.cluster.leases[i]
+			if p.snaps != nil {
+				p.snaps.owned = p.lease.held
+			}
 		}
 	}
 	for _, p := range e.partitions {

@@ -51,6 +51,10 @@ type member struct {
 }
 
 func startMember(t *testing.T, srv *testnats.Server, name string) *member {
+	return startMemberWith(t, srv, name, SnapshotOptions{})
+}
+
+func startMemberWith(t *testing.T, srv *testnats.Server, name string, snapshots SnapshotOptions) *member {
 	t.Helper()
 	ctx := context.Background()
 	m := &member{name: name, counter: &counter{}}
@@ -70,7 +74,7 @@ func startMember(t *testing.T, srv *testnats.Server, name string) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.engine, err = New(ctx, store, Options{CheckInvariants: true, Observer: m.counter,
+	m.engine, err = New(ctx, store, Options{CheckInvariants: true, Observer: m.counter, Snapshots: snapshots,
 		Cluster: &ClusterOptions{Coordinator: co, Instance: name, Observer: m.counter}})
 	if err != nil {
 		t.Fatal(err)
@@ -429,6 +433,46 @@ func TestAssignSpreadsEvenlyAndMovesLittle(t *testing.T) {
 			if limit := partitions/(n+1) + 1 + n; moved > limit {
 				t.Errorf("%d members, %d partitions: a join moved %d partitions, want at most %d", n, partitions, moved, limit)
 			}
+		}
+	}
+}
+
+// Two instances snapshot the partitions, each the ones it owns and the
+// ones it follows, into the shared bucket. Only owners prune: every kept
+// snapshot stays whole, with every segment it names. (When followers
+// pruned too, one deleted the segments of the owner's newer snapshot,
+// which its own kept ones did not name.)
+func TestFollowersDoNotPruneTheOwnersSnapshots(t *testing.T) {
+	srv := testnats.Start(t, t.TempDir())
+	snapshots := SnapshotOptions{Window: 8, Interval: 50 * time.Millisecond}
+	a, b := startMemberWith(t, srv, "a", snapshots), startMemberWith(t, srv, "b", snapshots)
+	waitSpread(t, 10*time.Second, a, b)
+	ctx := context.Background()
+	var tenants []int64
+	for range 6 {
+		tenants = append(tenants, newTenant(t, a.engine, "1000000"))
+	}
+	for _, tenant := range tenants {
+		known(t, tenant, a, b)
+	}
+	for i := range 300 {
+		via := []*member{a, b}[i%2]
+		record(t, via.engine, tenants[i%len(tenants)], fmt.Sprintf("u%d", i), "1")
+		if i%50 == 49 {
+			time.Sleep(150 * time.Millisecond) // snapshots of both, in turn
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	checks, err := VerifySnapshots(ctx, srv.Store, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(checks) == 0 {
+		t.Fatal("no snapshot was written")
+	}
+	for _, c := range checks {
+		if c.Problem != "" {
+			t.Errorf("snapshot %s at %d: %s", c.Name, c.Position, c.Problem)
 		}
 	}
 }

@@ -51,6 +51,10 @@ const (
 	snapshotsKept = 3
 	// snapshotTimeout bounds writing one snapshot.
 	snapshotTimeout = 5 * time.Minute
+	// snapshotListTimeout bounds one listing of the snapshots;
+	// snapshotListAttempts are made before a start fails with the error.
+	snapshotListTimeout  = 15 * time.Second
+	snapshotListAttempts = 4
 	// snapshotCloseTimeout bounds the last snapshot on close: a shutdown
 	// with the store gone must not wait; the next start replays the tail.
 	snapshotCloseTimeout = 15 * time.Second
@@ -174,6 +178,16 @@ type snapshotter struct {
 	finished chan snapshotResult
 	// cancel ends the job in flight (close, when it takes too long).
 	cancel context.CancelFunc
+	// owned, on a cluster, reports whether this instance owns the
+	// partition now (prune); mine are the positions of the snapshots this
+	// instance stored, the last snapshotsKept.
+	owned func() bool
+	mine  []uint64
+}
+
+// objectTimes is the store's listing with times, for prune on a cluster.
+type objectTimes interface {
+	ObjectTimes(ctx context.Context, prefix string) (map[string]time.Time, error)
 }
 
 func newSnapshotter(store SnapshotStore, partition int, dir string, opts SnapshotOptions, clock func() time.Time, log *slog.Logger) *snapshotter {
@@ -376,6 +390,10 @@ func (sn *snapshotter) write(ctx context.Context, job *snapshotJob) (*segmentLis
 	if err := sn.putSnapshot(ctx, job, index.refs); err != nil {
 		return fail(err)
 	}
+	sn.mine = append(sn.mine, job.position)
+	if len(sn.mine) > snapshotsKept {
+		sn.mine = sn.mine[len(sn.mine)-snapshotsKept:]
+	}
 	// Segments merged in this job that the snapshot does not name are
 	// closed; the old index's segments are closed by install.
 	for _, s := range created {
@@ -558,7 +576,20 @@ func cutLastLine(data []byte) ([]byte, string, bool) {
 
 // snapshots lists the partition's snapshots, newest first.
 func (sn *snapshotter) snapshots(ctx context.Context) ([]string, error) {
-	names, err := sn.store.Objects(ctx, sn.snapshotPrefix())
+	var names []string
+	var err error
+	// A list can go unanswered while a new cluster elects the bucket's
+	// leader: each try is bounded, and a few are made before a start
+	// gives up.
+	for attempt := 1; ; attempt++ {
+		tryCtx, cancel := context.WithTimeout(ctx, snapshotListTimeout)
+		names, err = sn.store.Objects(tryCtx, sn.snapshotPrefix())
+		cancel()
+		if err == nil || ctx.Err() != nil || attempt == snapshotListAttempts {
+			break
+		}
+		sn.log.Warn("listing snapshots, again", "attempt", attempt, "err", err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -696,14 +727,32 @@ func (sn *snapshotter) openSegment(ctx context.Context, ref segmentRef) (*idinde
 // prune drops snapshots beyond the newest snapshotsKept, and the segments
 // none of the kept ones names. Failures only cost space: logged.
 func (sn *snapshotter) prune(ctx context.Context) {
+	if sn.owned != nil && !sn.owned() {
+		// On a cluster only the partition's owner prunes: an instance that
+		// follows the partition would delete the segments of the owner's
+		// snapshots, which its own kept ones do not name.
+		return
+	}
 	names, err := sn.snapshots(ctx)
 	if err != nil {
 		sn.log.Warn("listing snapshots", "err", err)
 		return
 	}
+	// Alone, the newest snapshotsKept are kept. On a cluster the
+	// instances that follow the partition write snapshots of it too, so
+	// the newest few may all be theirs: the owner keeps every snapshot
+	// from its own snapshotsKept-th newest on, so its own lineage (which
+	// its next snapshot builds on) and everything newer stay whole.
+	cutoff := ""
+	if sn.owned != nil {
+		if len(sn.mine) < snapshotsKept {
+			return // too few of its own yet to know what is old
+		}
+		cutoff = sn.snapshotName(sn.mine[len(sn.mine)-snapshotsKept])
+	}
 	keep := map[string]bool{}
 	for i, name := range names {
-		if i >= snapshotsKept {
+		if cutoff != "" && name < cutoff || cutoff == "" && i >= snapshotsKept {
 			if err := sn.store.DeleteObject(ctx, name); err != nil {
 				sn.log.Warn("deleting snapshot", "snapshot", name, "err", err)
 			}
@@ -721,7 +770,19 @@ func (sn *snapshotter) prune(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	// On a cluster a follower may be uploading the segments of a snapshot
+	// it has not stored yet: only segments older than any snapshot can
+	// take are deleted.
+	var written map[string]time.Time
+	if timed, ok := sn.store.(objectTimes); ok && sn.owned != nil {
+		if written, err = timed.ObjectTimes(ctx, sn.segmentPrefix()); err != nil {
+			return
+		}
+	}
 	for _, name := range segments {
+		if at, ok := written[name]; sn.owned != nil && (!ok || time.Since(at) < snapshotTimeout) {
+			continue
+		}
 		if !keep[name] {
 			if err := sn.store.DeleteObject(ctx, name); err != nil {
 				sn.log.Warn("deleting segment", "segment", name, "err", err)

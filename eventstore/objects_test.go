@@ -61,3 +61,23 @@ func TestLargeObjectsAreStoredWhole(t *testing.T) {
 		}
 	}
 }
+
+// A first use of the snapshot bucket that fails (a new cluster electing
+// the bucket's leader, here a context already ended) is not the bucket's
+// fate: the next use opens it. (Before, the failure was kept for the life
+// of the store, and every snapshot after it failed.)
+func TestASnapshotBucketThatFailedToOpenOpensLater(t *testing.T) {
+	srv := testnats.Start(t, t.TempDir())
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := srv.Store.Objects(ended, "snap/"); err == nil {
+		t.Fatal("a listing with an ended context succeeded")
+	}
+	if err := srv.Store.PutObject(context.Background(), "snap/x", []byte("x")); err != nil {
+		t.Fatalf("put after a failed first open: %v", err)
+	}
+	names, err := srv.Store.Objects(context.Background(), "snap/")
+	if err != nil || len(names) != 1 {
+		t.Fatalf("list after a failed first open: %v %v", names, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -23,11 +24,12 @@ const SnapshotBucket = "CREDITS_SNAPSHOTS"
 // ErrObjectNotFound: no object of that name.
 var ErrObjectNotFound = errors.New("eventstore: object not found")
 
-// snapshots opens the bucket on first use: only writers need it.
+// snapshots opens the bucket on first use: only writers need it. A failed
+// open is tried again at the next use (a new cluster may be electing the
+// bucket's leader), a successful one is kept.
 type snapshots struct {
-	once sync.Once
+	mu   sync.Mutex
 	obs  jetstream.ObjectStore
-	err  error
 	// puts lets one upload run at a time. The object store's publisher
 	// keeps up to 4,000 chunks of 128 KiB in flight per upload, and
 	// nats-server refuses a stream's messages past 128 MiB queued (429 too
@@ -38,22 +40,25 @@ type snapshots struct {
 }
 
 func (s *Store) objects(ctx context.Context) (jetstream.ObjectStore, error) {
-	s.snap.once.Do(func() {
-		obs, err := s.js.ObjectStore(ctx, SnapshotBucket)
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			obs, err = s.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-				Bucket:      SnapshotBucket,
-				Description: "creditd write-state snapshots and id index segments",
-				Storage:     jetstream.FileStorage,
-				Replicas:    s.replicas,
-			})
-		}
-		s.snap.obs, s.snap.err = obs, err
-	})
-	if s.snap.err != nil {
-		return nil, fmt.Errorf("%w: snapshot bucket: %v", ErrUnavailable, s.snap.err)
+	s.snap.mu.Lock()
+	defer s.snap.mu.Unlock()
+	if s.snap.obs != nil {
+		return s.snap.obs, nil
 	}
-	return s.snap.obs, nil
+	obs, err := s.js.ObjectStore(ctx, SnapshotBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		obs, err = s.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      SnapshotBucket,
+			Description: "creditd write-state snapshots and id index segments",
+			Storage:     jetstream.FileStorage,
+			Replicas:    s.replicas,
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: snapshot bucket: %v", ErrUnavailable, err)
+	}
+	s.snap.obs = obs
+	return obs, nil
 }
 
 // PutObject stores data under name, replacing any object of that name.
@@ -150,6 +155,29 @@ func (s *Store) Objects(ctx context.Context, prefix string) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// ObjectTimes lists the objects whose names start with prefix, with the
+// time each was last written.
+func (s *Store) ObjectTimes(ctx context.Context, prefix string) (map[string]time.Time, error) {
+	obs, err := s.objects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := obs.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: list objects: %v", ErrUnavailable, err)
+	}
+	times := map[string]time.Time{}
+	for _, info := range infos {
+		if strings.HasPrefix(info.Name, prefix) {
+			times[info.Name] = info.ModTime
+		}
+	}
+	return times, nil
 }
 
 // DeleteObject removes the object named name; a missing one is no error.

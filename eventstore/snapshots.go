@@ -28,8 +28,8 @@ var ErrObjectNotFound = errors.New("eventstore: object not found")
 // open is tried again at the next use (a new cluster may be electing the
 // bucket's leader), a successful one is kept.
 type snapshots struct {
-	mu   sync.Mutex
-	obs  jetstream.ObjectStore
+	mu  sync.Mutex
+	obs jetstream.ObjectStore
 	// puts lets one upload run at a time. The object store's publisher
 	// keeps up to 4,000 chunks of 128 KiB in flight per upload, and
 	// nats-server refuses a stream's messages past 128 MiB queued (429 too

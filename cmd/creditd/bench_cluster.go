@@ -126,7 +126,16 @@ const forwardSamplesMax = 1 << 20
 
 func runBenchCluster(ctx context.Context, cfg benchClusterConfig, dir string) (benchClusterResult, error) {
 	res := benchClusterResult{Instances: cfg.instances, Nodes: clusterNodes, Partitions: cfg.partitions, Events: cfg.events}
-	urls, stopNodes, err := startBenchNodes(dir)
+	// A port picked free may be taken before its node binds it: a start
+	// that fails is made again on fresh ports.
+	var urls string
+	var stopNodes func()
+	var err error
+	for attempt := range 3 {
+		if urls, stopNodes, err = startBenchNodes(filepath.Join(dir, fmt.Sprintf("nodes-%d", attempt))); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return res, err
 	}
@@ -254,6 +263,13 @@ func runBenchCluster(ctx context.Context, cfg benchClusterConfig, dir string) (b
 				return res, fmt.Errorf("tenant %d's key is not known to an instance", t.id)
 			}
 		}
+	}
+
+	// Latencies are the timed run's, not the set-up's grants.
+	for _, in := range instances {
+		in.observer.mu.Lock()
+		in.observer.forwards = in.observer.forwards[:0]
+		in.observer.mu.Unlock()
 	}
 
 	perTenant := cfg.events / len(tenants)
@@ -398,7 +414,7 @@ func startBenchNodes(dir string) (string, func(), error) {
 	for _, n := range nodes {
 		if !n.ReadyForConnections(10 * time.Second) {
 			stop()
-			return "", nil, errors.New("a cluster node did not start in 10 s (a port taken meanwhile?): run again")
+			return "", nil, errors.New("a cluster node did not start in 10 s (a port taken meanwhile?)")
 		}
 	}
 	return strings.Join(urls, ","), stop, nil

@@ -185,6 +185,22 @@ func TestInstancesShareTheLogAndSurviveKill9(t *testing.T) {
 	post(t, instances[0].base+"/v1/tenants", "admin", `{"name":"acme"}`, http.StatusCreated, &tenant)
 	post(t, instances[0].base+"/v1/grants", tenant.APIKey, `{"grant_id":"g1","amount":"1000000"}`, http.StatusCreated, nil)
 	_, partitions := instances[0].ownership(t)
+	// Each instance shows what it owns, its renewals and its forwards.
+	for _, in := range instances {
+		owned, _ := in.ownership(t)
+		resp, err := http.Get(in.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var metrics bytes.Buffer
+		metrics.ReadFrom(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{fmt.Sprintf("creditd_partitions_owned %d", len(owned)), "creditd_lease_renewals_total", "creditd_partition_owned{partition=", "creditd_append_conflicts_total 0"} {
+			if !strings.Contains(metrics.String(), want) {
+				t.Errorf("%s /metrics lacks %q", in.name, want)
+			}
+		}
+	}
 	var victim *servingInstance
 	for _, in := range instances {
 		owned, _ := in.ownership(t)

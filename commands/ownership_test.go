@@ -54,7 +54,7 @@ func startMember(t *testing.T, srv *testnats.Server, name string) *member {
 	return startMemberWith(t, srv, name, SnapshotOptions{})
 }
 
-func startMemberWith(t *testing.T, srv *testnats.Server, name string, snapshots SnapshotOptions) *member {
+func startMemberWith(t testing.TB, srv *testnats.Server, name string, snapshots SnapshotOptions) *member {
 	t.Helper()
 	ctx := context.Background()
 	m := &member{name: name, counter: &counter{}}
@@ -103,7 +103,7 @@ func (m *member) crash() {
 
 // waitSpread waits until every partition has exactly one owner among
 // members and each owns its share, and returns the time it took.
-func waitSpread(t *testing.T, wait time.Duration, members ...*member) time.Duration {
+func waitSpread(t testing.TB, wait time.Duration, members ...*member) time.Duration {
 	t.Helper()
 	start := time.Now()
 	partitions := members[0].engine.store.Partitions()

@@ -62,6 +62,11 @@ func (c *cluster) forward(ctx context.Context, partition int, cl call) ([]Result
 	if err != nil {
 		return nil, err
 	}
+	if limit := c.co.MaxForwardBytes(); len(data) > limit {
+		// NATS would refuse it at once, at every try: a request this
+		// large is refused as one too large for a commit would be.
+		return nil, fmt.Errorf("%w: %d bytes to forward to the owner of partition %d, NATS takes %d", ErrCommitTooLarge, len(data), partition, limit)
+	}
 	start := time.Now()
 	raw, err := c.co.Forward(attempt, partition, data)
 	c.obs.Forwarded(time.Since(start), err)
@@ -99,9 +104,9 @@ func (c *cluster) forward(ctx context.Context, partition int, cl call) ([]Result
 
 // handle runs a forwarded write on this instance, which owns the
 // partition, and encodes the answer.
-func (c *cluster) handle(data []byte) []byte {
+func (c *cluster) handle(request []byte) []byte {
 	var req forwardRequest
-	if err := json.Unmarshal(data, &req); err != nil || req.V != forwardVersion {
+	if err := json.Unmarshal(request, &req); err != nil || req.V != forwardVersion {
 		return encodeReply(forwardReply{V: forwardVersion, Err: encodeError(fmt.Errorf("%w: a forwarded write this instance cannot read (version %d)", ErrUnavailable, req.V))})
 	}
 	if !c.owns(c.e.store.PartitionOf(req.Call.Tenant)) {
@@ -139,7 +144,17 @@ func (c *cluster) handle(data []byte) []byte {
 		}
 		reply.Results[i] = rr
 	}
-	return encodeReply(reply)
+	data := encodeReply(reply)
+	if len(data) > c.co.MaxForwardBytes() {
+		// The write landed; an answer NATS would refuse would leave the
+		// sender to time out and send it again. The events are what makes
+		// it large (a batch of large events): the outcomes go without them.
+		for i := range reply.Results {
+			reply.Results[i].Events = nil
+		}
+		data = encodeReply(reply)
+	}
+	return data
 }
 
 func encodeReply(r forwardReply) []byte {

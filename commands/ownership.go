@@ -21,10 +21,15 @@ type Coordinator interface {
 	Acquire(ctx context.Context, partition int, instance string) (uint64, error)
 	Renew(ctx context.Context, partition int, instance string, rev uint64) (uint64, error)
 	Release(ctx context.Context, partition int, rev uint64) error
+	// Holder reads who holds a partition's lease and at which revision
+	// ("" when nobody does).
+	Holder(ctx context.Context, partition int) (instance string, rev uint64, err error)
 	Announce(ctx context.Context, instance string) error
 	Leave(ctx context.Context, instance string) error
 	View(ctx context.Context) (eventstore.View, error)
 	Forward(ctx context.Context, partition int, data []byte) ([]byte, error)
+	// MaxForwardBytes is the largest forwarded write or answer NATS takes.
+	MaxForwardBytes() int
 	Serve(partition int, concurrent int, handle func(data []byte) []byte) (stop func(), err error)
 }
 
@@ -159,12 +164,14 @@ func (c *cluster) run() {
 
 // step is one tick: announce, renew, read the cluster, rebalance.
 func (c *cluster) step() {
-	ctx, cancel := context.WithTimeout(context.Background(), c.tick*2)
+	// Each call gets half a TTL: a loaded cluster answers slowly, and a
+	// renewal given up too early costs a lease that was in fact renewed.
+	ctx, cancel := context.WithTimeout(context.Background(), c.ttl/2)
 	defer cancel()
 	if err := c.co.Announce(ctx, c.id); err != nil {
 		c.log.Warn("announcing this instance", "err", err)
 	}
-	c.renew(ctx)
+	c.renew()
 	view, err := c.co.View(ctx)
 	if err != nil {
 		c.log.Warn("reading the partition leases", "err", err)
@@ -185,12 +192,96 @@ func (c *cluster) step() {
 		}
 	}
 	for p := range c.leases {
-		if want[p] == c.id && c.held[p] == nil && view.Owners[p] == "" {
+		switch {
+		case c.held[p] != nil:
+		case view.Owners[p] == "" && want[p] == c.id:
 			c.acquire(ctx, p)
+		case view.Owners[p] == c.id:
+			// This instance's name on a lease it does not hold: an
+			// acquisition whose answer was lost landed after all. Take it
+			// up if it is this instance's share, else give it back.
+			c.reclaim(ctx, p, want[p] == c.id)
 		}
 	}
 	c.obs.Owned(c.owned())
 	c.follow()
+}
+
+// renewal is the outcome of one lease's renewal.
+type renewal struct {
+	p    int
+	sent time.Time
+	rev  uint64
+	err  error
+}
+
+// renew extends every lease held, all at once: one slow renewal must not
+// make the others late. A lease that moved on is looked at again (a
+// renewal whose answer was lost may have landed, moving the revision);
+// one that cannot be renewed lapses at its deadline.
+func (c *cluster) renew() {
+	owned := c.owned()
+	results := make([]renewal, len(owned))
+	var wg sync.WaitGroup
+	for i, p := range owned {
+		rev := c.held[p].rev
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), c.ttl/2)
+			defer cancel()
+			r := renewal{p: p, sent: time.Now()}
+			r.rev, r.err = c.co.Renew(ctx, p, c.id, rev)
+			if errors.Is(r.err, eventstore.ErrLeaseLost) {
+				// Still this instance's? Then an earlier renewal landed
+				// after its answer was lost: renew at the revision found.
+				if holder, current, err := c.co.Holder(ctx, p); err == nil && holder == c.id {
+					r.sent = time.Now()
+					r.rev, r.err = c.co.Renew(ctx, p, c.id, current)
+				}
+			}
+			results[i] = r
+		})
+	}
+	wg.Wait()
+	for _, r := range results {
+		h := c.held[r.p]
+		switch {
+		case r.err == nil:
+			h.rev = r.rev
+			c.leases[r.p].extend(r.sent.Add(c.ttl - c.margin))
+			c.obs.LeaseRenewed()
+		case errors.Is(r.err, eventstore.ErrLeaseLost):
+			c.log.Warn("partition lease lost", "partition", r.p)
+			c.drop(r.p)
+		case !c.leases[r.p].held():
+			c.log.Warn("partition lease lapsed: renewals failed", "partition", r.p, "err", r.err)
+			c.drop(r.p)
+			// Free it for the others if it is still ours in the cluster.
+			ctx, cancel := context.WithTimeout(context.Background(), c.ttl/2)
+			c.co.Release(ctx, r.p, h.rev)
+			cancel()
+		default:
+			c.log.Warn("renewing a partition lease", "partition", r.p, "err", r.err)
+		}
+	}
+}
+
+// reclaim deals with a lease in this instance's name that it does not
+// hold: renewed and taken up when keep, released otherwise.
+func (c *cluster) reclaim(ctx context.Context, p int, keep bool) {
+	holder, rev, err := c.co.Holder(ctx, p)
+	if err != nil || holder != c.id {
+		return
+	}
+	if !keep {
+		c.co.Release(ctx, p, rev)
+		return
+	}
+	sent := time.Now()
+	rev, err = c.co.Renew(ctx, p, c.id, rev)
+	if err != nil {
+		return
+	}
+	c.take(ctx, p, rev, sent)
 }
 
 // follow has the writers of the partitions other instances own read what
@@ -238,32 +329,6 @@ func (c *cluster) owned() []int {
 	return owned
 }
 
-// renew extends every lease held; one that moved on is dropped at once,
-// one that cannot be renewed lapses at its deadline.
-func (c *cluster) renew(ctx context.Context) {
-	for _, p := range c.owned() {
-		h := c.held[p]
-		sent := time.Now()
-		rev, err := c.co.Renew(ctx, p, c.id, h.rev)
-		switch {
-		case err == nil:
-			h.rev = rev
-			c.leases[p].extend(sent.Add(c.ttl - c.margin))
-			c.obs.LeaseRenewed()
-		case errors.Is(err, eventstore.ErrLeaseLost):
-			c.log.Warn("partition lease lost", "partition", p)
-			c.drop(p)
-		case !c.leases[p].held():
-			c.log.Warn("partition lease lapsed: renewals failed", "partition", p, "err", err)
-			c.drop(p)
-			// Free it for the others if it is still ours in the cluster.
-			c.co.Release(ctx, p, h.rev)
-		default:
-			c.log.Warn("renewing a partition lease", "partition", p, "err", err)
-		}
-	}
-}
-
 // drop stops writing and serving a partition whose lease is gone.
 func (c *cluster) drop(p int) {
 	c.leases[p].revoke()
@@ -283,6 +348,13 @@ func (c *cluster) acquire(ctx context.Context, p int) {
 		}
 		return
 	}
+	c.take(ctx, p, rev, sent)
+}
+
+// take starts owning a partition whose lease this instance holds at rev,
+// renewed or acquired at sent: the writer may write, and the forwarded
+// writes come here.
+func (c *cluster) take(ctx context.Context, p int, rev uint64, sent time.Time) {
 	c.leases[p].grant(sent.Add(c.ttl - c.margin))
 	stopServe, err := c.co.Serve(p, forwardConcurrency, c.handle)
 	if err != nil {

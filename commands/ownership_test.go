@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/shopspring/decimal"
 
@@ -44,6 +46,7 @@ func (c *counter) Forwarded(_ time.Duration, err error) {
 // member is one instance on the shared server: its own connections (so a
 // crash can cut them), store, cluster and engine.
 type member struct {
+	faults  *lossyCoordinator
 	name    string
 	conns   []*nats.Conn
 	engine  *Engine
@@ -55,11 +58,16 @@ func startMember(t *testing.T, srv *testnats.Server, name string) *member {
 }
 
 func startMemberWith(t testing.TB, srv *testnats.Server, name string, snapshots SnapshotOptions) *member {
+	return startMemberOn(t, srv.Embedded.Connect, name, snapshots)
+}
+
+// startMemberOn starts an instance whose connections connect makes.
+func startMemberOn(t testing.TB, connect func(name string) (*nats.Conn, error), name string, snapshots SnapshotOptions) *member {
 	t.Helper()
 	ctx := context.Background()
 	m := &member{name: name, counter: &counter{}}
 	dial := func(suffix string) *nats.Conn {
-		nc, err := srv.Embedded.Connect(name + suffix)
+		nc, err := connect(name + suffix)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,10 +78,12 @@ func startMemberWith(t testing.TB, srv *testnats.Server, name string, snapshots 
 	if err != nil {
 		t.Fatal(err)
 	}
-	co, err := eventstore.OpenCluster(ctx, dial("-cluster"), 1, leaseTTL)
+	cluster, err := eventstore.OpenCluster(ctx, dial("-cluster"), 1, leaseTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.faults = &lossyCoordinator{Cluster: cluster}
+	var co Coordinator = m.faults
 	m.engine, err = New(ctx, store, Options{CheckInvariants: true, Observer: m.counter, Snapshots: snapshots,
 		Cluster: &ClusterOptions{Coordinator: co, Instance: name, Observer: m.counter}})
 	if err != nil {
@@ -475,4 +485,94 @@ func TestFollowersDoNotPruneTheOwnersSnapshots(t *testing.T) {
 			t.Errorf("snapshot %s at %d: %s", c.Name, c.Position, c.Problem)
 		}
 	}
+}
+
+// A batch too large to forward under the server's max_payload (NATS's
+// default 1 MiB here) is refused at once as too large, the 413 a commit
+// too large gets, not sent again until its deadline and answered 503.
+func TestABatchTooLargeToForwardIsRefusedAtOnce(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true, NoSigs: true, NoLog: true, MaxPayload: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	connect := func(name string) (*nats.Conn, error) {
+		return nats.Connect("", nats.InProcessServer(ns), nats.Name(name))
+	}
+	a, b := startMemberOn(t, connect, "a", SnapshotOptions{}), startMemberOn(t, connect, "b", SnapshotOptions{})
+	waitSpread(t, 10*time.Second, a, b)
+	var tenant int64
+	for tenant == 0 {
+		id := newTenant(t, a.engine, "1000000")
+		known(t, id, a, b)
+		if !a.engine.OwnsTenant(id) {
+			tenant = id
+		}
+	}
+	events := make([]UsageEvent, UsageBatchMax)
+	for i := range events {
+		events[i] = usageEvent(fmt.Sprintf("big-%d", i), "1")[0]
+		events[i].Description = strings.Repeat("d", domain.TextLengthMax)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = a.engine.RecordUsage(ctx, tenant, events)
+	if !errors.Is(err, ErrCommitTooLarge) {
+		t.Fatalf("a batch of %d events of 1 KiB through another instance: %v, want too large", len(events), err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("refused after %s", took)
+	}
+	// A batch that fits is forwarded as usual.
+	if _, err := a.engine.RecordUsage(ctx, tenant, events[:100]); err != nil {
+		t.Fatalf("a batch of 100 through another instance: %v", err)
+	}
+}
+
+// lossyCoordinator is the real cluster coordination, with faults on
+// demand: loseRenewals > 0 makes that many renewals land in the bucket
+// and then answer as if timed out, as when the answer is lost on the way;
+// loseAcquires does the same to acquisitions.
+type lossyCoordinator struct {
+	*eventstore.Cluster
+	loseRenewals, loseAcquires atomic.Int64
+}
+
+func (l *lossyCoordinator) Renew(ctx context.Context, partition int, instance string, rev uint64) (uint64, error) {
+	next, err := l.Cluster.Renew(ctx, partition, instance, rev)
+	if err == nil && l.loseRenewals.Add(-1) >= 0 {
+		return 0, fmt.Errorf("%w: renew lease %d: context deadline exceeded (answer lost)", eventstore.ErrUnavailable, partition)
+	}
+	return next, err
+}
+
+func (l *lossyCoordinator) Acquire(ctx context.Context, partition int, instance string) (uint64, error) {
+	rev, err := l.Cluster.Acquire(ctx, partition, instance)
+	if err == nil && l.loseAcquires.Add(-1) >= 0 {
+		return 0, fmt.Errorf("%w: acquire lease %d: context deadline exceeded (answer lost)", eventstore.ErrUnavailable, partition)
+	}
+	return rev, err
+}
+
+// A renewal or an acquisition that lands but whose answer is lost leaves
+// the lease in this instance's name at a revision it does not know. The
+// instance finds it there and goes on holding it, rather than dropping a
+// lease it holds (every partition lost for a TTL) or leaving one in its
+// name unowned until it expires.
+func TestLeasesWhoseAnswersWereLostAreKept(t *testing.T) {
+	srv := testnats.Start(t, t.TempDir())
+	a := startMember(t, srv, "a")
+	a.faults.loseAcquires.Store(3)
+	waitSpread(t, 10*time.Second, a)
+	a.faults.loseRenewals.Store(int64(2 * a.engine.store.Partitions()))
+	time.Sleep(3 * leaseTTL)
+	if n := a.counter.lost.Load(); n != 0 {
+		t.Errorf("%d leases dropped after renewals whose answers were lost", n)
+	}
+	waitSpread(t, time.Second, a)
 }

@@ -139,6 +139,19 @@ func (c *Cluster) Release(ctx context.Context, partition int, rev uint64) error 
 	return nil
 }
 
+// Holder reads who holds a partition's lease, and at which revision; ""
+// when nobody does.
+func (c *Cluster) Holder(ctx context.Context, partition int) (string, uint64, error) {
+	e, err := c.kv.Get(ctx, leaseKey(partition))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		return "", 0, nil
+	case err != nil:
+		return "", 0, fmt.Errorf("%w: read lease %d: %v", ErrUnavailable, partition, err)
+	}
+	return string(e.Value()), e.Revision(), nil
+}
+
 func isRevisionMismatch(err error) bool {
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return true
@@ -212,6 +225,12 @@ func insertSorted(list []string, s string) []string {
 	copy(list[i+1:], list[i:])
 	list[i] = s
 	return list
+}
+
+// MaxForwardBytes is the largest forwarded write or answer the NATS
+// server takes (its max_payload, less room for headers).
+func (c *Cluster) MaxForwardBytes() int {
+	return int(max(c.nc.MaxPayload()-publishOverheadBytes, 0))
 }
 
 // ForwardSubject is the subject of a partition's forwarded writes.

@@ -105,6 +105,8 @@ type cluster struct {
 	// partitions others own.
 	held      map[int]*holding
 	following []*request
+	// seen is since when each key of the bucket stood at its revision.
+	seen map[string]seenRevision
 
 	mu   sync.Mutex // guards view
 	view eventstore.View
@@ -185,17 +187,30 @@ func (c *cluster) step() {
 		// would hand everything over.
 		return
 	}
-	want := assign(view.Members, len(c.leases))
+	c.age(view)
+	var members []string
+	for _, m := range view.Members {
+		if m == c.id || !c.stale(eventstore.MemberKey(m)) {
+			members = append(members, m)
+		}
+	}
+	want := assign(members, len(c.leases))
 	for _, p := range c.owned() {
 		if want[p] != c.id {
 			c.handover(p)
 		}
 	}
+	var free []int
 	for p := range c.leases {
 		switch {
 		case c.held[p] != nil:
 		case view.Owners[p] == "" && want[p] == c.id:
-			c.acquire(ctx, p)
+			free = append(free, p)
+		case view.Owners[p] != c.id && want[p] == c.id && c.stale(eventstore.LeaseKey(p)):
+			// Not renewed for a TTL: its owner is gone, and stopped
+			// writing a fifth of a TTL ago by its own clock. Taken at the
+			// revision seen, so a renewal landing meanwhile wins.
+			c.takeOver(ctx, p, view.Revisions[eventstore.LeaseKey(p)], view.Owners[p])
 		case view.Owners[p] == c.id:
 			// This instance's name on a lease it does not hold: an
 			// acquisition whose answer was lost landed after all. Take it
@@ -203,8 +218,56 @@ func (c *cluster) step() {
 			c.reclaim(ctx, p, want[p] == c.id)
 		}
 	}
+	c.acquire(ctx, free)
 	c.obs.Owned(c.owned())
 	c.follow()
+}
+
+// seenRevision is when this instance first saw a key at a revision.
+type seenRevision struct {
+	rev uint64
+	at  time.Time
+}
+
+// age notes, for every key of the view, since when this instance has seen
+// it at its current revision (on its own monotonic clock).
+func (c *cluster) age(view eventstore.View) {
+	now := time.Now()
+	seen := make(map[string]seenRevision, len(view.Revisions))
+	for key, rev := range view.Revisions {
+		if prev, ok := c.seen[key]; ok && prev.rev == rev {
+			seen[key] = prev
+		} else {
+			seen[key] = seenRevision{rev: rev, at: now}
+		}
+	}
+	c.seen = seen
+}
+
+// stale reports whether a key has stood at one revision for a TTL, as
+// this instance saw it: its holder renewed nothing for a TTL, so it is
+// gone, and a lease it held reached its holder's deadline a fifth of a
+// TTL before. The bucket expires such keys too, but only at its next
+// check, which can come a TTL later; this does not wait for it, nor
+// trust any other clock than this instance's.
+func (c *cluster) stale(key string) bool {
+	s, ok := c.seen[key]
+	return ok && time.Since(s.at) >= c.ttl
+}
+
+// takeOver takes a lease its holder stopped renewing, at the revision
+// seen: a renewal landing meanwhile makes it fail.
+func (c *cluster) takeOver(ctx context.Context, p int, rev uint64, from string) {
+	sent := time.Now()
+	next, err := c.co.Renew(ctx, p, c.id, rev)
+	if err != nil {
+		if !errors.Is(err, eventstore.ErrLeaseLost) {
+			c.log.Warn("taking over a partition lease", "partition", p, "from", from, "err", err)
+		}
+		return
+	}
+	c.log.Info("partition lease taken over: not renewed for a TTL", "partition", p, "from", from)
+	c.take(ctx, p, next, sent)
 }
 
 // renewal is the outcome of one lease's renewal.
@@ -337,18 +400,35 @@ func (c *cluster) drop(p int) {
 	c.obs.LeaseLost(p)
 }
 
-// acquire takes a free partition: the lease, then the forwarded writes.
-// The writer reads the subject before its first decision (lease epochs).
-func (c *cluster) acquire(ctx context.Context, p int) {
-	sent := time.Now()
-	rev, err := c.co.Acquire(ctx, p, c.id)
-	if err != nil {
-		if !errors.Is(err, eventstore.ErrLeaseHeld) {
-			c.log.Warn("acquiring a partition lease", "partition", p, "err", err)
-		}
-		return
+// acquire takes free partitions: the leases, all at once (a takeover of
+// a dead instance's share waits for the slowest, not for their sum), then
+// the forwarded writes. The writer reads the subject before its first
+// decision (lease epochs).
+func (c *cluster) acquire(ctx context.Context, free []int) {
+	type acquired struct {
+		rev  uint64
+		sent time.Time
+		err  error
 	}
-	c.take(ctx, p, rev, sent)
+	results := make([]acquired, len(free))
+	var wg sync.WaitGroup
+	for i, p := range free {
+		wg.Go(func() {
+			results[i].sent = time.Now()
+			results[i].rev, results[i].err = c.co.Acquire(ctx, p, c.id)
+		})
+	}
+	wg.Wait()
+	for i, p := range free {
+		r := results[i]
+		if r.err != nil {
+			if !errors.Is(r.err, eventstore.ErrLeaseHeld) {
+				c.log.Warn("acquiring a partition lease", "partition", p, "err", r.err)
+			}
+			continue
+		}
+		c.take(ctx, p, r.rev, r.sent)
+	}
 }
 
 // take starts owning a partition whose lease this instance holds at rev,

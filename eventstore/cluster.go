@@ -179,15 +179,26 @@ func (c *Cluster) Leave(ctx context.Context, instance string) error {
 
 // View is the cluster as the lease bucket holds it now.
 type View struct {
-	// Members are the live instances, sorted.
+	// Members are the announced instances, sorted.
 	Members []string
 	// Owners maps each leased partition to its holder.
 	Owners map[int]string
+	// Revisions are each key's revision: a member's announcement
+	// ("m.<name>") or a partition's lease ("p.<n>"). One that stays the
+	// same for a TTL was not renewed (its holder is gone), whether or not
+	// the bucket has expired it yet.
+	Revisions map[string]uint64
 }
+
+// MemberKey and LeaseKey are the keys of View.Revisions.
+func MemberKey(instance string) string { return memberPrefix + instance }
+
+// LeaseKey is a partition lease's key.
+func LeaseKey(partition int) string { return leaseKey(partition) }
 
 // View reads the live instances and the partition owners.
 func (c *Cluster) View(ctx context.Context) (View, error) {
-	v := View{Owners: map[int]string{}}
+	v := View{Owners: map[int]string{}, Revisions: map[string]uint64{}}
 	w, err := c.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return v, fmt.Errorf("%w: read leases: %v", ErrUnavailable, err)
@@ -205,6 +216,7 @@ func (c *Cluster) View(ctx context.Context) (View, error) {
 				return v, nil
 			}
 			key := e.Key()
+			v.Revisions[key] = e.Revision()
 			if instance, ok := strings.CutPrefix(key, memberPrefix); ok {
 				v.Members = insertSorted(v.Members, instance)
 			} else if p, ok := strings.CutPrefix(key, "p."); ok {

@@ -20,7 +20,7 @@ import (
 )
 
 // clusterTTL is the lease TTL of the instances these tests start.
-const clusterTTL = 2 * time.Second
+const clusterTTL = 3 * time.Second
 
 // servingInstance is one `creditd serve --nats-url` process.
 type servingInstance struct {
@@ -118,20 +118,26 @@ func (in *servingInstance) ownership(t *testing.T) (owned []int, partitions int)
 }
 
 // waitOwned waits until every partition is owned by exactly one of the
-// instances, and returns when that was first seen.
+// instances and each owns its share, and returns when that was first seen.
 func waitOwned(t *testing.T, wait time.Duration, instances ...*servingInstance) time.Time {
 	t.Helper()
 	for deadline := time.Now().Add(wait); ; time.Sleep(50 * time.Millisecond) {
 		owners := map[int]int{}
 		partitions := 0
+		var shares []int
 		for _, in := range instances {
 			owned, n := in.ownership(t)
 			partitions = n
+			shares = append(shares, len(owned))
 			for _, p := range owned {
 				owners[p]++
 			}
 		}
+		// Each partition once, and each instance its share.
 		whole := partitions > 0 && len(owners) == partitions
+		for _, n := range shares {
+			whole = whole && n >= partitions/len(instances) && n <= (partitions+len(instances)-1)/len(instances)
+		}
 		for _, n := range owners {
 			whole = whole && n == 1
 		}

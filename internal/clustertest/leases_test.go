@@ -24,9 +24,12 @@ import (
 	"github.com/creditd/creditd/queries"
 )
 
-// leaseTTL is short in these tests so a takeover after a crash is quick;
-// production runs with a longer one (--lease-ttl).
-const leaseTTL = 2 * time.Second
+// leaseTTL is creditd's default (--lease-ttl). A shorter one would make
+// takeovers quicker, but the whole test suite runs these three-node
+// clusters under the race detector beside other packages on two cores,
+// where renewals and appends take seconds: a 2 s lease then lapses under
+// load that production never sees.
+const leaseTTL = 5 * time.Second
 
 // takeoverMax is how long a crashed owner's partitions may stay ownerless:
 // its leases expire a TTL after their last renewal, the survivors see them
@@ -35,7 +38,7 @@ const takeoverMax = leaseTTL + 2*time.Second
 
 // Bounds of the waits in these tests.
 const (
-	spreadWaitMax     = 15 * time.Second
+	spreadWaitMax     = 30 * time.Second
 	knownWaitMax      = 10 * time.Second
 	projectionWaitMax = 60 * time.Second
 	// logLinesMax bounds the instances' log lines kept for a failure.
@@ -321,20 +324,38 @@ func newClient(t *testing.T, r *router, key string) *client.Client {
 func startProducers(t *testing.T, r *router, tenants []tenant, perTenant, batches int, amount decimal.Decimal,
 	stop <-chan struct{}, acked *ledger) <-chan struct{} {
 	t.Helper()
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, tn := range tenants {
-		c := newClient(t, r, tn.key)
+	clients := make([]*client.Client, len(tenants))
+	for i, tn := range tenants {
+		clients[i] = newClient(t, r, tn.key)
+	}
+	// Registered after the clients' own cleanups, so it runs before them:
+	// a test that fails with producers still writing stops them first,
+	// rather than wait in a client's Close for producers that never end.
+	quit := make(chan struct{})
+	t.Cleanup(func() {
+		close(quit)
+		cancel()
+		wg.Wait()
+	})
+	for i, tn := range tenants {
+		c := clients[i]
 		for p := range perTenant {
 			wg.Go(func() {
 				for b := 0; batches == 0 || b < batches; b++ {
 					select {
 					case <-stop:
 						return
+					case <-quit:
+						return
 					case <-time.After(producerPause):
 					}
 					batch := usageBatch(fmt.Sprintf("p%d-b%d", p, b), producerBatch, amount)
 					if _, err := c.Record(ctx, batch...); err != nil {
+						if ctx.Err() != nil {
+							return // the test ended
+						}
 						t.Errorf("tenant %d, producer %d, batch %d: %v", tn.id, p, b, err)
 						return
 					}

@@ -22,7 +22,7 @@ func TestLeasedInstancesUnderSteadyLoad(t *testing.T) {
 	instances := []*instance{startLeased(t, urls, "a", log), startLeased(t, urls, "b", log), startLeased(t, urls, "c", log)}
 	took := waitSpread(t, spreadWaitMax, instances...)
 	t.Logf("partitions spread over three instances in %s", took)
-	tenants := createTenants(t, 2, decimal.NewFromInt(1_000_000), instances[0], instances...)
+	tenants := createTenants(t, 1, decimal.NewFromInt(1_000_000), instances[0], instances...)
 	for _, in := range instances {
 		if len(owned(in)) == 0 {
 			t.Fatalf("instance %s owns no partition", in.name)

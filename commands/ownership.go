@@ -31,6 +31,8 @@ type Coordinator interface {
 	// MaxForwardBytes is the largest forwarded write or answer NATS takes.
 	MaxForwardBytes() int
 	Serve(partition int, concurrent int, handle func(data []byte) []byte) (stop func(), err error)
+	// Close ends what the coordinator keeps running (its view's watcher).
+	Close()
 }
 
 // ClusterOptions makes the engine one of several instances on one stream:
@@ -159,8 +161,11 @@ func (c *cluster) run() {
 			return
 		case <-timer.C:
 		}
+		// Ticks are a tick apart from start to start: a step slowed by a
+		// loaded cluster does not push the next one a tick further.
+		started := time.Now()
 		c.step()
-		timer.Reset(c.tick)
+		timer.Reset(max(c.tick-time.Since(started), c.tick/10))
 	}
 }
 
@@ -194,7 +199,7 @@ func (c *cluster) step() {
 			members = append(members, m)
 		}
 	}
-	want := assign(members, len(c.leases))
+	want := assign(members, len(c.leases), view.Owners)
 	for _, p := range c.owned() {
 		if want[p] != c.id {
 			c.handover(p)
@@ -235,9 +240,13 @@ func (c *cluster) age(view eventstore.View) {
 	now := time.Now()
 	seen := make(map[string]seenRevision, len(view.Revisions))
 	for key, rev := range view.Revisions {
-		if prev, ok := c.seen[key]; ok && prev.rev == rev {
+		switch prev, ok := c.seen[key]; {
+		case ok && prev.rev == rev:
 			seen[key] = prev
-		} else {
+		case !view.Since[key].IsZero():
+			// When the view first heard of it: pushed as it was written.
+			seen[key] = seenRevision{rev: rev, at: view.Since[key]}
+		default:
 			seen[key] = seenRevision{rev: rev, at: now}
 		}
 	}
@@ -260,8 +269,15 @@ func (c *cluster) stale(key string) bool {
 func (c *cluster) takeOver(ctx context.Context, p int, rev uint64, from string) {
 	sent := time.Now()
 	next, err := c.co.Renew(ctx, p, c.id, rev)
+	if errors.Is(err, eventstore.ErrLeaseLost) {
+		// Renewed after all, taken by another, or expired by the bucket
+		// meanwhile (the view does not hear of expiries): a create takes
+		// it in the last case only.
+		sent = time.Now()
+		next, err = c.co.Acquire(ctx, p, c.id)
+	}
 	if err != nil {
-		if !errors.Is(err, eventstore.ErrLeaseLost) {
+		if !errors.Is(err, eventstore.ErrLeaseHeld) {
 			c.log.Warn("taking over a partition lease", "partition", p, "from", from, "err", err)
 		}
 		return
@@ -332,6 +348,12 @@ func (c *cluster) renew() {
 // hold: renewed and taken up when keep, released otherwise.
 func (c *cluster) reclaim(ctx context.Context, p int, keep bool) {
 	holder, rev, err := c.co.Holder(ctx, p)
+	if err == nil && holder == "" && keep {
+		// Expired by the bucket meanwhile (the view does not hear of
+		// expiries): free to take.
+		c.acquire(ctx, []int{p})
+		return
+	}
 	if err != nil || holder != c.id {
 		return
 	}
@@ -483,6 +505,7 @@ func (c *cluster) close() {
 	if err := c.co.Leave(ctx, c.id); err != nil {
 		c.log.Warn("leaving the cluster", "err", err)
 	}
+	c.co.Close()
 	c.obs.Owned(nil)
 }
 
@@ -502,11 +525,13 @@ func (c *cluster) ownership() Ownership {
 
 // assign spreads partitions over the live members: each gets
 // partitions/len(members), and the first partitions%len(members) of them
-// in sorted order one more. Within those shares, each partition goes to
-// the member that ranks it highest (rendezvous hashing), so when an
-// instance joins or leaves, few partitions move. Every instance computes
-// the same assignment from the same members.
-func assign(members []string, partitions int) map[int]string {
+// in sorted order one more. A member keeps the partitions it owns now, up
+// to its share (owners; those it ranks highest first), and the rest go,
+// within the shares, to the member that ranks each highest (rendezvous
+// hashing): when an instance dies only its partitions move, and when one
+// joins only its share does. Every instance computes the same assignment
+// from the same members and owners.
+func assign(members []string, partitions int, owners map[int]string) map[int]string {
 	want := make(map[int]string, partitions)
 	if len(members) == 0 {
 		return want
@@ -523,21 +548,42 @@ func assign(members []string, partitions int) map[int]string {
 		member    string
 		partition int
 	}
+	byScore := func(pairs []pair) {
+		sort.Slice(pairs, func(i, j int) bool {
+			if pairs[i].score != pairs[j].score {
+				return pairs[i].score > pairs[j].score
+			}
+			if pairs[i].member != pairs[j].member {
+				return pairs[i].member < pairs[j].member
+			}
+			return pairs[i].partition < pairs[j].partition
+		})
+	}
+	var kept []pair
+	for p := range partitions {
+		if owner, ok := owners[p]; ok {
+			if _, live := capacity[owner]; live {
+				kept = append(kept, pair{score: rendezvous(owner, p), member: owner, partition: p})
+			}
+		}
+	}
+	byScore(kept)
+	for _, pr := range kept {
+		if capacity[pr.member] > 0 {
+			want[pr.partition] = pr.member
+			capacity[pr.member]--
+		}
+	}
 	pairs := make([]pair, 0, partitions*len(members))
 	for p := range partitions {
+		if _, taken := want[p]; taken {
+			continue
+		}
 		for _, m := range members {
 			pairs = append(pairs, pair{score: rendezvous(m, p), member: m, partition: p})
 		}
 	}
-	sort.Slice(pairs, func(i, j int) bool {
-		if pairs[i].score != pairs[j].score {
-			return pairs[i].score > pairs[j].score
-		}
-		if pairs[i].member != pairs[j].member {
-			return pairs[i].member < pairs[j].member
-		}
-		return pairs[i].partition < pairs[j].partition
-	})
+	byScore(pairs)
 	for _, pr := range pairs {
 		if _, taken := want[pr.partition]; taken || capacity[pr.member] == 0 {
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -408,7 +409,8 @@ func TestPartitionsMoveOnStopAndCrash(t *testing.T) {
 }
 
 // assign gives every partition one member, shares differing by at most
-// one, and moves few partitions when a member joins.
+// one; when a member joins, only the newcomer's share moves, and when one
+// leaves, only its partitions do.
 func TestAssignSpreadsEvenlyAndMovesLittle(t *testing.T) {
 	for _, n := range []int{1, 2, 3, 5} {
 		for _, partitions := range []int{4, 16, 32} {
@@ -417,31 +419,49 @@ func TestAssignSpreadsEvenlyAndMovesLittle(t *testing.T) {
 				members = append(members, fmt.Sprintf("creditd-%d-x%d", i, i*7))
 			}
 			slices.Sort(members)
-			want := assign(members, partitions)
-			if len(want) != partitions {
-				t.Fatalf("%d members, %d partitions: %d assigned", n, partitions, len(want))
-			}
-			shares := map[string]int{}
-			for _, m := range want {
-				shares[m]++
-			}
-			for _, m := range members {
-				if s := shares[m]; s < partitions/n || s > (partitions+n-1)/n {
-					t.Fatalf("%d members, %d partitions: %s gets %d", n, partitions, m, s)
+			want := assign(members, partitions, nil)
+			checkShares := func(what string, members []string, want map[int]string) {
+				t.Helper()
+				if len(want) != partitions {
+					t.Fatalf("%s, %d members, %d partitions: %d assigned", what, len(members), partitions, len(want))
 				}
+				shares := map[string]int{}
+				for _, m := range want {
+					shares[m]++
+				}
+				for _, m := range members {
+					if s := shares[m]; s < partitions/len(members) || s > (partitions+len(members)-1)/len(members) {
+						t.Fatalf("%s, %d members, %d partitions: %s gets %d", what, len(members), partitions, m, s)
+					}
+				}
+			}
+			checkShares("first", members, want)
+			if again := assign(members, partitions, want); !maps.Equal(again, want) {
+				t.Fatalf("%d members, %d partitions: the same members and owners moved partitions", n, partitions)
 			}
 			joined := append(slices.Clone(members), "creditd-new")
 			slices.Sort(joined)
-			after := assign(joined, partitions)
+			after := assign(joined, partitions, want)
+			checkShares("join", joined, after)
 			moved := 0
 			for p, m := range want {
 				if after[p] != m {
 					moved++
 				}
 			}
-			// The newcomer's share must move; a little more may.
-			if limit := partitions/(n+1) + 1 + n; moved > limit {
-				t.Errorf("%d members, %d partitions: a join moved %d partitions, want at most %d", n, partitions, moved, limit)
+			if limit := (partitions + n) / (n + 1); moved > limit {
+				t.Errorf("%d members, %d partitions: a join moved %d partitions, want at most the newcomer's %d", n, partitions, moved, limit)
+			}
+			if n > 1 {
+				gone := members[1]
+				left := slices.DeleteFunc(slices.Clone(members), func(m string) bool { return m == gone })
+				after := assign(left, partitions, want)
+				checkShares("leave", left, after)
+				for p, m := range want {
+					if m != gone && after[p] != m {
+						t.Errorf("%d members, %d partitions: %s left, and partition %d moved from %s to %s", n, partitions, gone, p, m, after[p])
+					}
+				}
 			}
 		}
 	}

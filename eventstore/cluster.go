@@ -62,6 +62,20 @@ type Cluster struct {
 	nc  *nats.Conn
 	kv  jetstream.KeyValue
 	ttl time.Duration
+
+	// The bucket as a watcher keeps it (View): started on first use, and
+	// again if it ends.
+	watchMu sync.Mutex
+	watcher jetstream.KeyWatcher
+	ready   chan struct{} // closed once the watcher sent every current value
+	entries map[string]watchedEntry
+}
+
+// watchedEntry is a key's latest value as the watcher saw it.
+type watchedEntry struct {
+	value string
+	rev   uint64
+	at    time.Time
 }
 
 // OpenCluster opens (creating on first use) the lease bucket with the given
@@ -188,6 +202,9 @@ type View struct {
 	// same for a TTL was not renewed (its holder is gone), whether or not
 	// the bucket has expired it yet.
 	Revisions map[string]uint64
+	// Since is when this process heard of each key's current revision (on
+	// its monotonic clock): no earlier than the key was written.
+	Since map[string]time.Time
 }
 
 // MemberKey and LeaseKey are the keys of View.Revisions.
@@ -196,35 +213,100 @@ func MemberKey(instance string) string { return memberPrefix + instance }
 // LeaseKey is a partition lease's key.
 func LeaseKey(partition int) string { return leaseKey(partition) }
 
-// View reads the live instances and the partition owners.
+// View returns the announced instances and the partition owners, as a
+// watcher of the bucket keeps them: reading it costs no request, which
+// matters on a loaded cluster, where each request can take a second.
+//
+// The watcher hears of writes and deletes, not of the bucket's expiries:
+// a key its holder stopped renewing stays in the view at its last
+// revision, which is how the instances tell it is gone (its revision
+// stands still for a TTL). Entries not written for watchForgetAfter are
+// dropped from the view.
 func (c *Cluster) View(ctx context.Context) (View, error) {
-	v := View{Owners: map[int]string{}, Revisions: map[string]uint64{}}
-	w, err := c.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	ready, err := c.startWatch()
 	if err != nil {
-		return v, fmt.Errorf("%w: read leases: %v", ErrUnavailable, err)
+		return View{}, err
 	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return v, fmt.Errorf("%w: read leases: %v", ErrUnavailable, ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return v, fmt.Errorf("%w: read leases: the watch ended", ErrUnavailable)
-			}
-			if e == nil { // every current value was sent
-				return v, nil
-			}
-			key := e.Key()
-			v.Revisions[key] = e.Revision()
-			if instance, ok := strings.CutPrefix(key, memberPrefix); ok {
-				v.Members = insertSorted(v.Members, instance)
-			} else if p, ok := strings.CutPrefix(key, "p."); ok {
-				if n, err := strconv.Atoi(p); err == nil {
-					v.Owners[n] = string(e.Value())
-				}
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return View{}, fmt.Errorf("%w: read leases: %v", ErrUnavailable, ctx.Err())
+	}
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	v := View{Owners: map[int]string{}, Revisions: map[string]uint64{}, Since: map[string]time.Time{}}
+	for key, e := range c.entries {
+		if time.Since(e.at) > watchForgetAfter {
+			delete(c.entries, key)
+			continue
+		}
+		v.Revisions[key] = e.rev
+		v.Since[key] = e.at
+		if instance, ok := strings.CutPrefix(key, memberPrefix); ok {
+			v.Members = insertSorted(v.Members, instance)
+		} else if p, ok := strings.CutPrefix(key, "p."); ok {
+			if n, err := strconv.Atoi(p); err == nil {
+				v.Owners[n] = e.value
 			}
 		}
+	}
+	return v, nil
+}
+
+// watchForgetAfter is when a key nobody wrote leaves the view: long past
+// any TTL, so only the keys of instances long gone are forgotten.
+const watchForgetAfter = 10 * time.Minute
+
+// startWatch starts the bucket's watcher unless it runs, and returns the
+// channel closed once it has sent every current value.
+func (c *Cluster) startWatch() (<-chan struct{}, error) {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	if c.watcher != nil {
+		return c.ready, nil
+	}
+	w, err := c.kv.WatchAll(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("%w: watch leases: %v", ErrUnavailable, err)
+	}
+	c.watcher, c.ready, c.entries = w, make(chan struct{}), map[string]watchedEntry{}
+	go c.follow(w, c.ready)
+	return c.ready, nil
+}
+
+// follow applies the watcher's updates to the view until it ends; the
+// next View starts another.
+func (c *Cluster) follow(w jetstream.KeyWatcher, ready chan struct{}) {
+	initial := true
+	for e := range w.Updates() {
+		c.watchMu.Lock()
+		switch {
+		case e == nil:
+			if initial {
+				close(ready)
+				initial = false
+			}
+		case e.Operation() == jetstream.KeyValuePut:
+			c.entries[e.Key()] = watchedEntry{value: string(e.Value()), rev: e.Revision(), at: time.Now()}
+		default: // deleted or purged
+			delete(c.entries, e.Key())
+		}
+		c.watchMu.Unlock()
+	}
+	c.watchMu.Lock()
+	if c.watcher == w {
+		c.watcher = nil
+	}
+	c.watchMu.Unlock()
+}
+
+// Close stops the watcher.
+func (c *Cluster) Close() {
+	c.watchMu.Lock()
+	w := c.watcher
+	c.watchMu.Unlock()
+	if w != nil {
+		w.Stop()
 	}
 }
 

@@ -295,6 +295,21 @@ func startInstanceOpts(t *testing.T, urls, name string, opts instanceOptions) *i
 				c.Close()
 			}
 			srv.CloseClientConnections()
+			// The rest frees the test's goroutines and files, and takes a
+			// while (the engine's close waits on a store it cannot reach):
+			// done in the background, so that what the test times from the
+			// crash is the others' takeover, not this close.
+			closed := make(chan struct{})
+			go func() {
+				defer close(closed)
+				srv.Close()
+				cancel()
+				<-done
+				engine.Close()
+				db.Close()
+			}()
+			t.Cleanup(func() { <-closed })
+			return
 		}
 		srv.Close()
 		cancel()

@@ -492,7 +492,9 @@ func TestFollowersDoNotPruneTheOwnersSnapshots(t *testing.T) {
 			time.Sleep(150 * time.Millisecond) // snapshots of both, in turn
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Stopped first: a snapshot pruned while it is checked is not found.
+	a.stop()
+	b.stop()
 	checks, err := VerifySnapshots(ctx, srv.Store, t.TempDir())
 	if err != nil {
 		t.Fatal(err)

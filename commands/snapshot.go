@@ -55,6 +55,8 @@ const (
 	// snapshotListAttempts are made before a start fails with the error.
 	snapshotListTimeout  = 15 * time.Second
 	snapshotListAttempts = 4
+	// snapshotPruneTimeout bounds the pruning after a snapshot.
+	snapshotPruneTimeout = 30 * time.Second
 	// snapshotCloseTimeout bounds the last snapshot on close: a shutdown
 	// with the store gone must not wait; the next start replays the tail.
 	snapshotCloseTimeout = 15 * time.Second
@@ -727,6 +729,11 @@ func (sn *snapshotter) openSegment(ctx context.Context, ref segmentRef) (*idinde
 // prune drops snapshots beyond the newest snapshotsKept, and the segments
 // none of the kept ones names. Failures only cost space: logged.
 func (sn *snapshotter) prune(ctx context.Context) {
+	// Bounded on its own: a listing that goes unanswered must not hold
+	// the snapshot job, and a clean stop waiting on it, for the job's
+	// whole deadline. What is not pruned now is pruned next time.
+	ctx, cancel := context.WithTimeout(ctx, snapshotPruneTimeout)
+	defer cancel()
 	if sn.owned != nil && !sn.owned() {
 		// On a cluster only the partition's owner prunes: an instance that
 		// follows the partition would delete the segments of the owner's

@@ -23,10 +23,7 @@ func TestAFreshTenantsFirstWriteIsForwarded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	_, log := newTestLog(t)
-	_, urls := startCluster(t)
-	instances := []*instance{startLeased(t, urls, "a", log), startLeased(t, urls, "b", log), startLeased(t, urls, "c", log)}
-	waitSpread(t, spreadWaitMax, instances...)
+	_, _, instances, _ := startThreeLeased(t)
 	ctx := context.Background()
 	forwarded := 0
 	for i := range 60 {

@@ -110,6 +110,18 @@ func startLeased(t *testing.T, urls, name string, log *slog.Logger) *instance {
 	return startInstanceOpts(t, urls, name, instanceOptions{replicas: 3, leaseTTL: leaseTTL, log: log.With("instance", name)})
 }
 
+// startThreeLeased starts a three-node cluster and three instances on it,
+// "a", "b" and "c", owning the partitions by leases, and waits until the
+// partitions are spread over them (took).
+func startThreeLeased(t *testing.T) (urls string, log *slog.Logger, instances []*instance, took time.Duration) {
+	t.Helper()
+	_, log = newTestLog(t)
+	_, urls = startCluster(t)
+	instances = []*instance{startLeased(t, urls, "a", log), startLeased(t, urls, "b", log), startLeased(t, urls, "c", log)}
+	took = waitSpread(t, spreadWaitMax, instances...)
+	return urls, log, instances, took
+}
+
 // stopAll stops instances cleanly, all at once: a clean stop writes each
 // partition's last snapshot, which takes a second or so, and a test ends
 // sooner when they do so side by side.

@@ -20,10 +20,7 @@ func TestOwnerCrashDuringWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	_, log := newTestLog(t)
-	_, urls := startCluster(t)
-	instances := []*instance{startLeased(t, urls, "a", log), startLeased(t, urls, "b", log), startLeased(t, urls, "c", log)}
-	waitSpread(t, spreadWaitMax, instances...)
+	_, _, instances, _ := startThreeLeased(t)
 	tenants := createTenants(t, 1, decimal.NewFromInt(1_000_000), instances[0], instances...)
 	// The victim is the instance owning the most partitions, so the most
 	// writes are in flight to it when it dies.

@@ -20,10 +20,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	_, log := newTestLog(t)
-	_, urls := startCluster(t)
-	instances := []*instance{startLeased(t, urls, "a", log), startLeased(t, urls, "b", log), startLeased(t, urls, "c", log)}
-	waitSpread(t, spreadWaitMax, instances...)
+	urls, log, instances, _ := startThreeLeased(t)
 	// One tenant per partition keeps the log short: each new instance
 	// reads all of it, and each verify replays it.
 	tenants := createTenants(t, 1, decimal.NewFromInt(1_000_000), instances[0], instances...)

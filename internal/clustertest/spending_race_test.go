@@ -26,10 +26,7 @@ func TestSpendingRaceAcrossInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	_, log := newTestLog(t)
-	_, urls := startCluster(t)
-	instances := []*instance{startLeased(t, urls, "a", log), startLeased(t, urls, "b", log), startLeased(t, urls, "c", log)}
-	waitSpread(t, spreadWaitMax, instances...)
+	_, _, instances, _ := startThreeLeased(t)
 	ctx := context.Background()
 	balance, amount := decimal.NewFromInt(50), decimal.RequireFromString("0.5")
 	fit := balance.Div(amount).IntPart()

@@ -17,10 +17,7 @@ func TestLeasedInstancesUnderSteadyLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	_, log := newTestLog(t)
-	_, urls := startCluster(t)
-	instances := []*instance{startLeased(t, urls, "a", log), startLeased(t, urls, "b", log), startLeased(t, urls, "c", log)}
-	took := waitSpread(t, spreadWaitMax, instances...)
+	_, _, instances, took := startThreeLeased(t)
 	t.Logf("partitions spread over three instances in %s", took)
 	tenants := createTenants(t, 1, decimal.NewFromInt(1_000_000), instances[0], instances...)
 	for _, in := range instances {

@@ -2,10 +2,11 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -23,20 +24,27 @@ import (
 // Bounds of the consumer.
 const (
 	// consumerAckPendingMax bounds commits delivered ahead of the one being
-	// applied.
+	// applied; it is also the applier's queue.
 	consumerAckPendingMax = 512
 	consumerAckWait       = 30 * time.Second
 	consumerIdle          = 30 * time.Second
-	// applyRetriesMax retries a failing commit in place (SQLite busy, disk
-	// full) before it is handed back to JetStream for redelivery. A commit
-	// is never skipped: a poison commit stalls the projection, which shows
-	// as lag on /readyz, rather than leave a balance silently wrong.
-	applyRetriesMax = 5
-	redeliveryDelay = 500 * time.Millisecond
+	// liveBatchCommitsMax bounds the commits applied in one transaction
+	// while consuming live. Commits that queued while the last transaction
+	// ran are applied together: a transaction's fixed costs (the commit of
+	// the WAL, the checkpoint row, the index pages a tenant's rows share)
+	// are paid once for all of them. Under a light load a batch is one
+	// commit, so nothing waits for company.
+	liveBatchCommitsMax = 256
+	// applyRetryMin and applyRetryMax pace the retries of a batch that
+	// failed (SQLite busy, disk full). A commit is never skipped: a poison
+	// commit stalls the projection, which shows as lag and as the error on
+	// /readyz, rather than leave a balance silently wrong.
+	applyRetryMin   = 20 * time.Millisecond
+	applyRetryMax   = time.Second
 	routerCloseWait = 10 * time.Second
-	// catchUpPending is the backlog, in commits, past which the consumer
-	// catches up in bulk.
-	catchUpPending    = 32
+	// catchUpPending is the backlog, in commits not yet delivered, past
+	// which the applier catches up in bulk straight from the log.
+	catchUpPending    = consumerAckPendingMax
 	watermillTopicAll = eventstore.StreamName
 )
 
@@ -46,16 +54,20 @@ const (
 //
 // JetStream acknowledgements are flow control only. The resume point is the
 // checkpoint stored in the same SQLite transaction as the rows a commit
-// produced; each run creates its consumer at checkpoint + 1, so an
-// acknowledged-but-uncommitted commit is delivered again, and the
+// produced; each run creates its consumer at checkpoint + 1, so a commit
+// delivered but not yet applied is delivered again after a restart, and the
 // projection's strict next-position check drops redeliveries of applied
-// ones.
+// ones. The handler therefore acknowledges a delivery once it is queued for
+// the applier, which applies whatever queued meanwhile in one transaction
+// (liveBatchCommitsMax): one transaction per commit could not keep up with
+// heavy writes, and the lag grew with them.
 //
 // When the consumer reports more than catchUpPending commits waiting, the
-// handler first catches up straight from the log (reader) in large
+// applier first catches up straight from the log (reader) in large
 // transactions; the deliveries it covered are then skipped as already
-// applied. That keeps the lag bounded under heavy writes, where one
-// transaction per commit could not keep up.
+// applied. A delivery that does not follow the last commit applied (a
+// consumer recreated past a gap) is preceded by a read of the missing
+// commits from the log.
 func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -74,7 +86,6 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader,
 		Logger:              wlog,
 		AckWaitTimeout:      consumerAckWait,
 		ResourceInitializer: consumerFromCheckpoint(p, &gates),
-		NakDelay:            wmjetstream.NewStaticDelay(redeliveryDelay),
 		AckAsync:            true,
 		Unmarshaler:         wmjs.Unmarshaler{},
 	})
@@ -85,45 +96,28 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader,
 	if err != nil {
 		return err
 	}
-	router.AddMiddleware(
-		middleware.Recoverer,
-		middleware.Retry{
-			MaxRetries: applyRetriesMax, InitialInterval: 20 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2,
-			// A gap is not fixed by retrying in place: the missing commit
-			// must be redelivered first.
-			ShouldRetry: func(params middleware.RetryParams) bool { return !errors.Is(params.Err, ErrOutOfOrder) },
-			Logger:      wlog,
-		}.Middleware,
-	)
+	router.AddMiddleware(middleware.Recoverer)
+	// The applier runs until ctx ends; the router's handler only queues.
+	a := &applier{p: p, reader: reader, log: log, queue: make(chan eventstore.StoredMsg, consumerAckPendingMax)}
+	var applying sync.WaitGroup
+	applying.Go(func() { a.run(ctx) })
+	defer applying.Wait()
 	router.AddConsumerHandler("projection", watermillTopicAll, subscriber, func(msg *message.Message) error {
 		seq, err := strconv.ParseUint(msg.Metadata.Get(wmjs.MetadataSequence), 10, 64)
 		if err != nil {
 			return fmt.Errorf("message without stream sequence: %w", err)
 		}
-		pending, err := strconv.ParseUint(msg.Metadata.Get(wmjs.MetadataPending), 10, 64)
-		if err == nil {
-			p.pending.Store(pending)
-		}
-		if reader != nil && pending > catchUpPending && seq > p.Position() {
-			if err := p.CatchUp(msg.Context(), reader, 0); err != nil {
-				log.Warn("projection catch-up failed; continuing commit by commit", "err", err)
-			}
+		if pending, err := strconv.ParseUint(msg.Metadata.Get(wmjs.MetadataPending), 10, 64); err == nil {
+			a.undelivered.Store(pending)
 		}
 		stored := eventstore.StoredMsg{Subject: msg.Metadata.Get(wmjs.MetadataSubject), Sequence: seq, Data: msg.Payload}
-		err = p.Apply(msg.Context(), []eventstore.StoredMsg{stored})
-		if eventstore.IsForeign(err) && reader != nil {
-			// An operator may have set it aside since: read the records
-			// again (only on this rare path) and retry once.
-			if quarantined, qerr := reader.Quarantined(msg.Context()); qerr == nil {
-				p.UseQuarantined(quarantined)
-				err = p.Apply(msg.Context(), []eventstore.StoredMsg{stored})
-			}
+		select {
+		case a.queue <- stored:
+			a.notePending()
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if err != nil {
-			log.Warn("projection apply failed", "position", seq, "err", err)
-			return err
-		}
-		return nil
 	})
 	// Stop in order: no new deliveries, in-flight ones finished, then the
 	// router. watermill-nats closes its output channel when the context
@@ -136,6 +130,87 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader,
 		stopRouter()
 	}()
 	return router.Run(routerCtx)
+}
+
+// applier applies the queued deliveries in batches, in order.
+type applier struct {
+	p      *Projector
+	reader LogReader // nil: no catch-up from the log
+	log    *slog.Logger
+	queue  chan eventstore.StoredMsg
+	// undelivered is what the consumer last reported waiting behind the
+	// newest delivery.
+	undelivered atomic.Uint64
+}
+
+// notePending sets the projection's lag in commits: queued here, or not
+// yet delivered.
+func (a *applier) notePending() {
+	a.p.pending.Store(a.undelivered.Load() + uint64(len(a.queue)))
+}
+
+func (a *applier) run(ctx context.Context) {
+	batch := make([]eventstore.StoredMsg, 0, liveBatchCommitsMax)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-a.queue:
+			batch = append(batch[:0], m)
+		}
+	gather:
+		for len(batch) < liveBatchCommitsMax {
+			select {
+			case m := <-a.queue:
+				batch = append(batch, m)
+			default:
+				break gather
+			}
+		}
+		a.apply(ctx, batch)
+		clear(batch) // the payloads are garbage once applied
+		a.notePending()
+	}
+}
+
+// apply applies a batch, retrying until it is applied or ctx ends.
+func (a *applier) apply(ctx context.Context, batch []eventstore.StoredMsg) {
+	p := a.p
+	wait := applyRetryMin
+	for {
+		if a.reader != nil && a.undelivered.Load() > catchUpPending && batch[len(batch)-1].Sequence > p.Position() {
+			if err := p.CatchUp(ctx, a.reader, 0); err != nil && ctx.Err() == nil {
+				a.log.Warn("projection catch-up failed; continuing with the deliveries", "err", err)
+			}
+		}
+		var err error
+		if next := firstAfter(batch, p.Position()); a.reader != nil && next > p.Position()+1 {
+			// Deliveries are missing before this batch: read them from the
+			// log (applying the batch first would break its chains).
+			err = p.CatchUp(ctx, a.reader, next-1)
+		}
+		if err == nil {
+			err = p.Apply(ctx, batch)
+		}
+		if eventstore.IsForeign(err) && a.reader != nil {
+			// An operator may have set it aside since: read the records
+			// again (only on this rare path) and retry.
+			if quarantined, qerr := a.reader.Quarantined(ctx); qerr == nil {
+				p.UseQuarantined(quarantined)
+				err = p.Apply(ctx, batch)
+			}
+		}
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("projection apply failed", "from", batch[0].Sequence, "to", batch[len(batch)-1].Sequence, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, applyRetryMax)
+	}
 }
 
 // consumerFromCheckpoint creates this instance's own consumer of the whole
@@ -166,4 +241,14 @@ func consumerFromCheckpoint(p *Projector, gates *wmjs.Gates) wmjetstream.Resourc
 			}
 		}, nil
 	}
+}
+
+// firstAfter is the first sequence in batch after position, 0 if none.
+func firstAfter(batch []eventstore.StoredMsg, position uint64) uint64 {
+	for _, m := range batch {
+		if m.Sequence > position {
+			return m.Sequence
+		}
+	}
+	return 0
 }

@@ -67,6 +67,32 @@ type benchResult struct {
 	// MemoryLimitBytes is the Go runtime's soft memory limit during the
 	// run (math.MaxInt64: none).
 	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
+	// HTTPCommitsPerS and HTTPEventsPerCommit describe the group commits
+	// of the HTTP ingest phase: with an fsync per commit, throughput is
+	// their product.
+	HTTPCommitsPerS     float64 `json:"http_commits_per_s"`
+	HTTPEventsPerCommit float64 `json:"http_events_per_commit"`
+}
+
+// commitCounter counts the writers' commits and their events.
+type commitCounter struct{ commits, events atomic.Int64 }
+
+func (c *commitCounter) Committed(events int) {
+	c.commits.Add(1)
+	c.events.Add(int64(events))
+}
+func (c *commitCounter) Conflicted() {}
+func (c *commitCounter) Retried()    {}
+
+func (c *commitCounter) reset() { c.commits.Store(0); c.events.Store(0) }
+
+// rates is the commits per second over d and the events per commit.
+func (c *commitCounter) rates(d time.Duration) (perS, eventsPer float64) {
+	n := c.commits.Load()
+	if n == 0 {
+		return 0, 0
+	}
+	return float64(n) / d.Seconds(), float64(c.events.Load()) / float64(n)
 }
 
 // bench measures creditd on this machine in a temporary directory: the
@@ -164,7 +190,8 @@ func bench(args []string) error {
 	if err != nil {
 		return err
 	}
-	engine, err := commands.New(ctx, store, commands.Options{})
+	commits := &commitCounter{}
+	engine, err := commands.New(ctx, store, commands.Options{Observer: commits})
 	if err != nil {
 		return err
 	}
@@ -209,6 +236,7 @@ func bench(args []string) error {
 
 	lag := startLagSampler(store, projector)
 	fmt.Fprintln(os.Stderr, "creditd bench: ingest over HTTP, then end to end...")
+	commits.reset()
 	start := time.Now()
 	if err := benchProduce(cfg, tenants, "h", func(t benchTenant) (*client.Client, error) {
 		return client.New(client.Config{HTTPURL: base, APIKey: t.key, BatchSize: cfg.batch, Inflight: 2})
@@ -216,6 +244,7 @@ func bench(args []string) error {
 		return err
 	}
 	res.IngestHTTPEventsPerS = float64(cfg.events) / time.Since(start).Seconds()
+	res.HTTPCommitsPerS, res.HTTPEventsPerCommit = commits.rates(time.Since(start))
 	last, err := store.LastPosition(ctx)
 	if err != nil {
 		return err
@@ -518,6 +547,7 @@ func printBenchTable(w io.Writer, r benchResult) {
 	fmt.Fprintf(tw, "end to end, visible in /v1/balance and /v1/usage (events/s)\t%.0f\t\n", r.EndToEndEventsPerS)
 	fmt.Fprintf(tw, "one hot line over HTTP (events/s)\t%.0f\t\n", r.HotLineEventsPerS)
 	fmt.Fprintf(tw, "ratio end to end / raw\t%.1f\t\n", r.Ratio)
+	fmt.Fprintf(tw, "commits/s, events per commit (HTTP ingest)\t%.0f, %.1f\t\n", r.HTTPCommitsPerS, r.HTTPEventsPerCommit)
 	fmt.Fprintf(tw, "projection lag p99 (ms)\t%.0f\t\n", r.ProjectionLagP99Ms)
 	fmt.Fprintf(tw, "peak RSS (MiB)\t%.0f\t\n", float64(r.RSSBytesMax)/(1<<20))
 	if r.MemoryLimitBytes < math.MaxInt64 {

@@ -38,14 +38,15 @@ func (e *Engine) recordUsageBatch(ctx context.Context, tenantID int64, batchKey 
 	}
 	ops := make([]op, len(events), len(events)+1)
 	for i, ev := range events {
-		if err := errors.Join(domain.ValidateCreditType(ev.CreditType), ev.Validate()); err != nil {
+		checked, err := ev.Check()
+		if err := errors.Join(domain.ValidateCreditType(ev.CreditType), err); err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
 		ops[i] = op{
 			creditType:  ev.CreditType,
 			key:         makeKey(tenantID, kindUsage, ev.UsageID),
-			fingerprint: lineFingerprint(ev.Fingerprint(), ev.CreditType),
-			decide:      func(d decision) ([]domain.Event, error) { return domain.DecideUsage(d.line, ev.RecordUsage, d.now) },
+			fingerprint: lineFingerprint(checked.Fingerprint(), ev.CreditType),
+			decide:      func(d decision) ([]domain.Event, error) { return domain.DecideCheckedUsage(d.line, checked, d.now) },
 		}
 	}
 	if batchKey != "" {

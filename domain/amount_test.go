@@ -2,7 +2,10 @@ package domain
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
+
+	"github.com/shopspring/decimal"
 )
 
 func TestValidateAmount(t *testing.T) {
@@ -83,5 +86,36 @@ func TestValidateNonNegative(t *testing.T) {
 				t.Fatalf("ValidateNonNegative(%s) = %v, want %v", tt.amount, err, tt.want)
 			}
 		})
+	}
+}
+
+// ValidateAmount's shortcut for common amounts agrees with the exact
+// checks at every edge of precision and magnitude.
+func TestValidateAmountShortcutAgreesWithTheArithmetic(t *testing.T) {
+	t.Parallel()
+	exact := func(d decimal.Decimal) bool {
+		return d.Equal(d.Truncate(AmountScaleMax)) && d.Abs().LessThan(amountMagnitudeLimit)
+	}
+	values := []string{"0", "-0", "1", "0.000001", "0.0000001", "1.5000000", "1.5000001", "999999999999.999999",
+		"-999999999999.999999", "1000000000000", "-1000000000000", "999999999999.9999990", "99999999999.9999999",
+		"1e11", "1e12", "9.99999999999e11", "123456789012345678901234567890", "0.000000000000000000001", "1e-6", "1e-7",
+		"100000000000.000000", "0.001"}
+	for _, text := range values {
+		d, err := decimal.NewFromString(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []decimal.Decimal{d, d.Neg(), decimal.New(d.CoefficientInt64(), d.Exponent()-1)} {
+			if got, want := ValidateAmount(v) == nil, exact(v); got != want {
+				t.Errorf("ValidateAmount(%s) valid=%v, want %v", v, got, want)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		v := decimal.New(rng.Int64N(1<<62)>>rng.IntN(62)*int64(1-2*rng.IntN(2)), int32(rng.IntN(30)-20))
+		if got, want := ValidateAmount(v) == nil, exact(v); got != want {
+			t.Fatalf("ValidateAmount(%s) valid=%v, want %v", v, got, want)
+		}
 	}
 }

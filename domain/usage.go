@@ -40,20 +40,53 @@ func (c RecordUsage) Fingerprint() uint64 {
 	return f.str("usage").str(c.UsageID).dec(c.Amount).time(c.OccurredAt).dimensions(c.Dimensions).str(c.Description).sum()
 }
 
+// CheckedUsage is a RecordUsage found valid, with its fingerprint: Check
+// makes one, so that a write validates and hashes each event once, however
+// many steps (idempotency, decision) look at it.
+type CheckedUsage struct {
+	RecordUsage
+	fingerprint uint64 // never 0 once checked
+}
+
+// Check validates c and fingerprints it.
+func (c RecordUsage) Check() (CheckedUsage, error) {
+	if err := c.Validate(); err != nil {
+		return CheckedUsage{}, err
+	}
+	return CheckedUsage{RecordUsage: c, fingerprint: c.Fingerprint()}, nil
+}
+
+// Fingerprint is the checked command's fingerprint (RecordUsage.Fingerprint).
+func (c CheckedUsage) Fingerprint() uint64 { return c.fingerprint }
+
 // DecideUsage debits the line, or records the refusal: a usage event is
 // always answered by an event, UsageDebited (followed by an auto_reload
 // grant when the debit crosses the threshold) or DebitRejected. It returns
 // an error only for a malformed command.
 func DecideUsage(l *Line, c RecordUsage, now time.Time) ([]Event, error) {
-	if err := c.Validate(); err != nil {
+	checked, err := c.Check()
+	if err != nil {
 		return nil, err
 	}
+	return DecideCheckedUsage(l, checked, now)
+}
+
+// DecideCheckedUsage is DecideUsage for a command already checked.
+func DecideCheckedUsage(l *Line, checked CheckedUsage, now time.Time) ([]Event, error) {
+	if checked.fingerprint == 0 {
+		// Made as a literal, not by Check: validate it here.
+		var err error
+		if checked, err = checked.RecordUsage.Check(); err != nil {
+			return nil, err
+		}
+	}
+	c := checked.RecordUsage
 	occurred := c.OccurredAt
 	if occurred.IsZero() {
 		occurred = now
 	}
 	occurred = occurred.UTC()
-	fp := c.Fingerprint()
+	fp := checked.fingerprint
 	reject := func(reason string) []Event {
 		return []Event{DebitRejected{UsageID: c.UsageID, Amount: c.Amount, OccurredAt: occurred, Dimensions: c.Dimensions, Reason: reason, Fingerprint: fp}}
 	}

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -381,5 +382,25 @@ func TestFieldErrors(t *testing.T) {
 	}
 	if a.Error() != "a: bad" {
 		t.Errorf("Error() = %q", a.Error())
+	}
+}
+
+// A CheckedUsage made as a literal, not by Check, is validated when it is
+// decided: the type does not let a malformed command through.
+func TestDecideCheckedUsageChecksALiteral(t *testing.T) {
+	t.Parallel()
+	l := NewLine("default")
+	if _, err := DecideCheckedUsage(l, CheckedUsage{RecordUsage: RecordUsage{UsageID: "", Amount: d("1")}}, t0); err == nil {
+		t.Fatal("a literal without an id was decided")
+	}
+	c := RecordUsage{UsageID: "u", Amount: d("0")}
+	checked, err := c.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaCheck, _ := DecideCheckedUsage(l, checked, t0)
+	viaLiteral, err := DecideCheckedUsage(l, CheckedUsage{RecordUsage: c}, t0)
+	if err != nil || len(viaCheck) != 1 || !reflect.DeepEqual(viaCheck, viaLiteral) {
+		t.Fatalf("checked %v, literal %v %v", viaCheck, viaLiteral, err)
 	}
 }

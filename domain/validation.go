@@ -96,6 +96,9 @@ func (v *validator) amount(location string, d decimal.Decimal, check func(decima
 }
 
 func (v *validator) stringMap(location string, m map[string]string, keysMax, keyMax, valueMax int) {
+	if len(m) == 0 {
+		return
+	}
 	if len(m) > keysMax {
 		v.add(location, fmt.Sprintf("has more than %d keys", keysMax), len(m))
 		return
@@ -120,6 +123,9 @@ func (v *validator) dimensions(d Dimensions) {
 	v.text("endpoint", d.Endpoint, DimensionLengthMax, false)
 	v.amount("quantity", d.Quantity, ValidateNonNegative)
 	v.stringMap("custom", d.Custom, CustomKeysMax, CustomKeyLengthMax, CustomValueLengthMax)
+	if len(d.Custom) == 0 {
+		return // most usage has no custom dimensions: no sorting
+	}
 	for _, k := range slices.Sorted(maps.Keys(d.Custom)) {
 		// Empty and over-long keys are reported by stringMap already.
 		if k != "" && len(k) <= CustomKeyLengthMax && !validCustomKey(k) {

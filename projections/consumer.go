@@ -101,6 +101,7 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader,
 	a := &applier{p: p, reader: reader, log: log, queue: make(chan eventstore.StoredMsg, consumerAckPendingMax)}
 	var applying sync.WaitGroup
 	applying.Go(func() { a.run(ctx) })
+	applying.Go(func() { p.db.checkpointWAL(ctx, log) })
 	defer applying.Wait()
 	router.AddConsumerHandler("projection", watermillTopicAll, subscriber, func(msg *message.Message) error {
 		seq, err := strconv.ParseUint(msg.Metadata.Get(wmjs.MetadataSequence), 10, 64)

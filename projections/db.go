@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3"
@@ -34,6 +35,9 @@ type DB struct {
 	reader *sql.DB
 }
 
+// dsnCommon is what every connection to the read models sets.
+const dsnCommon = "_synchronous=NORMAL&_busy_timeout=5000&_foreign_keys=off&cache=private"
+
 // Open opens or creates the database at path and its schema.
 func Open(path string) (*DB, error) {
 	abs, err := filepath.Abs(path)
@@ -51,7 +55,7 @@ func Open(path string) (*DB, error) {
 	// synchronous=NORMAL in WAL mode: a power loss may drop the last
 	// transactions but never corrupts; the checkpoint rolls back with them
 	// and the projection re-applies them from the log.
-	common := "_synchronous=NORMAL&_busy_timeout=5000&_foreign_keys=off&cache=private"
+	common := dsnCommon
 	writer, err := sql.Open("sqlite3", "file:"+url.PathEscape(abs)+"?"+common+"&_txlock=immediate&_mutex=no")
 	if err != nil {
 		return nil, err
@@ -66,7 +70,7 @@ func Open(path string) (*DB, error) {
 	// of the cube; a WAL checkpoint every ~160 MiB instead of every 4 MiB
 	// keeps bulk applies from stalling on fsyncs.
 	if _, err := writer.Exec(`PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA cache_size = -65536;
-		PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000`); err != nil {
+		PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = ` + strconv.Itoa(walAutocheckpointPages)); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("configure %s: %w", path, err)
 	}

@@ -121,6 +121,16 @@ func (v *fieldCheck) add(location, message string, value any) {
 
 func (v *fieldCheck) err() error { return errors.Join(v.errs...) }
 
+// addPrefixed adds other's problems, each location prefixed (evaluated
+// only when there is one).
+func (v *fieldCheck) addPrefixed(prefix string, other fieldCheck) {
+	for _, err := range other.errs {
+		for _, fe := range domain.FieldErrors(err) {
+			v.add(prefix+fe.Location, fe.Message, fe.Value)
+		}
+	}
+}
+
 // creditType checks a credit type given at location (body.credit_type,
 // path.credit_type, query.credit_type); empty is allowed when optional.
 func (v *fieldCheck) creditType(location, value string, optional bool) {

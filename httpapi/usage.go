@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -117,15 +118,21 @@ func (a *API) recordUsage(w http.ResponseWriter, r *http.Request, tenantID int64
 	latest := a.cfg.Clock().Add(usageFutureMax)
 	events := make([]commands.UsageEvent, len(req.Events))
 	for i, ev := range req.Events {
-		prefix := fmt.Sprintf("body.events[%d].", i)
-		events[i] = ev.toCommand(&check, prefix)
+		// Each event is checked with bare locations, prefixed only when it
+		// has a problem: building every location's text cost more than
+		// the checks on a batch that has none.
+		var own fieldCheck
+		events[i] = ev.toCommand(&own, "")
 		if ev.Timestamp.Set && ev.Timestamp.Value.After(latest) {
-			check.add(prefix+"timestamp", "must be at most 24 h after the server's clock", ev.Timestamp.Value.Format(time.RFC3339Nano))
+			own.add("timestamp", "must be at most 24 h after the server's clock", ev.Timestamp.Value.Format(time.RFC3339Nano))
 		}
 		if err := errors.Join(domain.ValidateCreditType(events[i].CreditType), events[i].Validate()); err != nil {
 			for _, fe := range domain.FieldErrors(err) {
-				check.add(prefix+fe.Location, fe.Message, fe.Value)
+				own.add(fe.Location, fe.Message, fe.Value)
 			}
+		}
+		if len(own.errs) > 0 {
+			check.addPrefixed("body.events["+strconv.Itoa(i)+"].", own)
 		}
 	}
 	// The header keys the whole batch: there is no body id to compare it

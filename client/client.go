@@ -224,7 +224,7 @@ func (c *Client) Record(ctx context.Context, events ...UsageEvent) ([]Result, er
 		return nil, ErrClosed
 	}
 	for i, ev := range events {
-		data, err := json.Marshal(ev)
+		data, err := appendUsageEvent(nil, ev)
 		if err != nil {
 			c.mu.RUnlock()
 			return nil, fmt.Errorf("client: event %q: %w", ev.ID, err)
@@ -363,13 +363,11 @@ func (c *Client) sendHTTP(ctx context.Context, batch []item) ([]Result, error) {
 	default:
 		return nil, fmt.Errorf("%w: %d %s", ErrRejectedRequest, resp.StatusCode, data)
 	}
-	var answer struct {
-		Results []Result `json:"results"`
-	}
-	if err := json.Unmarshal(data, &answer); err != nil || len(answer.Results) != len(batch) {
+	results, err := decodeResults(data, len(batch))
+	if err != nil || len(results) != len(batch) {
 		return nil, retryable{fmt.Errorf("unexpected answer: %s", data)}
 	}
-	return answer.Results, nil
+	return results, nil
 }
 
 // sendNATS publishes the batch as one message to the tenant's usage

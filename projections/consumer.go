@@ -35,6 +35,11 @@ const (
 	// are paid once for all of them. Under a light load a batch is one
 	// commit, so nothing waits for company.
 	liveBatchCommitsMax = 256
+	// liveBatchBytesMax and liveQueueBytesMax bound the stored bytes of a
+	// batch and of the queue behind it: a commit may be up to 8 MiB, and
+	// 512 of them must not all wait in memory.
+	liveBatchBytesMax = 32 << 20
+	liveQueueBytesMax = 64 << 20
 	// applyRetryMin and applyRetryMax pace the retries of a batch that
 	// failed (SQLite busy, disk full). A commit is never skipped: a poison
 	// commit stalls the projection, which shows as lag and as the error on
@@ -98,7 +103,7 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader,
 	}
 	router.AddMiddleware(middleware.Recoverer)
 	// The applier runs until ctx ends; the router's handler only queues.
-	a := &applier{p: p, reader: reader, log: log, queue: make(chan eventstore.StoredMsg, consumerAckPendingMax)}
+	a := newApplier(p, reader, log)
 	var applying sync.WaitGroup
 	applying.Go(func() { a.run(ctx) })
 	applying.Go(func() { p.db.checkpointWAL(ctx, log) })
@@ -111,14 +116,7 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader,
 		if pending, err := strconv.ParseUint(msg.Metadata.Get(wmjs.MetadataPending), 10, 64); err == nil {
 			a.undelivered.Store(pending)
 		}
-		stored := eventstore.StoredMsg{Subject: msg.Metadata.Get(wmjs.MetadataSubject), Sequence: seq, Data: msg.Payload}
-		select {
-		case a.queue <- stored:
-			a.notePending()
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return a.enqueue(ctx, eventstore.StoredMsg{Subject: msg.Metadata.Get(wmjs.MetadataSubject), Sequence: seq, Data: msg.Payload})
 	})
 	// Stop in order: no new deliveries, in-flight ones finished, then the
 	// router. watermill-nats closes its output channel when the context
@@ -139,9 +137,65 @@ type applier struct {
 	reader LogReader // nil: no catch-up from the log
 	log    *slog.Logger
 	queue  chan eventstore.StoredMsg
+	// queued is the stored bytes in queue; drained wakes an enqueue
+	// waiting for it to shrink.
+	queued  atomic.Int64
+	drained chan struct{}
 	// undelivered is what the consumer last reported waiting behind the
 	// newest delivery.
 	undelivered atomic.Uint64
+}
+
+func newApplier(p *Projector, reader LogReader, log *slog.Logger) *applier {
+	return &applier{p: p, reader: reader, log: log, queue: make(chan eventstore.StoredMsg, consumerAckPendingMax),
+		drained: make(chan struct{}, 1)}
+}
+
+// enqueue queues a delivery for the applier, waiting while the queue holds
+// liveQueueBytesMax (a delivery alone larger than that still goes through
+// an empty queue).
+func (a *applier) enqueue(ctx context.Context, m eventstore.StoredMsg) error {
+	for queued := a.queued.Load(); queued > 0 && queued+int64(len(m.Data)) > liveQueueBytesMax; queued = a.queued.Load() {
+		select {
+		case <-a.drained:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	a.queued.Add(int64(len(m.Data)))
+	select {
+	case a.queue <- m:
+		a.notePending()
+		return nil
+	case <-ctx.Done():
+		a.queued.Add(-int64(len(m.Data)))
+		return ctx.Err()
+	}
+}
+
+// take receives one delivery from the queue (false: none waiting, or ctx
+// ended while wait was set).
+func (a *applier) take(ctx context.Context, wait bool) (eventstore.StoredMsg, bool) {
+	var m eventstore.StoredMsg
+	if wait {
+		select {
+		case <-ctx.Done():
+			return m, false
+		case m = <-a.queue:
+		}
+	} else {
+		select {
+		case m = <-a.queue:
+		default:
+			return m, false
+		}
+	}
+	a.queued.Add(-int64(len(m.Data)))
+	select {
+	case a.drained <- struct{}{}:
+	default:
+	}
+	return m, true
 }
 
 // notePending sets the projection's lag in commits: queued here, or not
@@ -153,20 +207,16 @@ func (a *applier) notePending() {
 func (a *applier) run(ctx context.Context) {
 	batch := make([]eventstore.StoredMsg, 0, liveBatchCommitsMax)
 	for {
-		select {
-		case <-ctx.Done():
+		m, ok := a.take(ctx, true)
+		if !ok {
 			return
-		case m := <-a.queue:
-			batch = append(batch[:0], m)
 		}
-	gather:
-		for len(batch) < liveBatchCommitsMax {
-			select {
-			case m := <-a.queue:
-				batch = append(batch, m)
-			default:
-				break gather
+		batch = append(batch[:0], m)
+		for bytes := len(m.Data); len(batch) < liveBatchCommitsMax && bytes < liveBatchBytesMax; bytes += len(m.Data) {
+			if m, ok = a.take(ctx, false); !ok {
+				break
 			}
+			batch = append(batch, m)
 		}
 		a.apply(ctx, batch)
 		clear(batch) // the payloads are garbage once applied

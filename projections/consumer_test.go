@@ -122,7 +122,7 @@ func TestApplierFillsGapsAndRetries(t *testing.T) {
 		}
 		return nil
 	}
-	a := &applier{p: p, reader: srv.Store, log: slog.New(slog.DiscardHandler)}
+	a := newApplier(p, srv.Store, slog.New(slog.DiscardHandler))
 	a.apply(ctx, tail)
 	if got := p.Position(); got != last {
 		t.Fatalf("position %d after the batch, want %d", got, last)
@@ -132,5 +132,55 @@ func TestApplierFillsGapsAndRetries(t *testing.T) {
 	}
 	if a, b := dump(t, db), dump(t, rebuild(t, srv)); a != b {
 		t.Fatalf("gap filled from the log differs from a rebuild:\n%s", firstDifference(a, b))
+	}
+}
+
+// The queue behind the applier holds at most liveQueueBytesMax of
+// deliveries (plus one), whatever their count: commits may be megabytes
+// each. A delivery larger than the bound still goes through an empty queue.
+func TestApplierQueueIsBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	a := newApplier(nil, nil, slog.New(slog.DiscardHandler))
+	a.p = &Projector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const size = 4 << 20
+	enqueued := make(chan uint64, consumerAckPendingMax)
+	go func() {
+		for seq := uint64(1); seq <= 40; seq++ {
+			if err := a.enqueue(ctx, eventstore.StoredMsg{Sequence: seq, Data: make([]byte, size)}); err != nil {
+				return
+			}
+			enqueued <- seq
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if n := len(enqueued); n != liveQueueBytesMax/size {
+		t.Fatalf("%d deliveries of %d MiB queued, want %d", n, size>>20, liveQueueBytesMax/size)
+	}
+	if q := a.queued.Load(); q > liveQueueBytesMax {
+		t.Fatalf("%d bytes queued, bound %d", q, liveQueueBytesMax)
+	}
+	// Taking one lets one more in.
+	if m, ok := a.take(ctx, true); !ok || m.Sequence != 1 {
+		t.Fatalf("took %d %v", m.Sequence, ok)
+	}
+	deadline := time.After(5 * time.Second)
+	for len(enqueued) < liveQueueBytesMax/size+1 {
+		select {
+		case <-deadline:
+			t.Fatal("taking a delivery did not let the next one in")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	// Drained, the queue takes a delivery above the bound.
+	for a.queued.Load() > 0 {
+		a.take(ctx, true)
+	}
+	cancel()
+	b := newApplier(nil, nil, slog.New(slog.DiscardHandler))
+	b.p = &Projector{}
+	if err := b.enqueue(context.Background(), eventstore.StoredMsg{Sequence: 1, Data: make([]byte, liveQueueBytesMax+1)}); err != nil {
+		t.Fatal(err)
 	}
 }

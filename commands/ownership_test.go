@@ -598,3 +598,28 @@ func TestLeasesWhoseAnswersWereLostAreKept(t *testing.T) {
 	}
 	waitSpread(t, time.Second, a)
 }
+
+// The step after a key stops changing runs when it has stood still for a
+// TTL, not at the next tick: keys already stale, which this instance may
+// never take, do not make it step again at once.
+func TestNextStepWhenAKeyGoesStale(t *testing.T) {
+	t.Parallel()
+	c := &cluster{ttl: 5 * time.Second, tick: time.Second}
+	if _, ok := c.nextStale(); ok {
+		t.Fatal("a step scheduled with no key seen")
+	}
+	now := time.Now()
+	c.seen = map[string]seenRevision{
+		"renewed": {rev: 9, at: now},
+		"dying":   {rev: 3, at: now.Add(-4900 * time.Millisecond)},
+		"dead":    {rev: 1, at: now.Add(-time.Minute)},
+	}
+	d, ok := c.nextStale()
+	if !ok || d <= 0 || d > 101*time.Millisecond {
+		t.Fatalf("next step in %s (%v), want within the 100 ms until \"dying\" is stale", d, ok)
+	}
+	delete(c.seen, "dying")
+	if d, ok := c.nextStale(); !ok || d < 4900*time.Millisecond {
+		t.Fatalf("next step in %s (%v), want when \"renewed\" would be stale", d, ok)
+	}
+}

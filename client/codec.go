@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/internal/jsonquote"
 )
 
 // The client encodes every event and decodes every answer; encoding/json
@@ -28,7 +30,7 @@ func appendUsageEvent(dst []byte, ev UsageEvent) ([]byte, error) {
 	start := len(dst)
 	dst = slices.Grow(dst, usageEventSize(ev))
 	dst = append(dst, `{"id":`...)
-	dst = appendString(dst, ev.ID)
+	dst = jsonquote.Append(dst, ev.ID)
 	if ev.Timestamp != nil {
 		var ok bool
 		dst = append(dst, `,"timestamp":`...)
@@ -113,7 +115,7 @@ func appendOptionalString(dst []byte, key, s string) []byte {
 	if s == "" {
 		return dst
 	}
-	return appendString(append(dst, key...), s)
+	return jsonquote.Append(append(dst, key...), s)
 }
 
 // appendCustom appends m with its keys sorted bytewise, as encoding/json
@@ -134,9 +136,9 @@ func appendCustom(dst []byte, m map[string]string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, k)
+		dst = jsonquote.Append(dst, k)
 		dst = append(dst, ':')
-		dst = appendString(dst, m[k])
+		dst = jsonquote.Append(dst, m[k])
 	}
 	return append(dst, '}')
 }
@@ -241,71 +243,6 @@ func appendZeros(dst []byte, n int) []byte {
 		dst = append(dst, '0')
 	}
 	return dst
-}
-
-// htmlSafe holds the ASCII bytes encoding/json writes unescaped by
-// default: printable ones except the quote, the backslash and <, >, &
-// (escaped so that JSON embedded in HTML cannot close a script).
-var htmlSafe = func() (safe [utf8.RuneSelf]bool) {
-	for b := ' '; b < utf8.RuneSelf; b++ {
-		safe[b] = b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
-	}
-	return safe
-}()
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s quoted as encoding/json quotes it by default:
-// short escapes for \" \\ \b \f \n \r \t, \u00xx for other control
-// bytes and <, >, &, \ufffd for each invalid UTF-8 byte, and \u2028,
-// \u2029 escaped (they end lines in JavaScript).
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if htmlSafe[b] {
-				i++
-				continue
-			}
-			dst = appendEscapedByte(append(dst, s[start:i]...), b)
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(append(dst, s[start:i]...), `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(append(dst, s[start:i]...), '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-func appendEscapedByte(dst []byte, b byte) []byte {
-	switch b {
-	case '\\', '"':
-		return append(dst, '\\', b)
-	case '\b':
-		return append(dst, '\\', 'b')
-	case '\f':
-		return append(dst, '\\', 'f')
-	case '\n':
-		return append(dst, '\\', 'n')
-	case '\r':
-		return append(dst, '\\', 'r')
-	case '\t':
-		return append(dst, '\\', 't')
-	}
-	return append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
 }
 
 // decodeResults parses creditd's answer to POST /v1/usage, {"results":

@@ -6,11 +6,11 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/internal/jsonquote"
 )
 
 // The hand-written commit encoder.
@@ -93,71 +93,9 @@ func (e *encoder) uint64(b []byte, n uint64) []byte { return strconv.AppendUint(
 
 func (e *encoder) bool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }
 
-// htmlSafe tells the ASCII bytes json.Marshal writes as they are: not a
-// control character, a quote, a backslash, or one of <, > and & (escaped
-// so JSON can sit in HTML).
-var htmlSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
-const hexDigits = "0123456789abcdef"
-
-// str appends s as a JSON string escaped as json.Marshal escapes it (see
-// encoding/json's appendString): \" \\ \b \f \n \r \t, other control
-// characters and <, >, & as \u00XX in lowercase hex, U+2028 and U+2029 as
-// \u2028 and \u2029, each invalid UTF-8 byte as \ufffd; the rest as is.
-func (e *encoder) str(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if htmlSafe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// str appends s as a JSON string escaped as json.Marshal escapes it
+// (jsonquote).
+func (e *encoder) str(b []byte, s string) []byte { return jsonquote.Append(b, s) }
 
 // time appends t as Time.MarshalJSON does, without its allocation.
 func (e *encoder) time(b []byte, t time.Time) []byte {

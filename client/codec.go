@@ -57,7 +57,7 @@ func appendUsageEvent(dst []byte, ev UsageEvent) ([]byte, error) {
 	}
 	if len(ev.Custom) > 0 {
 		dst = append(dst, `,"custom":`...)
-		dst = appendCustom(dst, ev.Custom)
+		dst = jsonquote.AppendMap(dst, ev.Custom)
 	}
 	dst = appendOptionalString(dst, `,"description":`, ev.Description)
 	return append(dst, '}'), nil
@@ -117,33 +117,6 @@ func appendOptionalString(dst []byte, key, s string) []byte {
 	}
 	return jsonquote.Append(append(dst, key...), s)
 }
-
-// appendCustom appends m with its keys sorted bytewise, as encoding/json
-// sorts map keys. Up to customKeysOnStack keys are sorted without
-// allocating; larger maps allocate the key slice.
-func appendCustom(dst []byte, m map[string]string) []byte {
-	var onStack [customKeysOnStack]string
-	keys := onStack[:0]
-	if len(m) > customKeysOnStack {
-		keys = make([]string, 0, len(m))
-	}
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	dst = append(dst, '{')
-	for i, k := range keys {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = jsonquote.Append(dst, k)
-		dst = append(dst, ':')
-		dst = jsonquote.Append(dst, m[k])
-	}
-	return append(dst, '}')
-}
-
-const customKeysOnStack = 16
 
 // appendTime appends t as time.Time.MarshalJSON does: RFC 3339 with
 // nanoseconds, quoted. ok is false when MarshalJSON would fail, checked

@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"encoding/json"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -174,26 +173,7 @@ func appendScaled(b []byte, coef int64, places int) []byte {
 
 // stringMap appends a map with its keys sorted, as json.Marshal does;
 // callers write nothing for an empty one (omitempty).
-func (e *encoder) stringMap(b []byte, m map[string]string) []byte {
-	// The keys of a map within domain.CustomKeysMax are gathered on the
-	// stack; encoding/json sorts them as strings.Compare does, as < does.
-	var keysBuf [16]string
-	keys := keysBuf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = e.str(b, k)
-		b = append(b, ':')
-		b = e.str(b, m[k])
-	}
-	return append(b, '}')
-}
+func (e *encoder) stringMap(b []byte, m map[string]string) []byte { return jsonquote.AppendMap(b, m) }
 
 // burns appends burned, returned or pinned; callers write nothing for an
 // empty one (omitempty).

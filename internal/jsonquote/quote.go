@@ -5,7 +5,10 @@
 // is fuzzed against it), so both use this one implementation.
 package jsonquote
 
-import "unicode/utf8"
+import (
+	"slices"
+	"unicode/utf8"
+)
 
 // htmlSafe holds the ASCII bytes encoding/json writes as they are:
 // printable ones except the quote, the backslash and <, >, & (escaped so
@@ -71,3 +74,29 @@ func appendEscapedByte(dst []byte, b byte) []byte {
 	}
 	return append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
 }
+
+// AppendMap appends m as a JSON object with its keys sorted bytewise, as
+// encoding/json sorts map keys. Up to keysOnStack keys (every custom
+// dimensions map creditd accepts) are sorted without allocating.
+func AppendMap(dst []byte, m map[string]string) []byte {
+	var onStack [keysOnStack]string
+	keys := onStack[:0]
+	if len(m) > keysOnStack {
+		keys = make([]string, 0, len(m))
+	}
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(Append(dst, k), ':')
+		dst = Append(dst, m[k])
+	}
+	return append(dst, '}')
+}
+
+const keysOnStack = 16

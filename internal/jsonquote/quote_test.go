@@ -32,3 +32,27 @@ func TestAppendEqualsMarshal(t *testing.T) {
 		}
 	}
 }
+
+// AppendMap equals json.Marshal on maps, below and above the keys it
+// sorts on the stack, with keys that need escaping.
+func TestAppendMapEqualsMarshal(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 2, keysOnStack, keysOnStack + 1, 40} {
+		m := map[string]string{}
+		for len(m) < n {
+			k := make([]byte, 1+rng.IntN(6))
+			for i := range k {
+				k[i] = byte(rng.IntN(256))
+			}
+			m[string(k)] = string(k[:len(k)/2]) + "<\u2028"
+		}
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendMap(nil, m); string(got) != string(want) {
+			t.Fatalf("%d keys: AppendMap = %s, json.Marshal %s", n, got, want)
+		}
+	}
+}

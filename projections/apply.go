@@ -31,7 +31,10 @@ type batch struct {
 	totals     map[int64]*totalsDelta
 	byRoute    map[endpointKey]*countDelta
 	grants     map[grantKey]*grantDelta
-	stmts      map[string]*sql.Stmt
+	// conn is the connection tx runs on; scope, while a flush runs, its
+	// driver connection (flush_stmt.go).
+	conn       *sql.Conn
+	scope      *flushScope
 	ledgerRows []ledgerRow
 	// The last line and grant looked up: consecutive events mostly touch
 	// the same ones, and a hit spares hashing their keys.
@@ -57,24 +60,11 @@ type batch struct {
 	commitAt int64
 }
 
-// stmt prepares a statement once per batch; the transaction closes it.
-func (b *batch) stmt(query string) (*sql.Stmt, error) {
-	if s, ok := b.stmts[query]; ok {
-		return s, nil
-	}
-	s, err := b.tx.PrepareContext(b.ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	b.stmts[query] = s
-	return s, nil
-}
-
-func newBatch(ctx context.Context, tx *sql.Tx, position uint64, known map[lineKey]lineRow, dims map[dimsKey]*dimsText) *batch {
+func newBatch(ctx context.Context, conn *sql.Conn, tx *sql.Tx, position uint64, known map[lineKey]lineRow, dims map[dimsKey]*dimsText) *batch {
 	return &batch{
-		ctx: ctx, tx: tx, position: position, known: known, dims: dims, carryFrom: math.MaxInt64,
+		ctx: ctx, conn: conn, tx: tx, position: position, known: known, dims: dims, carryFrom: math.MaxInt64,
 		lines: map[lineKey]*lineRow{}, cube: map[cubeKey]*cubeDelta{}, totals: map[int64]*totalsDelta{},
-		byRoute: map[endpointKey]*countDelta{}, grants: map[grantKey]*grantDelta{}, stmts: map[string]*sql.Stmt{}, thresholds: map[int64][]int64{},
+		byRoute: map[endpointKey]*countDelta{}, grants: map[grantKey]*grantDelta{}, thresholds: map[int64][]int64{},
 	}
 }
 
@@ -241,12 +231,18 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 
 // flush writes the batch's aggregates and the checkpoint.
 func (b *batch) flush() error {
-	for _, step := range []func() error{b.flushLedger, b.flushLines, b.flushGrants, b.flushCube, b.flushTotals} {
-		if err := step(); err != nil {
-			return err
+	err := b.inFlush(func() error {
+		for _, step := range []func() error{b.flushLedger, b.flushLines, b.flushGrants, b.flushCube, b.flushTotals} {
+			if err := step(); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	_, err := b.tx.ExecContext(b.ctx, `INSERT INTO checkpoint (id, position) VALUES (1, ?)
+	_, err = b.tx.ExecContext(b.ctx, `INSERT INTO checkpoint (id, position) VALUES (1, ?)
 		ON CONFLICT (id) DO UPDATE SET position = excluded.position`, b.position)
 	return err
 }

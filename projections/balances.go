@@ -71,7 +71,7 @@ func (b *batch) flushLines() error {
 		return err
 	}
 	for key, l := range b.lines {
-		if _, err := stmt.ExecContext(b.ctx, key.tenantID, key.creditType, l.granted, l.adjusted, l.used, l.expired, l.reserved,
+		if err := stmt.exec(key.tenantID, key.creditType, l.granted, l.adjusted, l.used, l.expired, l.reserved,
 			l.overdraftLimit, l.autoReloadEnabled, l.autoReloadThreshold, l.autoReloadAmount, l.lastUpdated); err != nil {
 			return err
 		}

@@ -60,7 +60,7 @@ func (b *batch) flushGrants() error {
 		return err
 	}
 	for key, g := range b.grants {
-		if _, err := stmt.ExecContext(b.ctx, g.remaining, g.expired, g.voided, key.tenantID, key.creditType, key.grantID); err != nil {
+		if err := stmt.exec(g.remaining, g.expired, g.voided, key.tenantID, key.creditType, key.grantID); err != nil {
 			return err
 		}
 	}

@@ -107,7 +107,7 @@ func (b *batch) flushLedger() error {
 			return err
 		}
 		for k, n := range counts {
-			if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.creditType, k.entryType, k.day, n); err != nil {
+			if err := stmt.exec(k.tenantID, k.creditType, k.entryType, k.day, n); err != nil {
 				return err
 			}
 		}
@@ -117,7 +117,7 @@ func (b *batch) flushLedger() error {
 			return err
 		}
 		for k, n := range occurredCounts {
-			if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.entryType, k.day, n); err != nil {
+			if err := stmt.exec(k.tenantID, k.entryType, k.day, n); err != nil {
 				return err
 			}
 		}
@@ -143,7 +143,7 @@ func (b *batch) flushLedger() error {
 			}
 			args = append(args, r.amount, r.used, r.sourceID, r.description, r.metadata, occurredAt)
 		}
-		if _, err := stmt.ExecContext(b.ctx, args...); err != nil {
+		if err := stmt.exec(args...); err != nil {
 			return err
 		}
 		rows = rows[n:]

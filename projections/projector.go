@@ -197,7 +197,12 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 		}
 		return linkErr
 	}
-	tx, err := p.db.writer.BeginTx(ctx, nil)
+	conn, err := writerConn(ctx, p.db.writer)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -209,7 +214,7 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 	// the driver starts a watcher goroutine per statement, which cost more
 	// than the statement itself. Cancelling ctx still rolls the transaction
 	// back, and the batch checks ctx between commits.
-	b := newBatch(context.WithoutCancel(ctx), tx, start, p.known, p.dims)
+	b := newBatch(context.WithoutCancel(ctx), conn, tx, start, p.known, p.dims)
 	b.ledgerRows = p.ledgerBuf[:0]
 	defer func() { p.ledgerBuf = b.ledgerRows[:0] }()
 	if p.carried != nil {
@@ -310,14 +315,19 @@ func (p *Projector) flushCarried(ctx context.Context) error {
 	if len(p.carried) == 0 {
 		return nil
 	}
-	tx, err := p.db.writer.BeginTx(ctx, nil)
+	conn, err := writerConn(ctx, p.db.writer)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	b := newBatch(context.WithoutCancel(ctx), tx, p.Position(), p.known, p.dims)
+	b := newBatch(context.WithoutCancel(ctx), conn, tx, p.Position(), p.known, p.dims)
 	b.cube = p.carried
-	if err := b.flushCube(); err != nil {
+	if err := b.inFlush(b.flushCube); err != nil {
 		return fmt.Errorf("write the usage cube: %w", err)
 	}
 	return tx.Commit()

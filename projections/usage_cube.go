@@ -190,7 +190,7 @@ func (b *batch) flushRollups(keys []cubeKey) error {
 		return err
 	}
 	for k, r := range rollup {
-		if _, err := stmt.ExecContext(b.ctx, k.tenantID, k.dimension, k.day, k.value, r.credits, r.quantity, r.requests, r.successes, r.failures); err != nil {
+		if err := stmt.exec(k.tenantID, k.dimension, k.day, k.value, r.credits, r.quantity, r.requests, r.successes, r.failures); err != nil {
 			return err
 		}
 	}
@@ -225,7 +225,7 @@ func (b *batch) flushCube() error {
 			args = append(args, k.tenantID, k.day, k.creditType, d.module, d.service, d.userID, d.workflowID,
 				d.runID, d.endpoint, k.success, d.custom, c.credits, c.quantity, c.requests, c.successes, c.failures)
 		}
-		if _, err := stmt.ExecContext(b.ctx, args...); err != nil {
+		if err := stmt.exec(args...); err != nil {
 			return err
 		}
 		keys = keys[n:]
@@ -266,7 +266,7 @@ func (b *batch) flushTotals() error {
 		return err
 	}
 	for id, t := range b.totals {
-		if _, err := totals.ExecContext(b.ctx, id, t.requests, t.successes, t.failures, t.credits, t.quantity, t.rejected, t.lastUsageAt); err != nil {
+		if err := totals.exec(id, t.requests, t.successes, t.failures, t.credits, t.quantity, t.rejected, t.lastUsageAt); err != nil {
 			return err
 		}
 	}
@@ -277,7 +277,7 @@ func (b *batch) flushTotals() error {
 		return err
 	}
 	for k, e := range b.byRoute {
-		if _, err := routes.ExecContext(b.ctx, k.tenantID, k.endpoint, e.requests, e.successes, e.failures); err != nil {
+		if err := routes.exec(k.tenantID, k.endpoint, e.requests, e.successes, e.failures); err != nil {
 			return err
 		}
 	}

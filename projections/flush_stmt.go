@@ -1,0 +1,113 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+)
+
+// A batch's flush writes its rows through statements prepared on the
+// SQLite driver's connection and executed past database/sql. Those
+// statements bind hundreds of values each (a multi-row INSERT of 128
+// ledger rows binds 777), and database/sql copies every execution's
+// arguments into a fresh []driver.NamedValue first: 31 KiB per ledger
+// statement, written once and thrown away. In a rebuild that copy took a
+// fifth of the applying goroutine's CPU (BenchmarkCatchUp, README); here
+// one slice per statement is reused.
+//
+// The rest of a batch (its reads, and the rare writes made while applying)
+// goes through the database/sql transaction on the same connection.
+// sql.Conn.Raw lends the driver connection while the transaction is open:
+// the transaction holds the connection between its statements, not its
+// lock, and a batch runs on one goroutine, so the two never overlap.
+
+// flushScope is one sql.Conn.Raw call: the statements it prepared are
+// closed when it ends, since the driver connection may not be used after.
+type flushScope struct {
+	ctx   context.Context
+	conn  driver.ConnPrepareContext
+	stmts map[string]*flushStmt
+}
+
+// flushStmt is a statement of a flushScope.
+type flushStmt struct {
+	stmt driver.StmtExecContext
+	ctx  context.Context
+	args []driver.NamedValue
+}
+
+// inFlush runs f with b.scope set to a scope over the writer's driver
+// connection.
+func (b *batch) inFlush(f func() error) error {
+	if b.scope != nil {
+		return f()
+	}
+	return b.conn.Raw(func(dc any) (err error) {
+		conn, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("sqlite driver connection %T cannot prepare with a context", dc)
+		}
+		b.scope = &flushScope{ctx: b.ctx, conn: conn, stmts: map[string]*flushStmt{}}
+		defer func() {
+			for _, s := range b.scope.stmts {
+				err = errors.Join(err, s.stmt.(driver.Stmt).Close())
+			}
+			b.scope = nil
+		}()
+		return f()
+	})
+}
+
+// stmt prepares query once per flush scope; only flush steps call it.
+func (b *batch) stmt(query string) (*flushStmt, error) {
+	if b.scope == nil {
+		return nil, errors.New("projection: a flush statement outside a flush")
+	}
+	if s, ok := b.scope.stmts[query]; ok {
+		return s, nil
+	}
+	prepared, err := b.scope.conn.PrepareContext(b.scope.ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	exec, ok := prepared.(driver.StmtExecContext)
+	if !ok {
+		prepared.Close()
+		return nil, fmt.Errorf("sqlite statement %T cannot execute with a context", prepared)
+	}
+	s := &flushStmt{stmt: exec, ctx: b.scope.ctx}
+	b.scope.stmts[query] = s
+	return s, nil
+}
+
+// exec runs the statement with args, converted as database/sql would
+// (driver.DefaultParameterConverter) where they are not already values
+// the driver takes.
+func (s *flushStmt) exec(args ...any) error {
+	nv := s.args[:0]
+	for i, a := range args {
+		if !driver.IsValue(a) {
+			v, err := driver.DefaultParameterConverter.ConvertValue(a)
+			if err != nil {
+				return fmt.Errorf("argument %d: %w", i+1, err)
+			}
+			a = v
+		}
+		nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: a})
+	}
+	_, err := s.stmt.ExecContext(s.ctx, nv)
+	clear(nv) // the values' strings are the batch's, not the statement's
+	s.args = nv[:0]
+	return err
+}
+
+// writerConn takes the writer's connection for one batch.
+func writerConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("writer connection: %w", err)
+	}
+	return conn, nil
+}

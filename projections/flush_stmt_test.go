@@ -1,0 +1,77 @@
+package projections
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestFlushStatementsRunInTheBatchTransaction: what a flush writes past
+// database/sql is rolled back with the transaction, arguments are
+// converted as database/sql converts them, and a statement prepared
+// outside a flush is refused rather than run on a lent connection.
+// (TestResumeAfterACrashMidBatch checks the same rollback end to end.)
+func TestFlushStatementsRunInTheBatchTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(t)
+	count := func() (n int) {
+		t.Helper()
+		if err := db.writer.QueryRowContext(ctx, `SELECT count(*) FROM endpoint_totals`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	write := func(commit bool, args ...any) error {
+		conn, err := writerConn(ctx, db.writer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		b := newBatch(ctx, conn, tx, 0, nil, nil)
+		if _, err := b.stmt(`SELECT 1`); err == nil {
+			t.Error("a flush statement was prepared outside a flush")
+		}
+		err = b.inFlush(func() error {
+			s, err := b.stmt(`INSERT INTO endpoint_totals (tenant_id, endpoint, requests, successes, failures) VALUES (?, ?, ?, ?, ?)`)
+			if err != nil {
+				return err
+			}
+			return s.exec(args...)
+		})
+		if err != nil || !commit {
+			return err
+		}
+		// The transaction's own statements still run after the flush.
+		if _, err := tx.ExecContext(ctx, `UPDATE endpoint_totals SET failures = failures + 1`); err != nil {
+			t.Fatal(err)
+		}
+		return tx.Commit()
+	}
+	if err := write(false, int64(1), "/a", 1, uint32(1), int8(0)); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("a rolled-back flush left %d rows", n)
+	}
+	if err := write(true, 1, "/a", uint64(7), true, int64(0)); err != nil {
+		t.Fatal(err)
+	}
+	var requests, successes, failures int64
+	if err := db.writer.QueryRowContext(ctx, `SELECT requests, successes, failures FROM endpoint_totals WHERE tenant_id = 1 AND endpoint = '/a'`).
+		Scan(&requests, &successes, &failures); err != nil {
+		t.Fatal(err)
+	}
+	if requests != 7 || successes != 1 || failures != 1 {
+		t.Fatalf("row = %d, %d, %d; want 7, 1, 1", requests, successes, failures)
+	}
+	err := write(true, 2, "/b", 1, 1, struct{}{})
+	if err == nil || !strings.Contains(err.Error(), "argument 5") {
+		t.Fatalf("an argument the driver cannot take: %v", err)
+	}
+}

@@ -23,6 +23,9 @@ import (
 // the transaction holds the connection between its statements, not its
 // lock, and a batch runs on one goroutine, so the two never overlap.
 
+// errFlushOutsideTransaction: the batch's transaction is no longer open.
+var errFlushOutsideTransaction = errors.New("projection: the batch's transaction ended before its flush")
+
 // flushScope is one sql.Conn.Raw call: the statements it prepared are
 // closed when it ends, since the driver connection may not be used after.
 type flushScope struct {
@@ -48,6 +51,13 @@ func (b *batch) inFlush(f func() error) error {
 		conn, ok := dc.(driver.ConnPrepareContext)
 		if !ok {
 			return fmt.Errorf("sqlite driver connection %T cannot prepare with a context", dc)
+		}
+		// The transaction may have ended behind the batch (database/sql
+		// rolls back on its own when the context is cancelled): on the
+		// bare connection each statement would commit by itself, without
+		// the checkpoint, and the batch would be applied twice.
+		if tc, ok := dc.(interface{ AutoCommit() bool }); !ok || tc.AutoCommit() {
+			return errFlushOutsideTransaction
 		}
 		b.scope = &flushScope{ctx: b.ctx, conn: conn, stmts: map[string]*flushStmt{}}
 		defer func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFlushStatementsRunInTheBatchTransaction: what a flush writes past
@@ -73,5 +74,56 @@ func TestFlushStatementsRunInTheBatchTransaction(t *testing.T) {
 	err := write(true, 2, "/b", 1, 1, struct{}{})
 	if err == nil || !strings.Contains(err.Error(), "argument 5") {
 		t.Fatalf("an argument the driver cannot take: %v", err)
+	}
+}
+
+// TestAFlushAfterTheTransactionEndedWritesNothing: a flush that runs once
+// the batch's transaction has ended, whether rolled back by the batch or by
+// database/sql when its context is cancelled, must not write on the bare
+// connection, where each statement would commit by itself without the
+// batch's checkpoint, and the batch would be applied again after a
+// restart.
+func TestAFlushAfterTheTransactionEndedWritesNothing(t *testing.T) {
+	t.Parallel()
+	for _, cancelled := range []bool{false, true} {
+		db := openDB(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		conn, err := writerConn(ctx, db.writer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cancelled {
+			cancel()
+			// database/sql rolls back on a goroutine of its own.
+			for _, err := tx.ExecContext(context.Background(), `SELECT 1`); err == nil; _, err = tx.ExecContext(context.Background(), `SELECT 1`) {
+				time.Sleep(time.Millisecond)
+			}
+		} else if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		b := newBatch(context.Background(), conn, tx, 0, nil, nil)
+		err = b.inFlush(func() error {
+			s, err := b.stmt(`INSERT INTO endpoint_totals (tenant_id, endpoint, requests, successes, failures) VALUES (1, '/a', 1, 1, 0)`)
+			if err != nil {
+				return err
+			}
+			return s.exec()
+		})
+		if err == nil {
+			t.Errorf("cancelled %v: a flush ran outside its transaction", cancelled)
+		}
+		conn.Close()
+		cancel()
+		var n int
+		if err := db.writer.QueryRowContext(context.Background(), `SELECT count(*) FROM endpoint_totals`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("cancelled %v: a flush after the rollback committed %d rows on its own", cancelled, n)
+		}
 	}
 }

@@ -26,11 +26,11 @@ type batch struct {
 	lines    map[lineKey]*lineRow
 	// known is the projector's cache of committed line rows; the batch
 	// reads it and never writes it (a rolled-back batch leaves no trace).
-	known      map[lineKey]lineRow
-	cube       map[cubeKey]*cubeDelta
-	totals     map[int64]*totalsDelta
-	byRoute    map[endpointKey]*countDelta
-	grants     map[grantKey]*grantDelta
+	known   map[lineKey]lineRow
+	cube    map[cubeKey]*cubeDelta
+	totals  map[int64]*totalsDelta
+	byRoute map[endpointKey]*countDelta
+	grants  map[grantKey]*grantDelta
 	// conn is the connection tx runs on; scope, while a flush runs, its
 	// driver connection (flush_stmt.go).
 	conn       *sql.Conn

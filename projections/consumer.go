@@ -116,7 +116,11 @@ func Consume(ctx context.Context, nc *nats.Conn, p *Projector, reader LogReader,
 		if pending, err := strconv.ParseUint(msg.Metadata.Get(wmjs.MetadataPending), 10, 64); err == nil {
 			a.undelivered.Store(pending)
 		}
-		return a.enqueue(ctx, eventstore.StoredMsg{Subject: msg.Metadata.Get(wmjs.MetadataSubject), Sequence: seq, Data: msg.Payload})
+		var storedAt time.Time
+		if ns, err := strconv.ParseInt(msg.Metadata.Get(wmjs.MetadataStoredAt), 10, 64); err == nil {
+			storedAt = time.Unix(0, ns)
+		}
+		return a.enqueue(ctx, eventstore.StoredMsg{Subject: msg.Metadata.Get(wmjs.MetadataSubject), Sequence: seq, Time: storedAt, Data: msg.Payload})
 	})
 	// Stop in order: no new deliveries, in-flight ones finished, then the
 	// router. watermill-nats closes its output channel when the context
@@ -144,11 +148,20 @@ type applier struct {
 	// undelivered is what the consumer last reported waiting behind the
 	// newest delivery.
 	undelivered atomic.Uint64
+	// lagReported is the last delivery whose lag was reported, or the
+	// position when the applier started.
+	lagReported uint64
 }
 
 func newApplier(p *Projector, reader LogReader, log *slog.Logger) *applier {
-	return &applier{p: p, reader: reader, log: log, queue: make(chan eventstore.StoredMsg, consumerAckPendingMax),
+	a := &applier{p: p, reader: reader, log: log, queue: make(chan eventstore.StoredMsg, consumerAckPendingMax),
 		drained: make(chan struct{}, 1)}
+	if p != nil {
+		// What the read models held before this consumer started is not
+		// its to report: a redelivery of it would show as a huge lag.
+		a.lagReported = p.Position()
+	}
+	return a
 }
 
 // enqueue queues a delivery for the applier, waiting while the queue holds
@@ -224,9 +237,11 @@ func (a *applier) run(ctx context.Context) {
 	}
 }
 
-// apply applies a batch, retrying until it is applied or ctx ends.
+// apply applies a batch, retrying until it is applied or ctx ends, and
+// reports the lag of the commits it brought into the read models.
 func (a *applier) apply(ctx context.Context, batch []eventstore.StoredMsg) {
 	p := a.p
+	defer a.reportLag(batch)
 	wait := applyRetryMin
 	for {
 		if a.reader != nil && a.undelivered.Load() > catchUpPending && batch[len(batch)-1].Sequence > p.Position() {

@@ -58,6 +58,9 @@ type Projector struct {
 	// noticed is signaled after a batch recorded notices.
 	noticed chan struct{}
 
+	// lag is told the live projection's lag per commit (ObserveLag).
+	lag atomic.Pointer[LagObserver]
+
 	// beforeCommit, when set by a test, runs after a batch is written and
 	// before its transaction commits: a failure there is a crash mid-batch.
 	beforeCommit func(position uint64) error

@@ -211,6 +211,8 @@ func bench(args []string) error {
 		stop()
 		workers.Wait()
 	}()
+	lag := &lagRecorder{}
+	projector.ObserveLag(lag)
 	workers.Go(func() { projections.Consume(runCtx, conn("projection"), projector, store, nil) })
 	js, _ := jetstream.New(nc)
 	if err := ingest.EnsureStreams(ctx, js, 1); err != nil {
@@ -234,7 +236,7 @@ func bench(args []string) error {
 	}
 	hot, tenants := tenants[0], tenants[1:]
 
-	lag := startLagSampler(store, projector)
+	lag.start()
 	fmt.Fprintln(os.Stderr, "creditd bench: ingest over HTTP, then end to end...")
 	commits.reset()
 	start := time.Now()
@@ -474,53 +476,43 @@ func benchRecorded(ctx context.Context, engine *commands.Engine, tenants []bench
 	return nil
 }
 
-// lagSampler records, every few milliseconds, the log's last position and
-// the projection's: the lag of a position is the time from the log holding
-// it to the read models holding it.
-type lagSampler struct {
-	done    chan struct{}
-	stopped chan float64
+// lagRecorder keeps the projection's lag per commit (see
+// projections.LagObserver) while it is started, up to lagRecordsMax.
+type lagRecorder struct {
+	mu      sync.Mutex
+	started bool
+	lags    []time.Duration
 }
 
-func startLagSampler(store *eventstore.Store, p *projections.Projector) *lagSampler {
-	s := &lagSampler{done: make(chan struct{}), stopped: make(chan float64, 1)}
-	go func() {
-		type mark struct {
-			at       time.Time
-			position uint64
-		}
-		var logged []mark
-		var lags []time.Duration
-		ticker := time.NewTicker(10 * time.Millisecond)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-s.done:
-				slices.Sort(lags)
-				p99 := 0.0
-				if len(lags) > 0 {
-					p99 = float64(lags[min(len(lags)-1, len(lags)*99/100)].Microseconds()) / 1000
-				}
-				s.stopped <- p99
-				return
-			case now := <-ticker.C:
-				if last, err := store.LastPosition(context.Background()); err == nil && (len(logged) == 0 || last > logged[len(logged)-1].position) {
-					logged = append(logged, mark{now, last})
-				}
-				projected := p.Position()
-				for len(logged) > 0 && logged[0].position <= projected {
-					lags = append(lags, now.Sub(logged[0].at))
-					logged = logged[1:]
-				}
-			}
-		}
-	}()
-	return s
+// lagRecordsMax bounds the commits a bench run records (a commit holds
+// hundreds of events).
+const lagRecordsMax = 1 << 20
+
+// ProjectionLag implements projections.LagObserver.
+func (r *lagRecorder) ProjectionLag(lag time.Duration) {
+	r.mu.Lock()
+	if r.started && len(r.lags) < lagRecordsMax {
+		r.lags = append(r.lags, lag)
+	}
+	r.mu.Unlock()
 }
 
-func (s *lagSampler) stop() float64 {
-	close(s.done)
-	return <-s.stopped
+func (r *lagRecorder) start() {
+	r.mu.Lock()
+	r.started, r.lags = true, r.lags[:0]
+	r.mu.Unlock()
+}
+
+// stop ends the recording and returns its p99 in milliseconds.
+func (r *lagRecorder) stop() float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.started = false
+	if len(r.lags) == 0 {
+		return 0
+	}
+	slices.Sort(r.lags)
+	return float64(r.lags[min(len(r.lags)-1, len(r.lags)*99/100)].Microseconds()) / 1000
 }
 
 // rssMax is the process's peak resident set (VmHWM), 0 where unknown.

@@ -70,6 +70,8 @@ type readSide struct {
 	log   *slog.Logger
 	// progress, when set, is called after each batch of the catch-up.
 	progress func(projections.Progress)
+	// lag, when set, is told the live projection's lag per commit.
+	lag projections.LagObserver
 
 	// Set by openReadSide, fixed afterwards.
 	target uint64
@@ -153,6 +155,7 @@ func (s *readSide) run(ctx context.Context, nc *nats.Conn) error {
 		}
 	}
 	live := s.live.Load()
+	live.projector.ObserveLag(s.lag)
 	return projections.Consume(ctx, nc, live.projector, s.store, s.log)
 }
 

@@ -341,6 +341,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 	if err != nil {
 		return err
 	}
+	readModels.lag = observe
 	defer readModels.close()
 	projectionConn, err := link.dial("creditd-projection")
 	if err != nil {

@@ -29,6 +29,7 @@ type Metrics struct {
 	retries   prometheus.Counter
 	dead      prometheus.Counter
 	deadBy    *prometheus.CounterVec
+	lag       prometheus.Histogram
 	clusterMetrics
 }
 
@@ -47,8 +48,11 @@ func New() *Metrics {
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "creditd_usage_dead_letters_total", Help: "Usage messages dead-lettered."}),
 		deadBy: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "creditd_usage_dead_letters_by_reason_total", Help: "Usage messages dead-lettered, by kind of reason."},
 			[]string{"reason"}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "creditd_projection_lag_seconds",
+			Help:    "Time from the log storing a commit to the read models holding it, per commit the live projection applies.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
 	}
-	m.Registry.MustRegister(m.requests, m.latency, m.events, m.commits, m.conflicts, m.retries, m.dead, m.deadBy,
+	m.Registry.MustRegister(m.requests, m.latency, m.events, m.commits, m.conflicts, m.retries, m.dead, m.deadBy, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -85,6 +89,9 @@ func (m *Metrics) DeadLetter(reason string) {
 	m.dead.Inc()
 	m.deadBy.WithLabelValues(kind).Inc()
 }
+
+// ProjectionLag implements projections.LagObserver.
+func (m *Metrics) ProjectionLag(lag time.Duration) { m.lag.Observe(lag.Seconds()) }
 
 // WatchProjection reports the read models' position and their lag behind
 // the log, read at each scrape.

@@ -17,6 +17,9 @@ const (
 	MetadataPending   = "creditd_pending"
 	MetadataDelivered = "creditd_delivered"
 	MetadataSubject   = "creditd_subject"
+	// MetadataStoredAt is when the stream stored the message, in Unix
+	// nanoseconds of the server's clock.
+	MetadataStoredAt = "creditd_stored_at"
 )
 
 // GatedConsumer wraps a JetStream consumer so deliveries can be stopped and
@@ -79,8 +82,8 @@ func (gs *Gates) Stop() {
 	}
 }
 
-// Unmarshaler carries the stream sequence, pending count, delivery count
-// and subject into the Watermill message.
+// Unmarshaler carries the stream sequence, pending count, delivery count,
+// subject and storage time into the Watermill message.
 type Unmarshaler struct{}
 
 // Unmarshal implements the watermill-nats jetstream Unmarshaler.
@@ -94,5 +97,6 @@ func (Unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
 	wm.Metadata.Set(MetadataPending, strconv.FormatUint(meta.NumPending, 10))
 	wm.Metadata.Set(MetadataDelivered, strconv.FormatUint(meta.NumDelivered, 10))
 	wm.Metadata.Set(MetadataSubject, msg.Subject())
+	wm.Metadata.Set(MetadataStoredAt, strconv.FormatInt(meta.Timestamp.UnixNano(), 10))
 	return wm, nil
 }

@@ -1,0 +1,146 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/commands"
+	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/internal/testnats"
+)
+
+// lagRecords keeps what a LagObserver is told.
+type lagRecords struct {
+	mu   sync.Mutex
+	lags []time.Duration
+}
+
+func (r *lagRecords) ProjectionLag(lag time.Duration) {
+	r.mu.Lock()
+	r.lags = append(r.lags, lag)
+	r.mu.Unlock()
+}
+
+func (r *lagRecords) take() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lags := r.lags
+	r.lags = nil
+	return lags
+}
+
+// The live projection reports each commit's lag once, measured from the
+// log storing it to its transaction committing: a projection held back
+// 150 ms per transaction shows at least that much for every commit, and
+// never more than the time since the first was stored.
+func TestLiveProjectionReportsEachCommitsLag(t *testing.T) {
+	t.Parallel()
+	srv := testnats.Start(t, t.TempDir())
+	engine, err := commands.New(context.Background(), srv.Store, commands.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(engine.Close)
+	ctx := context.Background()
+	tenant, err := engine.CreateTenant(ctx, commands.CreateTenant{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Grant(ctx, tenant.Tenant.ID, "default", domain.Grant{GrantID: "g", Amount: decimal.NewFromInt(1000), Source: domain.SourcePurchase}); err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t)
+	p, err := NewProjector(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, _ := srv.Store.LastPosition(ctx)
+	const hold = 150 * time.Millisecond
+	p.beforeCommit = func(position uint64) error {
+		if position > start {
+			time.Sleep(hold)
+		}
+		return nil
+	}
+	records := &lagRecords{}
+	p.ObserveLag(records)
+	conn, err := srv.Embedded.Connect("projection-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Consume(cctx, conn, p, srv.Store, nil) }()
+	defer func() { cancel(); <-done }()
+	wait, cancelWait := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelWait()
+	if err := p.WaitFor(wait, start); err != nil {
+		t.Fatal(err)
+	}
+	records.take()
+
+	record := func(id string) {
+		t.Helper()
+		if _, err := engine.RecordUsage(ctx, tenant.Tenant.ID, []commands.UsageEvent{{CreditType: "default", RecordUsage: domain.RecordUsage{UsageID: id, Amount: decimal.NewFromInt(1)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := time.Now()
+	const commits = 5
+	for i := range commits {
+		record(fmt.Sprintf("u%d", i))
+	}
+	last, _ := srv.Store.LastPosition(ctx)
+	if last-start != commits {
+		t.Fatalf("%d commits stored, want %d", last-start, commits)
+	}
+	if err := p.WaitFor(wait, last); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(first)
+	lags := records.take()
+	if len(lags) != commits {
+		t.Fatalf("%d lags reported for %d commits: %v", len(lags), commits, lags)
+	}
+	for i, lag := range lags {
+		// The stream's clock is this host's: no skew to allow for beyond
+		// its rounding.
+		if lag < hold-time.Millisecond || lag > elapsed+time.Millisecond {
+			t.Errorf("commit %d: lag %v, want between %v and %v", i, lag, hold, elapsed)
+		}
+	}
+
+	// Without an observer nothing is reported.
+	p.ObserveLag(nil)
+	record("after")
+	last, _ = srv.Store.LastPosition(ctx)
+	if err := p.WaitFor(wait, last); err != nil {
+		t.Fatal(err)
+	}
+	if lags := records.take(); len(lags) != 0 {
+		t.Fatalf("%d lags reported with no observer set", len(lags))
+	}
+
+	// A redelivery of commits the read models already held, to this
+	// consumer or to one started later, is not reported again.
+	p.ObserveLag(records)
+	var again []eventstore.StoredMsg
+	if err := srv.Store.ReadAll(ctx, start, last, func(m eventstore.StoredMsg) error {
+		m.Time = time.Now().Add(-time.Hour)
+		again = append(again, m)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	newApplier(p, srv.Store, slog.New(slog.DiscardHandler)).apply(ctx, again)
+	if lags := records.take(); len(lags) != 0 {
+		t.Fatalf("redelivered commits reported again: %v", lags)
+	}
+}

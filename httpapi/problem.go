@@ -214,15 +214,25 @@ func (p *Problem) cut() {
 	}
 }
 
-// cutText keeps the first problemTextMax bytes of s, at a rune boundary,
-// and marks the cut with an ellipsis.
+// cutText keeps the first problemTextMax bytes of s, and marks the cut
+// with an ellipsis. A cut that would split a rune moves back to its start,
+// at most utf8.UTFMax-1 bytes: further back there is no rune to split,
+// only invalid bytes (which JSON writes as U+FFFD), and walking back over
+// them would eat the text down to its last valid byte ("query." of a
+// long invalid parameter name, to "query").
 func cutText(s string) string {
 	if len(s) <= problemTextMax {
 		return s
 	}
 	end := problemTextMax
-	for end > 0 && !utf8.RuneStart(s[end]) {
-		end--
+	for back := 1; back < utf8.UTFMax; back++ {
+		start := problemTextMax - back
+		if utf8.RuneStart(s[start]) {
+			if r, size := utf8.DecodeRuneInString(s[start:]); (r != utf8.RuneError || size > 1) && start+size > problemTextMax {
+				end = start
+			}
+			break
+		}
 	}
 	return s[:end] + "…"
 }

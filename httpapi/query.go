@@ -29,7 +29,10 @@ func queryProblems(raw string, repeatable func(name string) bool) []ProblemError
 		count++
 		rawName, rawValue, _ := strings.Cut(part, "=")
 		name, nameErr := url.QueryUnescape(rawName)
-		if nameErr != nil || !utf8.ValidString(name) {
+		// A name that decodes to invalid UTF-8 is located as written: its
+		// decoded bytes would come back as U+FFFD, naming nothing.
+		nameInvalid := nameErr == nil && !utf8.ValidString(name)
+		if nameErr != nil || nameInvalid {
 			name = rawName
 		}
 		location := "query." + name
@@ -49,7 +52,7 @@ func queryProblems(raw string, repeatable func(name string) bool) []ProblemError
 			out = append(out, ProblemError{Location: location, Message: "is a value without a parameter name"})
 		case nameErr != nil:
 			out = append(out, ProblemError{Location: location, Message: "is a name with a broken %-escape"})
-		case !utf8.ValidString(name):
+		case nameInvalid || !utf8.ValidString(name):
 			out = append(out, ProblemError{Location: location, Message: "is a name that is not valid UTF-8"})
 		case valueErr != nil:
 			out = append(out, ProblemError{Location: location, Message: "has a broken %-escape", Value: rawValue})

@@ -24,6 +24,7 @@ func TestQueryStringsAreStrict(t *testing.T) {
 		{"a_bad_escape_in_a_value_is_a_400", "/v1/usage?module=%zz", []string{"query.module"}},
 		{"a_bad_escape_in_a_name_is_a_400", "/v1/ledger?%zz=1", []string{"query.%zz"}},
 		{"invalid_utf8_is_a_400", "/v1/usage?module=%ff", []string{"query.module"}},
+		{"an_escaped_name_that_is_not_utf8_is_located_as_written", "/v1/usage?%9d%9d=1", []string{"query.%9d%9d"}},
 		{"more_parameters_than_the_limit_is_a_400", "/v1/ledger?" + many, []string{"query.type"}},
 		{"limit_twice_is_a_400", "/v1/ledger?limit=2&limit=100", []string{"query.limit"}},
 		{"group_by_twice_is_a_400", "/v1/usage?group_by=module&group_by=user_id", []string{"query.group_by"}},

@@ -23,26 +23,8 @@ import (
 // writes (one per commit: 820–1,160 ms p99 lag in `creditd bench`).
 func TestCommitsQueuedDuringATransactionAreAppliedTogether(t *testing.T) {
 	t.Parallel()
-	srv := testnats.Start(t, t.TempDir())
-	engine, err := commands.New(context.Background(), srv.Store, commands.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(engine.Close)
-	ctx := context.Background()
-	tenant, err := engine.CreateTenant(ctx, commands.CreateTenant{Name: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := engine.Grant(ctx, tenant.Tenant.ID, "default", domain.Grant{GrantID: "g", Amount: decimal.NewFromInt(1000), Source: domain.SourcePurchase}); err != nil {
-		t.Fatal(err)
-	}
-	db := openDB(t)
-	p, err := NewProjector(ctx, db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start, _ := srv.Store.LastPosition(ctx)
+	f := newLiveFixture(t)
+	p, start := f.p, f.start
 	// The first transaction after start waits until every commit below is
 	// stored; the rest must then arrive in few transactions.
 	release := make(chan struct{})
@@ -53,14 +35,8 @@ func TestCommitsQueuedDuringATransactionAreAppliedTogether(t *testing.T) {
 		}
 		return nil
 	}
-	conn, err := srv.Embedded.Connect("projection-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- Consume(cctx, conn, p, srv.Store, nil) }()
-	defer func() { cancel(); <-done }()
+	f.consume(t)
+	ctx := context.Background()
 	wait, cancelWait := context.WithTimeout(ctx, 20*time.Second)
 	defer cancelWait()
 	if err := p.WaitFor(wait, start); err != nil {
@@ -69,11 +45,9 @@ func TestCommitsQueuedDuringATransactionAreAppliedTogether(t *testing.T) {
 	transactions.Store(0)
 	const commits = 20
 	for i := range commits {
-		if _, err := engine.RecordUsage(ctx, tenant.Tenant.ID, []commands.UsageEvent{{CreditType: "default", RecordUsage: domain.RecordUsage{UsageID: fmt.Sprintf("u%d", i), Amount: decimal.NewFromInt(1)}}}); err != nil {
-			t.Fatal(err)
-		}
+		f.record(t, fmt.Sprintf("u%d", i))
 	}
-	last, _ := srv.Store.LastPosition(ctx)
+	last, _ := f.srv.Store.LastPosition(ctx)
 	if last-start < commits {
 		t.Fatalf("%d commits stored, want %d", last-start, commits)
 	}
@@ -86,7 +60,70 @@ func TestCommitsQueuedDuringATransactionAreAppliedTogether(t *testing.T) {
 	if n := transactions.Load(); n > 3 {
 		t.Fatalf("%d commits applied in %d transactions, want them together (at most 3)", last-start, n)
 	}
-	checkLedgerChains(t, db.Reader())
+	checkLedgerChains(t, f.db.Reader())
+}
+
+// liveFixture is an embedded JetStream with an engine, a tenant whose
+// default line holds 1,000 credits, and a projector on a fresh database
+// that does not consume yet: a test sets its hooks first.
+type liveFixture struct {
+	srv      *testnats.Server
+	engine   *commands.Engine
+	tenantID int64
+	db       *DB
+	p        *Projector
+	// start is the log's last position once the line is funded.
+	start uint64
+}
+
+func newLiveFixture(t *testing.T) liveFixture {
+	t.Helper()
+	ctx := context.Background()
+	f := liveFixture{srv: testnats.Start(t, t.TempDir())}
+	var err error
+	if f.engine, err = commands.New(ctx, f.srv.Store, commands.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.engine.Close)
+	tenant, err := f.engine.CreateTenant(ctx, commands.CreateTenant{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tenantID = tenant.Tenant.ID
+	if _, err := f.engine.Grant(ctx, f.tenantID, "default", domain.Grant{GrantID: "g", Amount: decimal.NewFromInt(1000), Source: domain.SourcePurchase}); err != nil {
+		t.Fatal(err)
+	}
+	f.db = openDB(t)
+	if f.p, err = NewProjector(ctx, f.db, nil); err != nil {
+		t.Fatal(err)
+	}
+	if f.start, err = f.srv.Store.LastPosition(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// consume runs the live projection on a connection of its own until the
+// test ends.
+func (f liveFixture) consume(t *testing.T) {
+	t.Helper()
+	conn, err := f.srv.Embedded.Connect("projection-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Consume(ctx, conn, f.p, f.srv.Store, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// record stores one usage event of 1 credit, in a commit of its own.
+func (f liveFixture) record(t *testing.T, id string) {
+	t.Helper()
+	if _, err := f.engine.RecordUsage(context.Background(), f.tenantID, []commands.UsageEvent{{CreditType: "default",
+		RecordUsage: domain.RecordUsage{UsageID: id, Amount: decimal.NewFromInt(1)}}}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A batch that does not follow the last commit applied (a consumer created

@@ -8,12 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopspring/decimal"
-
-	"github.com/creditd/creditd/commands"
-	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/eventstore"
-	"github.com/creditd/creditd/internal/testnats"
 )
 
 // lagRecords keeps what a LagObserver is told.
@@ -42,26 +37,8 @@ func (r *lagRecords) take() []time.Duration {
 // never more than the time since the first was stored.
 func TestLiveProjectionReportsEachCommitsLag(t *testing.T) {
 	t.Parallel()
-	srv := testnats.Start(t, t.TempDir())
-	engine, err := commands.New(context.Background(), srv.Store, commands.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(engine.Close)
-	ctx := context.Background()
-	tenant, err := engine.CreateTenant(ctx, commands.CreateTenant{Name: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := engine.Grant(ctx, tenant.Tenant.ID, "default", domain.Grant{GrantID: "g", Amount: decimal.NewFromInt(1000), Source: domain.SourcePurchase}); err != nil {
-		t.Fatal(err)
-	}
-	db := openDB(t)
-	p, err := NewProjector(ctx, db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start, _ := srv.Store.LastPosition(ctx)
+	f := newLiveFixture(t)
+	p, start := f.p, f.start
 	const hold = 150 * time.Millisecond
 	p.beforeCommit = func(position uint64) error {
 		if position > start {
@@ -71,14 +48,8 @@ func TestLiveProjectionReportsEachCommitsLag(t *testing.T) {
 	}
 	records := &lagRecords{}
 	p.ObserveLag(records)
-	conn, err := srv.Embedded.Connect("projection-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- Consume(cctx, conn, p, srv.Store, nil) }()
-	defer func() { cancel(); <-done }()
+	f.consume(t)
+	ctx := context.Background()
 	wait, cancelWait := context.WithTimeout(ctx, 20*time.Second)
 	defer cancelWait()
 	if err := p.WaitFor(wait, start); err != nil {
@@ -86,18 +57,12 @@ func TestLiveProjectionReportsEachCommitsLag(t *testing.T) {
 	}
 	records.take()
 
-	record := func(id string) {
-		t.Helper()
-		if _, err := engine.RecordUsage(ctx, tenant.Tenant.ID, []commands.UsageEvent{{CreditType: "default", RecordUsage: domain.RecordUsage{UsageID: id, Amount: decimal.NewFromInt(1)}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	first := time.Now()
 	const commits = 5
 	for i := range commits {
-		record(fmt.Sprintf("u%d", i))
+		f.record(t, fmt.Sprintf("u%d", i))
 	}
-	last, _ := srv.Store.LastPosition(ctx)
+	last, _ := f.srv.Store.LastPosition(ctx)
 	if last-start != commits {
 		t.Fatalf("%d commits stored, want %d", last-start, commits)
 	}
@@ -119,8 +84,8 @@ func TestLiveProjectionReportsEachCommitsLag(t *testing.T) {
 
 	// Without an observer nothing is reported.
 	p.ObserveLag(nil)
-	record("after")
-	last, _ = srv.Store.LastPosition(ctx)
+	f.record(t, "after")
+	last, _ = f.srv.Store.LastPosition(ctx)
 	if err := p.WaitFor(wait, last); err != nil {
 		t.Fatal(err)
 	}
@@ -132,14 +97,14 @@ func TestLiveProjectionReportsEachCommitsLag(t *testing.T) {
 	// consumer or to one started later, is not reported again.
 	p.ObserveLag(records)
 	var again []eventstore.StoredMsg
-	if err := srv.Store.ReadAll(ctx, start, last, func(m eventstore.StoredMsg) error {
+	if err := f.srv.Store.ReadAll(ctx, start, last, func(m eventstore.StoredMsg) error {
 		m.Time = time.Now().Add(-time.Hour)
 		again = append(again, m)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	newApplier(p, srv.Store, slog.New(slog.DiscardHandler)).apply(ctx, again)
+	newApplier(p, f.srv.Store, slog.New(slog.DiscardHandler)).apply(ctx, again)
 	if lags := records.take(); len(lags) != 0 {
 		t.Fatalf("redelivered commits reported again: %v", lags)
 	}

@@ -52,7 +52,7 @@ func queryProblems(raw string, repeatable func(name string) bool) []ProblemError
 			out = append(out, ProblemError{Location: location, Message: "is a value without a parameter name"})
 		case nameErr != nil:
 			out = append(out, ProblemError{Location: location, Message: "is a name with a broken %-escape"})
-		case nameInvalid || !utf8.ValidString(name):
+		case nameInvalid:
 			out = append(out, ProblemError{Location: location, Message: "is a name that is not valid UTF-8"})
 		case valueErr != nil:
 			out = append(out, ProblemError{Location: location, Message: "has a broken %-escape", Value: rawValue})

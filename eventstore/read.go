@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -198,8 +199,13 @@ func (f *fetchSlots) release() { <-f.slots }
 // reader is one read: a consumer from just after the last message delivered
 // to fn, made again whenever it goes away, until the target is delivered.
 type reader struct {
-	stream   jetstream.Stream
-	slots    *fetchSlots
+	stream jetstream.Stream
+	slots  *fetchSlots
+	// nc is the store's connection. Once closed it never reconnects, so a
+	// read on it ends, unavailable, rather than wait on a fetch and retry
+	// until its context ends (an engine closing after its connection did
+	// would wait that long).
+	nc       *nats.Conn
 	subjects []string
 	limits   readLimits
 	consumer jetstream.Consumer
@@ -220,6 +226,7 @@ func (s *Store) read(ctx context.Context, subjects []string, afterSeq, last uint
 	r := &reader{
 		stream:   s.stream,
 		slots:    &s.fetches,
+		nc:       s.nc,
 		subjects: subjects,
 		limits:   readLimitsDefault,
 		progress: ReadProgress{Subjects: subjects, Position: afterSeq, Target: last},
@@ -246,6 +253,9 @@ func (r *reader) run(ctx context.Context, fn func(StoredMsg) error) error {
 	for !r.finished {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if r.nc != nil && r.nc.IsClosed() {
+			return r.connClosed()
 		}
 		if stalled := time.Since(movedAt); stalled > readStallMax {
 			return fmt.Errorf("%w: read %v: nothing after %d (reading to %d) for %s: %v",
@@ -307,6 +317,11 @@ func (r *reader) run(ctx context.Context, fn func(StoredMsg) error) error {
 	return nil
 }
 
+// connClosed is the error of a read whose connection closed.
+func (r *reader) connClosed() error {
+	return fmt.Errorf("%w: read %v: the connection to NATS is closed", ErrUnavailable, r.subjects)
+}
+
 // open makes a consumer that starts just after the last message delivered.
 // It is ephemeral, in memory and unacknowledged: the reader itself keeps
 // the position, so a consumer is cheap to lose and to make again.
@@ -341,6 +356,16 @@ func (r *reader) open(ctx context.Context) error {
 // fetch short (the caller retries), and an error that ends the read: fn's,
 // or ctx's.
 func (r *reader) fetch(ctx context.Context, wait time.Duration, oneMessage bool, fn func(StoredMsg) error) (received int, fetchErr, err error) {
+	// The batch's channel stays open when the connection closes, until
+	// the fetch's wait runs out: the connection's own news ends it sooner.
+	var closed chan nats.Status
+	if r.nc != nil {
+		closed = r.nc.StatusChanged(nats.CLOSED)
+		defer r.nc.RemoveStatusListener(closed)
+		if r.nc.IsClosed() {
+			return 0, nil, r.connClosed()
+		}
+	}
 	// The slot is held until the batch has arrived, not until fn has seen
 	// it: fn may itself read the store (a catch-up looks up the quarantine
 	// records), and must not wait for a slot its own read holds.
@@ -383,6 +408,8 @@ func (r *reader) fetch(ctx context.Context, wait time.Duration, oneMessage bool,
 		select {
 		case <-ctx.Done():
 			return received, nil, ctx.Err()
+		case <-closed:
+			return received, nil, r.connClosed()
 		case msg, ok = <-messages:
 		}
 		if !ok {

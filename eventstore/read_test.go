@@ -285,6 +285,56 @@ func TestReadStopsPromptlyWhenItsContextEnds(t *testing.T) {
 	}
 }
 
+// A read whose connection is closed ends at once, unavailable: a closed
+// connection never comes back, and retrying on it until the context ends
+// held an engine's close (and a crashed instance's partitions, in
+// TestPartitionsMoveOnStopAndCrash) for the writers' 10 s append timeout.
+func TestReadEndsWhenItsConnectionCloses(t *testing.T) {
+	// A fetch that waits a minute: the read must not wait it out.
+	eventstore.SetReadLimits(t, time.Minute, 16<<10)
+	srv := startUnsynced(t, t.TempDir())
+	subject := eventstore.PartitionSubject(1)
+	log := fill(t, srv, []string{subject}, 50, 300)
+	last := log[len(log)-1].Sequence
+	for _, tc := range []struct {
+		name string
+		read func(ctx context.Context, store *eventstore.Store, closeConn func()) error
+	}{
+		{"closed_between_messages", func(ctx context.Context, store *eventstore.Store, closeConn func()) error {
+			n := 0
+			return store.ReadAll(ctx, 0, last, func(eventstore.StoredMsg) error {
+				if n++; n == 1 {
+					closeConn()
+				}
+				return nil
+			})
+		}},
+		{"closed_while_a_fetch_waits", func(ctx context.Context, store *eventstore.Store, closeConn func()) error {
+			// Beyond the log's end, the read waits on a fetch for more.
+			time.AfterFunc(300*time.Millisecond, closeConn)
+			return store.ReadAll(ctx, 0, last+1000, func(eventstore.StoredMsg) error { return nil })
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nc, err := srv.Embedded.Connect("reader")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			store, err := eventstore.Open(t.Context(), nc, eventstore.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 8*time.Second)
+			defer cancel()
+			err = tc.read(ctx, store, nc.Close)
+			if !errors.Is(err, eventstore.ErrUnavailable) || ctx.Err() != nil {
+				t.Fatalf("read on a closed connection: %v (context: %v), want unavailable before the context ends", err, ctx.Err())
+			}
+		})
+	}
+}
+
 // Not parallel: SetReadLimits changes package state.
 func TestReadsMayReadTheStoreFromTheirCallbacks(t *testing.T) {
 	// Small fetches, so that every read has several; more reads at once

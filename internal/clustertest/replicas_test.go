@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/creditd/creditd/eventstore"
@@ -21,20 +22,11 @@ func TestClusterSizeCountsTheRunningJetStreamServers(t *testing.T) {
 	nodes, urls := startCluster(t)
 	nc := connect(t, urls, "size")
 	defer nc.Close()
-	ctx := context.Background()
 	// A cluster just started settles first: on a loaded machine a node
 	// ready for connections, routed and running JetStream was, in about
 	// one run in ten, not yet among the servers answering the account
 	// statistics ping (ClusterSize 2).
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		size, err := eventstore.ClusterSize(ctx, nc)
-		if err == nil && size == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ClusterSize = %d, %v; want 3", size, err)
-		}
-	}
+	waitClusterSize(t, nc, 3)
 	// Stop a node creditd is not connected to.
 	for _, n := range nodes {
 		if n.opts.ServerName != nc.ConnectedServerName() {
@@ -42,13 +34,19 @@ func TestClusterSizeCountsTheRunningJetStreamServers(t *testing.T) {
 			break
 		}
 	}
+	waitClusterSize(t, nc, 2)
+}
+
+// waitClusterSize asks ClusterSize until it answers want, for at most 10 s.
+func waitClusterSize(t *testing.T, nc *nats.Conn, want int) {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		size, err := eventstore.ClusterSize(ctx, nc)
-		if err == nil && size == 2 {
-			break
+		size, err := eventstore.ClusterSize(context.Background(), nc)
+		if err == nil && size == want {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ClusterSize = %d, %v with a node stopped; want 2", size, err)
+			t.Fatalf("ClusterSize = %d, %v; want %d", size, err, want)
 		}
 	}
 }

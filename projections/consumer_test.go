@@ -35,13 +35,8 @@ func TestCommitsQueuedDuringATransactionAreAppliedTogether(t *testing.T) {
 		}
 		return nil
 	}
-	f.consume(t)
+	wait := f.consume(t)
 	ctx := context.Background()
-	wait, cancelWait := context.WithTimeout(ctx, 20*time.Second)
-	defer cancelWait()
-	if err := p.WaitFor(wait, start); err != nil {
-		t.Fatal(err)
-	}
 	transactions.Store(0)
 	const commits = 20
 	for i := range commits {
@@ -104,8 +99,9 @@ func newLiveFixture(t *testing.T) liveFixture {
 }
 
 // consume runs the live projection on a connection of its own until the
-// test ends.
-func (f liveFixture) consume(t *testing.T) {
+// test ends, and waits for it to reach start. The context it returns
+// bounds the test's later waits (20 s).
+func (f liveFixture) consume(t *testing.T) context.Context {
 	t.Helper()
 	conn, err := f.srv.Embedded.Connect("projection-test")
 	if err != nil {
@@ -115,6 +111,12 @@ func (f liveFixture) consume(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Consume(ctx, conn, f.p, f.srv.Store, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
+	wait, cancelWait := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancelWait)
+	if err := f.p.WaitFor(wait, f.start); err != nil {
+		t.Fatal(err)
+	}
+	return wait
 }
 
 // record stores one usage event of 1 credit, in a commit of its own.

@@ -33,6 +33,15 @@ const (
 	clusterPingQuiet = 300 * time.Millisecond
 )
 
+// ClusterJoinWait is how long serve keeps counting a cluster that answers
+// with fewer than ReplicasWanted servers (ClusterSizeAwaiting) before it
+// settles for fewer copies of its log: a few route retries (nats-server
+// tries a route to a server not yet listening again after a second).
+const ClusterJoinWait = 5 * time.Second
+
+// clusterAskAgain paces ClusterSizeAwaiting's counts.
+const clusterAskAgain = 250 * time.Millisecond
+
 // accountStatzSubject asks every server for its statistics of the asking
 // account. Every account imports it from the system account, so it needs
 // no system credentials, unlike the server-wide $SYS.REQ.SERVER.PING.
@@ -97,6 +106,38 @@ func ClusterSize(ctx context.Context, nc *nats.Conn) (int, error) {
 		// is placed in the cluster creditd is connected to.
 		if answer.Server.Cluster == cluster && answer.Server.JetStream {
 			servers[answer.Server.ID] = true
+		}
+	}
+}
+
+// ClusterSizeAwaiting counts like ClusterSize, and while fewer than want
+// servers answer it counts again, for at most wait, returning the largest
+// count. It is how serve chooses its log's replicas, which the stream keeps
+// for good.
+//
+// Why wait: a server that runs but whose routes to the one asked are still
+// connecting does not answer. In a cluster started a moment before, about
+// one count in ten missed one of three servers: the asked server had 7 of
+// its 8 routes, and its system account, which answers the count on a route
+// of its own, heard the count's subject from 2 of the 3 servers. A cluster
+// that truly has fewer than want servers costs serve the wait once, at
+// start.
+func ClusterSizeAwaiting(ctx context.Context, nc *nats.Conn, want int, wait time.Duration) (int, error) {
+	deadline := time.Now().Add(wait)
+	largest := 0
+	for {
+		size, err := ClusterSize(ctx, nc)
+		if err != nil && largest == 0 {
+			return 0, err
+		}
+		largest = max(largest, size)
+		if largest >= want || !time.Now().Add(clusterAskAgain).Before(deadline) {
+			return largest, nil
+		}
+		select {
+		case <-ctx.Done():
+			return largest, nil
+		case <-time.After(clusterAskAgain):
 		}
 	}
 }

@@ -171,8 +171,9 @@ func (cfg serveConfig) validate() error {
 // streamReplicas is the least replica count of the streams: --replicas
 // when set; otherwise 1 on the embedded server, and on a cluster
 // eventstore.ReplicasWanted, or every JetStream server when the cluster
-// has fewer, with a warning: the log then has fewer copies than creditd
-// would keep.
+// has fewer after eventstore.ClusterJoinWait (servers still joining a
+// cluster that just started are waited for), with a warning: the log then
+// has fewer copies than creditd would keep.
 func streamReplicas(ctx context.Context, cfg serveConfig, nc *nats.Conn, log *slog.Logger) int {
 	if cfg.replicas > 0 {
 		return cfg.replicas
@@ -180,7 +181,7 @@ func streamReplicas(ctx context.Context, cfg serveConfig, nc *nats.Conn, log *sl
 	if cfg.natsURL == "" {
 		return 1
 	}
-	size, err := eventstore.ClusterSize(ctx, nc)
+	size, err := eventstore.ClusterSizeAwaiting(ctx, nc, eventstore.ReplicasWanted, eventstore.ClusterJoinWait)
 	if err != nil {
 		// Asking for the wanted count is safe: the server refuses a new
 		// stream it cannot place, with the reason, and an existing one is

@@ -97,6 +97,34 @@ func startCluster(t *testing.T) ([]*node, string) {
 
 func tryStartCluster(t *testing.T) ([]*node, string, error) {
 	t.Helper()
+	nodes, urls := clusterNodes(t)
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i, n := range nodes {
+		wg.Go(func() { errs[i] = n.tryStart() })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		stopNodes(nodes)
+		return nil, "", err
+	}
+	t.Cleanup(func() { stopNodes(nodes) })
+	return nodes, urls, nil
+}
+
+// stopNodes stops the nodes that run.
+func stopNodes(nodes []*node) {
+	for _, n := range nodes {
+		if n.srv != nil && n.srv.Running() {
+			n.stop()
+		}
+	}
+}
+
+// clusterNodes configures three JetStream nodes on loopback, each fsyncing
+// every write, each routed to all three, without starting them.
+func clusterNodes(t *testing.T) ([]*node, string) {
+	t.Helper()
 	clusterPorts := []int{freePort(t), freePort(t), freePort(t)}
 	var routes []*url.URL
 	for _, p := range clusterPorts {
@@ -115,25 +143,7 @@ func tryStartCluster(t *testing.T) ([]*node, string, error) {
 		}}
 		nodes = append(nodes, n)
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(nodes))
-	for i, n := range nodes {
-		wg.Go(func() { errs[i] = n.tryStart() })
-	}
-	wg.Wait()
-	stopAll := func() {
-		for _, n := range nodes {
-			if n.srv != nil && n.srv.Running() {
-				n.stop()
-			}
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		stopAll()
-		return nil, "", err
-	}
-	t.Cleanup(stopAll)
-	return nodes, strings.Join(urls, ","), nil
+	return nodes, strings.Join(urls, ",")
 }
 
 // Bounds of an instance's start.

@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,14 @@ func TestClusterSizeCountsTheRunningJetStreamServers(t *testing.T) {
 		}
 	}
 	waitClusterSize(t, nc, 2)
+	// A cluster of fewer servers than creditd wants copies is counted so
+	// once the wait for servers still joining has passed.
+	const wait = time.Second
+	start := time.Now()
+	size, err := eventstore.ClusterSizeAwaiting(context.Background(), nc, eventstore.ReplicasWanted, wait)
+	if took := time.Since(start); err != nil || size != 2 || took < wait-300*time.Millisecond || took > wait+4*time.Second {
+		t.Fatalf("ClusterSizeAwaiting = %d, %v after %v; want 2 after about %v", size, err, took, wait)
+	}
 }
 
 // waitClusterSize asks ClusterSize until it answers want, for at most 10 s.
@@ -89,5 +98,35 @@ func TestEnsureStreamsNeverTakesReplicasAway(t *testing.T) {
 		if got := stream.CachedInfo().Config.Replicas; got != 3 {
 			t.Errorf("stream %s has %d replicas after EnsureStreams(1), want its 3", name, got)
 		}
+	}
+}
+
+// TestTheReplicaCountWaitsForAServerStillJoining: serve counts the
+// cluster's JetStream servers to choose its log's replicas when it starts,
+// often beside a cluster starting too. A server already running whose
+// routes are not up yet does not answer the count: a cluster just started
+// counted 2 of its 3 servers in about one start in ten (the system
+// account's route to the third server still connecting), and creditd
+// would have made its log with 2 copies for good. Here the third server
+// joins a second after the count begins.
+func TestTheReplicaCountWaitsForAServerStillJoining(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	nodes, urls := clusterNodes(t)
+	t.Cleanup(func() { stopNodes(nodes) })
+	for _, n := range nodes[:2] {
+		n.start(t)
+	}
+	nc := connect(t, strings.Split(urls, ",")[0], "size")
+	defer nc.Close()
+	joined := make(chan error, 1)
+	time.AfterFunc(time.Second, func() { joined <- nodes[2].tryStart() })
+	size, err := eventstore.ClusterSizeAwaiting(context.Background(), nc, eventstore.ReplicasWanted, eventstore.ClusterJoinWait)
+	if err := <-joined; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || size != 3 {
+		t.Fatalf("servers counted = %d, %v; want 3", size, err)
 	}
 }

@@ -127,6 +127,10 @@ func checkFormat(writer *sql.DB, path string) error {
 	}
 }
 
+// bulkIndexMmapBytes is the mapping asked for while the indexes are built
+// (SQLite lowers it to its own limit, 2 GiB as built here).
+const bulkIndexMmapBytes = 1 << 40
+
 // bulkIndexes are dropped during a bulk load; schema.sql recreates them.
 var bulkIndexes = []string{"ledger_tenant_time", "ledger_tenant_type_time", "ledger_line_time", "ledger_usage_time", "reservations_open"}
 
@@ -141,7 +145,9 @@ var bulkIndexes = []string{"ledger_tenant_time", "ledger_tenant_type_time", "led
 //     leave a torn file, which is fine for a database that is rebuilt from
 //     scratch (rebuild and replay start by deleting it).
 //   - Index builds may sort on a second thread, the decoding goroutine
-//     being idle by then.
+//     being idle by then, and read the table through a memory mapping:
+//     the four ledger indexes of 10M events built in 14.4 s instead of
+//     16.5 s (BenchmarkCatchUp), at 2M in 2.7–3.0 s instead of 3.1–3.3.
 //
 // The end rebuilds the indexes and returns to WAL with synchronous=NORMAL.
 // It is returned even with an error, to undo what was done. lowMemory
@@ -154,6 +160,14 @@ func (db *DB) bulkLoad(ctx context.Context, lowMemory bool) (end func() error, e
 				return err
 			}
 			defer db.writer.ExecContext(context.Background(), `PRAGMA temp_store = MEMORY`)
+		} else {
+			// Each index build scans the whole ledger: mapped, its pages
+			// are read in place rather than copied through the page cache
+			// (SQLite caps the mapping at 2 GiB; the rest is read).
+			if _, err := db.writer.ExecContext(context.Background(), `PRAGMA mmap_size = `+strconv.FormatInt(bulkIndexMmapBytes, 10)); err != nil {
+				return err
+			}
+			defer db.writer.ExecContext(context.Background(), `PRAGMA mmap_size = 0`)
 		}
 		if _, err := db.writer.ExecContext(context.Background(), schemaSQL); err != nil {
 			return err

@@ -39,6 +39,9 @@ type flushStmt struct {
 	stmt driver.StmtExecContext
 	ctx  context.Context
 	args []driver.NamedValue
+	// oneCall executes the statement in one cgo call (sqlite_exec.go); nil
+	// when the driver's statement does not allow it.
+	oneCall *sqliteExec
 }
 
 // inFlush runs f with b.scope set to a scope over the writer's driver
@@ -88,6 +91,9 @@ func (b *batch) stmt(query string) (*flushStmt, error) {
 		return nil, fmt.Errorf("sqlite statement %T cannot execute with a context", prepared)
 	}
 	s := &flushStmt{stmt: exec, ctx: b.scope.ctx}
+	if handle, ok := sqliteHandle(prepared); ok {
+		s.oneCall = &sqliteExec{stmt: handle}
+	}
 	b.scope.stmts[query] = s
 	return s, nil
 }
@@ -96,21 +102,40 @@ func (b *batch) stmt(query string) (*flushStmt, error) {
 // (driver.DefaultParameterConverter) where they are not already values
 // the driver takes.
 func (s *flushStmt) exec(args ...any) error {
+	if s.oneCall != nil {
+		// One statement is at most a few hundred rows: the context is
+		// checked between statements, not during one.
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
+		return s.oneCall.exec(args)
+	}
 	nv := s.args[:0]
 	for i, a := range args {
-		if !driver.IsValue(a) {
-			v, err := driver.DefaultParameterConverter.ConvertValue(a)
-			if err != nil {
-				return fmt.Errorf("argument %d: %w", i+1, err)
-			}
-			a = v
+		v, err := driverValue(i, a)
+		if err != nil {
+			return err
 		}
-		nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: a})
+		nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: v})
 	}
 	_, err := s.stmt.ExecContext(s.ctx, nv)
 	clear(nv) // the values' strings are the batch's, not the statement's
 	s.args = nv[:0]
 	return err
+}
+
+// driverValue is argument i as database/sql would convert it
+// (driver.DefaultParameterConverter), where it is not already a value the
+// driver takes.
+func driverValue(i int, a any) (any, error) {
+	if driver.IsValue(a) {
+		return a, nil
+	}
+	v, err := driver.DefaultParameterConverter.ConvertValue(a)
+	if err != nil {
+		return nil, fmt.Errorf("argument %d: %w", i+1, err)
+	}
+	return v, nil
 }
 
 // writerConn takes the writer's connection for one batch.

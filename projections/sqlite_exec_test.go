@@ -1,0 +1,106 @@
+package projections
+
+import (
+	"context"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFlushBindsInOneCall: a flush statement on the writer executes in one
+// cgo call, and stores exactly what go-sqlite3's own execution stores, for
+// every kind of value, including text with NUL bytes and invalid UTF-8,
+// empty text and blobs, and the integer and float edges. It fails if a new
+// go-sqlite3 no longer lets the flush read its statement's handle.
+func TestFlushBindsInOneCall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(t)
+	if _, err := db.writer.ExecContext(ctx, `CREATE TABLE kinds (path TEXT, a, b, c, d, e, f, g)`); err != nil {
+		t.Fatal(err)
+	}
+	rows := [][]any{
+		{int64(0), int64(math.MaxInt64), int64(math.MinInt64), -1, uint32(7), true, false},
+		{"", "plain", "nul\x00inside", "\xff\xfe invalid", strings.Repeat("é", 300), "", "end"},
+		{[]byte{}, []byte{0, 1, 2}, []byte(nil), nil, 1.5, math.Inf(-1), -0.0},
+		{time.Date(2026, 12, 4, 17, 0, 0, 123456789, time.FixedZone("x", 3600)), int8(-3), "x", []byte("y"), nil, float32(0.25), math.SmallestNonzeroFloat64},
+	}
+	insert := `INSERT INTO kinds VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	for _, oneCall := range []bool{true, false} {
+		path := map[bool]string{true: "one call", false: "driver"}[oneCall]
+		conn, err := writerConn(ctx, db.writer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newBatch(ctx, conn, tx, 0, nil, nil)
+		err = b.inFlush(func() error {
+			s, err := b.stmt(insert)
+			if err != nil {
+				return err
+			}
+			if (s.oneCall != nil) != true {
+				t.Fatal("the flush statement does not execute in one call: go-sqlite3's statement handle was not found")
+			}
+			if !oneCall {
+				s.oneCall = nil
+			} else if err := s.exec(path, 1, 2); err == nil || !strings.Contains(err.Error(), "3 values for 8 parameters") {
+				// Stricter than the driver, which binds NULL to the
+				// parameters left. The statement stays usable.
+				t.Errorf("3 values for 8 parameters: %v", err)
+			}
+			if oneCall {
+				// SQLite's own errors come back with its message.
+				check, err := b.stmt(`INSERT INTO checkpoint (id, position) VALUES (?, ?)`)
+				if err != nil {
+					return err
+				}
+				if err := check.exec(2, 1); err == nil || !strings.Contains(err.Error(), "CHECK constraint failed") {
+					t.Errorf("a row the table refuses: %v", err)
+				}
+			}
+			for _, r := range rows {
+				if err := s.exec(append([]any{path}, r...)...); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			err = tx.Commit()
+		}
+		tx.Rollback()
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	read := func(path string) (got [][]any) {
+		rs, err := db.writer.QueryContext(ctx, `SELECT typeof(a), a, typeof(b), b, typeof(c), c, typeof(d), d, typeof(e), e, typeof(f), f, typeof(g), g FROM kinds WHERE path = ? ORDER BY rowid`, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rs.Close()
+		for rs.Next() {
+			row := make([]any, 14)
+			ptrs := make([]any, 14)
+			for i := range row {
+				ptrs[i] = &row[i]
+			}
+			if err := rs.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, row)
+		}
+		return got
+	}
+	one, drv := read("one call"), read("driver")
+	if len(one) != len(rows) || !reflect.DeepEqual(one, drv) {
+		t.Fatalf("one call stored\n%v\nthe driver stored\n%v", one, drv)
+	}
+}

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
 	"time"
@@ -24,35 +25,26 @@ func TestFlushStatementsRunInTheBatchTransaction(t *testing.T) {
 		return n
 	}
 	write := func(commit bool, args ...any) error {
-		conn, err := writerConn(ctx, db.writer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback()
-		b := newBatch(ctx, conn, tx, 0, nil, nil)
-		if _, err := b.stmt(`SELECT 1`); err == nil {
-			t.Error("a flush statement was prepared outside a flush")
-		}
-		err = b.inFlush(func() error {
-			s, err := b.stmt(`INSERT INTO endpoint_totals (tenant_id, endpoint, requests, successes, failures) VALUES (?, ?, ?, ?, ?)`)
-			if err != nil {
+		return inBatchTx(t, db, commit, func(b *batch, tx *sql.Tx) error {
+			if _, err := b.stmt(`SELECT 1`); err == nil {
+				t.Error("a flush statement was prepared outside a flush")
+			}
+			err := b.inFlush(func() error {
+				s, err := b.stmt(`INSERT INTO endpoint_totals (tenant_id, endpoint, requests, successes, failures) VALUES (?, ?, ?, ?, ?)`)
+				if err != nil {
+					return err
+				}
+				return s.exec(args...)
+			})
+			if err != nil || !commit {
 				return err
 			}
-			return s.exec(args...)
+			// The transaction's own statements still run after the flush.
+			if _, err := tx.ExecContext(ctx, `UPDATE endpoint_totals SET failures = failures + 1`); err != nil {
+				t.Fatal(err)
+			}
+			return nil
 		})
-		if err != nil || !commit {
-			return err
-		}
-		// The transaction's own statements still run after the flush.
-		if _, err := tx.ExecContext(ctx, `UPDATE endpoint_totals SET failures = failures + 1`); err != nil {
-			t.Fatal(err)
-		}
-		return tx.Commit()
 	}
 	if err := write(false, int64(1), "/a", 1, uint32(1), int8(0)); err != nil {
 		t.Fatal(err)
@@ -126,4 +118,25 @@ func TestAFlushAfterTheTransactionEndedWritesNothing(t *testing.T) {
 			t.Fatalf("cancelled %v: a flush after the rollback committed %d rows on its own", cancelled, n)
 		}
 	}
+}
+
+// inBatchTx runs f on a batch in a transaction on the writer's connection,
+// and commits it when f succeeds and commit is set (else rolls it back).
+func inBatchTx(t *testing.T, db *DB, commit bool, f func(b *batch, tx *sql.Tx) error) error {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := writerConn(ctx, db.writer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := f(newBatch(ctx, conn, tx, 0, nil, nil), tx); err != nil || !commit {
+		return err
+	}
+	return tx.Commit()
 }

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"database/sql"
 	"math"
 	"reflect"
 	"strings"
@@ -30,52 +31,40 @@ func TestFlushBindsInOneCall(t *testing.T) {
 	insert := `INSERT INTO kinds VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	for _, oneCall := range []bool{true, false} {
 		path := map[bool]string{true: "one call", false: "driver"}[oneCall]
-		conn, err := writerConn(ctx, db.writer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := newBatch(ctx, conn, tx, 0, nil, nil)
-		err = b.inFlush(func() error {
-			s, err := b.stmt(insert)
-			if err != nil {
-				return err
-			}
-			if (s.oneCall != nil) != true {
-				t.Fatal("the flush statement does not execute in one call: go-sqlite3's statement handle was not found")
-			}
-			if !oneCall {
-				s.oneCall = nil
-			} else if err := s.exec(path, 1, 2); err == nil || !strings.Contains(err.Error(), "3 values for 8 parameters") {
-				// Stricter than the driver, which binds NULL to the
-				// parameters left. The statement stays usable.
-				t.Errorf("3 values for 8 parameters: %v", err)
-			}
-			if oneCall {
-				// SQLite's own errors come back with its message.
-				check, err := b.stmt(`INSERT INTO checkpoint (id, position) VALUES (?, ?)`)
+		err := inBatchTx(t, db, true, func(b *batch, _ *sql.Tx) error {
+			return b.inFlush(func() error {
+				s, err := b.stmt(insert)
 				if err != nil {
 					return err
 				}
-				if err := check.exec(2, 1); err == nil || !strings.Contains(err.Error(), "CHECK constraint failed") {
-					t.Errorf("a row the table refuses: %v", err)
+				if s.oneCall == nil {
+					t.Fatal("the flush statement does not execute in one call: go-sqlite3's statement handle was not found")
 				}
-			}
-			for _, r := range rows {
-				if err := s.exec(append([]any{path}, r...)...); err != nil {
-					return err
+				if !oneCall {
+					s.oneCall = nil
+				} else if err := s.exec(path, 1, 2); err == nil || !strings.Contains(err.Error(), "3 values for 8 parameters") {
+					// Stricter than the driver, which binds NULL to the
+					// parameters left. The statement stays usable.
+					t.Errorf("3 values for 8 parameters: %v", err)
 				}
-			}
-			return nil
+				if oneCall {
+					// SQLite's own errors come back with its message.
+					check, err := b.stmt(`INSERT INTO checkpoint (id, position) VALUES (?, ?)`)
+					if err != nil {
+						return err
+					}
+					if err := check.exec(2, 1); err == nil || !strings.Contains(err.Error(), "CHECK constraint failed") {
+						t.Errorf("a row the table refuses: %v", err)
+					}
+				}
+				for _, r := range rows {
+					if err := s.exec(append([]any{path}, r...)...); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
 		})
-		if err == nil {
-			err = tx.Commit()
-		}
-		tx.Rollback()
-		conn.Close()
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}

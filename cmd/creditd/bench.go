@@ -388,13 +388,17 @@ func benchProduce(cfg benchConfig, tenants []benchTenant, tag string, newClient 
 	batches := (perTenant + cfg.batch - 1) / cfg.batch
 	for range cfg.producers {
 		wg.Go(func() {
+			// One batch's slice per producer, reused: Record encodes the
+			// events before it returns, and the producers share the cores
+			// with the server they measure.
+			events := make([]client.UsageEvent, 0, cfg.batch)
 			for {
 				job := int(next.Add(1) - 1)
 				if job >= batches*len(tenants) {
 					return
 				}
 				ti, b := job%len(tenants), job/len(tenants)
-				var events []client.UsageEvent
+				events = events[:0]
 				for e := b * cfg.batch; e < min((b+1)*cfg.batch, perTenant); e++ {
 					ev := benchEvent(fmt.Sprintf("%s-%d-%d", tag, tenants[ti].id, e), cfg.payload)
 					ev.CreditType = benchLine(e % cfg.lines)

@@ -50,3 +50,44 @@ func ValidateNonNegative(d decimal.Decimal) error {
 	}
 	return ValidateAmount(d)
 }
+
+// add and sub are a + b and a − b, exact as shopspring/decimal's Add and Sub
+// (which they call), without the allocations those make when the answer is
+// an operand: a zero operand, or (sub) the very same decimal twice. Every
+// operation of the package makes a new big.Int, and more when the exponents
+// differ; a usage decision's totals are mostly such cases (no holds, no
+// overdraft, no unallocated credits, a burn that takes what is left), and it
+// runs for every usage event. Returning an operand is safe because a
+// decimal's value never changes once made. A result may carry another
+// exponent than Add's would (1E+3 rather than 1000): nothing reads it but
+// through the value (String trims, the encoders and Micro write values).
+func add(a, b decimal.Decimal) decimal.Decimal {
+	switch {
+	case b.IsZero():
+		return a
+	case a.IsZero():
+		return b
+	}
+	return a.Add(b)
+}
+
+func sub(a, b decimal.Decimal) decimal.Decimal {
+	switch {
+	case b.IsZero():
+		return a
+	case a == b:
+		// The same coefficient and exponent: the same decimal.
+		return decimal.Zero
+	}
+	return a.Sub(b)
+}
+
+// belowTenPow reports whether |d| < 10^n without arithmetic when the
+// coefficient's digit count proves it (|coefficient| < 10^NumDigits), and
+// exactly otherwise.
+func belowTenPow(d decimal.Decimal, n int) bool {
+	if d.NumDigits()+int(d.Exponent()) <= n {
+		return true
+	}
+	return d.Abs().LessThan(decimal.New(1, int32(n)))
+}

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/shopspring/decimal"
@@ -117,5 +118,69 @@ func TestValidateAmountShortcutAgreesWithTheArithmetic(t *testing.T) {
 		if got, want := ValidateAmount(v) == nil, exact(v); got != want {
 			t.Fatalf("ValidateAmount(%s) valid=%v, want %v", v, got, want)
 		}
+	}
+}
+
+// add, sub and belowTenPow are checked against shopspring/decimal's own
+// arithmetic, which they shortcut: values (not representations) must agree
+// for zeros of every exponent, the very same decimal twice, equal values
+// of different exponents, and the edges of 10^11 and 10^12.
+func TestAmountArithmeticAgreesWithDecimal(t *testing.T) {
+	t.Parallel()
+	texts := []string{"0", "0.000000", "0E+3", "0.4", "0.400", "1", "1E+3", "1000", "-1000", "-0.000001",
+		"99999999999.999999", "100000000000", "-100000000000", "999999999999.999999", "1000000000000",
+		"-1000000000000", "1000000000000.000001", "1E+12", "1E+11", "123456789012345678901234567890"}
+	var values []decimal.Decimal
+	for _, text := range texts {
+		values = append(values, decimal.RequireFromString(text))
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 300 {
+		values = append(values, decimal.New(rng.Int64N(1<<62)>>rng.IntN(62)*int64(1-2*rng.IntN(2)), int32(rng.IntN(16)-8)))
+	}
+	for _, a := range values {
+		for _, b := range values {
+			if got, want := add(a, b), a.Add(b); !got.Equal(want) {
+				t.Fatalf("add(%s, %s) = %s, want %s", a, b, got, want)
+			}
+			if got, want := sub(a, b), a.Sub(b); !got.Equal(want) {
+				t.Fatalf("sub(%s, %s) = %s, want %s", a, b, got, want)
+			}
+		}
+		for _, n := range []int{0, 6, 11, 12, 13} {
+			if got, want := belowTenPow(a, n), a.Abs().LessThan(decimal.New(1, int32(n))); got != want {
+				t.Fatalf("belowTenPow(%s, %d) = %v, want %v", a, n, got, want)
+			}
+		}
+		if got, want := withinLineTotal(a), !a.Abs().GreaterThan(LineTotalMax); got != want {
+			t.Fatalf("withinLineTotal(%s) = %v, want %v", a, got, want)
+		}
+	}
+}
+
+// The balance is bounded too when no single total is past the limit: a
+// line granted 10^12 may not be adjusted up by a micro-credit (adjusted
+// stays tiny, the balance would pass 10^12), and checkTotals must not skip
+// the balance then.
+func TestCheckTotalsBoundsTheBalanceOfTotalsWithinTheLimit(t *testing.T) {
+	t.Parallel()
+	l := lineWith(t, granted("g", "1000000000000"))
+	err := checkTotals(l, []Event{CreditsAdjusted{AdjustmentID: "a", Amount: d("0.000001")}}, "amount")
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Location != "amount" || !strings.Contains(fe.Message, "balance") {
+		t.Fatalf("adjusting a line at the limit up by 0.000001: %v, want a FieldError at amount naming the balance", err)
+	}
+	if err := checkTotals(l, []Event{CreditsAdjusted{AdjustmentID: "a", Amount: d("-0.000001")}}, "amount"); err != nil {
+		t.Fatalf("adjusting it down: %v", err)
+	}
+	// Each total below 10^12, the balance past it.
+	l = lineWith(t, granted("g", "600000000000"))
+	if err := checkTotals(l, []Event{CreditsAdjusted{AdjustmentID: "a", Amount: d("600000000000")}}, "amount"); err == nil || !strings.Contains(err.Error(), "balance") {
+		t.Fatalf("adjusting a line granted 6×10^11 up by as much: %v, want the balance refused", err)
+	}
+	// Totals of 10^11 and more each, the balance within: computed, allowed.
+	l = lineWith(t, granted("g1", "600000000000"), granted("g2", "300000000000"))
+	if err := checkTotals(l, []Event{UsageDebited{UsageID: "u", Amount: d("200000000000")}}, "amount"); err != nil {
+		t.Fatalf("a large debit within every total: %v", err)
 	}
 }

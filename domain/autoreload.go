@@ -50,7 +50,7 @@ const AutoReloadGrantPrefix = "auto_reload:"
 func autoReloadAfter(l *Line, amount decimal.Decimal, trigger string, now time.Time) []Event {
 	// A zero debit (a failed request, say) spends nothing: it crosses
 	// nothing, even on a line an expiry took below the threshold.
-	if !amount.IsPositive() || !l.Free(now).Sub(amount).LessThan(l.AutoReload.Threshold) {
+	if !amount.IsPositive() || !reloadArmed(l) || !sub(l.Free(now), amount).LessThan(l.AutoReload.Threshold) {
 		return nil
 	}
 	return reloadGrant(l, trigger, now)
@@ -61,7 +61,7 @@ func autoReloadAfter(l *Line, amount decimal.Decimal, trigger string, now time.T
 // debit (an expiry, a void, a correction) is not stuck. It returns the line
 // to decide on (a reloaded copy when it fired) and the reload's events.
 func reloadFirst(l *Line, amount decimal.Decimal, trigger string, now time.Time) (*Line, []Event) {
-	if !amount.IsPositive() || !amount.GreaterThan(l.Spendable(now)) {
+	if !amount.IsPositive() || !reloadArmed(l) || !amount.GreaterThan(l.Spendable(now)) {
 		return l, nil
 	}
 	events := reloadGrant(l, trigger, now)
@@ -76,13 +76,20 @@ func reloadFirst(l *Line, amount decimal.Decimal, trigger string, now time.Time)
 	return reloaded, events
 }
 
+// reloadArmed reports whether a reload may fire on l. The callers ask it
+// before the free credits they compare, which cost decimal arithmetic on
+// every debit of the many lines without an auto-reload.
+func reloadArmed(l *Line) bool {
+	return l.AutoReload.Enabled && l.ReloadArmed && l.AutoReload.Amount.IsPositive()
+}
+
 // reloadGrant is the auto_reload grant of an armed reload, or nil. A reload
 // that would leave any of the line's totals past LineTotalMax does not fire.
 func reloadGrant(l *Line, trigger string, now time.Time) []Event {
-	ar := l.AutoReload
-	if !ar.Enabled || !l.ReloadArmed || !ar.Amount.IsPositive() {
+	if !reloadArmed(l) {
 		return nil
 	}
+	ar := l.AutoReload
 	events := []Event{CreditsGranted{
 		GrantID: AutoReloadGrantPrefix + trigger, Amount: ar.Amount, Source: SourceAutoReload,
 		EffectiveAt: now.UTC(), Description: "auto-reload", Trigger: trigger,

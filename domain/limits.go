@@ -12,7 +12,19 @@ import (
 // credits is 10^18 and even the sum of four of them stays below 2^63, so
 // no total and no balance computed from them can wrap
 // (docs/decisions.md). A client write that would pass it is refused.
-var LineTotalMax = decimal.New(1, 12)
+var LineTotalMax = decimal.New(1, lineTotalDigits)
+
+const lineTotalDigits = 12
+
+// withinLineTotal reports |v| <= LineTotalMax, without arithmetic below
+// 10^12 (belowTenPow).
+func withinLineTotal(v decimal.Decimal) bool {
+	return belowTenPow(v, lineTotalDigits) || !v.Abs().GreaterThan(LineTotalMax)
+}
+
+func totalError(location, name string, v decimal.Decimal) error {
+	return &FieldError{Location: location, Message: fmt.Sprintf("would take the line's %s total to %s, past the limit of %s credits", name, v, LineTotalMax)}
+}
 
 // lineTotals are the quantities LineTotalMax bounds.
 type lineTotals struct {
@@ -27,34 +39,42 @@ func checkTotals(l *Line, events []Event, location string) error {
 	for _, e := range events {
 		switch e := e.(type) {
 		case CreditsGranted:
-			t.granted = t.granted.Add(e.Amount)
+			t.granted = add(t.granted, e.Amount)
 		case UsageDebited:
-			t.used = t.used.Add(e.Amount)
+			t.used = add(t.used, e.Amount)
 		case CreditsReserved:
-			t.reserved = t.reserved.Add(e.Amount)
+			t.reserved = add(t.reserved, e.Amount)
 		case ReservationCaptured:
-			t.reserved = t.reserved.Sub(e.Amount.Add(e.Released))
-			t.used = t.used.Add(e.Amount)
+			t.reserved = sub(t.reserved, add(e.Amount, e.Released))
+			t.used = add(t.used, e.Amount)
 		case ReservationReleased:
-			t.reserved = t.reserved.Sub(e.Amount)
+			t.reserved = sub(t.reserved, e.Amount)
 		case CreditsAdjusted:
-			t.adjusted = t.adjusted.Add(e.Amount)
+			t.adjusted = add(t.adjusted, e.Amount)
 		case GrantExpired:
-			t.expired = t.expired.Add(e.Amount)
+			t.expired = add(t.expired, e.Amount)
 		case GrantVoided:
-			t.adjusted = t.adjusted.Sub(e.Amount)
+			t.adjusted = sub(t.adjusted, e.Amount)
 		case UsageReversed:
-			t.used = t.used.Sub(e.Amount)
+			t.used = sub(t.used, e.Amount)
 		}
 	}
-	balance := t.granted.Add(t.adjusted).Sub(t.used).Sub(t.expired)
 	for _, q := range []struct {
 		name  string
 		value decimal.Decimal
-	}{{"granted", t.granted}, {"used", t.used}, {"expired", t.expired}, {"adjusted", t.adjusted}, {"reserved", t.reserved}, {"balance", balance}} {
-		if q.value.Abs().GreaterThan(LineTotalMax) {
-			return &FieldError{Location: location, Message: fmt.Sprintf("would take the line's %s total to %s, past the limit of %s credits", q.name, q.value, LineTotalMax)}
+	}{{"granted", t.granted}, {"used", t.used}, {"expired", t.expired}, {"adjusted", t.adjusted}, {"reserved", t.reserved}} {
+		if !withinLineTotal(q.value) {
+			return totalError(location, q.name, q.value)
 		}
+	}
+	// Four totals each below 10^11 keep the balance below 4×10^11: the
+	// common case skips computing it.
+	if belowTenPow(t.granted, lineTotalDigits-1) && belowTenPow(t.adjusted, lineTotalDigits-1) &&
+		belowTenPow(t.used, lineTotalDigits-1) && belowTenPow(t.expired, lineTotalDigits-1) {
+		return nil
+	}
+	if balance := sub(sub(add(t.granted, t.adjusted), t.used), t.expired); !withinLineTotal(balance) {
+		return totalError(location, "balance", balance)
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ func (g GrantBalance) ExpiredAt(now time.Time) bool {
 }
 
 // Unpinned is the part of the grant's credits no hold pinned.
-func (g GrantBalance) Unpinned() decimal.Decimal { return g.Remaining.Sub(g.Held) }
+func (g GrantBalance) Unpinned() decimal.Decimal { return sub(g.Remaining, g.Held) }
 
 // burnsBefore is the burn-down order of domain/README.md: priority (lower
 // first), then earliest expiry (no expiry last), then earliest grant.
@@ -156,17 +156,17 @@ func (l *Line) Clone() *Line {
 
 // Balance = granted + adjusted − used − expired.
 func (l *Line) Balance() decimal.Decimal {
-	return l.Granted.Add(l.Adjusted).Sub(l.Used).Sub(l.Expired)
+	return sub(sub(add(l.Granted, l.Adjusted), l.Used), l.Expired)
 }
 
 // Available = balance − reserved.
-func (l *Line) Available() decimal.Decimal { return l.Balance().Sub(l.Reserved) }
+func (l *Line) Available() decimal.Decimal { return sub(l.Balance(), l.Reserved) }
 
 // heldUnallocated is the part of the open holds pinned to no grant.
 func (l *Line) heldUnallocated() decimal.Decimal {
 	held := l.Reserved
 	for _, g := range l.Grants {
-		held = held.Sub(g.Held)
+		held = sub(held, g.Held)
 	}
 	return held
 }
@@ -176,10 +176,10 @@ func (l *Line) heldUnallocated() decimal.Decimal {
 // pinned to no grant. Grants not yet effective, or past expiry, count in
 // Balance but cannot pay. Auto-reload judges its threshold on Free.
 func (l *Line) Free(now time.Time) decimal.Decimal {
-	total := l.Unallocated.Sub(l.heldUnallocated())
+	total := sub(l.Unallocated, l.heldUnallocated())
 	for _, g := range l.Grants {
 		if g.ActiveAt(now) {
-			total = total.Add(g.Unpinned())
+			total = add(total, g.Unpinned())
 		}
 	}
 	return total
@@ -188,7 +188,7 @@ func (l *Line) Free(now time.Time) decimal.Decimal {
 // Spendable is what a debit decided at now may take: Free plus the
 // overdraft limit.
 func (l *Line) Spendable(now time.Time) decimal.Decimal {
-	return l.Free(now).Add(l.OverdraftLimit)
+	return add(l.Free(now), l.OverdraftLimit)
 }
 
 // planBurn returns the grants that pay for amount at now, in burn-down
@@ -207,7 +207,7 @@ func (l *Line) planBurn(amount decimal.Decimal, now time.Time) []Burn {
 		}
 		take := decimal.Min(left, free)
 		burns = append(burns, Burn{GrantID: g.GrantID, Amount: take})
-		left = left.Sub(take)
+		left = sub(left, take)
 	}
 	return burns
 }
@@ -219,7 +219,7 @@ func (l *Line) planPins(amount decimal.Decimal, now time.Time) []Burn {
 	pins := l.planBurn(amount, now)
 	rest := amount
 	for _, p := range pins {
-		rest = rest.Sub(p.Amount)
+		rest = sub(rest, p.Amount)
 	}
 	if rest.IsPositive() {
 		pins = append(pins, Burn{Amount: rest})
@@ -233,10 +233,10 @@ func (l *Line) applyBurn(amount decimal.Decimal, burns []Burn) {
 	left := amount
 	for _, b := range burns {
 		i := l.mustGrant(b.GrantID, "burn")
-		l.Grants[i].Remaining = l.Grants[i].Remaining.Sub(b.Amount)
-		left = left.Sub(b.Amount)
+		l.Grants[i].Remaining = sub(l.Grants[i].Remaining, b.Amount)
+		left = sub(left, b.Amount)
 	}
-	l.Unallocated = l.Unallocated.Sub(left)
+	l.Unallocated = sub(l.Unallocated, left)
 	l.dropEmpty()
 }
 
@@ -270,9 +270,9 @@ func (l *Line) pin(pins []Burn, sign int) {
 		}
 		i := l.mustGrant(p.GrantID, "pin")
 		if sign > 0 {
-			l.Grants[i].Held = l.Grants[i].Held.Add(p.Amount)
+			l.Grants[i].Held = add(l.Grants[i].Held, p.Amount)
 		} else {
-			l.Grants[i].Held = l.Grants[i].Held.Sub(p.Amount)
+			l.Grants[i].Held = sub(l.Grants[i].Held, p.Amount)
 		}
 	}
 }
@@ -353,7 +353,7 @@ func (l *Line) NextDue() (time.Time, bool) {
 func (l *Line) Apply(e Event) {
 	switch e := e.(type) {
 	case CreditsGranted:
-		l.Granted = l.Granted.Add(e.Amount)
+		l.Granted = add(l.Granted, e.Amount)
 		l.GrantsMade++
 		g := GrantBalance{GrantID: e.GrantID, Original: e.Amount, Remaining: e.Amount, Priority: e.Priority,
 			EffectiveAt: e.EffectiveAt, ExpiresAt: e.ExpiresAt, Order: l.GrantsMade}
@@ -366,7 +366,7 @@ func (l *Line) Apply(e Event) {
 			l.Subscriptions[e.SubscriptionID] = s
 		}
 	case UsageDebited:
-		l.Used = l.Used.Add(e.Amount)
+		l.Used = add(l.Used, e.Amount)
 		l.applyBurn(e.Amount, e.Burned)
 	case DebitRejected:
 		// An attempt on record; it moves no credits.
@@ -375,32 +375,32 @@ func (l *Line) Apply(e Event) {
 	case UsageBatchRecorded:
 		// A key on record; it moves nothing.
 	case CreditsReserved:
-		l.Reserved = l.Reserved.Add(e.Amount)
+		l.Reserved = add(l.Reserved, e.Amount)
 		l.pin(e.Pinned, +1)
 		l.Reservations[e.ReservationID] = Hold{ReservationID: e.ReservationID, Amount: e.Amount, ExpiresAt: e.ExpiresAt, Dimensions: e.Dimensions, Pinned: slices.Clone(e.Pinned)}
 	case ReservationCaptured:
 		h := l.mustHold(e.ReservationID)
-		l.Reserved = l.Reserved.Sub(h.Amount)
+		l.Reserved = sub(l.Reserved, h.Amount)
 		l.pin(h.Pinned, -1)
 		delete(l.Reservations, e.ReservationID)
-		l.Used = l.Used.Add(e.Amount)
+		l.Used = add(l.Used, e.Amount)
 		l.applyBurn(e.Amount, e.Burned)
 	case ReservationReleased:
 		h := l.mustHold(e.ReservationID)
-		l.Reserved = l.Reserved.Sub(h.Amount)
+		l.Reserved = sub(l.Reserved, h.Amount)
 		l.pin(h.Pinned, -1)
 		delete(l.Reservations, e.ReservationID)
 	case CreditsAdjusted:
-		l.Adjusted = l.Adjusted.Add(e.Amount)
+		l.Adjusted = add(l.Adjusted, e.Amount)
 		if e.Amount.IsPositive() {
-			l.Unallocated = l.Unallocated.Add(e.Amount)
+			l.Unallocated = add(l.Unallocated, e.Amount)
 		} else {
 			l.applyBurn(e.Amount.Neg(), e.Burned)
 		}
 	case GrantExpired:
 		i := l.mustGrant(e.GrantID, "expiry")
-		l.Expired = l.Expired.Add(e.Amount)
-		l.Grants[i].Remaining = l.Grants[i].Remaining.Sub(e.Amount)
+		l.Expired = add(l.Expired, e.Amount)
+		l.Grants[i].Remaining = sub(l.Grants[i].Remaining, e.Amount)
 		l.dropEmpty()
 	case AutoReloadConfigured:
 		l.AutoReload = AutoReload{Enabled: e.Enabled, Threshold: e.Threshold, Amount: e.Amount}
@@ -408,12 +408,12 @@ func (l *Line) Apply(e Event) {
 	case CreditLineConfigured:
 		l.OverdraftLimit = e.OverdraftLimit
 	case UsageReversed:
-		l.Used = l.Used.Sub(e.Amount)
+		l.Used = sub(l.Used, e.Amount)
 		left := e.Amount
 		for _, r := range e.Returned {
-			left = left.Sub(r.Amount)
+			left = sub(left, r.Amount)
 			if i := l.grantIndex(r.GrantID); i >= 0 {
-				l.Grants[i].Remaining = l.Grants[i].Remaining.Add(r.Amount)
+				l.Grants[i].Remaining = add(l.Grants[i].Remaining, r.Amount)
 				continue
 			}
 			g, ok := l.Depleted[r.GrantID]
@@ -424,11 +424,11 @@ func (l *Line) Apply(e Event) {
 			g.Remaining, g.Held = r.Amount, decimal.Zero
 			l.insertGrant(g)
 		}
-		l.Unallocated = l.Unallocated.Add(left)
+		l.Unallocated = add(l.Unallocated, left)
 	case GrantVoided:
 		i := l.mustGrant(e.GrantID, "void")
-		l.Adjusted = l.Adjusted.Sub(e.Amount)
-		l.Grants[i].Remaining = l.Grants[i].Remaining.Sub(e.Amount)
+		l.Adjusted = sub(l.Adjusted, e.Amount)
+		l.Grants[i].Remaining = sub(l.Grants[i].Remaining, e.Amount)
 		l.Grants[i].Voided = true
 		l.dropEmpty()
 	case GrantExpiryChanged:

@@ -122,7 +122,6 @@ func (b *batch) flushLedger() error {
 			}
 		}
 	}
-	args := make([]any, 0, ledgerShared+ledgerRowsPerInsert*ledgerOwn)
 	for rows := b.ledgerRows; len(rows) > 0; {
 		n := 1
 		for n < len(rows) && n < ledgerRowsPerInsert && rows[n].sharesGroup(&rows[0]) {
@@ -132,18 +131,33 @@ func (b *batch) flushLedger() error {
 		if err != nil {
 			return err
 		}
+		// The order of ledgerInsert's parameters: ledgerShared, then
+		// ledgerOwn per row.
 		first := &rows[0]
-		args = append(args[:0], first.tenantID, first.creditType, first.entryType, first.reference, first.createdAt, int64(first.position),
-			first.granted, first.adjusted, first.expired)
+		stmt.begin()
+		stmt.int(first.tenantID)
+		stmt.text(first.creditType)
+		stmt.text(first.entryType)
+		stmt.text(first.reference)
+		stmt.int(first.createdAt)
+		stmt.int(int64(first.position))
+		stmt.int(first.granted)
+		stmt.int(first.adjusted)
+		stmt.int(first.expired)
 		for i := range rows[:n] {
 			r := &rows[i]
-			var occurredAt any
+			stmt.int(r.amount)
+			stmt.int(r.used)
+			stmt.text(r.sourceID)
+			stmt.text(r.description)
+			stmt.text(r.metadata)
 			if r.hasOccurredAt {
-				occurredAt = r.occurredAt
+				stmt.int(r.occurredAt)
+			} else {
+				stmt.null()
 			}
-			args = append(args, r.amount, r.used, r.sourceID, r.description, r.metadata, occurredAt)
 		}
-		if err := stmt.exec(args...); err != nil {
+		if err := stmt.run(); err != nil {
 			return err
 		}
 		rows = rows[n:]

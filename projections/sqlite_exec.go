@@ -104,6 +104,9 @@ type sqliteExec struct {
 	kinds []byte
 	ints  []int64 // integers; a float's bits; for text and blobs, offset << 32 | length
 	bytes []byte
+	// msg receives SQLite's error message; a field, since a local array
+	// handed to C escapes to the heap on every execution.
+	msg [256]C.char
 }
 
 // arenaMax bounds the text and blob bytes of one execution (offsets and
@@ -113,54 +116,77 @@ const arenaMax = math.MaxInt32
 // exec binds args (driver values, or what database/sql would convert to
 // them), runs the statement to its end and resets it.
 func (e *sqliteExec) exec(args []any) error {
-	e.kinds, e.ints, e.bytes = e.kinds[:0], e.ints[:0], e.bytes[:0]
+	e.begin()
 	for i, a := range args {
 		a, err := driverValue(i, a)
 		if err != nil {
 			return err
 		}
-		kind, n := C.kindNull, int64(0)
 		switch v := a.(type) {
 		case nil:
+			e.null()
 		case int64:
-			kind, n = C.kindInt, v
+			e.int(v)
 		case bool:
-			kind = C.kindInt
+			n := int64(0)
 			if v {
 				n = 1
 			}
+			e.int(n)
 		case float64:
-			kind, n = C.kindFloat, int64(math.Float64bits(v))
+			e.add(C.kindFloat, int64(math.Float64bits(v)))
 		case string:
-			kind, n = C.kindText, int64(len(e.bytes))<<32|int64(len(v))
-			e.bytes = append(e.bytes, v...)
+			e.text(v)
 		case []byte:
-			if v != nil {
-				kind, n = C.kindBlob, int64(len(e.bytes))<<32|int64(len(v))
-				e.bytes = append(e.bytes, v...)
+			if v == nil {
+				e.null()
+				break
 			}
+			e.add(C.kindBlob, int64(len(e.bytes))<<32|int64(len(v)))
+			e.bytes = append(e.bytes, v...)
 		case time.Time:
-			// As go-sqlite3 binds a time: text in its first format.
-			kind = C.kindText
 			start := len(e.bytes)
 			e.bytes = v.AppendFormat(e.bytes, "2006-01-02 15:04:05.999999999-07:00")
-			n = int64(start)<<32 | int64(len(e.bytes)-start)
+			e.add(C.kindText, int64(start)<<32|int64(len(e.bytes)-start))
 		default:
 			return fmt.Errorf("argument %d: %T is not a value SQLite takes", i+1, a)
 		}
-		if len(e.bytes) > arenaMax {
-			return fmt.Errorf("argument %d: more than %d bytes of text in one statement", i+1, arenaMax)
-		}
-		e.kinds = append(e.kinds, byte(kind))
-		e.ints = append(e.ints, n)
 	}
-	// C takes pointers to first elements: give the empty arrays one.
+	return e.run()
+}
+
+// begin, null, int, text and run lay out one execution's values one by
+// one, for callers that have them unboxed: a value boxed into an interface
+// for exec allocates (an int64 past 255, every string).
+func (e *sqliteExec) begin() { e.kinds, e.ints, e.bytes = e.kinds[:0], e.ints[:0], e.bytes[:0] }
+
+func (e *sqliteExec) null() { e.add(C.kindNull, 0) }
+
+func (e *sqliteExec) int(v int64) { e.add(C.kindInt, v) }
+
+func (e *sqliteExec) text(v string) {
+	e.add(C.kindText, int64(len(e.bytes))<<32|int64(len(v)))
+	e.bytes = append(e.bytes, v...)
+}
+
+func (e *sqliteExec) add(kind int, n int64) {
+	e.kinds = append(e.kinds, byte(kind))
+	e.ints = append(e.ints, n)
+}
+
+// run binds the values laid out since begin, runs the statement to its end
+// and resets it.
+func (e *sqliteExec) run() error {
+	if len(e.bytes) > arenaMax {
+		return fmt.Errorf("more than %d bytes of text in one statement", arenaMax)
+	}
+	n := len(e.kinds)
+	// Never empty, so each array has a first element to point at.
 	e.kinds, e.ints, e.bytes = append(e.kinds, 0), append(e.ints, 0), append(e.bytes, 0)
-	var msg [256]C.char
-	rc := C.creditd_exec(e.stmt, C.int(len(args)), (*C.uchar)(unsafe.Pointer(&e.kinds[0])), (*C.int64_t)(unsafe.Pointer(&e.ints[0])),
-		(*C.char)(unsafe.Pointer(&e.bytes[0])), &msg[0], C.int(len(msg)))
+	rc := C.creditd_exec(e.stmt, C.int(n), (*C.uchar)(unsafe.Pointer(&e.kinds[0])), (*C.int64_t)(unsafe.Pointer(&e.ints[0])),
+		(*C.char)(unsafe.Pointer(&e.bytes[0])), &e.msg[0], C.int(len(e.msg)))
 	if rc != 101 { // SQLITE_DONE
-		return fmt.Errorf("sqlite: %s (%d)", C.GoString(&msg[0]), int(rc))
+		return fmt.Errorf("sqlite: %s (%d)", C.GoString(&e.msg[0]), int(rc))
 	}
 	return nil
 }

@@ -30,15 +30,14 @@ const (
 )
 
 func makeKey(tenantID int64, kind, id string) idKey {
-	h := sha256.New()
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(tenantID))
-	h.Write(b[:])
-	h.Write([]byte(kind))
-	h.Write([]byte{0})
-	h.Write([]byte(id))
+	// One buffer hashed at once, on the stack for ids of usual length:
+	// sha256.New and Sum(nil) allocated twice per event.
+	var buf [128]byte
+	b := binary.BigEndian.AppendUint64(buf[:0], uint64(tenantID))
+	b = append(append(append(b, kind...), 0), id...)
+	sum := sha256.Sum256(b)
 	var k idKey
-	copy(k[:], h.Sum(nil))
+	copy(k[:], sum[:])
 	return k
 }
 
@@ -82,7 +81,8 @@ func lineFingerprint(fp uint64, creditType string) uint64 {
 	if fp == 0 {
 		return 0
 	}
-	h := sha256.Sum256([]byte(strconv.FormatUint(fp, 16) + "\x00" + creditType))
+	var buf [96]byte
+	h := sha256.Sum256(append(append(strconv.AppendUint(buf[:0], fp, 16), 0), creditType...))
 	return binary.BigEndian.Uint64(h[:8]) | 1
 }
 

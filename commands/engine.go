@@ -268,10 +268,8 @@ func (e *Engine) originalEvents(ctx context.Context, position uint64, tenantID i
 		if env.TenantID != tenantID || env.CreditType != creditType {
 			continue
 		}
-		for _, ko := range outcomesOf(tenantID, creditType, env.Event) {
-			if ko.key == key {
-				events = append(events, env.Event)
-			}
+		if ko, ok := outcomeOf(tenantID, creditType, env.Event); ok && ko.key == key {
+			events = append(events, env.Event)
 		}
 	}
 	return events, nil

@@ -92,12 +92,13 @@ type keyedOutcome struct {
 	outcome outcome
 }
 
-// outcomesOf lists the index entries an event creates. The live path and
-// the replay path both use it, so the index rebuilt from the log equals the
-// one kept while writing.
-func outcomesOf(tenantID int64, creditType string, e domain.Event) []keyedOutcome {
-	entry := func(kind, id string, fp uint64, status outcomeStatus) []keyedOutcome {
-		return []keyedOutcome{{key: makeKey(tenantID, kind, id), outcome: outcome{fingerprint: lineFingerprint(fp, creditType), status: status}}}
+// outcomeOf is the index entry an event creates, if any (an event creates
+// at most one; a value, not a slice, since it runs for every event). The
+// live path and the replay path both use it, so the index rebuilt from the
+// log equals the one kept while writing.
+func outcomeOf(tenantID int64, creditType string, e domain.Event) (keyedOutcome, bool) {
+	entry := func(kind, id string, fp uint64, status outcomeStatus) (keyedOutcome, bool) {
+		return keyedOutcome{key: makeKey(tenantID, kind, id), outcome: outcome{fingerprint: lineFingerprint(fp, creditType), status: status}}, true
 	}
 	switch e := e.(type) {
 	case domain.CreditsGranted:
@@ -126,7 +127,7 @@ func outcomesOf(tenantID int64, creditType string, e domain.Event) []keyedOutcom
 		return entry(kindReverse, e.UsageID, domain.ReverseUsage{UsageID: e.UsageID, Reason: e.Reason}.Fingerprint(), outcomeAccepted)
 	case domain.GrantVoided:
 		if e.Trigger != "" {
-			return nil // a consequence of another write, not a void request
+			return keyedOutcome{}, false // a consequence of another write, not a void request
 		}
 		return entry(kindVoid, e.GrantID, domain.VoidGrant{GrantID: e.GrantID, Reason: e.Reason}.Fingerprint(), outcomeAccepted)
 	case domain.SubscriptionStarted:
@@ -134,5 +135,5 @@ func outcomesOf(tenantID int64, creditType string, e domain.Event) []keyedOutcom
 	case domain.SubscriptionCanceled:
 		return entry(kindUnsubscribe, e.SubscriptionID, 1, outcomeAccepted)
 	}
-	return nil
+	return keyedOutcome{}, false
 }

@@ -225,7 +225,7 @@ func (p *partition) applyCommit(seq uint64, commit eventstore.Commit) error {
 		if key, ok := lineKeyOf(env); ok {
 			p.win.lineOf[key] = env.CreditType
 		}
-		for _, ko := range outcomesOf(env.TenantID, env.CreditType, env.Event) {
+		if ko, ok := outcomeOf(env.TenantID, env.CreditType, env.Event); ok {
 			ko.outcome.position = seq
 			p.win.seen[ko.key] = ko.outcome
 		}
@@ -554,7 +554,7 @@ func (st *stage) apply(env domain.Envelope) {
 			panic(fmt.Sprintf("invariant broken after %T: %v", env.Event, err))
 		}
 	}
-	for _, ko := range outcomesOf(env.TenantID, env.CreditType, env.Event) {
+	if ko, ok := outcomeOf(env.TenantID, env.CreditType, env.Event); ok {
 		st.seen[ko.key] = ko.outcome
 	}
 	if key, ok := lineKeyOf(env); ok {

@@ -93,7 +93,12 @@ func DecideCheckedUsage(l *Line, checked CheckedUsage, now time.Time) ([]Event, 
 	if occurred.After(now.Add(FutureSkewMax)) {
 		return reject(RejectOccurredInFuture), nil
 	}
-	trigger := "usage:" + c.UsageID
+	// An auto-reload's id; built only for a line where one may fire
+	// (reloadArmed), since it allocates for every debit.
+	var trigger string
+	if reloadArmed(l) {
+		trigger = "usage:" + c.UsageID
+	}
 	line, events := reloadFirst(l, c.Amount, trigger, now)
 	reloaded := len(events) > 0
 	// Zero-amount usage (a failed request, say) is always counted, even on

@@ -69,24 +69,8 @@ func TestFlushBindsInOneCall(t *testing.T) {
 			t.Fatalf("%s: %v", path, err)
 		}
 	}
-	read := func(path string) (got [][]any) {
-		rs, err := db.writer.QueryContext(ctx, `SELECT typeof(a), a, typeof(b), b, typeof(c), c, typeof(d), d, typeof(e), e, typeof(f), f, typeof(g), g FROM kinds WHERE path = ? ORDER BY rowid`, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rs.Close()
-		for rs.Next() {
-			row := make([]any, 14)
-			ptrs := make([]any, 14)
-			for i := range row {
-				ptrs[i] = &row[i]
-			}
-			if err := rs.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, row)
-		}
-		return got
+	read := func(path string) [][]any {
+		return typedRows(t, db, `SELECT typeof(a), a, typeof(b), b, typeof(c), c, typeof(d), d, typeof(e), e, typeof(f), f, typeof(g), g FROM kinds WHERE path = ? ORDER BY rowid`, 14, path)
 	}
 	one, drv := read("one call"), read("driver")
 	if len(one) != len(rows) || !reflect.DeepEqual(one, drv) {
@@ -188,24 +172,8 @@ func TestTypedValuesBindAsBoxedOnes(t *testing.T) {
 			t.Fatalf("%s: %v", path, err)
 		}
 	}
-	read := func(path string) (got [][]any) {
-		rs, err := db.writer.QueryContext(ctx, `SELECT typeof(a), a, typeof(b), b, typeof(c), c, typeof(d), d, typeof(e), e, typeof(f), f FROM typed WHERE path = ? ORDER BY rowid`, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rs.Close()
-		for rs.Next() {
-			row := make([]any, 12)
-			ptrs := make([]any, 12)
-			for i := range row {
-				ptrs[i] = &row[i]
-			}
-			if err := rs.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, row)
-		}
-		return got
+	read := func(path string) [][]any {
+		return typedRows(t, db, `SELECT typeof(a), a, typeof(b), b, typeof(c), c, typeof(d), d, typeof(e), e, typeof(f), f FROM typed WHERE path = ? ORDER BY rowid`, 12, path)
 	}
 	want := read(paths[0])
 	if len(want) != len(rows) {
@@ -216,4 +184,30 @@ func TestTypedValuesBindAsBoxedOnes(t *testing.T) {
 			t.Errorf("%s stored\n%v\nboxed one call stored\n%v", path, got, want)
 		}
 	}
+}
+
+// typedRows reads query's rows of columns values each, as stored (the
+// tests above select each column with its typeof).
+func typedRows(t *testing.T, db *DB, query string, columns int, args ...any) (got [][]any) {
+	t.Helper()
+	rs, err := db.writer.QueryContext(context.Background(), query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		row := make([]any, columns)
+		ptrs := make([]any, columns)
+		for i := range row {
+			ptrs[i] = &row[i]
+		}
+		if err := rs.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, row)
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }

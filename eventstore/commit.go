@@ -47,6 +47,23 @@ func EncodeCommit(c Commit) ([]byte, error) {
 	return encodeCommitJSON(c)
 }
 
+// AppendCommit appends the stored bytes of c (EncodeCommit's) to dst and
+// returns the extended slice. A writer that appends commit after commit
+// reuses one buffer this way, where EncodeCommit returns a new slice each
+// time: the store copies the bytes on publishing and keeps nothing of them.
+// On an error dst is returned as it was.
+func AppendCommit(dst []byte, c Commit) ([]byte, error) {
+	var e encoder
+	if b := e.commit(dst, c); !e.bad {
+		return b, nil
+	}
+	data, err := encodeCommitJSON(c)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, data...), nil
+}
+
 // encodeCommitJSON is the reference encoder, the canonical encoding's
 // definition; encodeCommitFast must match it byte for byte.
 func encodeCommitJSON(c Commit) ([]byte, error) {

@@ -99,6 +99,19 @@ func checkEncode(t testing.TB, c eventstore.Commit) {
 	case !bytes.Equal(got, want):
 		t.Fatalf("EncodeCommit writes\n%s\njson.Marshal writes\n%s", got, want)
 	}
+	// Appended after bytes already there, which must stay; on an error
+	// nothing is appended.
+	// Spare capacity, which a failed fast path scribbles on.
+	prefix := append(make([]byte, 0, 64), "kept,"...)
+	appended, appendErr := eventstore.AppendCommit(prefix, c)
+	switch {
+	case (appendErr == nil) != (wantErr == nil) || appendErr != nil && appendErr.Error() != wantErr.Error():
+		t.Fatalf("AppendCommit error %v, json.Marshal error %v", appendErr, wantErr)
+	case appendErr != nil && string(appended) != "kept,":
+		t.Fatalf("AppendCommit failed and returned %q, want the prefix alone", appended)
+	case appendErr == nil && !bytes.Equal(appended, append([]byte("kept,"), want...)):
+		t.Fatalf("AppendCommit writes\n%s\njson.Marshal writes\n%s", appended, want)
+	}
 	if _, ok := eventstore.EncodeCommitFast(c); ok != (wantErr == nil) {
 		t.Fatalf("hand-written encoder ok=%v where json.Marshal gives error %v", ok, wantErr)
 	}
@@ -279,6 +292,15 @@ func BenchmarkEncodeCommit(b *testing.B) {
 		encode func(eventstore.Commit) ([]byte, error)
 	}{
 		{"hand", eventstore.EncodeCommit},
+		// As a partition's writer encodes: into the buffer of its last
+		// commit.
+		{"hand_append", func() func(eventstore.Commit) ([]byte, error) {
+			var buf []byte
+			return func(c eventstore.Commit) (data []byte, err error) {
+				buf, err = eventstore.AppendCommit(buf[:0], c)
+				return buf, err
+			}
+		}()},
 		{"encoding_json", eventstore.EncodeCommitJSON},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

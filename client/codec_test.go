@@ -404,3 +404,28 @@ func BenchmarkDecodeResults(b *testing.B) {
 		}
 	})
 }
+
+// TestBatchBodyIsSizedExactly: the body holds the events as given, in one
+// allocation of exactly its size.
+func TestBatchBodyIsSizedExactly(t *testing.T) {
+	for _, tc := range []struct {
+		items []item
+		want  string
+	}{
+		{nil, `{"events":[]}`},
+		{[]item{{data: []byte(`{"id":"a"}`)}}, `{"events":[{"id":"a"}]}`},
+		{[]item{{data: []byte(`{"id":"a"}`)}, {data: []byte(`{}`)}, {data: []byte(`{"id":"ü"}`)}}, `{"events":[{"id":"a"},{},{"id":"ü"}]}`},
+	} {
+		body := batchBody(tc.items)
+		if string(body) != tc.want || cap(body) != len(body) {
+			t.Errorf("batchBody = %q (cap %d), want %q (cap %d)", body, cap(body), tc.want, len(tc.want))
+		}
+	}
+	items := make([]item, 100)
+	for i := range items {
+		items[i].data = []byte(`{"id":"u-0000000001","credit_type":"api_calls","amount":"0.002"}`)
+	}
+	if allocs := testing.AllocsPerRun(20, func() { batchBody(items) }); allocs != 1 {
+		t.Errorf("batchBody of 100 events: %v allocations, want 1", allocs)
+	}
+}

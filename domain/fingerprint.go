@@ -26,7 +26,7 @@ const fingerprintBufBytes = 256
 
 // str writes s length-prefixed, so no two different field sequences encode
 // alike (a separator byte could appear inside a field).
-func (f *fingerprinter) str(s string) *fingerprinter {
+func (f fingerprinter) str(s string) fingerprinter {
 	if f.b == nil {
 		f.b = make([]byte, 0, fingerprintBufBytes)
 	}
@@ -36,9 +36,9 @@ func (f *fingerprinter) str(s string) *fingerprinter {
 	return f
 }
 
-func (f *fingerprinter) dec(d decimal.Decimal) *fingerprinter { return f.str(d.String()) }
+func (f fingerprinter) dec(d decimal.Decimal) fingerprinter { return f.str(d.String()) }
 
-func (f *fingerprinter) time(t time.Time) *fingerprinter {
+func (f fingerprinter) time(t time.Time) fingerprinter {
 	if t.IsZero() {
 		return f.str("")
 	}
@@ -47,7 +47,7 @@ func (f *fingerprinter) time(t time.Time) *fingerprinter {
 }
 
 // bytes is str for bytes.
-func (f *fingerprinter) bytes(s []byte) *fingerprinter {
+func (f fingerprinter) bytes(s []byte) fingerprinter {
 	if f.b == nil {
 		f.b = make([]byte, 0, fingerprintBufBytes)
 	}
@@ -57,26 +57,26 @@ func (f *fingerprinter) bytes(s []byte) *fingerprinter {
 	return f
 }
 
-func (f *fingerprinter) stringMap(m map[string]string) *fingerprinter {
+func (f fingerprinter) stringMap(m map[string]string) fingerprinter {
 	if len(m) > 0 {
 		for _, k := range slices.Sorted(maps.Keys(m)) {
-			f.str(k).str(m[k])
+			f = f.str(k).str(m[k])
 		}
 	}
 	return f.str("")
 }
 
-func (f *fingerprinter) dimensions(d Dimensions) *fingerprinter {
-	f.str(d.Module).str(d.Service).str(d.UserID).str(d.WorkflowID).str(d.WorkflowRunID).str(d.Endpoint)
+func (f fingerprinter) dimensions(d Dimensions) fingerprinter {
+	f = f.str(d.Module).str(d.Service).str(d.UserID).str(d.WorkflowID).str(d.WorkflowRunID).str(d.Endpoint)
 	if d.Success {
-		f.str("1")
+		f = f.str("1")
 	} else {
-		f.str("0")
+		f = f.str("0")
 	}
 	return f.dec(d.Quantity).stringMap(d.Custom)
 }
 
-func (f *fingerprinter) sum() uint64 {
+func (f fingerprinter) sum() uint64 {
 	h := sha256.Sum256(f.b)
 	// Zero means "no fingerprint" in stored events; never produce it.
 	return binary.BigEndian.Uint64(h[:8]) | 1

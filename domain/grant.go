@@ -55,16 +55,16 @@ func (c Grant) Validate() error {
 // Fingerprint identifies the request for idempotency.
 func (c Grant) Fingerprint() uint64 {
 	var f fingerprinter
-	f.str("grant").str(c.GrantID).dec(c.Amount).str(string(c.Source)).str(itoa(c.Priority)).time(c.EffectiveAt)
+	f = f.str("grant").str(c.GrantID).dec(c.Amount).str(string(c.Source)).str(itoa(c.Priority)).time(c.EffectiveAt)
 	if c.ExpiresAt != nil {
-		f.time(*c.ExpiresAt)
+		f = f.time(*c.ExpiresAt)
 	} else {
-		f.str("-")
+		f = f.str("-")
 	}
 	if c.CostPerCredit != nil {
-		f.dec(*c.CostPerCredit)
+		f = f.dec(*c.CostPerCredit)
 	} else {
-		f.str("-")
+		f = f.str("-")
 	}
 	return f.str(c.Currency).str(c.Description).str(c.Reference).stringMap(c.Metadata).sum()
 }

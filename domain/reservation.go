@@ -87,11 +87,11 @@ type Capture struct {
 // Fingerprint identifies the request for idempotency.
 func (c Capture) Fingerprint() uint64 {
 	var f fingerprinter
-	f.str("capture").str(c.ReservationID)
+	f = f.str("capture").str(c.ReservationID)
 	if c.Amount != nil {
-		f.dec(*c.Amount)
+		f = f.dec(*c.Amount)
 	} else {
-		f.str("all")
+		f = f.str("all")
 	}
 	return f.sum()
 }

@@ -105,11 +105,11 @@ func (c StartSubscription) Validate() error {
 // Fingerprint identifies the request for idempotency.
 func (c StartSubscription) Fingerprint() uint64 {
 	var f fingerprinter
-	f.str("subscription").str(c.SubscriptionID).dec(c.CreditsPerPeriod).str(string(c.Period)).time(c.StartsAt)
+	f = f.str("subscription").str(c.SubscriptionID).dec(c.CreditsPerPeriod).str(string(c.Period)).time(c.StartsAt)
 	if c.PriceAmount != nil {
-		f.dec(*c.PriceAmount).str(c.PriceCurrency)
+		f = f.dec(*c.PriceAmount).str(c.PriceCurrency)
 	} else {
-		f.str("-")
+		f = f.str("-")
 	}
 	return f.str(strconv.FormatBool(c.Rollover)).sum()
 }

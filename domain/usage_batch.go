@@ -24,9 +24,9 @@ func (b UsageBatch) Validate() error {
 // Fingerprint identifies the whole batch.
 func (b UsageBatch) Fingerprint() uint64 {
 	var f fingerprinter
-	f.str("usage_batch").str(b.Key)
+	f = f.str("usage_batch").str(b.Key)
 	for _, fp := range b.Fingerprints {
-		f.str(strconv.FormatUint(fp, 16))
+		f = f.str(strconv.FormatUint(fp, 16))
 	}
 	return f.sum()
 }

@@ -43,7 +43,14 @@ func (e *Engine) capture(ctx context.Context, tenantID int64, creditType string,
 // held on this line: the line only keeps open holds. One held on another
 // line, or refused, stays not found.
 func closedIfKnown(err error, d decision, reservationID string) error {
-	if errors.Is(err, domain.ErrReservationNotFound) && d.knownOn(kindReservation, reservationID) {
+	if !errors.Is(err, domain.ErrReservationNotFound) {
+		return err
+	}
+	known, lookupErr := d.knownOn(kindReservation, reservationID)
+	switch {
+	case lookupErr != nil:
+		return lookupErr
+	case known:
 		return fmt.Errorf("%w: %s", domain.ErrReservationClosed, reservationID)
 	}
 	return err

@@ -46,9 +46,23 @@ type lineRef struct {
 // current batch, with the work due at the batch's clock applied, that
 // clock, and the index of which line each id was made on.
 type decision struct {
-	line    *domain.Line
-	now     time.Time
-	knownOn func(kind, id string) bool
+	line *domain.Line
+	now  time.Time
+	// What knownOn looks in: fields rather than a closure made per
+	// decision, which cost two allocations per event.
+	st         *stage
+	tenantID   int64
+	creditType string
+}
+
+// knownOn reports whether an id of kind was recorded on the decision's
+// line, in this batch or before; an unreadable id index is ErrUnavailable.
+func (d decision) knownOn(kind, id string) (bool, error) {
+	ct, ok, err := d.st.lineOfKey(makeKey(d.tenantID, kind, id))
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return ok && ct == d.creditType, nil
 }
 
 // op is one write on one line.
@@ -59,6 +73,10 @@ type op struct {
 	key         idKey
 	fingerprint uint64
 	decide      func(d decision) ([]domain.Event, error)
+	// usage, when set, is decided instead of decide: a usage event, the
+	// most frequent op by far, needs no closure (one allocation per event
+	// holding a copy of the event).
+	usage *domain.CheckedUsage
 	// guards marks an op whose refusal refuses the rest of its request: a
 	// usage batch's key used before with other events. It comes first, so
 	// nothing of the request is staged yet when it is refused.
@@ -592,16 +610,12 @@ func (p *partition) decideOp(st *stage, tenantID int64, o op, now time.Time) Res
 	// stored with the write, and not at all when the write is refused
 	// (a refusal stores nothing; the sweeper stores it soon enough).
 	line, due := domain.Due(staged, now)
-	var lookupErr error
-	events, err := o.decide(decision{line: line, now: now, knownOn: func(kind, id string) bool {
-		ct, ok, err := st.lineOfKey(makeKey(tenantID, kind, id))
-		if err != nil {
-			lookupErr = err
-		}
-		return ok && ct == o.creditType
-	}})
-	if lookupErr != nil {
-		return Result{Err: fmt.Errorf("%w: %v", ErrUnavailable, lookupErr)}
+	var events []domain.Event
+	var err error
+	if o.usage != nil {
+		events, err = domain.DecideCheckedUsage(line, *o.usage, now)
+	} else {
+		events, err = o.decide(decision{line: line, now: now, st: st, tenantID: tenantID, creditType: o.creditType})
 	}
 	if err != nil {
 		return Result{Err: err}

@@ -37,16 +37,18 @@ func (e *Engine) recordUsageBatch(ctx context.Context, tenantID int64, batchKey 
 		return nil, fmt.Errorf("%w: a batch holds 1 to %d events", domain.ErrInvalidCommand, UsageBatchMax)
 	}
 	ops := make([]op, len(events), len(events)+1)
+	checked := make([]domain.CheckedUsage, len(events))
 	for i, ev := range events {
-		checked, err := ev.Check()
+		var err error
+		checked[i], err = ev.Check()
 		if err := errors.Join(domain.ValidateCreditType(ev.CreditType), err); err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
 		ops[i] = op{
 			creditType:  ev.CreditType,
 			key:         makeKey(tenantID, kindUsage, ev.UsageID),
-			fingerprint: lineFingerprint(checked.Fingerprint(), ev.CreditType),
-			decide:      func(d decision) ([]domain.Event, error) { return domain.DecideCheckedUsage(d.line, checked, d.now) },
+			fingerprint: lineFingerprint(checked[i].Fingerprint(), ev.CreditType),
+			usage:       &checked[i],
 		}
 	}
 	if batchKey != "" {

@@ -392,6 +392,7 @@ func benchProduce(cfg benchConfig, tenants []benchTenant, tag string, newClient 
 			// events before it returns, and the producers share the cores
 			// with the server they measure.
 			events := make([]client.UsageEvent, 0, cfg.batch)
+			var id []byte // tag-tenant-event, built without fmt's boxing
 			for {
 				job := int(next.Add(1) - 1)
 				if job >= batches*len(tenants) {
@@ -400,7 +401,9 @@ func benchProduce(cfg benchConfig, tenants []benchTenant, tag string, newClient 
 				ti, b := job%len(tenants), job/len(tenants)
 				events = events[:0]
 				for e := b * cfg.batch; e < min((b+1)*cfg.batch, perTenant); e++ {
-					ev := benchEvent(fmt.Sprintf("%s-%d-%d", tag, tenants[ti].id, e), cfg.payload)
+					id = strconv.AppendInt(append(append(id[:0], tag...), '-'), tenants[ti].id, 10)
+					id = strconv.AppendInt(append(id, '-'), int64(e), 10)
+					ev := benchEvent(string(id), cfg.payload)
 					ev.CreditType = benchLine(e % cfg.lines)
 					events = append(events, ev)
 				}

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/shopspring/decimal"
 )
@@ -91,3 +92,25 @@ func belowTenPow(d decimal.Decimal, n int) bool {
 	}
 	return d.Abs().LessThan(decimal.New(1, int32(n)))
 }
+
+// micro returns d in millionths of a credit, and false when that is not
+// exact (more than six decimal places) or not within an int64. It does
+// not allocate: the coefficient is read as an int64 only when its digit
+// count says it fits.
+func micro(d decimal.Decimal) (int64, bool) {
+	exp := int(d.Exponent())
+	if exp < -6 || exp > 12 || d.NumDigits() > 18 {
+		return 0, false
+	}
+	coef := d.CoefficientInt64()
+	scale := pow10[exp+6]
+	if coef > math.MaxInt64/scale || coef < math.MinInt64/scale {
+		return 0, false
+	}
+	return coef * scale, true
+}
+
+// pow10 holds 10^0 to 10^18.
+var pow10 = [...]int64{1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000,
+	10_000_000_000, 100_000_000_000, 1_000_000_000_000, 10_000_000_000_000, 100_000_000_000_000,
+	1_000_000_000_000_000, 10_000_000_000_000_000, 100_000_000_000_000_000, 1_000_000_000_000_000_000}

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -183,4 +184,114 @@ func TestCheckTotalsBoundsTheBalanceOfTotalsWithinTheLimit(t *testing.T) {
 	if err := checkTotals(l, []Event{UsageDebited{UsageID: "u", Amount: d("200000000000")}}, "amount"); err != nil {
 		t.Fatalf("a large debit within every total: %v", err)
 	}
+}
+
+// micro is exact or refuses: every value it converts is the decimal's own
+// in millionths.
+func TestMicroIsExactOrRefuses(t *testing.T) {
+	t.Parallel()
+	for _, text := range []string{"0", "0E+12", "0E-30", "0.000001", "-0.000001", "0.0000001", "1E+12", "1E+13",
+		"9223372036854.775807", "9223372036854.775808", "-9223372036854.775808", "-9223372036854.775809",
+		"1000000000000", "123456789012345678901234567890", "1.5", "-2.250000"} {
+		v := decimal.RequireFromString(text)
+		m, ok := micro(v)
+		fits := v.Mul(decimal.New(1, 6)).IsInteger() && v.Mul(decimal.New(1, 6)).Abs().LessThanOrEqual(decimal.New(math.MaxInt64, 0))
+		if ok && !decimal.New(m, -6).Equal(v) {
+			t.Errorf("micro(%s) = %d, not the same value", text, m)
+		}
+		// Refusing what fits costs only the fast path; it is allowed for
+		// more than six places as written (0E-30 is zero) and for more
+		// than 18 digits, whose coefficient is not read as an int64.
+		if !ok && fits && v.Exponent() >= -6 && v.NumDigits() <= 18 {
+			t.Errorf("micro(%s) refused a value that fits", text)
+		}
+	}
+}
+
+// checkTotals' int64 answer is the decimal one: on random lines and events,
+// and around the limit, they accept and refuse alike.
+func TestCheckTotalsInMicroAgreesWithDecimal(t *testing.T) {
+	t.Parallel()
+	edges := []string{"0", "0.000001", "0.0000001", "1", "-1", "999999999999.999999", "1000000000000",
+		"1000000000000.000001", "-1000000000000", "-1000000000000.000001", "500000000000", "1E+12", "1E+13",
+		"4000000000000", "9223372036854.775807", "123456789012345678901234567890", "0.5", "250000000000.5",
+		// 9×10^18 millionths: two of them wrap an int64.
+		"9000000000000", "-9000000000000"}
+	var values []decimal.Decimal
+	for _, text := range edges {
+		values = append(values, decimal.RequireFromString(text))
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	// Mostly up to ±6×10^11 credits with up to six places (sums of a few
+	// straddle the limit), some edges, a few of any size and exponent.
+	pick := func() decimal.Decimal {
+		switch n := rng.IntN(12); {
+		case n < 3:
+			return values[rng.IntN(len(values))]
+		case n < 11:
+			places := rng.IntN(7)
+			bound := 6 * pow10[11+places-6] * pow10[6]
+			return decimal.New(rng.Int64N(2*bound)-bound, int32(-places))
+		}
+		return decimal.New(rng.Int64N(1<<62)>>rng.IntN(62)*int64(1-2*rng.IntN(2)), int32(rng.IntN(20)-10))
+	}
+	event := func() Event {
+		switch rng.IntN(9) {
+		case 0:
+			return CreditsGranted{Amount: pick()}
+		case 1:
+			return UsageDebited{Amount: pick()}
+		case 2:
+			return CreditsReserved{Amount: pick()}
+		case 3:
+			return ReservationCaptured{Amount: pick(), Released: pick()}
+		case 4:
+			return ReservationReleased{Amount: pick()}
+		case 5:
+			return CreditsAdjusted{Amount: pick()}
+		case 6:
+			return GrantExpired{Amount: pick()}
+		case 7:
+			return GrantVoided{Amount: pick()}
+		default:
+			return UsageReversed{Amount: pick()}
+		}
+	}
+	// Sums that wrap an int64 are left to the decimals, never judged on
+	// their wrapped value.
+	wrap := &Line{Used: d("9000000000000")}
+	if err := checkTotals(wrap, []Event{UsageDebited{Amount: d("9000000000000")}}, "amount"); err == nil {
+		t.Fatal("used 9×10^12 plus 9×10^12 passed the limit check")
+	}
+	refused, exactlyWithin, exactlyPast := 0, 0, 0
+	for i := range 20_000 {
+		l := &Line{Granted: pick(), Used: pick(), Expired: pick(), Adjusted: pick(), Reserved: pick()}
+		events := make([]Event, rng.IntN(4))
+		for j := range events {
+			events[j] = event()
+		}
+		got, want := checkTotals(l, events, "amount"), checkTotalsDecimal(l, events, "amount")
+		if (got == nil) != (want == nil) {
+			t.Fatalf("case %d: line %+v, events %+v: checkTotals %v, in decimals %v", i, l, events, got, want)
+		}
+		if within, exact := totalsWithinMicro(l, events); exact {
+			if within != (want == nil) {
+				t.Fatalf("case %d: line %+v, events %+v: within %v in millionths, in decimals %v", i, l, events, within, want)
+			}
+			if within {
+				exactlyWithin++
+			} else {
+				exactlyPast++
+			}
+		}
+		if want != nil {
+			refused++
+		}
+	}
+	// The cases must straddle the limit, and the millionths must decide
+	// many on each side.
+	if refused < 1000 || refused > 19_000 || exactlyWithin < 500 || exactlyPast < 500 {
+		t.Fatalf("of 20,000: %d refused; decided in millionths %d within, %d past", refused, exactlyWithin, exactlyPast)
+	}
+	t.Logf("of 20,000: %d refused; decided in millionths %d within, %d past", refused, exactlyWithin, exactlyPast)
 }

@@ -3,7 +3,6 @@ package domain
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -59,7 +58,15 @@ func (f fingerprinter) bytes(s []byte) fingerprinter {
 
 func (f fingerprinter) stringMap(m map[string]string) fingerprinter {
 	if len(m) > 0 {
-		for _, k := range slices.Sorted(maps.Keys(m)) {
+		// Sorted in a stack array when the map is no larger than custom
+		// dimensions may be: slices.Sorted allocated twice per event.
+		var buf [CustomKeysMax]string
+		keys := buf[:0]
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
 			f = f.str(k).str(m[k])
 		}
 	}

@@ -49,8 +49,17 @@ func TestFingerprintsAreStable(t *testing.T) {
 func BenchmarkRecordUsageFingerprint(b *testing.B) {
 	c := RecordUsage{UsageID: "evt-000123", Amount: d("0.001"), Description: "x",
 		Dimensions: Dimensions{Module: "search", Service: "api", Endpoint: "/v1/search", UserID: "user-7"}}
-	b.ReportAllocs()
-	for range b.N {
-		c.Fingerprint()
-	}
+	b.Run("plain", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Fingerprint()
+		}
+	})
+	c.Dimensions.Custom = map[string]string{"region": "eu", "tier": "pro", "table_id": "4"}
+	b.Run("custom", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Fingerprint()
+		}
+	})
 }

@@ -325,6 +325,12 @@ func TestDecideUsageRefusesMalformedCommands(t *testing.T) {
 			c.Dimensions.Custom = map[string]string{"region": long(CustomValueLengthMax + 1)}
 		}), []string{"custom.region"}},
 		{"an_empty_custom_key", with(func(c *RecordUsage) { c.Dimensions.Custom = map[string]string{"": "v"} }), []string{"custom"}},
+		{"a_custom_value_that_is_not_utf8", with(func(c *RecordUsage) { c.Dimensions.Custom = map[string]string{"region": "e\xffu"} }), []string{"custom.region"}},
+		{"a_custom_key_that_is_not_utf8", with(func(c *RecordUsage) { c.Dimensions.Custom = map[string]string{"re\xc3": "eu"} }), []string{"custom.re\xc3", "custom.re\xc3"}},
+		{"a_custom_key_with_a_space", with(func(c *RecordUsage) { c.Dimensions.Custom = map[string]string{"a b": "eu"} }), []string{"custom.a b"}},
+		{"one_bad_entry_among_good_ones", with(func(c *RecordUsage) {
+			c.Dimensions.Custom = map[string]string{"region": "eu", "tier": long(CustomValueLengthMax + 1), "plan": "pro"}
+		}), []string{"custom.tier"}},
 		{"a_long_description", with(func(c *RecordUsage) { c.Description = long(TextLengthMax + 1) }), []string{"description"}},
 		{"every_problem_at_once_in_field_order", RecordUsage{Amount: d("0.12345678"), Description: long(TextLengthMax + 1),
 			Dimensions: Dimensions{Module: long(DimensionLengthMax + 1), Quantity: d("-2")}}, []string{"id", "amount", "module", "quantity", "description"}},

@@ -103,6 +103,9 @@ func (v *validator) stringMap(location string, m map[string]string, keysMax, key
 		v.add(location, fmt.Sprintf("has more than %d keys", keysMax), len(m))
 		return
 	}
+	if stringMapValid(m, keyMax, valueMax) {
+		return // the common case: no sorting, no locations built
+	}
 	// Sorted, so the same bad map always yields the same problem list.
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		val := m[k]
@@ -126,12 +129,31 @@ func (v *validator) dimensions(d Dimensions) {
 	if len(d.Custom) == 0 {
 		return // most usage has no custom dimensions: no sorting
 	}
+	valid := true
+	for k := range d.Custom {
+		valid = valid && validCustomKey(k)
+	}
+	if valid {
+		return
+	}
 	for _, k := range slices.Sorted(maps.Keys(d.Custom)) {
 		// Empty and over-long keys are reported by stringMap already.
 		if k != "" && len(k) <= CustomKeyLengthMax && !validCustomKey(k) {
 			v.add("custom."+k, "a custom key is 1 to 64 letters, digits or _-.: (so it can be filtered and grouped on)", k)
 		}
 	}
+}
+
+// stringMapValid reports whether stringMap would find nothing wrong with
+// the keys and values of m (their count aside), without building a
+// location per key as the report of a problem needs.
+func stringMapValid(m map[string]string, keyMax, valueMax int) bool {
+	for k, val := range m {
+		if k == "" || len(k) > keyMax || len(val) > valueMax || !utf8.ValidString(k) || !utf8.ValidString(val) {
+			return false
+		}
+	}
+	return true
 }
 
 func validCustomKey(k string) bool {

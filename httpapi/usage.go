@@ -197,8 +197,8 @@ func decodeUsageBody(body []byte, req *usageBatchRequest) *Problem {
 }
 
 // decodeUsageEvent is decodeUsageBody for one event.
-func decodeUsageEvent(data []byte, req *usageEventRequest) *Problem {
-	if decodeUsageEventFast(data, req) {
+func decodeUsageEvent(d *usageDecoder, data []byte, req *usageEventRequest) *Problem {
+	if d.oneEvent(data, req) {
 		return nil
 	}
 	*req = usageEventRequest{}
@@ -213,11 +213,25 @@ const UsageEventBytesMax = 64 << 10
 // fields and reports every malformed field (*domain.FieldError values with
 // their locations) at once.
 func DecodeUsageEvent(data []byte) (commands.UsageEvent, error) {
+	var d UsageEventDecoder
+	return d.Decode(data)
+}
+
+// UsageEventDecoder decodes usage events one by one as DecodeUsageEvent
+// does, keeping the strings and amounts that recur from event to event (a
+// module, an endpoint, a credit type) rather than allocating them for each:
+// the events of one NATS message share it. Not for concurrent use.
+type UsageEventDecoder struct {
+	d usageDecoder
+}
+
+// Decode is DecodeUsageEvent.
+func (u *UsageEventDecoder) Decode(data []byte) (commands.UsageEvent, error) {
 	if len(data) > UsageEventBytesMax {
 		return commands.UsageEvent{}, fmt.Errorf("%w: event of %d bytes exceeds %d", domain.ErrInvalidCommand, len(data), UsageEventBytesMax)
 	}
 	var req usageEventRequest
-	if p := decodeUsageEvent(data, &req); p != nil {
+	if p := decodeUsageEvent(&u.d, data, &req); p != nil {
 		// The same refusals as POST /v1/usage, located relative to the event.
 		reason := p.Detail
 		for _, pe := range p.Errors {

@@ -29,6 +29,28 @@ func BenchmarkDecodeUsageEvent(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeUsageMessage measures the NATS ingest path's decoding of
+// a message of 100 events, one after the other through one decoder, as
+// ingest decodes a producer's batch. Per event.
+func BenchmarkDecodeUsageMessage(b *testing.B) {
+	events := make([][]byte, 100)
+	for i := range events {
+		events[i] = []byte(usageEventJSON(i))
+	}
+	b.SetBytes(int64(len(events[0])))
+	b.ReportAllocs()
+	for b.Loop() {
+		var dec UsageEventDecoder
+		for _, data := range events {
+			if _, err := dec.Decode(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(events)), "ns/event")
+	b.ReportMetric(0, "ns/op")
+}
+
 // BenchmarkDecodeUsageBatch measures POST /v1/usage's decoding of a full
 // batch of 1000 events, body to request type.
 func BenchmarkDecodeUsageBatch(b *testing.B) {

@@ -101,7 +101,14 @@ func decodeUsageBatchFast(body []byte, req *usageBatchRequest) bool {
 // into ev, exactly as decodeBody would; ok=false when it cannot vouch for
 // that, leaving ev to be reset by the caller.
 func decodeUsageEventFast(data []byte, ev *usageEventRequest) bool {
-	d := usageDecoder{b: data}
+	var d usageDecoder
+	return d.oneEvent(data, ev)
+}
+
+// oneEvent is decodeUsageEventFast on a decoder that may have decoded
+// other events before: its interned strings and decimals serve again.
+func (d *usageDecoder) oneEvent(data []byte, ev *usageEventRequest) bool {
+	d.b, d.i, d.bad = data, 0, false
 	d.event(ev)
 	d.ws()
 	return !d.bad && d.i == len(d.b)

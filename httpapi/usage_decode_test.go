@@ -82,7 +82,8 @@ func checkUsageDecode(t *testing.T, body []byte) {
 
 	var wantEvent, gotEvent usageEventRequest
 	wantEventProblem := decodeBody(body, &wantEvent)
-	gotEventProblem := decodeUsageEvent(body, &gotEvent)
+	var fresh usageDecoder
+	gotEventProblem := decodeUsageEvent(&fresh, body, &gotEvent)
 	sameCustom(&wantEvent)
 	switch {
 	case !reflect.DeepEqual(gotEventProblem, wantEventProblem):
@@ -90,7 +91,27 @@ func checkUsageDecode(t *testing.T, body []byte) {
 	case wantEventProblem == nil && !reflect.DeepEqual(gotEvent, wantEvent):
 		t.Fatalf("event %q:\ngot      %#v\njson v2  %#v", body, gotEvent, wantEvent)
 	}
+	// Again on a decoder that decoded other events first, as the events
+	// of one NATS message share one: what it kept from them (interned
+	// strings and amounts, a half-read event's scratch) changes nothing.
+	var warm usageDecoder
+	for _, other := range [][]byte{[]byte(warmUsageEvent), body, []byte(`{"id":"x","amount":"1e3","module":"\u0073earch"`)} {
+		var ignored usageEventRequest
+		decodeUsageEvent(&warm, other, &ignored)
+	}
+	var again usageEventRequest
+	againProblem := decodeUsageEvent(&warm, body, &again)
+	switch {
+	case !reflect.DeepEqual(againProblem, wantEventProblem):
+		t.Fatalf("event %q on a used decoder: problem %+v, json v2 %+v", body, againProblem, wantEventProblem)
+	case wantEventProblem == nil && !reflect.DeepEqual(again, wantEvent):
+		t.Fatalf("event %q on a used decoder:\ngot      %#v\njson v2  %#v", body, again, wantEvent)
+	}
 }
+
+// warmUsageEvent fills a decoder's caches before the event checked.
+const warmUsageEvent = `{"id":"w1","amount":"2.5","credit_type":"credits","module":"search","service":"api","endpoint":"/v1/search",` +
+	`"user_id":"user-7","workflow_id":"wf","description":"x","quantity":"0.001","success":true,"custom":{"region":"eu"}}`
 
 // TestDecodeUsageMatchesJSONv2: every seed, alone as an event and in
 // batches, decodes as json v2 decodes it.

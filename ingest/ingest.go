@@ -160,8 +160,9 @@ func (h *handler) handle(msg *message.Message) error {
 		reason string
 	}
 	var invalids []invalid
+	var dec httpapi.UsageEventDecoder // the message's events share what recurs
 	for _, raw := range raws {
-		ev, err := httpapi.DecodeUsageEvent(raw)
+		ev, err := dec.Decode(raw)
 		if err != nil {
 			invalids = append(invalids, invalid{raw, "invalid event: " + describe(err)})
 			continue

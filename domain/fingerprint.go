@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/internal/dectext"
 )
 
 // fingerprinter hashes a command's fields as the client gave them, so that a
@@ -35,7 +37,11 @@ func (f fingerprinter) str(s string) fingerprinter {
 	return f
 }
 
-func (f fingerprinter) dec(d decimal.Decimal) fingerprinter { return f.str(d.String()) }
+// dec writes d's String, laid out without allocating (dectext).
+func (f fingerprinter) dec(d decimal.Decimal) fingerprinter {
+	var text [40]byte
+	return f.bytes(dectext.Append(text[:0], d))
+}
 
 func (f fingerprinter) time(t time.Time) fingerprinter {
 	if t.IsZero() {

@@ -9,6 +9,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditd/creditd/domain"
+	"github.com/creditd/creditd/internal/dectext"
 	"github.com/creditd/creditd/internal/jsonquote"
 )
 
@@ -47,10 +48,6 @@ const (
 	// own that is dropped afterwards, so one huge commit does not stay in
 	// memory for good.
 	encodeBufMax = 1 << 20
-	// decimalExpMax bounds the exponents the encoder writes itself: a
-	// decimal scaled further (never an amount, which has at most 6 places)
-	// is written by Decimal.String, which handles any.
-	decimalExpMax = 64
 )
 
 // encodeBufs holds scratch buffers: a commit is written into one, then
@@ -106,15 +103,11 @@ func (e *encoder) time(b []byte, t time.Time) []byte {
 	return append(out, '"')
 }
 
-// decimal appends d as Decimal.MarshalJSON does: its String, quoted. The
-// common case, a coefficient of at most 18 digits (every amount), is
-// written from the coefficient's int64 without the strings String builds;
-// other decimals, and any setting of the package's formatting globals but
-// the defaults, go through MarshalJSON itself.
+// decimal appends d as Decimal.MarshalJSON does: its String, quoted,
+// written by dectext.Append without the strings String builds; with
+// MarshalJSONWithoutQuotes set, through MarshalJSON itself.
 func (e *encoder) decimal(b []byte, d decimal.Decimal) []byte {
-	exp := d.Exponent()
-	if decimal.MarshalJSONWithoutQuotes || !decimal.TrimTrailingZeros || decimal.UseScientificNotation ||
-		exp > decimalExpMax || exp < -decimalExpMax || d.NumDigits() > 18 {
+	if decimal.MarshalJSONWithoutQuotes {
 		text, err := d.MarshalJSON()
 		if err != nil {
 			e.fail()
@@ -122,53 +115,10 @@ func (e *encoder) decimal(b []byte, d decimal.Decimal) []byte {
 		}
 		return append(b, text...)
 	}
-	coef := d.CoefficientInt64()
+	// MarshalJSON writes String() in quotes (dectext.Append).
 	b = append(b, '"')
-	switch {
-	case exp == 0 || coef == 0:
-		// String writes 0 for a zero whatever its exponent.
-		b = strconv.AppendInt(b, coef, 10)
-	case exp > 0:
-		b = strconv.AppendInt(b, coef, 10)
-		for range exp {
-			b = append(b, '0')
-		}
-	default:
-		b = appendScaled(b, coef, int(-exp))
-	}
+	b = dectext.Append(b, d)
 	return append(b, '"')
-}
-
-// appendScaled appends coef × 10^-places (places > 0, coef ≠ 0) as
-// Decimal.String does: the integer part ("0" when there is none), then the
-// fraction without its trailing zeros, after a point if any digit is left.
-func appendScaled(b []byte, coef int64, places int) []byte {
-	magnitude := uint64(coef)
-	if coef < 0 {
-		b = append(b, '-')
-		magnitude = -magnitude // math.MinInt64 too: its magnitude is 1<<63
-	}
-	var digitsBuf [20]byte
-	digits := strconv.AppendUint(digitsBuf[:0], magnitude, 10)
-	leadingZeros := 0
-	if len(digits) > places {
-		b = append(b, digits[:len(digits)-places]...)
-		digits = digits[len(digits)-places:]
-	} else {
-		b = append(b, '0')
-		leadingZeros = places - len(digits)
-	}
-	for len(digits) > 0 && digits[len(digits)-1] == '0' {
-		digits = digits[:len(digits)-1]
-	}
-	if len(digits) == 0 {
-		return b
-	}
-	b = append(b, '.')
-	for range leadingZeros {
-		b = append(b, '0')
-	}
-	return append(b, digits...)
 }
 
 // stringMap appends a map with its keys sorted, as json.Marshal does;

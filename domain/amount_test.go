@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 )
@@ -294,4 +295,68 @@ func TestCheckTotalsInMicroAgreesWithDecimal(t *testing.T) {
 		t.Fatalf("of 20,000: %d refused; decided in millionths %d within, %d past", refused, exactlyWithin, exactlyPast)
 	}
 	t.Logf("of 20,000: %d refused; decided in millionths %d within, %d past", refused, exactlyWithin, exactlyPast)
+}
+
+// TestMoveTotalsIsWhatApplyDoes: for an event of every kind that moves a
+// total (a grant, a debit, a reservation captured in part and one
+// released, adjustments both ways, a void, a reversal, an expiry), the
+// limit check's map of which total it moves (moveTotals) is what applying
+// it does to the line. TestRandomizedLineProperties checks the same on
+// random histories, which hold no voids or reversals.
+func TestMoveTotalsIsWhatApplyDoes(t *testing.T) {
+	t.Parallel()
+	l := NewLine(DefaultCreditType)
+	seen := map[string]bool{}
+	step := func(events []Event, err error) []Event {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			before := l.Clone()
+			want := totalsOf(before)
+			moveTotals(e, func(k total, amount decimal.Decimal, negate bool) bool {
+				if negate {
+					want[k] = want[k].Sub(amount)
+				} else {
+					want[k] = want[k].Add(amount)
+				}
+				return true
+			})
+			apply(t, l, e)
+			for k, got := range totalsOf(l) {
+				if !got.Equal(want[k]) {
+					t.Fatalf("%T moved %s %s -> %s; the limit check counts %s", e, totalNames[k], totalsOf(before)[k], got, want[k])
+				}
+			}
+			seen[string(e.EventType())] = true
+		}
+		return events
+	}
+	expiry := t0.Add(time.Hour)
+	step(DecideGrant(l, Grant{GrantID: "g1", Amount: d("100"), Source: SourcePurchase}, t0))
+	step(DecideGrant(l, Grant{GrantID: "g2", Amount: d("50"), Source: SourcePurchase, Priority: 1}, t0))
+	step(DecideGrant(l, Grant{GrantID: "g3", Amount: d("7"), Source: SourcePromotional, ExpiresAt: &expiry}, t0))
+	debited := step(DecideUsage(l, RecordUsage{UsageID: "u1", Amount: d("10")}, t0))
+	step(DecideReserve(l, Reserve{ReservationID: "r1", Amount: d("20")}, t0))
+	step(DecideCapture(l, Capture{ReservationID: "r1", Amount: dp("5")}, t0))
+	step(DecideReserve(l, Reserve{ReservationID: "r2", Amount: d("4")}, t0))
+	step(DecideRelease(l, "r2", ReleaseReleased, t0))
+	step(DecideAdjust(l, Adjust{AdjustmentID: "a1", Amount: d("3"), Reason: "goodwill"}, t0))
+	step(DecideAdjust(l, Adjust{AdjustmentID: "a2", Amount: d("-2"), Reason: "correction"}, t0))
+	step(DecideVoidGrant(l, VoidGrant{GrantID: "g2", Reason: "refund"}))
+	var usage UsageDebited
+	for _, e := range debited {
+		if u, ok := e.(UsageDebited); ok {
+			usage = u
+		}
+	}
+	step(DecideReverseUsage(l, ReverseUsage{UsageID: "u1", Reason: "refund"}, usage, t0))
+	step(DecideDue(l, expiry.Add(time.Second)), nil)
+	for _, typ := range []EventType{EventCreditsGranted, EventUsageDebited, EventCreditsReserved, EventReservationCaptured,
+		EventReservationReleased, EventCreditsAdjusted, EventGrantVoided, EventUsageReversed, EventGrantExpired} {
+		if !seen[string(typ)] {
+			t.Errorf("no %s event was checked", typ)
+		}
+	}
 }

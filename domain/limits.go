@@ -27,9 +27,51 @@ func totalError(location, name string, v decimal.Decimal) error {
 	return &FieldError{Location: location, Message: fmt.Sprintf("would take the line's %s total to %s, past the limit of %s credits", name, v, LineTotalMax)}
 }
 
-// lineTotals are the quantities LineTotalMax bounds.
-type lineTotals struct {
-	granted, used, expired, adjusted, reserved decimal.Decimal
+// total names a quantity LineTotalMax bounds, the balance aside.
+type total int
+
+const (
+	totalGranted total = iota
+	totalUsed
+	totalExpired
+	totalAdjusted
+	totalReserved
+	totalCount
+)
+
+var totalNames = [totalCount]string{"granted", "used", "expired", "adjusted", "reserved"}
+
+// totalsOf are l's totals, indexed by total.
+func totalsOf(l *Line) [totalCount]decimal.Decimal {
+	return [totalCount]decimal.Decimal{l.Granted, l.Used, l.Expired, l.Adjusted, l.Reserved}
+}
+
+// moveTotals calls move for each total e changes, with the amount added
+// (subtracted when negate), until move returns false, and reports whether
+// none did. It is the one place that says which event moves which total,
+// for both ways of checking them.
+func moveTotals(e Event, move func(t total, amount decimal.Decimal, negate bool) bool) bool {
+	switch e := e.(type) {
+	case CreditsGranted:
+		return move(totalGranted, e.Amount, false)
+	case UsageDebited:
+		return move(totalUsed, e.Amount, false)
+	case CreditsReserved:
+		return move(totalReserved, e.Amount, false)
+	case ReservationCaptured:
+		return move(totalReserved, e.Amount, true) && move(totalReserved, e.Released, true) && move(totalUsed, e.Amount, false)
+	case ReservationReleased:
+		return move(totalReserved, e.Amount, true)
+	case CreditsAdjusted:
+		return move(totalAdjusted, e.Amount, false)
+	case GrantExpired:
+		return move(totalExpired, e.Amount, false)
+	case GrantVoided:
+		return move(totalAdjusted, e.Amount, true)
+	case UsageReversed:
+		return move(totalUsed, e.Amount, true)
+	}
+	return true
 }
 
 // checkTotals returns a FieldError at location when applying events to l
@@ -45,45 +87,30 @@ func checkTotals(l *Line, events []Event, location string) error {
 // checkTotalsDecimal is checkTotals in decimal arithmetic: exact for any
 // amount, and what names the total past the limit.
 func checkTotalsDecimal(l *Line, events []Event, location string) error {
-	t := lineTotals{l.Granted, l.Used, l.Expired, l.Adjusted, l.Reserved}
+	t := totalsOf(l)
 	for _, e := range events {
-		switch e := e.(type) {
-		case CreditsGranted:
-			t.granted = add(t.granted, e.Amount)
-		case UsageDebited:
-			t.used = add(t.used, e.Amount)
-		case CreditsReserved:
-			t.reserved = add(t.reserved, e.Amount)
-		case ReservationCaptured:
-			t.reserved = sub(t.reserved, add(e.Amount, e.Released))
-			t.used = add(t.used, e.Amount)
-		case ReservationReleased:
-			t.reserved = sub(t.reserved, e.Amount)
-		case CreditsAdjusted:
-			t.adjusted = add(t.adjusted, e.Amount)
-		case GrantExpired:
-			t.expired = add(t.expired, e.Amount)
-		case GrantVoided:
-			t.adjusted = sub(t.adjusted, e.Amount)
-		case UsageReversed:
-			t.used = sub(t.used, e.Amount)
+		moveTotals(e, func(k total, amount decimal.Decimal, negate bool) bool {
+			if negate {
+				t[k] = sub(t[k], amount)
+			} else {
+				t[k] = add(t[k], amount)
+			}
+			return true
+		})
+	}
+	for k, value := range t {
+		if !withinLineTotal(value) {
+			return totalError(location, totalNames[k], value)
 		}
 	}
-	for _, q := range []struct {
-		name  string
-		value decimal.Decimal
-	}{{"granted", t.granted}, {"used", t.used}, {"expired", t.expired}, {"adjusted", t.adjusted}, {"reserved", t.reserved}} {
-		if !withinLineTotal(q.value) {
-			return totalError(location, q.name, q.value)
-		}
-	}
+	granted, used, expired, adjusted := t[totalGranted], t[totalUsed], t[totalExpired], t[totalAdjusted]
 	// Four totals each below 10^11 keep the balance below 4×10^11: the
 	// common case skips computing it.
-	if belowTenPow(t.granted, lineTotalDigits-1) && belowTenPow(t.adjusted, lineTotalDigits-1) &&
-		belowTenPow(t.used, lineTotalDigits-1) && belowTenPow(t.expired, lineTotalDigits-1) {
+	if belowTenPow(granted, lineTotalDigits-1) && belowTenPow(adjusted, lineTotalDigits-1) &&
+		belowTenPow(used, lineTotalDigits-1) && belowTenPow(expired, lineTotalDigits-1) {
 		return nil
 	}
-	if balance := sub(sub(add(t.granted, t.adjusted), t.used), t.expired); !withinLineTotal(balance) {
+	if balance := sub(sub(add(granted, adjusted), used), expired); !withinLineTotal(balance) {
 		return totalError(location, "balance", balance)
 	}
 	return nil
@@ -97,47 +124,24 @@ func checkTotalsDecimal(l *Line, events []Event, location string) error {
 // 10^18 millionths, and the balance, a sum of four of them, stays below
 // 2^63.
 func totalsWithinMicro(l *Line, events []Event) (within, exact bool) {
-	var granted, used, expired, adjusted, reserved int64
-	for _, v := range [...]struct {
-		to *int64
-		d  decimal.Decimal
-	}{{&granted, l.Granted}, {&used, l.Used}, {&expired, l.Expired}, {&adjusted, l.Adjusted}, {&reserved, l.Reserved}} {
-		if *v.to, exact = micro(v.d); !exact {
+	var m [totalCount]int64
+	for k, d := range totalsOf(l) {
+		if m[k], exact = micro(d); !exact {
 			return false, false
 		}
 	}
-	ok := true
+	move := func(k total, amount decimal.Decimal, negate bool) bool { return addMicro(&m[k], amount, negate) }
 	for _, e := range events {
-		switch e := e.(type) {
-		case CreditsGranted:
-			ok = addMicro(&granted, e.Amount, false)
-		case UsageDebited:
-			ok = addMicro(&used, e.Amount, false)
-		case CreditsReserved:
-			ok = addMicro(&reserved, e.Amount, false)
-		case ReservationCaptured:
-			ok = addMicro(&reserved, e.Amount, true) && addMicro(&reserved, e.Released, true) && addMicro(&used, e.Amount, false)
-		case ReservationReleased:
-			ok = addMicro(&reserved, e.Amount, true)
-		case CreditsAdjusted:
-			ok = addMicro(&adjusted, e.Amount, false)
-		case GrantExpired:
-			ok = addMicro(&expired, e.Amount, false)
-		case GrantVoided:
-			ok = addMicro(&adjusted, e.Amount, true)
-		case UsageReversed:
-			ok = addMicro(&used, e.Amount, true)
-		}
-		if !ok {
+		if !moveTotals(e, move) {
 			return false, false
 		}
 	}
-	for _, v := range [...]int64{granted, used, expired, adjusted, reserved} {
+	for _, v := range m {
 		if v > lineTotalMaxMicro || v < -lineTotalMaxMicro {
 			return false, true
 		}
 	}
-	balance := granted + adjusted - used - expired
+	balance := m[totalGranted] + m[totalAdjusted] - m[totalUsed] - m[totalExpired]
 	return balance <= lineTotalMaxMicro && balance >= -lineTotalMaxMicro, true
 }
 

@@ -373,6 +373,22 @@ func (p *propertyRun) decided(ev []Event) {
 
 		apply(p.t, l, e)
 		p.log = append(p.log, loggedEvent{now, e})
+		// The limit check's map of which event moves which total
+		// (moveTotals) is what applying the event does.
+		want := totalsOf(before)
+		moveTotals(e, func(k total, amount decimal.Decimal, negate bool) bool {
+			if negate {
+				want[k] = want[k].Sub(amount)
+			} else {
+				want[k] = want[k].Add(amount)
+			}
+			return true
+		})
+		for k, got := range totalsOf(l) {
+			if !got.Equal(want[k]) {
+				p.fatalf("%T moved %s %s -> %s; the limit check counts %s", e, totalNames[k], totalsOf(before)[k], got, want[k])
+			}
+		}
 
 		if l.Used.LessThan(before.Used) {
 			p.fatalf("used went down from %s to %s", before.Used, l.Used)

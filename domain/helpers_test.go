@@ -278,3 +278,18 @@ func sameReflect(path string, a, b reflect.Value) error {
 	}
 	return nil
 }
+
+// predictedTotals are the totals of before once e is applied, as the limit
+// check counts them (moveTotals).
+func predictedTotals(before *Line, e Event) [totalCount]decimal.Decimal {
+	want := totalsOf(before)
+	moveTotals(e, func(k total, amount decimal.Decimal, negate bool) bool {
+		if negate {
+			want[k] = want[k].Sub(amount)
+		} else {
+			want[k] = want[k].Add(amount)
+		}
+		return true
+	})
+	return want
+}

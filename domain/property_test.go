@@ -375,15 +375,7 @@ func (p *propertyRun) decided(ev []Event) {
 		p.log = append(p.log, loggedEvent{now, e})
 		// The limit check's map of which event moves which total
 		// (moveTotals) is what applying the event does.
-		want := totalsOf(before)
-		moveTotals(e, func(k total, amount decimal.Decimal, negate bool) bool {
-			if negate {
-				want[k] = want[k].Sub(amount)
-			} else {
-				want[k] = want[k].Add(amount)
-			}
-			return true
-		})
+		want := predictedTotals(before, e)
 		for k, got := range totalsOf(l) {
 			if !got.Equal(want[k]) {
 				p.fatalf("%T moved %s %s -> %s; the limit check counts %s", e, totalNames[k], totalsOf(before)[k], got, want[k])

@@ -88,6 +88,13 @@ type Config struct {
 
 	NATS     *nats.Conn
 	TenantID int64
+	// NATSRequest sends each batch as a NATS request to
+	// credits.record.<TenantID>, answered as POST /v1/usage is, with each
+	// event's outcome, once stored. Without it, a batch is queued on the
+	// usage work stream (credits.usage.<TenantID>) and recorded moments
+	// later: that keeps events while no creditd runs, but stores each
+	// twice, and its results only say "queued".
+	NATSRequest bool
 
 	// BatchSize bounds the events per request (at most 1000); Linger is
 	// how long a partial batch waits for more.
@@ -196,6 +203,10 @@ func New(cfg Config) (*Client, error) {
 	case cfg.NATS != nil && cfg.HTTPURL == "":
 		if cfg.TenantID < 1 {
 			return nil, errors.New("client: NATS needs the TenantID")
+		}
+		if cfg.NATSRequest {
+			c.send = c.sendNATSRequest
+			break
 		}
 		js, err := jetstream.New(cfg.NATS)
 		if err != nil {
@@ -347,18 +358,40 @@ func (c *Client) sendHTTP(ctx context.Context, batch []item) ([]Result, error) {
 	if err != nil {
 		return nil, retryable{err}
 	}
+	return answerResults(resp.StatusCode, data, len(batch))
+}
+
+// answerResults reads creditd's answer to a batch of n events: its
+// status, as POST /v1/usage answers it, and its body.
+func answerResults(status int, data []byte, n int) ([]Result, error) {
 	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return nil, retryable{fmt.Errorf("creditd answered %d: %s", resp.StatusCode, data)}
+	case status == http.StatusOK:
+	case status == http.StatusTooManyRequests || status >= 500:
+		return nil, retryable{fmt.Errorf("creditd answered %d: %s", status, data)}
 	default:
-		return nil, fmt.Errorf("%w: %d %s", ErrRejectedRequest, resp.StatusCode, data)
+		return nil, fmt.Errorf("%w: %d %s", ErrRejectedRequest, status, data)
 	}
-	results, err := decodeResults(data, len(batch))
-	if err != nil || len(results) != len(batch) {
+	results, err := decodeResults(data, n)
+	if err != nil || len(results) != n {
 		return nil, retryable{fmt.Errorf("unexpected answer: %s", data)}
 	}
 	return results, nil
+}
+
+// sendNATSRequest sends the batch as a request to the tenant's record
+// subject. No answer (no creditd running, a timeout) is retried: the
+// events' ids make a repeat a duplicate.
+func (c *Client) sendNATSRequest(ctx context.Context, batch []item) ([]Result, error) {
+	msg := &nats.Msg{Subject: "credits.record." + strconv.FormatInt(c.cfg.TenantID, 10), Data: batchBody(batch)}
+	reply, err := c.cfg.NATS.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		return nil, retryable{err}
+	}
+	status, err := strconv.Atoi(reply.Header.Get("Creditd-Status"))
+	if err != nil {
+		return nil, retryable{fmt.Errorf("an answer without its status: %s", reply.Data)}
+	}
+	return answerResults(status, reply.Data, len(batch))
 }
 
 // sendNATS publishes the batch as one message to the tenant's usage

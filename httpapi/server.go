@@ -164,13 +164,8 @@ type API struct {
 
 // New returns the API's handler.
 func New(cfg Config) http.Handler {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
-	}
-	a := &API{cfg: cfg, writer: cfg.Writer, reader: cfg.Reader, log: cfg.Logger, mux: http.NewServeMux()}
+	a := newAPI(cfg)
+	a.mux = http.NewServeMux()
 	a.routes = a.routeTable()
 	a.profileErrors = profileErrors(a.routes)
 	for _, rt := range a.routes {
@@ -181,6 +176,20 @@ func New(cfg Config) http.Handler {
 		a.routed = cfg.Middleware(a.routed)
 	}
 	return a.withRequestID(a.withProfileErrors(a.withAccessLog(a.withRecover(a))))
+}
+
+// NewUsageAnswerer returns what answers usage bodies that come by NATS
+// (AnswerUsage), as the handler New returns for cfg answers them by HTTP.
+func NewUsageAnswerer(cfg Config) *API { return newAPI(cfg) }
+
+func newAPI(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	return &API{cfg: cfg, writer: cfg.Writer, reader: cfg.Reader, log: cfg.Logger}
 }
 
 // ServeHTTP serves through the configured middleware.

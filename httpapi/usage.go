@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -99,18 +101,61 @@ func (a *API) recordUsage(w http.ResponseWriter, r *http.Request, tenantID int64
 		writeProblem(w, r, a.log, p)
 		return
 	}
+	resp, err := a.recordUsageBody(r.Context(), tenantID, body, r.Header.Get(idempotencyKeyHeader), scratch)
+	if err != nil {
+		writeProblem(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// AnswerUsage records a body of POST /v1/usage that came another way than
+// HTTP (a NATS request on credits.record.<tenant_id>) and returns what
+// POST /v1/usage would have answered: its status and its JSON, the batch's
+// results or an RFC 7807 problem, from the same checks. batchKey is the
+// Idempotency-Key, if any; instance names the request in a problem.
+func (a *API) AnswerUsage(ctx context.Context, tenantID int64, body []byte, batchKey, instance string) (status int, answer []byte) {
+	scratch := usageScratches.Get().(*usageScratch)
+	defer scratch.release()
+	var resp usageBatchResponse
+	var err error
+	if len(body) > usageBodyMax {
+		err = newProblem(http.StatusRequestEntityTooLarge, "request-too-large", fmt.Sprintf("the body exceeds %d bytes", usageBodyMax))
+	} else {
+		resp, err = a.recordUsageBody(ctx, tenantID, body, batchKey, scratch)
+	}
+	var out any = resp
+	status = http.StatusOK
+	if err != nil {
+		p := problemFor(err)
+		if p == nil {
+			a.log.Error("usage request failed", "instance", instance, "err", err)
+			p = newProblem(http.StatusInternalServerError, "internal", "an internal error occurred")
+		}
+		p.cut()
+		p.Instance = cutText(instance)
+		status, out = p.Status, p
+	}
+	answer, err = json.Marshal(out)
+	if err != nil {
+		panic(err) // a response of strings and numbers always encodes
+	}
+	return status, answer
+}
+
+// recordUsageBody checks and records the body of POST /v1/usage; the error
+// is the request's problem, or the write side's error.
+func (a *API) recordUsageBody(ctx context.Context, tenantID int64, body []byte, batchKey string, scratch *usageScratch) (usageBatchResponse, error) {
 	req := usageBatchRequest{Events: scratch.events[:0]}
-	p = decodeUsageBody(body, &req)
+	p := decodeUsageBody(body, &req)
 	scratch.events = req.Events
 	if p != nil {
-		writeProblem(w, r, a.log, p)
-		return
+		return usageBatchResponse{}, p
 	}
 	if len(req.Events) == 0 || len(req.Events) > commands.UsageBatchMax {
 		p := newProblem(http.StatusBadRequest, "invalid-request", fmt.Sprintf("a batch holds 1 to %d events", commands.UsageBatchMax))
 		p.Errors = []ProblemError{{Location: "body.events", Message: fmt.Sprintf("must hold 1 to %d events", commands.UsageBatchMax), Value: len(req.Events)}}
-		writeProblem(w, r, a.log, p)
-		return
+		return usageBatchResponse{}, p
 	}
 	// Every event is checked before any is stored: a batch with a malformed
 	// event is refused whole, with every problem listed.
@@ -137,22 +182,19 @@ func (a *API) recordUsage(w http.ResponseWriter, r *http.Request, tenantID int64
 	}
 	// The header keys the whole batch: there is no body id to compare it
 	// with, so it is checked like an id on its own.
-	batchKey := r.Header.Get(idempotencyKeyHeader)
 	if batchKey != "" {
 		for _, fe := range domain.FieldErrors(domain.UsageBatch{Key: batchKey}.Validate()) {
 			check.add("header."+idempotencyKeyHeader, fe.Message, cutText(batchKey))
 		}
 	}
 	if err := check.err(); err != nil {
-		writeProblem(w, r, a.log, validationProblem("", err))
-		return
+		return usageBatchResponse{}, validationProblem("", err)
 	}
-	results, err := a.writer.RecordUsageBatch(r.Context(), tenantID, batchKey, events)
+	results, err := a.writer.RecordUsageBatch(ctx, tenantID, batchKey, events)
 	if err != nil {
-		writeProblem(w, r, a.log, err)
-		return
+		return usageBatchResponse{}, err
 	}
-	writeJSON(w, http.StatusOK, summarizeUsage(events, results))
+	return summarizeUsage(events, results), nil
 }
 
 func summarizeUsage(events []commands.UsageEvent, results []commands.Result) usageBatchResponse {

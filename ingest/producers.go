@@ -39,12 +39,13 @@ func ProducerInboxPrefix(tenantID int64) string {
 }
 
 // ProducerPermissions is everything a tenant's producer may do: publish
-// its usage, and subscribe to its notices and its own reply inbox. No
-// $JS.API, no other subject: anything else is a permissions violation.
+// its usage (queued, or as requests), and subscribe to its notices and its
+// own reply inbox, where the answers to both come. No $JS.API, no other
+// subject: anything else is a permissions violation.
 func ProducerPermissions(tenantID int64) *server.Permissions {
 	id := strconv.FormatInt(tenantID, 10)
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{SubjectPrefix + id}},
+		Publish:   &server.SubjectPermission{Allow: []string{SubjectPrefix + id, RecordSubjectPrefix + id}},
 		Subscribe: &server.SubjectPermission{Allow: []string{projections.NoticeSubjectPrefix + id, ProducerInboxPrefix(tenantID) + ".>"}},
 	}
 }

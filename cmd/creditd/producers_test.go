@@ -16,6 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/shopspring/decimal"
+
+	"github.com/creditd/creditd/client"
 )
 
 // operatorToken is the --nats-token of these tests: full access, for
@@ -100,6 +103,20 @@ func producerConn(t *testing.T, url string, tenant testTenant, v *violations, op
 	return nc
 }
 
+// twoProducerTenants runs `creditd serve` with producers let in, and
+// creates two tenants with 10 credits each.
+func twoProducerTenants(t *testing.T) (dataDir, base, natsURL string, alice, bob testTenant) {
+	t.Helper()
+	bin, dataDir, addr := newBinaryRun(t)
+	base = "http://" + addr
+	natsURL, _ = natsServe(t, bin, dataDir, addr)
+	alice = createTenant(t, base, dataDir)
+	bob = createTenant(t, base, dataDir)
+	post(t, base+"/v1/grants", alice.APIKey, `{"grant_id":"g","amount":"10"}`, http.StatusCreated, nil)
+	post(t, base+"/v1/grants", bob.APIKey, `{"grant_id":"g","amount":"10"}`, http.StatusCreated, nil)
+	return dataDir, base, natsURL, alice, bob
+}
+
 // TestProducersAreScopedToTheirTenant connects with one tenant's API key
 // and tries what a hostile producer would: another tenant's usage subject,
 // the registry, the JetStream API, other tenants' notices. Each is refused,
@@ -109,14 +126,7 @@ func TestProducersAreScopedToTheirTenant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin, dataDir, addr := newBinaryRun(t)
-	base := "http://" + addr
-	url, _ := natsServe(t, bin, dataDir, addr)
-	alice := createTenant(t, base, dataDir)
-	bob := createTenant(t, base, dataDir)
-	post(t, base+"/v1/grants", alice.APIKey, `{"grant_id":"g","amount":"10"}`, http.StatusCreated, nil)
-	post(t, base+"/v1/grants", bob.APIKey, `{"grant_id":"g","amount":"10"}`, http.StatusCreated, nil)
-
+	dataDir, base, url, alice, bob := twoProducerTenants(t)
 	var v violations
 	nc := producerConn(t, url, alice, &v)
 	js, err := jetstream.New(nc)
@@ -169,6 +179,45 @@ func TestProducersAreScopedToTheirTenant(t *testing.T) {
 	if _, err := nats.Connect(url, nats.Token(alice.APIKey), nats.MaxReconnects(0)); err == nil {
 		t.Fatal("a revoked key connected")
 	}
+}
+
+// TestProducerRequestsAreScopedToTheirTenant: a producer connected with
+// its tenant's API key records usage by NATS request through the client
+// (NATSRequest) and gets each event's outcome once stored, as over HTTP. A
+// request on another tenant's record subject is a permissions violation
+// and records nothing.
+func TestProducerRequestsAreScopedToTheirTenant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	_, base, url, alice, bob := twoProducerTenants(t)
+	var v violations
+	nc := producerConn(t, url, alice, &v)
+	c, err := client.New(client.Config{NATS: nc, TenantID: alice.TenantID, NATSRequest: true, Linger: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	three := decimal.RequireFromString("3")
+	results, err := c.Record(context.Background(), client.UsageEvent{ID: "q1", Amount: decimal.RequireFromString("2")}, client.UsageEvent{ID: "q2", Amount: decimal.RequireFromString("20")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if results[0].Status != "accepted" || results[1].Status != "rejected" || results[1].Reason != "insufficient_credits" {
+		t.Fatalf("results %+v: want q1 accepted and q2 refused for insufficient credits", results)
+	}
+	results, err = c.Record(context.Background(), client.UsageEvent{ID: "q1", Amount: decimal.RequireFromString("2")}, client.UsageEvent{ID: "q3", Amount: three})
+	if err != nil || results[0].Status != "duplicate" || results[1].Status != "accepted" {
+		t.Fatalf("results %+v, %v: want q1 a duplicate and q3 accepted", results, err)
+	}
+
+	bobSubject := "credits.record." + strconv.FormatInt(bob.TenantID, 10)
+	if _, err := nc.Request(bobSubject, []byte(`{"events":[{"id":"forged","amount":"5"}]}`), 500*time.Millisecond); err == nil {
+		t.Fatal("a request on another tenant's record subject was answered")
+	}
+	v.await(t, bobSubject)
+	awaitAvailable(t, base, alice.APIKey, "5")
+	awaitAvailable(t, base, bob.APIKey, "10")
 }
 
 func adminToken(t *testing.T, dataDir string) string {

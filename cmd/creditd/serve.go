@@ -41,20 +41,21 @@ const (
 )
 
 type serveConfig struct {
-	dataDir    string
-	httpAddr   string
-	adminToken string
-	natsURL    string
-	replicas   int
-	partitions int
-	natsListen string
-	natsToken  string
-	natsTLS    struct{ cert, key string }
-	workers    int
-	webhookKey string
-	notices    bool
-	checkpoint time.Duration
-	webhooks   webhook.Policy
+	dataDir        string
+	httpAddr       string
+	adminToken     string
+	natsURL        string
+	replicas       int
+	partitions     int
+	natsListen     string
+	natsToken      string
+	natsTLS        struct{ cert, key string }
+	workers        int
+	requestWorkers int
+	webhookKey     string
+	notices        bool
+	checkpoint     time.Duration
+	webhooks       webhook.Policy
 	// deadLetters bound the dead-letter stream; zero: no limit.
 	deadLetters ingest.DeadLetterLimits
 	memoryLimit memoryLimit
@@ -91,6 +92,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.StringVar(&cfg.natsTLS.cert, "nats-tls-cert", "", "PEM certificate for the embedded NATS listener; with --nats-tls-key, producers must use TLS")
 	fs.StringVar(&cfg.natsTLS.key, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
 	fs.IntVar(&cfg.workers, "ingest-workers", ingest.WorkersDefault, "usage messages from NATS recorded at once")
+	fs.IntVar(&cfg.requestWorkers, "usage-request-workers", ingest.RespondersDefault, "usage requests from NATS (credits.record.<tenant_id>) recorded at once")
 	fs.StringVar(&cfg.webhookKey, "webhook-key", "", "key that derives each tenant's webhook signing secret; generated and stored in the data dir when unset")
 	fs.DurationVar(&cfg.deadLetters.MaxAge, "dead-letter-max-age", ingest.DeadLetterMaxAgeDefault, "how long NATS usage messages that could not be recorded are kept on the dead-letter stream; 0: no limit")
 	fs.Int64Var(&cfg.deadLetters.MaxBytes, "dead-letter-max-bytes", ingest.DeadLetterMaxBytesDefault, "bytes of dead letters kept, the oldest dropped first; 0: no limit")
@@ -374,7 +376,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 	// accepting reads that never advance or NATS events nobody stores: that
 	// is a stopped process pretending to run, so it ends creditd with an
 	// error and the supervisor restarts it.
-	died := make(chan error, 2)
+	died := make(chan error, 3)
 	watch := func(name string, done chan<- error, run func() error) {
 		err := run()
 		if consumeCtx.Err() == nil {
@@ -386,6 +388,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 		done <- err
 	}
 	ingestDone := make(chan error, 1)
+	var respondDone chan error // once the HTTP API, which answers them, is made
 	go watch("ingest", ingestDone, func() error {
 		return ingest.Consume(consumeCtx, ingestConn, engine, ingest.Options{Workers: cfg.workers, Logger: log, Dead: observe.DeadLetter})
 	})
@@ -458,6 +461,11 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 		if err := <-consumeDone; err != nil {
 			log.Warn("projection consumer", "err", err)
 		}
+		if respondDone != nil {
+			if err := <-respondDone; err != nil {
+				log.Warn("usage requests", "err", err)
+			}
+		}
 	}()
 
 	listener, err := net.Listen("tcp", cfg.httpAddr)
@@ -478,11 +486,20 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 		}
 		return info.NumPending + uint64(info.NumAckPending), nil
 	})
-	api := httpapi.New(httpapi.Config{
+	apiConfig := httpapi.Config{
 		Writer: engine, Reader: readModels, Projection: readModels, ReadModels: readModels, WriteChains: engine, Ownership: engine.Ownership,
 		LogPosition: store.LastPosition, AdminToken: adminToken, Logger: log, WebhookSecret: func(tenantID int64) string { return projections.WebhookSecret([]byte(webhookKey), tenantID) }, Webhooks: cfg.webhooks,
 		Verify:     readModels.verify,
 		Middleware: observe.Middleware,
+	}
+	api := httpapi.New(apiConfig)
+	requestConn, err := link.dial("creditd-usage-requests")
+	if err != nil {
+		return err
+	}
+	respondDone = make(chan error, 1)
+	go watch("usage request", respondDone, func() error {
+		return ingest.Respond(consumeCtx, requestConn, httpapi.NewUsageAnswerer(apiConfig), ingest.RespondOptions{Workers: cfg.requestWorkers, Logger: log})
 	})
 	root := http.NewServeMux()
 	root.Handle("GET /metrics", observe.Handler())

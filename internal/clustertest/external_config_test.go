@@ -18,6 +18,7 @@ import (
 	"github.com/creditd/creditd/commands"
 	"github.com/creditd/creditd/domain"
 	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/httpapi"
 	"github.com/creditd/creditd/ingest"
 )
 
@@ -100,9 +101,14 @@ func TestExampleConfigScopesProducers(t *testing.T) {
 	go func() {
 		done <- ingest.Consume(consumeCtx, connect(t, strings.Join(creditdURLs, ","), "creditd-ingest"), in.engine, ingest.Options{Workers: 2})
 	}()
+	answered := make(chan error, 1)
+	go func() {
+		answered <- ingest.Respond(consumeCtx, connect(t, strings.Join(creditdURLs, ","), "creditd-usage-requests"), httpapi.NewUsageAnswerer(httpapi.Config{Writer: in.engine}), ingest.RespondOptions{Workers: 2})
+	}()
 	defer func() {
 		stopConsuming()
 		<-done
+		<-answered
 	}()
 
 	refused := make(chan string, 16)
@@ -117,7 +123,21 @@ func TestExampleConfigScopesProducers(t *testing.T) {
 	if _, err := pjs.Publish(ctx, "credits.usage.1", []byte(`{"id":"u1","amount":"3"}`)); err != nil {
 		t.Fatalf("publish own usage: %v", err)
 	}
-	for _, subject := range []string{"credits.usage.2", "credits.registry", "$JS.API.STREAM.MSG.GET.CREDITS"} {
+	// Its own record subject answers once stored (the responders may take
+	// a moment to subscribe on every node).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		reply, err := producer.Request("credits.record.1", []byte(`{"events":[{"id":"r1","amount":"2"}]}`), 5*time.Second)
+		if err == nil {
+			if status := reply.Header.Get(ingest.HeaderStatus); status != "200" {
+				t.Fatalf("request on its own record subject: %s %s", status, reply.Data)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("request on its own record subject: %v", err)
+		}
+	}
+	for _, subject := range []string{"credits.usage.2", "credits.record.2", "credits.registry", "$JS.API.STREAM.MSG.GET.CREDITS"} {
 		producer.Publish(subject, []byte(`{}`))
 		select {
 		case e := <-refused:
@@ -130,7 +150,7 @@ func TestExampleConfigScopesProducers(t *testing.T) {
 	}
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		line, _, err := in.engine.Line(ctx, 1, "default")
-		if err == nil && line.Used.Equal(decimal.NewFromInt(3)) {
+		if err == nil && line.Used.Equal(decimal.NewFromInt(5)) {
 			break
 		}
 		if time.Now().After(deadline) {

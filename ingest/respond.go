@@ -1,0 +1,160 @@
+package ingest
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Usage requests: a producer that wants each event's outcome sends the body
+// of POST /v1/usage as a NATS request to credits.record.<tenant_id>, and
+// creditd answers it as POST /v1/usage does, once the events are stored.
+// Unlike credits.usage.<tenant_id>, nothing is queued: the events are
+// stored once, in their commit, so this path is as fast as HTTP; in
+// exchange a producer must retry (by the same event ids) when no creditd
+// answers, where the work stream would have kept its events until creditd
+// came back.
+const (
+	// RecordSubjectPrefix starts the subject of a tenant's usage requests.
+	RecordSubjectPrefix = "credits.record."
+	// RecordQueue is the queue group of every creditd instance's
+	// responders: each request goes to one of them.
+	RecordQueue = "creditd-record"
+	// HeaderStatus carries the answer's HTTP status, as POST /v1/usage
+	// would have answered it (200, or a problem's status).
+	HeaderStatus = "Creditd-Status"
+	// HeaderIdempotencyKey keys a whole batch, as the HTTP header does.
+	HeaderIdempotencyKey = "Idempotency-Key"
+
+	// RespondersDefault is how many requests are recorded at once: as
+	// many as the HTTP server's handlers would run for the bench's
+	// producers, so the engine's group commit gathers as many into one
+	// commit.
+	RespondersDefault = 256
+	// requestsPendingMax and requestPendingBytesMax bound the requests
+	// received and not yet taken by a responder. Past either, NATS drops
+	// requests (counted as a slow consumer) and their producers retry
+	// after their timeout.
+	requestsPendingMax      = 4096
+	requestsPendingBytesMax = 256 << 20
+	// requestWait bounds the recording of one request. It does not end
+	// with serve's context, so a request taken before shutdown is still
+	// answered.
+	requestWait = 30 * time.Second
+	// respondCloseWait bounds how long shutdown waits for the requests
+	// already received to be answered.
+	respondCloseWait = 10 * time.Second
+)
+
+// UsageAnswerer records a POST /v1/usage body and says what POST
+// /v1/usage would have answered; *httpapi.API satisfies it.
+type UsageAnswerer interface {
+	AnswerUsage(ctx context.Context, tenantID int64, body []byte, batchKey, instance string) (status int, answer []byte)
+}
+
+// RespondOptions configures Respond.
+type RespondOptions struct {
+	Workers int
+	Logger  *slog.Logger
+}
+
+// Respond answers usage requests until ctx ends; then it stops taking
+// requests (the queue group sends the next ones to another instance, if
+// any) and answers the ones already received, for at most
+// respondCloseWait. nc must be a connection of its own: a request carries
+// up to a whole batch, and a shared connection would queue other traffic
+// behind them.
+func Respond(ctx context.Context, nc *nats.Conn, ans UsageAnswerer, opts RespondOptions) error {
+	if opts.Workers <= 0 {
+		opts.Workers = RespondersDefault
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	// The subscription's pending queue, bounded, is the only buffer: the
+	// callback hands each request to a free responder and waits for one.
+	work := make(chan *nats.Msg)
+	quit := make(chan struct{})
+	sub, err := nc.QueueSubscribe(RecordSubjectPrefix+"*", RecordQueue, func(m *nats.Msg) {
+		select {
+		case work <- m:
+		case <-quit:
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if err := sub.SetPendingLimits(requestsPendingMax, requestsPendingBytesMax); err != nil {
+		sub.Unsubscribe()
+		return err
+	}
+	closed := sub.StatusChanged(nats.SubscriptionClosed)
+	r := responder{nc: nc, ans: ans, log: opts.Logger}
+	var workers sync.WaitGroup
+	for range opts.Workers {
+		workers.Go(func() {
+			for {
+				select {
+				case m := <-work:
+					r.answer(m)
+				case <-quit:
+					return
+				}
+			}
+		})
+	}
+	<-ctx.Done()
+	// Drain delivers what was received before it and then closes the
+	// subscription; the responders answer those meanwhile.
+	if err := sub.Drain(); err != nil {
+		opts.Logger.Warn("usage requests: drain", "err", err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(respondCloseWait):
+		opts.Logger.Warn("usage requests: some received before shutdown were not answered; their producers retry")
+	}
+	close(quit)
+	workers.Wait()
+	return nil
+}
+
+type responder struct {
+	nc  *nats.Conn
+	ans UsageAnswerer
+	log *slog.Logger
+}
+
+// answer records one request and replies. A subject that names no tenant
+// id (only an operator's connection may send one) is answered as an
+// unknown tenant.
+func (r responder) answer(m *nats.Msg) {
+	if m.Reply == "" {
+		// Nowhere to answer: a publish, not a request. Recording it would
+		// store usage its producer cannot know the outcome of.
+		r.log.Debug("usage request without a reply subject dropped", "subject", m.Subject)
+		return
+	}
+	tenantID, err := strconv.ParseInt(strings.TrimPrefix(m.Subject, RecordSubjectPrefix), 10, 64)
+	if err != nil || tenantID < 1 {
+		tenantID = 0
+	}
+	var batchKey string
+	if m.Header != nil {
+		batchKey = m.Header.Get(HeaderIdempotencyKey)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestWait)
+	status, answer := r.ans.AnswerUsage(ctx, tenantID, m.Data, batchKey, m.Subject)
+	cancel()
+	reply := &nats.Msg{Subject: m.Reply, Header: nats.Header{HeaderStatus: []string{strconv.Itoa(status)}}, Data: answer}
+	if err := r.nc.PublishMsg(reply); err != nil {
+		// The events are stored (or refused) either way; the producer's
+		// retry by the same ids is answered as duplicates.
+		r.log.Warn("usage request: reply not sent", "subject", m.Subject, "err", err)
+	}
+}

@@ -195,7 +195,9 @@ func bench(args []string) error {
 		return err
 	}
 	commits := &commitCounter{}
-	engine, err := commands.New(ctx, store, commands.Options{Observer: commits})
+	// Snapshots as serve takes them: they bound the ids each writer keeps
+	// in memory, and a long run pays for writing them.
+	engine, err := commands.New(ctx, store, commands.Options{Observer: commits, Snapshots: commands.SnapshotOptions{Dir: filepath.Join(dir, "index")}})
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func Respond(ctx context.Context, nc *nats.Conn, ans UsageAnswerer, opts Respond
 		return err
 	}
 	closed := sub.StatusChanged(nats.SubscriptionClosed)
-	r := responder{nc: nc, ans: ans, log: opts.Logger}
+	r := responder{nc: nc, ans: ans, log: opts.Logger, warned: &logEvery{}}
 	var workers sync.WaitGroup
 	for range opts.Workers {
 		workers.Go(func() {
@@ -125,9 +125,48 @@ func Respond(ctx context.Context, nc *nats.Conn, ans UsageAnswerer, opts Respond
 }
 
 type responder struct {
-	nc  *nats.Conn
-	ans UsageAnswerer
-	log *slog.Logger
+	nc     *nats.Conn
+	ans    UsageAnswerer
+	log    *slog.Logger
+	warned *logEvery
+}
+
+// replyAllowed says whether creditd may answer a tenant's request on
+// reply. The sender chooses the reply subject and creditd's connection may
+// publish anywhere, so an answer sent to credits.registry, to a
+// partition's log subject or to creditd.forward.* would write into the log
+// (a message creditd did not write, which stops its chain) or into
+// another instance's writes. Answers go to inboxes only: the tenant's own
+// (_INBOX.tenant.<id>., where its producers' answers come) or a plain
+// inbox of an operator's connection (_INBOX.<token>), never another
+// tenant's, and never a subject with a wildcard or a space.
+func replyAllowed(reply string, tenantID int64) bool {
+	const inbox, tenantInbox = "_INBOX.", "_INBOX.tenant."
+	if !strings.HasPrefix(reply, inbox) || len(reply) == len(inbox) || strings.ContainsAny(reply, "*> \t\r\n") {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(reply, tenantInbox); ok {
+		own := strconv.FormatInt(tenantID, 10) + "."
+		return tenantID > 0 && strings.HasPrefix(rest, own) && len(rest) > len(own)
+	}
+	return !strings.HasPrefix(reply, "_INBOX.tenant")
+}
+
+// logEvery lets a warning through at most once a second: a hostile
+// producer must not be able to flood the log.
+type logEvery struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (l *logEvery) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.last) < time.Second {
+		return false
+	}
+	l.last = now
+	return true
 }
 
 // answer records one request and replies. A subject that names no tenant
@@ -143,6 +182,13 @@ func (r responder) answer(m *nats.Msg) {
 	tenantID, err := strconv.ParseInt(strings.TrimPrefix(m.Subject, RecordSubjectPrefix), 10, 64)
 	if err != nil || tenantID < 1 {
 		tenantID = 0
+	}
+	if !replyAllowed(m.Reply, tenantID) {
+		// Not recorded either: its producer could never learn the outcome.
+		if r.warned.allow(time.Now()) {
+			r.log.Warn("usage request refused: its reply subject is not an inbox of its tenant", "subject", m.Subject, "reply", m.Reply)
+		}
+		return
 	}
 	var batchKey string
 	if m.Header != nil {

@@ -196,3 +196,65 @@ func TestUsageRequestsStop(t *testing.T) {
 		t.Fatalf("used %s, want 1", got)
 	}
 }
+
+// TestUsageRequestRepliesGoToInboxesOnly: a request's reply subject is
+// the sender's to choose, and creditd's connection may publish anywhere.
+// A reply to credits.registry, a partition's log subject or the forward
+// subject would put creditd's answer in the log (a message creditd did
+// not write, which stops the chain) or in another instance's writes: such
+// a request is refused, nothing is published there, and nothing is
+// recorded. So is a reply into another tenant's inbox.
+func TestUsageRequestRepliesGoToInboxesOnly(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	tenant := e.tenant(t, "100")
+	e.respond(t, 2)
+	nc := e.producer(t)
+	subject := ingest.RecordSubjectPrefix + strconv.FormatInt(tenant, 10)
+	stream, err := e.js.Stream(context.Background(), "CREDITS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := info.State.LastSeq
+	forward, err := nc.SubscribeSync("creditd.forward.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := nc.SubscribeSync(ingest.ProducerInboxPrefix(tenant+1) + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, reply := range []string{"credits.registry", "credits.events.0", "creditd.forward.3", ingest.ProducerInboxPrefix(tenant+1) + ".x", "_INBOX", ""} {
+		msg := &nats.Msg{Subject: subject, Reply: reply, Data: []byte(fmt.Sprintf(`{"events":[{"id":"evil-%d","amount":"1"}]}`, i))}
+		if err := nc.PublishMsg(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Flush()
+	// An honest request after them is answered: they were taken first.
+	if a := request(t, nc, subject, `{"events":[{"id":"honest","amount":"1"}]}`); a.status != 200 {
+		t.Fatalf("%d %v", a.status, a.body)
+	}
+	time.Sleep(300 * time.Millisecond)
+	info, err = stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The honest request's commit is the only message since.
+	if info.State.LastSeq != before+1 {
+		t.Fatalf("the log grew by %d messages, want 1 (the honest commit)", info.State.LastSeq-before)
+	}
+	if m, err := forward.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("an answer was published on %s", m.Subject)
+	}
+	if m, err := other.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("an answer was published in another tenant's inbox, %s", m.Subject)
+	}
+	if got := e.used(t, tenant); !got.Equal(decimal.RequireFromString("1")) {
+		t.Fatalf("used %s, want 1: a request with a forbidden reply subject was recorded", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -40,6 +41,11 @@ type EmbeddedOptions struct {
 	// Producers authenticates every other connection and grants its
 	// permissions (ingest.Producers: tenant API keys). Nil refuses them.
 	Producers server.Authentication
+	// ProducerServices and ProducerStreams are the subjects producers
+	// reach: they connect to an account of their own (ProducerAccount),
+	// which imports these from creditd's as services (requests, and
+	// publishes JetStream acknowledges) and as streams (notices).
+	ProducerServices, ProducerStreams []string
 	// TLSCertFile and TLSKeyFile, when set, make network clients use TLS
 	// (nats-server's own TLS; in-process connections need none).
 	TLSCertFile, TLSKeyFile string
@@ -76,6 +82,10 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if opts.SyncInterval > 0 {
 		serverOpts.SyncInterval = opts.SyncInterval
 	}
+	if opts.Producers != nil && len(opts.ProducerServices) == 0 {
+		// Producers could connect and reach nothing.
+		return nil, errors.New("embedded nats-server: producers are let in, with no subject to reach (ProducerServices)")
+	}
 	internal := make([]byte, 24)
 	rand.Read(internal)
 	auth := &embeddedAuth{internalToken: hex.EncodeToString(internal), operatorToken: opts.Token, producers: opts.Producers}
@@ -111,7 +121,55 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		ns.Shutdown()
 		return nil, errors.New("embedded nats-server did not become ready")
 	}
+	if opts.Producers != nil {
+		acc, err := isolateProducers(ns, opts.ProducerServices, opts.ProducerStreams)
+		if err != nil {
+			ns.Shutdown()
+			return nil, fmt.Errorf("embedded nats-server: producers' account: %w", err)
+		}
+		auth.producerAccount.Store(acc)
+	}
 	return &Embedded{server: ns, internalToken: auth.internalToken}, nil
+}
+
+// ProducerAccount is the NATS account producers connect to. NATS checks
+// the subject a client publishes to, never the reply subject it names, and
+// JetStream sends a publish's acknowledgement to that reply subject: in
+// creditd's account, a producer could have named credits.registry or a
+// partition's log subject and had the acknowledgement stored in the log,
+// a message creditd did not write, which stops writes on that subject. In
+// an account of their own, a reply subject resolves there, where no
+// stream listens; what producers may use of creditd's account comes in by
+// imports, whose replies NATS maps back to the importing account.
+const ProducerAccount = "CREDITD_PRODUCERS"
+
+// isolateProducers registers the producers' account and its imports of
+// services and streams from the global account, where creditd and its
+// streams are. It runs after JetStream has started on the global account:
+// an account configured before would take JetStream from it.
+func isolateProducers(ns *server.Server, services, streams []string) (*server.Account, error) {
+	global := ns.GlobalAccount()
+	acc, err := ns.RegisterAccount(ProducerAccount)
+	if err != nil {
+		return nil, err
+	}
+	for _, subject := range services {
+		if err := global.AddServiceExport(subject, []*server.Account{acc}); err != nil {
+			return nil, err
+		}
+		if err := acc.AddServiceImport(global, subject, subject); err != nil {
+			return nil, err
+		}
+	}
+	for _, subject := range streams {
+		if err := global.AddStreamExport(subject, []*server.Account{acc}); err != nil {
+			return nil, err
+		}
+		if err := acc.AddStreamImport(global, subject, ""); err != nil {
+			return nil, err
+		}
+	}
+	return acc, nil
 }
 
 // Connect opens an in-process client connection with full access.
@@ -143,6 +201,9 @@ type embeddedAuth struct {
 	internalToken string
 	operatorToken string
 	producers     server.Authentication
+	// producerAccount is set once the server has started; until then
+	// producers are refused and retry.
+	producerAccount atomic.Pointer[server.Account]
 }
 
 // Check implements server.Authentication.
@@ -156,7 +217,19 @@ func (a *embeddedAuth) Check(c server.ClientAuthentication) bool {
 		c.RegisterUser(&server.User{Username: "creditd-operator"})
 		return true
 	}
-	return a.producers != nil && a.producers.Check(c)
+	acc := a.producerAccount.Load()
+	return a.producers != nil && acc != nil && a.producers.Check(inAccount{c, acc})
+}
+
+// inAccount registers a producer's user in the producers' account.
+type inAccount struct {
+	server.ClientAuthentication
+	account *server.Account
+}
+
+func (c inAccount) RegisterUser(u *server.User) {
+	u.Account = c.account
+	c.ClientAuthentication.RegisterUser(u)
 }
 
 func equalSecret(given, want string) bool {

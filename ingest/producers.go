@@ -50,6 +50,17 @@ func ProducerPermissions(tenantID int64) *server.Permissions {
 	}
 }
 
+// ProducerServices are the subjects producers publish to, which the
+// embedded server imports into their account as services so that the
+// answers (JetStream's acknowledgement, creditd's answer to a request)
+// come back to the reply subject they named, in their account
+// (eventstore.ProducerAccount). ProducerStreams are those they subscribe
+// to, imported as streams.
+var (
+	ProducerServices = []string{SubjectPrefix + "*", RecordSubjectPrefix + "*"}
+	ProducerStreams  = []string{projections.NoticeSubjectPrefix + "*"}
+)
+
 // KeyChecker verifies tenant API keys; *commands.Engine satisfies it with
 // the same SHA-256 lookup the HTTP API uses.
 type KeyChecker interface {

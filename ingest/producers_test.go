@@ -78,7 +78,7 @@ func TestProducerOverTLS(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
 	producers := &ingest.Producers{}
 	emb, err := eventstore.StartEmbedded(eventstore.EmbeddedOptions{StoreDir: t.TempDir(), Listen: freeLoopbackAddr(t),
-		Producers: producers, TLSCertFile: certFile, TLSKeyFile: keyFile})
+		Producers: producers, ProducerServices: ingest.ProducerServices, ProducerStreams: ingest.ProducerStreams, TLSCertFile: certFile, TLSKeyFile: keyFile})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,13 +136,24 @@ type responder struct {
 // publish anywhere, so an answer sent to credits.registry, to a
 // partition's log subject or to creditd.forward.* would write into the log
 // (a message creditd did not write, which stops its chain) or into
-// another instance's writes. Answers go to inboxes only: the tenant's own
-// (_INBOX.tenant.<id>., where its producers' answers come) or a plain
-// inbox of an operator's connection (_INBOX.<token>), never another
-// tenant's, and never a subject with a wildcard or a space.
+// another instance's writes. Producers are kept out of creditd's account
+// (eventstore.ProducerAccount, docs/nats-server.conf), so their requests
+// come with a reply NATS mapped (_R_.…) back to theirs; what else may be
+// answered is a connection in creditd's own account: the tenant's own
+// inbox (_INBOX.tenant.<id>.) or a plain inbox (_INBOX.<token>), never
+// another tenant's, and never a subject with a wildcard or a space.
 func replyAllowed(reply string, tenantID int64) bool {
-	const inbox, tenantInbox = "_INBOX.", "_INBOX.tenant."
-	if !strings.HasPrefix(reply, inbox) || len(reply) == len(inbox) || strings.ContainsAny(reply, "*> \t\r\n") {
+	const inbox, tenantInbox, imported = "_INBOX.", "_INBOX.tenant.", "_R_."
+	if strings.ContainsAny(reply, "*> \t\r\n") {
+		return false
+	}
+	if strings.HasPrefix(reply, imported) {
+		// A request through the producers' account's import: NATS maps
+		// the reply back to that account, and refuses any client that
+		// names such a reply itself.
+		return len(reply) > len(imported)
+	}
+	if !strings.HasPrefix(reply, inbox) || len(reply) == len(inbox) {
 		return false
 	}
 	if rest, ok := strings.CutPrefix(reply, tenantInbox); ok {

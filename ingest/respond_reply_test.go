@@ -2,8 +2,9 @@ package ingest
 
 import "testing"
 
-// TestReplyAllowed: a tenant's answers go to its own inbox or to a plain
-// inbox, nowhere else; prefixes are compared by whole tokens.
+// TestReplyAllowed: a tenant's answers go to its own inbox, to a plain
+// inbox, or back through the producers' account's import (_R_.), nowhere
+// else; prefixes are compared by whole tokens.
 func TestReplyAllowed(t *testing.T) {
 	for _, c := range []struct {
 		reply  string
@@ -32,6 +33,9 @@ func TestReplyAllowed(t *testing.T) {
 		{"_INBOX.*", 1, false},
 		{"_INBOX.a b", 1, false},
 		{"x._INBOX.tenant.1.a", 1, false},
+		{"_R_.Ab12Cd.Xy", 1, true},
+		{"_R_.", 1, false},
+		{"_R_.>", 1, false},
 	} {
 		if got := replyAllowed(c.reply, c.tenant); got != c.want {
 			t.Errorf("replyAllowed(%q, %d) = %v, want %v", c.reply, c.tenant, got, c.want)

@@ -193,6 +193,18 @@ func TestProducerRequestsAreScopedToTheirTenant(t *testing.T) {
 	_, base, url, alice, bob := twoProducerTenants(t)
 	var v violations
 	nc := producerConn(t, url, alice, &v)
+	// Its notices reach it too (imported into the producers' account).
+	notices, err := nc.SubscribeSync("credits.notices." + strconv.FormatInt(alice.TenantID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPut, base+"/v1/notices", strings.NewReader(`{"thresholds":[9]}`))
+	req.Header.Set("Authorization", "Bearer "+alice.APIKey)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /v1/notices: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	c, err := client.New(client.Config{NATS: nc, TenantID: alice.TenantID, NATSRequest: true, Linger: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +230,73 @@ func TestProducerRequestsAreScopedToTheirTenant(t *testing.T) {
 	v.await(t, bobSubject)
 	awaitAvailable(t, base, alice.APIKey, "5")
 	awaitAvailable(t, base, bob.APIKey, "10")
+	if m, err := notices.NextMsg(10 * time.Second); err != nil || !strings.Contains(string(m.Data), `"low_balance"`) {
+		t.Fatalf("the tenant's producer got no low-balance notice: %v %v", m, err)
+	}
+}
+
+// TestProducerReplySubjectsCannotReachTheLog: NATS checks the subject a
+// producer publishes to, not the reply subject it names, and JetStream and
+// creditd answer on that reply subject. A producer that names a log
+// subject as the reply of its own usage, queued or requested, must not get
+// an acknowledgement or an answer stored in the log: that would be a
+// message creditd did not write, which stops writes on that subject. Its
+// usage is recorded, the log holds commits only, and creditd stays ready.
+func TestProducerReplySubjectsCannotReachTheLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	_, base, url, alice, _ := twoProducerTenants(t)
+	var v violations
+	nc := producerConn(t, url, alice, &v)
+	op, err := nats.Connect(url, nats.Token(operatorToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	js, _ := jetstream.New(op)
+	stream, err := js.Stream(context.Background(), "CREDITS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := info.State.LastSeq
+	id := strconv.FormatInt(alice.TenantID, 10)
+	for i, reply := range []string{"credits.registry", "credits.events.0", "credits.events.1"} {
+		body := fmt.Sprintf(`{"events":[{"id":"queued-%d","amount":"1"}]}`, i)
+		if err := nc.PublishMsg(&nats.Msg{Subject: "credits.usage." + id, Reply: reply, Data: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+		body = fmt.Sprintf(`{"events":[{"id":"requested-%d","amount":"1"}]}`, i)
+		if err := nc.PublishMsg(&nats.Msg{Subject: "credits.record." + id, Reply: reply, Data: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Flush()
+	// The queued usage is recorded (the requests too, answered into the
+	// producers' account, where no stream listens).
+	awaitAvailable(t, base, alice.APIKey, "4")
+	time.Sleep(500 * time.Millisecond)
+	info, err = stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := before + 1; seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(m.Data, []byte(`{"v":`)) {
+			t.Errorf("the log holds at %d, on %s, a message creditd did not write: %.120s", seq, m.Subject, m.Data)
+		}
+	}
+	var ready map[string]any
+	if status := getJSON(t, base+"/readyz", &ready); status != http.StatusOK {
+		t.Fatalf("/readyz %d %v", status, ready)
+	}
 }
 
 func adminToken(t *testing.T, dataDir string) string {

@@ -587,7 +587,8 @@ func openNATS(cfg serveConfig, producers *ingest.Producers, log *slog.Logger) (n
 		auth = producers
 	}
 	emb, err := eventstore.StartEmbedded(eventstore.EmbeddedOptions{StoreDir: filepath.Join(cfg.dataDir, "jetstream"), Listen: cfg.natsListen,
-		Token: cfg.natsToken, Producers: auth, TLSCertFile: cfg.natsTLS.cert, TLSKeyFile: cfg.natsTLS.key})
+		Token: cfg.natsToken, Producers: auth, ProducerServices: ingest.ProducerServices, ProducerStreams: ingest.ProducerStreams,
+		TLSCertFile: cfg.natsTLS.cert, TLSKeyFile: cfg.natsTLS.key})
 	if err != nil {
 		return natsLink{}, err
 	}

@@ -148,9 +148,19 @@ func TestExampleConfigScopesProducers(t *testing.T) {
 			t.Fatalf("publish to %s was not refused", subject)
 		}
 	}
+	// A reply subject on the log: JetStream's acknowledgement and
+	// creditd's answer resolve in the producers' account, not in the log.
+	for _, m := range []*nats.Msg{
+		{Subject: "credits.usage.1", Reply: "credits.registry", Data: []byte(`{"id":"q-registry","amount":"1"}`)},
+		{Subject: "credits.record.1", Reply: "credits.registry", Data: []byte(`{"events":[{"id":"r-registry","amount":"1"}]}`)},
+	} {
+		if err := producer.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		line, _, err := in.engine.Line(ctx, 1, "default")
-		if err == nil && line.Used.Equal(decimal.NewFromInt(5)) {
+		if err == nil && line.Used.Equal(decimal.NewFromInt(7)) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -162,5 +172,23 @@ func TestExampleConfigScopesProducers(t *testing.T) {
 	}
 	if !producer.IsConnected() {
 		t.Fatal("the producer was disconnected")
+	}
+	time.Sleep(300 * time.Millisecond)
+	stream, err := js.Stream(ctx, "CREDITS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(m.Data), `{"v":`) {
+			t.Errorf("the log holds at %d, on %s, a message creditd did not write: %.120s", seq, m.Subject, m.Data)
+		}
 	}
 }

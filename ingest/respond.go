@@ -61,7 +61,31 @@ type UsageAnswerer interface {
 type RespondOptions struct {
 	Workers int
 	Logger  *slog.Logger
+	// Observer counts requests, for metrics; may be nil.
+	Observer RequestObserver
 }
+
+// RequestObserver counts usage requests; *metrics.Metrics satisfies it.
+type RequestObserver interface {
+	UsageRequest(status int)
+	UsageRequestRefused(reason string)
+	// WatchUsageRequestsDropped is given, once, what counts the requests
+	// NATS dropped before a responder took them.
+	WatchUsageRequestsDropped(dropped func() (int, error))
+}
+
+// Reasons a request is refused unanswered.
+const (
+	refusedNoReply       = "no_reply"
+	refusedReplyNotInbox = "reply_not_inbox"
+)
+
+// noObserver counts nothing.
+type noObserver struct{}
+
+func (noObserver) UsageRequest(int)                              {}
+func (noObserver) UsageRequestRefused(string)                    {}
+func (noObserver) WatchUsageRequestsDropped(func() (int, error)) {}
 
 // Respond answers usage requests until ctx ends; then it stops taking
 // requests (the queue group sends the next ones to another instance, if
@@ -75,6 +99,9 @@ func Respond(ctx context.Context, nc *nats.Conn, ans UsageAnswerer, opts Respond
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Observer == nil {
+		opts.Observer = noObserver{}
 	}
 	// The subscription's pending queue, bounded, is the only buffer: the
 	// callback hands each request to a free responder and waits for one.
@@ -93,8 +120,9 @@ func Respond(ctx context.Context, nc *nats.Conn, ans UsageAnswerer, opts Respond
 		sub.Unsubscribe()
 		return err
 	}
+	opts.Observer.WatchUsageRequestsDropped(sub.Dropped)
 	closed := sub.StatusChanged(nats.SubscriptionClosed)
-	r := responder{nc: nc, ans: ans, log: opts.Logger, warned: &logEvery{}}
+	r := responder{nc: nc, ans: ans, log: opts.Logger, warned: &logEvery{}, observe: opts.Observer}
 	var workers sync.WaitGroup
 	for range opts.Workers {
 		workers.Go(func() {
@@ -125,10 +153,11 @@ func Respond(ctx context.Context, nc *nats.Conn, ans UsageAnswerer, opts Respond
 }
 
 type responder struct {
-	nc     *nats.Conn
-	ans    UsageAnswerer
-	log    *slog.Logger
-	warned *logEvery
+	nc      *nats.Conn
+	ans     UsageAnswerer
+	log     *slog.Logger
+	warned  *logEvery
+	observe RequestObserver
 }
 
 // replyAllowed says whether creditd may answer a tenant's request on
@@ -188,6 +217,7 @@ func (r responder) answer(m *nats.Msg) {
 		// Nowhere to answer: a publish, not a request. Recording it would
 		// store usage its producer cannot know the outcome of.
 		r.log.Debug("usage request without a reply subject dropped", "subject", m.Subject)
+		r.observe.UsageRequestRefused(refusedNoReply)
 		return
 	}
 	tenantID, err := strconv.ParseInt(strings.TrimPrefix(m.Subject, RecordSubjectPrefix), 10, 64)
@@ -199,6 +229,7 @@ func (r responder) answer(m *nats.Msg) {
 		if r.warned.allow(time.Now()) {
 			r.log.Warn("usage request refused: its reply subject is not an inbox of its tenant", "subject", m.Subject, "reply", m.Reply)
 		}
+		r.observe.UsageRequestRefused(refusedReplyNotInbox)
 		return
 	}
 	var batchKey string
@@ -208,6 +239,7 @@ func (r responder) answer(m *nats.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), requestWait)
 	status, answer := r.ans.AnswerUsage(ctx, tenantID, m.Data, batchKey, m.Subject)
 	cancel()
+	r.observe.UsageRequest(status)
 	reply := &nats.Msg{Subject: m.Reply, Header: nats.Header{HeaderStatus: []string{strconv.Itoa(status)}}, Data: answer}
 	if err := r.nc.PublishMsg(reply); err != nil {
 		// The events are stored (or refused) either way; the producer's

@@ -19,6 +19,32 @@ import (
 // respond starts the usage request responders on a connection of their
 // own; the returned func stops them and waits until Respond returns.
 func (e *env) respond(t *testing.T, workers int) (stop func()) {
+	return e.respondObserved(t, workers, nil)
+}
+
+// counting is a RequestObserver that keeps its counts.
+type counting struct {
+	mu       sync.Mutex
+	statuses map[int]int
+	refused  map[string]int
+	dropped  func() (int, error)
+}
+
+func (c *counting) UsageRequest(status int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.statuses[status]++
+}
+
+func (c *counting) UsageRequestRefused(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refused[reason]++
+}
+
+func (c *counting) WatchUsageRequestsDropped(dropped func() (int, error)) { c.dropped = dropped }
+
+func (e *env) respondObserved(t *testing.T, workers int, observer ingest.RequestObserver) (stop func()) {
 	t.Helper()
 	conn, err := e.srv.Embedded.Connect("usage-requests")
 	if err != nil {
@@ -28,7 +54,7 @@ func (e *env) respond(t *testing.T, workers int) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- ingest.Respond(ctx, conn, httpapi.NewUsageAnswerer(httpapi.Config{Writer: e.engine}), ingest.RespondOptions{Workers: workers})
+		done <- ingest.Respond(ctx, conn, httpapi.NewUsageAnswerer(httpapi.Config{Writer: e.engine}), ingest.RespondOptions{Workers: workers, Observer: observer})
 	}()
 	var once sync.Once
 	stop = func() {
@@ -208,7 +234,8 @@ func TestUsageRequestRepliesGoToInboxesOnly(t *testing.T) {
 	t.Parallel()
 	e := start(t)
 	tenant := e.tenant(t, "100")
-	e.respond(t, 2)
+	observed := &counting{statuses: map[int]int{}, refused: map[string]int{}}
+	e.respondObserved(t, 2, observed)
 	nc := e.producer(t)
 	subject := ingest.RecordSubjectPrefix + strconv.FormatInt(tenant, 10)
 	stream, err := e.js.Stream(context.Background(), "CREDITS")
@@ -256,5 +283,16 @@ func TestUsageRequestRepliesGoToInboxesOnly(t *testing.T) {
 	}
 	if got := e.used(t, tenant); !got.Equal(decimal.RequireFromString("1")) {
 		t.Fatalf("used %s, want 1: a request with a forbidden reply subject was recorded", got)
+	}
+	// Counted for metrics: the probe's 400 (an empty body) and the honest
+	// 200 answered,
+	// five refused for their reply, one for having none, none dropped.
+	observed.mu.Lock()
+	defer observed.mu.Unlock()
+	if observed.statuses[200] != 1 || observed.statuses[400] < 1 || observed.refused["reply_not_inbox"] != 5 || observed.refused["no_reply"] != 1 {
+		t.Errorf("counted %v answered, %v refused", observed.statuses, observed.refused)
+	}
+	if n, err := observed.dropped(); n != 0 || err != nil {
+		t.Errorf("dropped %d, %v", n, err)
 	}
 }

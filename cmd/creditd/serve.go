@@ -499,7 +499,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 	}
 	respondDone = make(chan error, 1)
 	go watch("usage request", respondDone, func() error {
-		return ingest.Respond(consumeCtx, requestConn, httpapi.NewUsageAnswerer(apiConfig), ingest.RespondOptions{Workers: cfg.requestWorkers, Logger: log})
+		return ingest.Respond(consumeCtx, requestConn, httpapi.NewUsageAnswerer(apiConfig), ingest.RespondOptions{Workers: cfg.requestWorkers, Logger: log, Observer: observe})
 	})
 	root := http.NewServeMux()
 	root.Handle("GET /metrics", observe.Handler())

@@ -259,7 +259,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	body.ReadFrom(resp.Body)
 	for _, name := range []string{"creditd_http_requests_total{route=\"GET /v1/balance\",status=\"401\"} 1", "creditd_projection_lag_positions", "creditd_projection_lag_seconds_count",
 		"creditd_projection_position", "creditd_ingest_pending_messages", "creditd_commits_total", "creditd_append_conflicts_total",
-		"creditd_usage_dead_letters_total", "creditd_usage_dead_letters_dropped_total 0", "creditd_http_request_duration_seconds_bucket"} {
+		"creditd_usage_dead_letters_total", "creditd_usage_dead_letters_dropped_total 0", "creditd_usage_requests_dropped_total 0", "creditd_http_request_duration_seconds_bucket"} {
 		if !strings.Contains(body.String(), name) {
 			t.Errorf("/metrics lacks %s", name)
 		}

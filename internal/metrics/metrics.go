@@ -30,6 +30,10 @@ type Metrics struct {
 	dead      prometheus.Counter
 	deadBy    *prometheus.CounterVec
 	lag       prometheus.Histogram
+	// usageRequests and usageRefused count NATS usage requests: answered,
+	// by status, and refused unanswered, by reason.
+	usageRequests *prometheus.CounterVec
+	usageRefused  *prometheus.CounterVec
 	clusterMetrics
 }
 
@@ -51,8 +55,12 @@ func New() *Metrics {
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "creditd_projection_lag_seconds",
 			Help:    "Time from the log storing a commit to the read models holding it, per commit the live projection applies.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
+		usageRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "creditd_usage_requests_total",
+			Help: "NATS usage requests (credits.record.<tenant_id>) answered, by the HTTP status of the answer."}, []string{"status"}),
+		usageRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "creditd_usage_requests_refused_total",
+			Help: "NATS usage requests neither recorded nor answered, by reason (no_reply, reply_not_inbox)."}, []string{"reason"}),
 	}
-	m.Registry.MustRegister(m.requests, m.latency, m.events, m.commits, m.conflicts, m.retries, m.dead, m.deadBy, m.lag,
+	m.Registry.MustRegister(m.requests, m.latency, m.events, m.commits, m.conflicts, m.retries, m.dead, m.deadBy, m.lag, m.usageRequests, m.usageRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -88,6 +96,29 @@ func (m *Metrics) DeadLetter(reason string) {
 	}
 	m.dead.Inc()
 	m.deadBy.WithLabelValues(kind).Inc()
+}
+
+// UsageRequest counts a NATS usage request answered with status
+// (ingest.RequestObserver).
+func (m *Metrics) UsageRequest(status int) {
+	m.usageRequests.WithLabelValues(strconv.Itoa(status)).Inc()
+}
+
+// UsageRequestRefused counts a NATS usage request dropped unanswered.
+func (m *Metrics) UsageRequestRefused(reason string) { m.usageRefused.WithLabelValues(reason).Inc() }
+
+// WatchUsageRequestsDropped reports the usage requests NATS dropped before
+// creditd took them (its pending bounds passed), read at each scrape.
+func (m *Metrics) WatchUsageRequestsDropped(dropped func() (int, error)) {
+	var last atomic.Int64
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "creditd_usage_requests_dropped_total",
+		Help: "NATS usage requests dropped before creditd took them: more were waiting than its bounds; their producers retry."},
+		func() float64 {
+			if n, err := dropped(); err == nil {
+				last.Store(int64(n))
+			}
+			return float64(last.Load())
+		}))
 }
 
 // ProjectionLag implements projections.LagObserver.

@@ -195,8 +195,8 @@ func bench(args []string) error {
 		return err
 	}
 	commits := &commitCounter{}
-	// Snapshots as serve takes them: they bound the ids each writer keeps
-	// in memory, and a long run pays for writing them.
+	// Snapshots (which bound the ids each writer keeps in memory) go
+	// under the run's directory, as serve's go under its data dir.
 	engine, err := commands.New(ctx, store, commands.Options{Observer: commits, Snapshots: commands.SnapshotOptions{Dir: filepath.Join(dir, "index")}})
 	if err != nil {
 		return err

@@ -42,6 +42,7 @@ func TestAnswerUsageIsWhatPostUsageAnswers(t *testing.T) {
 		{"not an object", `[1,2]`, ""},
 		{"empty batch", `{"events":[]}`, ""},
 		{"unknown field", `{"events":[{"id":"g","amount":"1","amont":"2"}]}`, ""},
+		{"bytes that are not UTF-8", "{\"events\":[{\"id\":\"u\xff\xfe\",\"amount\":\"1\"}]}", ""},
 		{"batch key", `{"events":[{"id":"k1","amount":"1"}]}`, "batch-1"},
 		{"batch key repeated", `{"events":[{"id":"k1","amount":"1"}]}`, "batch-1"},
 		{"batch key with another body", `{"events":[{"id":"k2","amount":"1"}]}`, "batch-1"},

@@ -299,6 +299,42 @@ func TestProducerReplySubjectsCannotReachTheLog(t *testing.T) {
 	}
 }
 
+// TestProducersAfterRestart: the producers' account is made again at each
+// start, with its imports, on the same data: after a restart a producer's
+// key still connects, its request is answered, and a retry of a request
+// whose answer it never saw (sent before the restart) is a duplicate.
+func TestProducersAfterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin, dataDir, addr := newBinaryRun(t)
+	base := "http://" + addr
+	url, stop := natsServe(t, bin, dataDir, addr)
+	alice := createTenant(t, base, dataDir)
+	post(t, base+"/v1/grants", alice.APIKey, `{"grant_id":"g","amount":"10"}`, http.StatusCreated, nil)
+	subject := "credits.record." + strconv.FormatInt(alice.TenantID, 10)
+	var v violations
+	nc := producerConn(t, url, alice, &v)
+	// Sent, and its answer dropped on the floor.
+	if err := nc.PublishRequest(subject, "_INBOX.tenant."+strconv.FormatInt(alice.TenantID, 10)+".lost", []byte(`{"events":[{"id":"before","amount":"2"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	awaitAvailable(t, base, alice.APIKey, "8")
+	nc.Close()
+	stop()
+
+	url, _ = natsServe(t, bin, dataDir, addr)
+	nc = producerConn(t, url, alice, &v)
+	reply, err := nc.Request(subject, []byte(`{"events":[{"id":"before","amount":"2"},{"id":"after","amount":"3"}]}`), 10*time.Second)
+	if err != nil {
+		t.Fatalf("request after restart: %v", err)
+	}
+	if status := reply.Header.Get("Creditd-Status"); status != "200" || !strings.Contains(string(reply.Data), `"accepted":1,"duplicates":1`) {
+		t.Fatalf("after restart: %s %s, want the retry a duplicate and the new event accepted", status, reply.Data)
+	}
+	awaitAvailable(t, base, alice.APIKey, "5")
+}
+
 func adminToken(t *testing.T, dataDir string) string {
 	t.Helper()
 	token, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))

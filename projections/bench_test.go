@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -195,4 +196,60 @@ func BenchmarkLedgerInsertManyTenants(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkLiveApply measures the live consumer's pipeline without the
+// transport: commits handed to the applier's queue as the consumer's
+// handler hands them (one at a time, in order), applied in its batches,
+// until the read models reach the last. 100,000 usage events in commits of
+// 100, into fresh read models.
+//
+//	go test -run '^$' -bench LiveApply -benchtime 5x ./projections/
+func BenchmarkLiveApply(b *testing.B) {
+	const events = 100_000
+	var msgs []eventstore.StoredMsg
+	shape := seed.Shape{TenantID: 1, Events: events, Days: events / 13_700, End: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), EventsPerCommit: 100, Seed: 1}
+	if err := seed.Commits(shape, func(seq uint64, data []byte) error {
+		msgs = append(msgs, shape.Msg(seq, data))
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	last := msgs[len(msgs)-1].Sequence
+	for b.Loop() {
+		b.StopTimer()
+		db, err := Open(filepath.Join(b.TempDir(), "rm.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		p, err := NewProjector(ctx, db, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a := newApplier(p, nil, slog.New(slog.DiscardHandler))
+		done := make(chan struct{})
+		b.StartTimer()
+		go func() {
+			defer close(done)
+			a.run(ctx)
+		}()
+		for _, m := range msgs {
+			if err := a.enqueue(ctx, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := p.WaitFor(ctx, last); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := p.Err(); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+		<-done
+		db.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(events*b.N)/b.Elapsed().Seconds(), "events/s")
 }

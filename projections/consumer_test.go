@@ -162,7 +162,7 @@ func TestApplierFillsGapsAndRetries(t *testing.T) {
 		return nil
 	}
 	a := newApplier(p, srv.Store, slog.New(slog.DiscardHandler))
-	a.apply(ctx, tail)
+	a.apply(ctx, a.prepareAll(tail))
 	if got := p.Position(); got != last {
 		t.Fatalf("position %d after the batch, want %d", got, last)
 	}
@@ -222,4 +222,14 @@ func TestApplierQueueIsBoundedInBytes(t *testing.T) {
 	if err := b.enqueue(context.Background(), eventstore.StoredMsg{Sequence: 1, Data: make([]byte, liveQueueBytesMax+1)}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// prepareAll decodes msgs as the consumer's handler does when it queues
+// them.
+func (a *applier) prepareAll(msgs []eventstore.StoredMsg) []delivery {
+	out := make([]delivery, len(msgs))
+	for i, m := range msgs {
+		out[i] = a.prepare(m)
+	}
+	return out
 }

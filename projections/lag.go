@@ -2,8 +2,6 @@ package projections
 
 import (
 	"time"
-
-	"github.com/creditd/creditd/eventstore"
 )
 
 // LagObserver is told, for each commit the live projection (Consume)
@@ -34,7 +32,7 @@ func (p *Projector) ObserveLag(o LagObserver) {
 // applied, each once. A delivery a catch-up from the log applied before it
 // arrived is reported with its batch: its lag is then overstated by the
 // delivery's own delay, never understated.
-func (a *applier) reportLag(batch []eventstore.StoredMsg) {
+func (a *applier) reportLag(batch []delivery) {
 	o := a.p.lag.Load()
 	if o == nil {
 		return

@@ -1,8 +1,6 @@
 package projections
 
-import (
-	"time"
-)
+import "time"
 
 // LagObserver is told, for each commit the live projection (Consume)
 // brings into the read models, how long after the log stored it the read

@@ -120,6 +120,7 @@ func New(ctx context.Context, store FullStore, opts Options) (*Engine, error) {
 		dir, e.tempDir = tmp, tmp
 	}
 	e.partitions = make([]*partition, store.Partitions())
+	budget := newWindowBudget(cmpOr(opts.Snapshots.Window, snapshotWindowDefault), len(e.partitions))
 	loadErrs := make([]error, len(e.partitions))
 	var loading sync.WaitGroup
 	for i := range e.partitions {
@@ -131,7 +132,7 @@ func New(ctx context.Context, store FullStore, opts Options) (*Engine, error) {
 				e.removeTemp()
 				return nil, err
 			}
-			p.snaps = newSnapshotter(snapshots, i, pdir, opts.Snapshots, opts.Clock, p.log)
+			p.snaps = newSnapshotter(snapshots, i, pdir, opts.Snapshots, budget, opts.Clock, p.log)
 		}
 		e.partitions[i] = p
 		loading.Go(func() { loadErrs[i] = p.load(ctx) })

@@ -166,23 +166,28 @@ func (p *partition) load(ctx context.Context) error {
 		}
 	}
 	if p.snaps != nil {
-		// While loading, a full window is written out at once, so memory
-		// stays bounded however long the history read (a first start, or
-		// a lost snapshot). A snapshot that fails keeps its ids in the
-		// window, still full: the next try waits for another window's
-		// worth, not the next commit, or a store refusing uploads would
-		// make every commit of the load wait for one to fail.
-		next := p.snaps.windowMax
+		// While loading, a window is written out once it holds its share
+		// of the budget (every writer loads at once), so memory stays
+		// bounded however long the history read (a first start, or a lost
+		// snapshot). A snapshot that fails keeps its ids in the window,
+		// still full: the next try waits for another share's worth, not
+		// the next commit, or a store refusing uploads would make every
+		// commit of the load wait for one to fail.
+		share := p.snaps.budget.share()
+		next := share
 		p.chain.applied = func() error {
 			if size := p.win.size(); size >= next {
 				if err := p.snaps.snapshotNow(ctx, p); err != nil {
 					return err
 				}
-				next = p.win.size() + p.snaps.windowMax
+				next = p.win.size() + share
 			}
 			return nil
 		}
-		defer func() { p.chain.applied = nil }()
+		defer func() {
+			p.chain.applied = nil
+			p.snaps.account(p)
+		}()
 	}
 	if err := p.chain.catchUp(ctx, p.store, p.applyCommit); err != nil {
 		return err

@@ -25,14 +25,15 @@ import (
 )
 
 // Snapshots of the write state (docs/architecture.md, "Snapshots"). Each
-// partition writer writes one every snapshotWindowDefault index entries or
-// snapshotIntervalDefault, and on a clean shutdown; a start loads the newest
-// valid one and replays only the log after it.
+// partition writer writes one when its id window is full (windowBudget)
+// or snapshotIntervalDefault after the last, and on a clean shutdown; a
+// start loads the newest valid one and replays only the log after it.
 const (
 	// snapshotWindowDefault bounds the ids, lines of ids and depleted
-	// grants a writer keeps in memory between snapshots (about 70 bytes
-	// each, so some 15 MiB per partition, twice that while one is written).
-	snapshotWindowDefault = 200_000
+	// grants the writers keep in memory between snapshots, all partitions
+	// together (windowBudget): about 65 bytes each, so some 64 MiB, and
+	// at 16 partitions a snapshot every 65,536 ids of a partition.
+	snapshotWindowDefault = 1 << 20
 	// segmentBytesDefault caps the id index segments merges make. A
 	// segment is uploaded to the object store, whose publisher keeps up to
 	// 4,000 chunks (128 KiB each) in flight, while nats-server refuses a
@@ -87,7 +88,8 @@ type SnapshotOptions struct {
 	// are fetched from the store when missing). Empty: a temporary
 	// directory removed on Close.
 	Dir string
-	// Window is the number of index entries between snapshots.
+	// Window is the number of id index entries the partition writers keep
+	// in memory together between snapshots (windowBudget).
 	Window int
 	// Interval is the longest time between snapshots of a partition that
 	// changed.
@@ -168,11 +170,13 @@ type snapshotter struct {
 	dir       string
 	log       *slog.Logger
 	clock     func() time.Time
-	windowMax int
+	budget    *windowBudget
 	interval  time.Duration
 	// segmentMax: segments are merged only while the result stays under it.
 	segmentMax int64
 
+	// counted is what this writer last added to budget.held.
+	counted int
 	// position is the last snapshot's; last, when it was written.
 	position uint64
 	last     time.Time
@@ -192,10 +196,10 @@ type objectTimes interface {
 	ObjectTimes(ctx context.Context, prefix string) (map[string]time.Time, error)
 }
 
-func newSnapshotter(store SnapshotStore, partition int, dir string, opts SnapshotOptions, clock func() time.Time, log *slog.Logger) *snapshotter {
+func newSnapshotter(store SnapshotStore, partition int, dir string, opts SnapshotOptions, budget *windowBudget, clock func() time.Time, log *slog.Logger) *snapshotter {
 	return &snapshotter{
 		store: store, partition: partition, dir: dir, log: log, clock: clock,
-		windowMax: cmpOr(opts.Window, snapshotWindowDefault), interval: cmpOr(opts.Interval, snapshotIntervalDefault),
+		budget: budget, interval: cmpOr(opts.Interval, snapshotIntervalDefault),
 		segmentMax: cmpOr(opts.SegmentBytesMax, segmentBytesDefault),
 		finished:   make(chan snapshotResult, 1),
 	}
@@ -242,14 +246,26 @@ func (sn *snapshotter) freeze(p *partition) *snapshotJob {
 	return job
 }
 
+// account brings the budget up to date with what this writer holds: its
+// window and the one a snapshot is writing.
+func (sn *snapshotter) account(p *partition) {
+	held := p.win.size()
+	if p.flushing != nil {
+		held += p.flushing.size()
+	}
+	sn.budget.held.Add(int64(held - sn.counted))
+	sn.counted = held
+}
+
 // maybeStart starts a snapshot job when the window is full, or when the
 // partition changed and the interval passed.
 func (sn *snapshotter) maybeStart(p *partition) {
+	sn.account(p)
 	if sn.running {
 		return
 	}
 	changed := p.chain.lastSeq != sn.position || p.win.size() > 0
-	if p.win.size() < sn.windowMax && (!changed || sn.clock().Sub(sn.last) < sn.interval) {
+	if !sn.budget.full(p.win.size()) && (!changed || sn.clock().Sub(sn.last) < sn.interval) {
 		return
 	}
 	job := sn.freeze(p)
@@ -267,6 +283,7 @@ func (sn *snapshotter) maybeStart(p *partition) {
 // failed, takes its window back so no id is forgotten.
 func (sn *snapshotter) install(p *partition, res snapshotResult) {
 	sn.running = false
+	defer sn.account(p)
 	if res.err != nil {
 		sn.log.Warn("snapshot failed; its ids stay in memory until the next", "position", res.job.position, "err", res.err)
 		for k, v := range p.flushing.seen {

@@ -368,8 +368,11 @@ func (s refusingSnapshots) PutObjectFile(context.Context, string, string) error 
 // tried again after every commit that follows (the window is still full):
 // on a 100M-event log whose uploads failed under load, that made each
 // commit wait for an upload to fail, and the start all but stopped.
+// Every writer loads at once, so each fills its share of the window
+// (windowBudget): 16 entries here.
 func TestFailedSnapshotsDoNotStallALoad(t *testing.T) {
-	const window, commits = 16, 200
+	const share, commits = 16, 200
+	const window = share * eventstore.PartitionsDefault
 	h := newSnapshotHarness(t, window)
 	tenant := h.tenant()
 	h.grant(tenant, "g", "1000", nil)
@@ -385,12 +388,12 @@ func TestFailedSnapshotsDoNotStallALoad(t *testing.T) {
 	}
 	defer e.Close()
 	// One upload per attempt (it fails at the first); an attempt each time
-	// the window grows by another window's worth, and one on close.
+	// the window grows by another share's worth, and one on close.
 	if puts.Load() == 0 {
 		t.Fatal("no snapshot tried while loading: the test no longer tests anything")
 	}
-	if n, most := puts.Load(), int64(commits/window+2); n > most {
-		t.Errorf("%d snapshot uploads tried while loading %d commits with a window of %d, want at most %d", n, commits, window, most)
+	if n, most := puts.Load(), int64(commits/share+2); n > most {
+		t.Errorf("%d snapshot uploads tried while loading %d commits with a share of %d, want at most %d", n, commits, share, most)
 	}
 	// Nor may each failed attempt leave its segment on disk: on the
 	// 100M-event log, failed uploads left 13 GB there until a snapshot

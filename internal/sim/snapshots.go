@@ -10,13 +10,14 @@ import (
 )
 
 // The engine under test snapshots through the fault store, with a small
-// window (snapshotWindow), so a run goes through many snapshots, id index
-// segments and merges, and every restart after a crash starts from a
-// snapshot. Writing a snapshot object fails at snapshotFailPerMille while
+// window (snapshotWindow: 12 ids per partition, the window being what the
+// partitions hold together), so a run goes through many snapshots, id
+// index segments and merges, and every restart after a crash starts from
+// a snapshot. Writing a snapshot object fails at snapshotFailPerMille while
 // faults are on, and always while the process is down: a failed snapshot
 // must cost memory only, never an id or a credit.
 const (
-	snapshotWindow       = 12
+	snapshotWindow       = 12 * eventstore.PartitionsDefault
 	snapshotFailPerMille = 50
 )
 

@@ -1,0 +1,47 @@
+package commands
+
+import "sync/atomic"
+
+// windowBudget is the id window entries the engine's partition writers may
+// keep in memory together (SnapshotOptions.Window). A window per
+// partition made the engine's memory for recent ids grow with its
+// partitions: 16 windows of 200,000 ids, some 200 MiB against the default
+// 384 MiB memory limit, which a long run at full rate reached (189 MB of
+// them live at the end of a `creditd bench --events 1000000` run).
+//
+// A writer snapshots when its own window reaches the whole budget, or
+// when the writers together hold more than the budget and its window is
+// at least its share (budget / partitions). Under an even load every
+// window then snapshots at its share; under a skewed one, a busy
+// partition may use what idle ones leave. Each writer checks between its
+// batches, so the engine may pass the budget by a batch per writer and by
+// the windows snapshots are writing; a writer that stops receiving writes
+// keeps its window until it gets one (at most its share once the budget
+// is passed, or the whole budget if it filled it alone).
+type windowBudget struct {
+	max        int
+	partitions int
+	// held counts the entries of every writer's window and of the
+	// windows being written by snapshots; each writer adds its own
+	// changes (snapshotter.account).
+	held atomic.Int64
+}
+
+func newWindowBudget(max, partitions int) *windowBudget {
+	return &windowBudget{max: max, partitions: max1(partitions)}
+}
+
+// share is what a writer may hold once the writers together are past the
+// budget, and what it fills before a snapshot while loading, when every
+// writer loads at once.
+func (b *windowBudget) share() int { return max1(b.max / b.partitions) }
+
+// over reports whether the writers together hold more than the budget.
+func (b *windowBudget) over() bool { return b.held.Load() > int64(b.max) }
+
+// full reports whether a window of size entries is due for a snapshot.
+func (b *windowBudget) full(size int) bool {
+	return size >= b.max || (size >= b.share() && b.over())
+}
+
+func max1(n int) int { return max(n, 1) }

@@ -395,6 +395,11 @@ func TestFailedSnapshotsDoNotStallALoad(t *testing.T) {
 	if n, most := puts.Load(), int64(commits/share+2); n > most {
 		t.Errorf("%d snapshot uploads tried while loading %d commits with a share of %d, want at most %d", n, commits, share, most)
 	}
+	// Nor may a loading writer hold more than its share: every writer
+	// loads at once, and 16 full windows were some 200 MiB.
+	if n, least := puts.Load(), int64(commits/share); n < least {
+		t.Errorf("%d snapshot uploads tried while loading %d commits with a share of %d, want at least %d", n, commits, share, least)
+	}
 	// Nor may each failed attempt leave its segment on disk: on the
 	// 100M-event log, failed uploads left 13 GB there until a snapshot
 	// finally succeeded.

@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/shopspring/decimal"
@@ -77,5 +78,24 @@ func TestWindowEntriesMergeOutcomesAndLinesInKeyOrder(t *testing.T) {
 	}
 	if seen != len(wanted) {
 		t.Fatalf("%d entries, want %d", seen, len(wanted))
+	}
+}
+
+// compareKeys must order as bytes.Compare does: segments are searched in
+// that order.
+func TestCompareKeysOrdersAsBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100_000 {
+		var a, b idKey
+		for i := range a {
+			// Few byte values, so that long equal prefixes come up.
+			a[i], b[i] = byte(rng.IntN(3)), byte(rng.IntN(3))
+		}
+		if rng.IntN(4) == 0 {
+			b = a
+		}
+		if got, want := compareKeys(a, b), bytes.Compare(a[:], b[:]); got != want {
+			t.Fatalf("compareKeys(%x, %x) = %d, bytes.Compare %d", a, b, got, want)
+		}
 	}
 }

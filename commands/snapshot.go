@@ -177,6 +177,11 @@ type snapshotter struct {
 
 	// counted is what this writer last added to budget.held.
 	counted int
+	// retryAt is the window size from which a snapshot that failed is
+	// tried again for a full window: another share of ids later (or
+	// after the interval), not after every batch, each attempt sorting
+	// and writing the whole window again.
+	retryAt int
 	// position is the last snapshot's; last, when it was written.
 	position uint64
 	last     time.Time
@@ -265,7 +270,8 @@ func (sn *snapshotter) maybeStart(p *partition) {
 		return
 	}
 	changed := p.chain.lastSeq != sn.position || p.win.size() > 0
-	if !sn.budget.full(p.win.size()) && (!changed || sn.clock().Sub(sn.last) < sn.interval) {
+	full := sn.budget.full(p.win.size()) && p.win.size() >= sn.retryAt
+	if !full && (!changed || sn.clock().Sub(sn.last) < sn.interval) {
 		return
 	}
 	job := sn.freeze(p)
@@ -302,7 +308,8 @@ func (sn *snapshotter) install(p *partition, res snapshotResult) {
 			}
 		}
 		p.flushing = nil
-		sn.last = sn.clock() // retry after an interval, or a full window
+		// Retry after an interval, or another share of ids.
+		sn.last, sn.retryAt = sn.clock(), p.win.size()+sn.budget.share()
 		// The job's new segments are named by no snapshot: their files
 		// go now, not at the next snapshot that succeeds, or failures in
 		// a row fill the disk (13 GB of them on a 100M-event log).
@@ -315,7 +322,7 @@ func (sn *snapshotter) install(p *partition, res snapshotResult) {
 	}
 	old := p.segments
 	p.segments, p.flushing = res.index, nil
-	sn.position, sn.last = res.job.position, sn.clock()
+	sn.position, sn.last, sn.retryAt = res.job.position, sn.clock(), 0
 	if old != nil {
 		for _, s := range old.segs {
 			if !slices.Contains(res.index.segs, s) {

@@ -3,8 +3,12 @@ package commands
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/creditd/creditd/eventstore"
+	"github.com/creditd/creditd/internal/testnats"
 )
 
 // windowsHeld is what the engine's partition writers hold in their id
@@ -90,5 +94,34 @@ func TestSnapshotWindowBoundsEveryPartitionTogether(t *testing.T) {
 				t.Fatalf("tenant %d round %d: a recorded id was not recognised as a duplicate: %+v", i, round, res)
 			}
 		}
+	}
+}
+
+// TestFailedSnapshotsAreNotRetriedAfterEveryBatch: while the store
+// refuses snapshots, a writer whose window is full must not start another
+// after every batch (each attempt sorts and writes its whole window again,
+// only to fail): it waits for another share of ids, or the interval.
+func TestFailedSnapshotsAreNotRetriedAfterEveryBatch(t *testing.T) {
+	const share, writes = 16, 600
+	const window = share * eventstore.PartitionsDefault
+	h := &harness{t: t, dir: t.TempDir(), clock: newFakeClock()}
+	h.server = testnats.Start(t, h.dir)
+	var puts atomic.Int64
+	e, err := New(context.Background(), refusingSnapshots{h.server.Store, &puts},
+		Options{Clock: h.clock.Now, Snapshots: SnapshotOptions{Window: window, Dir: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.engine = e
+	defer e.Close()
+	tenant := h.tenant()
+	h.grant(tenant, "g", "1000", nil)
+	h.busyWork(tenant, "u", writes)
+	// The window is full at window ids; after that, an attempt per share.
+	if n, most := puts.Load(), int64((writes-window)/share+3); n > most {
+		t.Fatalf("%d snapshot uploads tried over %d writes past a full window of %d, want at most %d: one per share of %d", n, writes-window, window, most, share)
+	}
+	if puts.Load() == 0 {
+		t.Fatal("no snapshot tried: the test no longer tests anything")
 	}
 }

@@ -67,6 +67,9 @@ type Engine struct {
 	registry   *registry
 	// cluster holds the partition leases; nil when running alone.
 	cluster *cluster
+	// windows is what the writers keep of recent ids, all together; nil
+	// without snapshots.
+	windows *windowBudget
 
 	mu        sync.RWMutex // guards closed against sends on the inboxes
 	closed    bool
@@ -120,7 +123,10 @@ func New(ctx context.Context, store FullStore, opts Options) (*Engine, error) {
 		dir, e.tempDir = tmp, tmp
 	}
 	e.partitions = make([]*partition, store.Partitions())
-	budget := newWindowBudget(cmpOr(opts.Snapshots.Window, snapshotWindowDefault), len(e.partitions))
+	budget := newWindowBudget(cmpOr(opts.Snapshots.Window, SnapshotWindowDefault), len(e.partitions))
+	if snapshots != nil {
+		e.windows = budget
+	}
 	loadErrs := make([]error, len(e.partitions))
 	var loading sync.WaitGroup
 	for i := range e.partitions {

@@ -29,11 +29,6 @@ import (
 // or snapshotIntervalDefault after the last, and on a clean shutdown; a
 // start loads the newest valid one and replays only the log after it.
 const (
-	// snapshotWindowDefault bounds the ids, lines of ids and depleted
-	// grants the writers keep in memory between snapshots, all partitions
-	// together (windowBudget): about 65 bytes each, so some 64 MiB, and
-	// at 16 partitions a snapshot every 65,536 ids of a partition.
-	snapshotWindowDefault = 1 << 20
 	// segmentBytesDefault caps the id index segments merges make. A
 	// segment is uploaded to the object store, whose publisher keeps up to
 	// 4,000 chunks (128 KiB each) in flight, while nats-server refuses a
@@ -81,6 +76,12 @@ type SnapshotStore interface {
 	// links to this log.
 	Load(ctx context.Context, seq uint64) (eventstore.StoredMsg, error)
 }
+
+// SnapshotWindowDefault bounds the ids, lines of ids and depleted grants
+// the writers keep in memory between snapshots, all partitions together
+// (windowBudget): about 65 bytes each, so some 64 MiB, and at 16
+// partitions a snapshot every 65,536 ids of a partition.
+const SnapshotWindowDefault = 1 << 20
 
 // SnapshotOptions configures snapshots; the zero value is the defaults.
 type SnapshotOptions struct {

@@ -74,7 +74,7 @@ type pendingSnapshot struct {
 
 func verifyPartition(ctx context.Context, store VerifyStore, id int, dir string) ([]SnapshotCheck, error) {
 	log := slog.New(slog.DiscardHandler)
-	sn := newSnapshotter(store, id, dir, SnapshotOptions{}, newWindowBudget(snapshotWindowDefault, 1), time.Now, log)
+	sn := newSnapshotter(store, id, dir, SnapshotOptions{}, newWindowBudget(SnapshotWindowDefault, 1), time.Now, log)
 	names, err := sn.snapshots(ctx)
 	if err != nil {
 		return nil, err

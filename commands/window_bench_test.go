@@ -10,7 +10,7 @@ import (
 // snapshot does: the keys sorted, each outcome encoded.
 func BenchmarkWindowEntries(b *testing.B) {
 	w := newWindow()
-	for i := range snapshotWindowDefault / 16 {
+	for i := range SnapshotWindowDefault / 16 {
 		w.seen[makeKey(int64(i%1000+1), kindUsage, fmt.Sprintf("usage-%d", i))] = outcome{position: uint64(i), fingerprint: uint64(i) * 0x9e3779b97f4a7c15}
 	}
 	b.ReportAllocs()

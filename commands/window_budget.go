@@ -45,3 +45,14 @@ func (b *windowBudget) full(size int) bool {
 }
 
 func max1(n int) int { return max(n, 1) }
+
+// IDsInMemory is what the partition writers keep in memory of their ids
+// (their windows, those snapshots are writing included), and the budget
+// (SnapshotOptions.Window) they snapshot to stay under: for /metrics.
+// Both are 0 for an engine without snapshots.
+func (e *Engine) IDsInMemory() (held, budget int) {
+	if e.windows == nil {
+		return 0, 0
+	}
+	return int(e.windows.held.Load()), e.windows.max
+}

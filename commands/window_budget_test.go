@@ -86,6 +86,10 @@ func TestSnapshotWindowBoundsEveryPartitionTogether(t *testing.T) {
 	if limit := max(window, partitions*(window/partitions)); most > limit {
 		t.Fatalf("the partition writers held %d ids in memory at most, want at most %d (window %d over %d partitions)", most, limit, window, partitions)
 	}
+	// What /metrics reports is what the writers hold.
+	if held, budget := h.engine.IDsInMemory(); held != windowsHeld(t, h.engine) || budget != window {
+		t.Errorf("IDsInMemory %d of %d, want %d of %d", held, budget, windowsHeld(t, h.engine), window)
+	}
 	// Nothing forgotten: every id is still a duplicate.
 	for i, tenant := range tenants {
 		for round := range rounds {

@@ -64,6 +64,8 @@ type serveConfig struct {
 	// name this instance shows among the others.
 	leaseTTL time.Duration
 	instance string
+	// idWindow bounds the write ids kept in memory between snapshots.
+	idWindow int
 }
 
 func envOr(name, fallback string) string {
@@ -97,6 +99,7 @@ func parseServeFlags(args []string) (serveConfig, error) {
 	fs.DurationVar(&cfg.deadLetters.MaxAge, "dead-letter-max-age", ingest.DeadLetterMaxAgeDefault, "how long NATS usage messages that could not be recorded are kept on the dead-letter stream; 0: no limit")
 	fs.Int64Var(&cfg.deadLetters.MaxBytes, "dead-letter-max-bytes", ingest.DeadLetterMaxBytesDefault, "bytes of dead letters kept, the oldest dropped first; 0: no limit")
 	fs.DurationVar(&cfg.checkpoint, "checkpoint-interval", time.Hour, "how often to append a checkpoint (subject heads and balances digest); 0 disables")
+	fs.IntVar(&cfg.idWindow, "id-window", commands.SnapshotWindowDefault, "write ids the partition writers keep in memory together before they snapshot them to the id index, about 65 bytes each (docs/architecture.md, \"Snapshots\")")
 	cfg.memoryLimit = newMemoryLimit()
 	fs.Var(&cfg.memoryLimit, "memory-limit", memoryLimitUsage)
 	fs.BoolVar(&cfg.notices, "notices", true, "deliver low-balance notices from this instance; on a cluster, each instance delivers those of the partitions it owns")
@@ -149,6 +152,9 @@ func parseServeFlags(args []string) (serveConfig, error) {
 // streamReplicasMax is the most replicas JetStream gives a stream.
 const streamReplicasMax = 5
 
+// idWindowMax bounds --id-window: about 70 GiB of ids in memory.
+const idWindowMax = 1 << 30
+
 // validate checks the settings that flags alone cannot.
 func (cfg serveConfig) validate() error {
 	var errs []error
@@ -166,6 +172,9 @@ func (cfg serveConfig) validate() error {
 	}
 	if cfg.deadLetters.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("--dead-letter-max-bytes %d: want 0 (no limit) or more", cfg.deadLetters.MaxBytes))
+	}
+	if cfg.idWindow < 1 || cfg.idWindow > idWindowMax {
+		errs = append(errs, fmt.Errorf("--id-window %d: want 1 to %d ids", cfg.idWindow, idWindowMax))
 	}
 	return errors.Join(errs...)
 }
@@ -311,7 +320,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 	}
 	startCtx := eventstore.WithReadProgress(ctx, readProgress)
 	engineOpts := commands.Options{Logger: log, Observer: observe,
-		Snapshots: commands.SnapshotOptions{Dir: filepath.Join(cfg.dataDir, "index")}}
+		Snapshots: commands.SnapshotOptions{Dir: filepath.Join(cfg.dataDir, "index"), Window: cfg.idWindow}}
 	if cfg.natsURL != "" {
 		// On a cluster, several instances may share the log: each writes
 		// the partitions whose lease it holds and forwards the rest
@@ -336,6 +345,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, hooks serv
 	}
 	defer engine.Close()
 	producers.UseKeys(engine)
+	observe.WatchIDs(engine.IDsInMemory)
 
 	// The read models catch up to the log's end as it stands now while
 	// writes are served (readmodels.go): in place, or built afresh in bulk

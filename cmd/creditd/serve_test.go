@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creditd/creditd/commands"
 )
 
 // TestServeAsANewcomerWould builds the binary, runs `creditd serve` on an
@@ -259,7 +261,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	body.ReadFrom(resp.Body)
 	for _, name := range []string{"creditd_http_requests_total{route=\"GET /v1/balance\",status=\"401\"} 1", "creditd_projection_lag_positions", "creditd_projection_lag_seconds_count",
 		"creditd_projection_position", "creditd_ingest_pending_messages", "creditd_commits_total", "creditd_append_conflicts_total",
-		"creditd_usage_dead_letters_total", "creditd_usage_dead_letters_dropped_total 0", "creditd_usage_requests_dropped_total 0", "creditd_http_request_duration_seconds_bucket"} {
+		"creditd_usage_dead_letters_total", "creditd_usage_dead_letters_dropped_total 0", "creditd_ids_in_memory ", "creditd_ids_in_memory_budget 1.048576e+06", "creditd_usage_requests_dropped_total 0", "creditd_http_request_duration_seconds_bucket"} {
 		if !strings.Contains(body.String(), name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
@@ -283,5 +285,24 @@ func TestWebhookFlags(t *testing.T) {
 	strict, _ := parseServeFlags(nil)
 	if strict.webhooks.CheckURL("http://hooks.example.com/") == nil || strict.webhooks.CheckURL("https://127.0.0.1/") == nil {
 		t.Fatal("the default policy admits http or loopback")
+	}
+}
+
+func TestIDWindowFlag(t *testing.T) {
+	cfg, err := parseServeFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.idWindow != commands.SnapshotWindowDefault {
+		t.Fatalf("--id-window defaults to %d, want %d", cfg.idWindow, commands.SnapshotWindowDefault)
+	}
+	t.Setenv("CREDITD_ID_WINDOW", "250000")
+	if cfg, err = parseServeFlags(nil); err != nil || cfg.idWindow != 250000 {
+		t.Fatalf("CREDITD_ID_WINDOW=250000 gave %d, %v", cfg.idWindow, err)
+	}
+	for _, bad := range []string{"0", "-1", "2000000000"} {
+		if _, err := parseServeFlags([]string{"--id-window", bad}); err == nil || !strings.Contains(err.Error(), "--id-window") {
+			t.Errorf("--id-window %s: err %v, want one naming the flag", bad, err)
+		}
 	}
 }

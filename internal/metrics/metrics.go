@@ -186,6 +186,17 @@ func (m *Metrics) WatchIngest(pending func(context.Context) (uint64, error)) {
 		}))
 }
 
+// WatchIDs reports the ids the partition writers keep in memory since
+// their last snapshots, and the budget they snapshot to stay under
+// (--id-window), read at each scrape.
+func (m *Metrics) WatchIDs(inMemory func() (held, budget int)) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "creditd_ids_in_memory", Help: "Write ids the partition writers keep in memory since their last snapshots (about 65 bytes each), those of snapshots being written included."},
+			func() float64 { held, _ := inMemory(); return float64(held) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "creditd_ids_in_memory_budget", Help: "The ids the partition writers keep in memory together before they snapshot (--id-window)."},
+			func() float64 { _, budget := inMemory(); return float64(budget) }))
+}
+
 // WatchDeadLetters reports the dead letters dropped from the dead-letter
 // stream (by its limits, or an operator's purge), read at each scrape; a
 // failed read reports the last value read, so the counter never dips.

@@ -13,11 +13,17 @@ import "sync/atomic"
 // when the writers together hold more than the budget and its window is
 // at least its share (budget / partitions). Under an even load every
 // window then snapshots at its share; under a skewed one, a busy
-// partition may use what idle ones leave. Each writer checks between its
-// batches, so the engine may pass the budget by a batch per writer and by
-// the windows snapshots are writing; a writer that stops receiving writes
-// keeps its window until it gets one (at most its share once the budget
-// is passed, or the whole budget if it filled it alone).
+// partition may use what idle ones leave.
+//
+// It is a budget, not a hard limit. Each writer checks between its
+// batches, and not while its own snapshot is being written: the window it
+// froze and the new one filling meanwhile both count, and the new one
+// grows for as long as the upload takes. A writer that receives nothing
+// keeps its window until a batch or a sweep (every 250 ms when running
+// alone) looks at it. On a cluster, a partition handed over to another
+// instance keeps its window here, counted, until this instance owns it
+// again: the writers it still owns then snapshot at their share, and the
+// instance may hold up to about twice the budget.
 type windowBudget struct {
 	max        int
 	partitions int

@@ -18,7 +18,9 @@ import (
 // past its share starts the next snapshot it owes).
 func windowsHeld(t *testing.T, e *Engine) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// A snapshot may take long on a loaded machine under -race (its prune
+	// alone was seen at 9 s): wait as long as one may take.
+	deadline := time.Now().Add(snapshotTimeout)
 	for {
 		held, running := 0, false
 		for _, p := range e.partitions {
@@ -37,7 +39,7 @@ func windowsHeld(t *testing.T, e *Engine) int {
 			return held
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("snapshots still in flight after 10 s")
+			t.Fatalf("snapshots still in flight after %s", snapshotTimeout)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -125,7 +127,9 @@ func TestFailedSnapshotsAreNotRetriedAfterEveryBatch(t *testing.T) {
 	if n, most := puts.Load(), int64((writes-window)/share+3); n > most {
 		t.Fatalf("%d snapshot uploads tried over %d writes past a full window of %d, want at most %d: one per share of %d", n, writes-window, window, most, share)
 	}
-	if puts.Load() == 0 {
-		t.Fatal("no snapshot tried: the test no longer tests anything")
+	// The first batch tries one (the interval since none); a full window
+	// must try more.
+	if puts.Load() < 2 {
+		t.Fatalf("%d snapshot uploads tried: a full window tried none, and the test no longer tests anything", puts.Load())
 	}
 }

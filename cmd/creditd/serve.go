@@ -152,8 +152,13 @@ func parseServeFlags(args []string) (serveConfig, error) {
 // streamReplicasMax is the most replicas JetStream gives a stream.
 const streamReplicasMax = 5
 
-// idWindowMax bounds --id-window: about 70 GiB of ids in memory.
-const idWindowMax = 1 << 30
+// idWindowMin and idWindowMax bound --id-window: below the minimum,
+// writers snapshot every few ids (a share is the window over the
+// partitions: 1,024 at 16); the maximum is about 70 GiB of ids in memory.
+const (
+	idWindowMin = 1 << 14
+	idWindowMax = 1 << 30
+)
 
 // validate checks the settings that flags alone cannot.
 func (cfg serveConfig) validate() error {
@@ -173,8 +178,8 @@ func (cfg serveConfig) validate() error {
 	if cfg.deadLetters.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("--dead-letter-max-bytes %d: want 0 (no limit) or more", cfg.deadLetters.MaxBytes))
 	}
-	if cfg.idWindow < 1 || cfg.idWindow > idWindowMax {
-		errs = append(errs, fmt.Errorf("--id-window %d: want 1 to %d ids", cfg.idWindow, idWindowMax))
+	if cfg.idWindow < idWindowMin || cfg.idWindow > idWindowMax {
+		errs = append(errs, fmt.Errorf("--id-window %d: want %d to %d ids", cfg.idWindow, idWindowMin, idWindowMax))
 	}
 	return errors.Join(errs...)
 }

@@ -300,7 +300,7 @@ func TestIDWindowFlag(t *testing.T) {
 	if cfg, err = parseServeFlags(nil); err != nil || cfg.idWindow != 250000 {
 		t.Fatalf("CREDITD_ID_WINDOW=250000 gave %d, %v", cfg.idWindow, err)
 	}
-	for _, bad := range []string{"0", "-1", "2000000000"} {
+	for _, bad := range []string{"0", "-1", "16383", "2000000000"} {
 		if _, err := parseServeFlags([]string{"--id-window", bad}); err == nil || !strings.Contains(err.Error(), "--id-window") {
 			t.Errorf("--id-window %s: err %v, want one naming the flag", bad, err)
 		}

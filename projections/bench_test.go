@@ -253,3 +253,77 @@ func BenchmarkLiveApply(b *testing.B) {
 	}
 	b.ReportMetric(float64(events*b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkFlushLedgerInterleaved measures the ledger's flush when
+// consecutive rows belong to different lines: usage of 1,000 tenants round
+// robin, as `creditd bench generate` writes its commits and as a commit
+// interleaves many producers' small batches. The rows go through the
+// batch's own flush (flushLedger) in transactions of 20,000, into a fresh
+// database: bulk, with the ledger's indexes dropped as a rebuild drops
+// them (their build at the end is not timed), and live, with them.
+//
+//	go test -run '^$' -bench FlushLedgerInterleaved -benchtime 5x ./projections/
+func BenchmarkFlushLedgerInterleaved(b *testing.B) {
+	const rows, txRows, tenants = 200_000, 20_000, 1000
+	ledger := make([]ledgerRow, rows)
+	for i := range ledger {
+		at := int64(1_780_000_000_000_000) + int64(i/2000)*1000
+		t := int64(i%tenants) + 1
+		ledger[i] = ledgerRow{tenantID: t, creditType: "api_calls", entryType: ledgerDebit, amount: -2000,
+			granted: 1_000_000_000, used: int64(i/tenants+1) * 2000, sourceID: "u" + strconv.Itoa(i),
+			description: "usage: search /v1/search", createdAt: at, position: uint64(i/2000 + 2),
+			occurredAt: at - 5, hasOccurredAt: true}
+	}
+	for _, bulk := range []bool{true, false} {
+		name := "live"
+		if bulk {
+			name = "bulk"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				b.StopTimer()
+				db, err := Open(filepath.Join(b.TempDir(), "rm.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				end := func() error { return nil }
+				if bulk {
+					if end, err = db.bulkLoad(ctx, false); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				for start := 0; start < rows; start += txRows {
+					conn, err := writerConn(ctx, db.writer)
+					if err != nil {
+						b.Fatal(err)
+					}
+					tx, err := conn.BeginTx(ctx, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					bt := &batch{ctx: ctx, tx: tx, conn: conn, ledgerRows: ledger[start : start+txRows]}
+					if err := bt.inFlush(bt.flushLedger); err != nil {
+						b.Fatal(err)
+					}
+					if err := tx.Commit(); err != nil {
+						b.Fatal(err)
+					}
+					conn.Close()
+				}
+				b.StopTimer()
+				var n int
+				if err := db.writer.QueryRowContext(ctx, `SELECT count(*) FROM ledger`).Scan(&n); err != nil || n != rows {
+					b.Fatalf("ledger holds %d rows (%v), want %d", n, err, rows)
+				}
+				if err := end(); err != nil {
+					b.Fatal(err)
+				}
+				db.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"testing"
@@ -153,5 +154,85 @@ func TestCarriedCellsSurviveAFailedBatch(t *testing.T) {
 	}
 	if a, b := dump(t, plain), dump(t, carrying); a != b {
 		t.Fatalf("carrying differs after a failed batch:\n%s", firstDifference(a, b))
+	}
+}
+
+// Every column of every ledger row, as flushLedger writes it in either
+// form: runs of one line long enough for a group's statement (ledgerGroupMin
+// and over, past ledgerRowsPerInsert), and rows of different lines bound
+// whole (past ledgerWholeRowsPerInsert), read back by entry id.
+func TestLedgerFlushWritesEveryColumnInEitherForm(t *testing.T) {
+	t.Parallel()
+	db := openDB(t)
+	ctx := context.Background()
+	var rows []ledgerRow
+	add := func(tenant int64, n int) {
+		for range n {
+			i := len(rows)
+			r := ledgerRow{tenantID: tenant, creditType: "line" + fmt.Sprint(tenant%3), entryType: []string{ledgerDebit, ledgerCredit, ledgerAdjustment, ledgerExpiry}[tenant%4],
+				amount: int64(-i - 1), granted: 1e12 + tenant, adjusted: -tenant, used: int64(i) * 7, expired: tenant * 3,
+				sourceID: fmt.Sprintf("s%d", i), description: fmt.Sprintf("d%d", tenant), reference: fmt.Sprintf("r%d", tenant%5),
+				metadata: fmt.Sprintf(`{"t":%d}`, tenant), createdAt: 1_780_000_000_000_000 + tenant, position: uint64(tenant + 1)}
+			if i%3 != 0 {
+				r.occurredAt, r.hasOccurredAt = r.createdAt-int64(i), true
+			}
+			rows = append(rows, r)
+		}
+	}
+	add(1, 1)
+	add(2, 3)
+	add(3, ledgerGroupMin+1)
+	add(4, 1)
+	for t := range int64(ledgerWholeRowsPerInsert + 6) {
+		add(100+t, 1+int(t%2)) // runs of one and two rows
+	}
+	add(5, ledgerRowsPerInsert+3)
+	add(6, ledgerGroupMin-1)
+	conn, err := writerConn(ctx, db.writer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &batch{ctx: ctx, tx: tx, conn: conn, ledgerRows: rows}
+	if err := b.inFlush(b.flushLedger); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Reader().Query(`SELECT entry_id, tenant_id, credit_type, type, amount, balance_after, granted_after, adjusted_after,
+		used_after, expired_after, source_id, description, reference, metadata, created_at, position, occurred_at FROM ledger ORDER BY entry_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	i := 0
+	for ; got.Next(); i++ {
+		var g ledgerRow
+		var id int64
+		var occurred sql.NullInt64
+		if err := got.Scan(&id, &g.tenantID, &g.creditType, &g.entryType, &g.amount, &g.balance, &g.granted, &g.adjusted,
+			&g.used, &g.expired, &g.sourceID, &g.description, &g.reference, &g.metadata, &g.createdAt, &g.position, &occurred); err != nil {
+			t.Fatal(err)
+		}
+		g.occurredAt, g.hasOccurredAt = occurred.Int64, occurred.Valid
+		if i >= len(rows) {
+			t.Fatalf("more rows than the %d flushed", len(rows))
+		}
+		want := rows[i]
+		want.balance = want.granted + want.adjusted - want.used - want.expired
+		if id != int64(i+1) || g != want {
+			t.Fatalf("entry %d (row %d):\n got %+v\nwant %+v", id, i, g, want)
+		}
+	}
+	if err := got.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if i != len(rows) {
+		t.Fatalf("%d ledger rows, want %d", i, len(rows))
 	}
 }

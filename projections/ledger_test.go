@@ -164,7 +164,6 @@ func TestCarriedCellsSurviveAFailedBatch(t *testing.T) {
 func TestLedgerFlushWritesEveryColumnInEitherForm(t *testing.T) {
 	t.Parallel()
 	db := openDB(t)
-	ctx := context.Background()
 	var rows []ledgerRow
 	add := func(tenant int64, n int) {
 		for range n {
@@ -188,20 +187,11 @@ func TestLedgerFlushWritesEveryColumnInEitherForm(t *testing.T) {
 	}
 	add(5, ledgerRowsPerInsert+3)
 	add(6, ledgerGroupMin-1)
-	conn, err := writerConn(ctx, db.writer)
+	err := inBatchTx(t, db, true, func(b *batch, _ *sql.Tx) error {
+		b.ledgerRows = rows
+		return b.inFlush(b.flushLedger)
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &batch{ctx: ctx, tx: tx, conn: conn, ledgerRows: rows}
-	if err := b.inFlush(b.flushLedger); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.Reader().Query(`SELECT entry_id, tenant_id, credit_type, type, amount, balance_after, granted_after, adjusted_after,

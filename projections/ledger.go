@@ -143,10 +143,12 @@ func (b *batch) flushLedger() error {
 	for rows := b.ledgerRows; len(rows) > 0; {
 		n := groupLen(rows, ledgerRowsPerInsert)
 		if n < ledgerGroupMin {
-			// A run of rows of different lines, each bound whole.
-			n = 1
-			for n < len(rows) && n < ledgerWholeRowsPerInsert && groupLen(rows[n:], ledgerGroupMin) < ledgerGroupMin {
-				n++
+			// A run of short groups, each row bound whole, up to the
+			// next group long enough for its own statement.
+			for k := n; n < len(rows); n += k {
+				if k = groupLen(rows[n:], ledgerGroupMin); k >= ledgerGroupMin || n+k > ledgerWholeRowsPerInsert {
+					break
+				}
 			}
 			if err := b.insertLedgerWhole(rows[:n]); err != nil {
 				return err
@@ -250,9 +252,10 @@ func (r *ledgerRow) sharesGroup(first *ledgerRow) bool {
 // to ?9), each row binding only its own values. Binding is most of the cost of writing a ledger row,
 // so this nearly halves it for a commit of usage on one line. Rows are
 // inserted in VALUES order, so entry ids follow the recorded order; the
-// running balance_after is derived from the totals in SQL.
+// running balance_after is derived from the totals in SQL. Only groups of
+// ledgerGroupMin rows and more get one.
 var ledgerInserts = func() (q [ledgerRowsPerInsert + 1]string) {
-	for n := 1; n <= ledgerRowsPerInsert; n++ {
+	for n := ledgerGroupMin; n <= ledgerRowsPerInsert; n++ {
 		q[n] = ledgerInsert(n)
 	}
 	return q

@@ -301,11 +301,13 @@ func (p *Projector) WaitFor(ctx context.Context, position uint64) error {
 	}
 }
 
-// cloneCells copies cube cells, deltas included.
+// cloneCells copies cube cells, deltas included, but not the counters of
+// the batch that last added to them.
 func cloneCells(cells map[cubeKey]*cubeDelta) map[cubeKey]*cubeDelta {
 	out := make(map[cubeKey]*cubeDelta, len(cells))
 	for k, c := range cells {
 		copied := *c
+		copied.total, copied.route = nil, nil
 		out[k] = &copied
 	}
 	return out

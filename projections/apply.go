@@ -126,7 +126,7 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 		b.burn(env, e.Burned)
 		dims := b.preparedDims
 		if dims == nil {
-			dims = b.dimsText(e.Dimensions)
+			dims = b.dimsText(env.CreditType, e.Dimensions)
 		}
 		b.countUsage(env, dims, e.Dimensions, amount, Day(e.OccurredAt), Micros(e.OccurredAt))
 		if amount == 0 {
@@ -156,7 +156,7 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 		if err != nil {
 			return err
 		}
-		text := b.dimsText(dims)
+		text := b.dimsText(env.CreditType, dims)
 		b.countUsage(env, text, dims, Micro(e.Amount), at/(86400*1e6), at)
 		if e.Amount.IsZero() {
 			return nil
@@ -184,7 +184,7 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 		for _, r := range e.Returned {
 			b.grant(env, r.GrantID).remaining += Micro(r.Amount)
 		}
-		dims := b.dimsText(e.Dimensions)
+		dims := b.dimsText(env.CreditType, e.Dimensions)
 		b.uncountUsage(env, dims, e.Dimensions, Micro(e.Amount), Day(e.OccurredAt))
 		b.ledger(env, line, ledgerAdjustment, Micro(e.Amount), e.UsageID, "usage reversed: "+e.Reason, "", dims.metadata, seq, at)
 		b.occurred(Micros(e.OccurredAt))

@@ -15,9 +15,14 @@ import (
 const dimsCacheMax = 1 << 16
 
 // dimsKey identifies a combination of usage dimensions, custom map included
-// (as its canonical JSON). Success and quantity are per event.
+// (as its canonical JSON), with the line's credit type and the usage's
+// outcome: with those, one *dimsText and a tenant and day name a cube cell,
+// and the cell's key is three words, hashed and compared as plain memory
+// rather than field by field with a string among them (the cube lookup was
+// a replay writer's costliest step after SQLite). Quantity is per event.
 type dimsKey struct {
-	module, service, userID, workflowID, runID, endpoint, custom string
+	creditType, module, service, userID, workflowID, runID, endpoint, custom string
+	success                                                                  bool
 }
 
 // dimsText is what the read models store for one combination of
@@ -29,13 +34,16 @@ type dimsText struct {
 	metadata    string // the ledger metadata: the dimensions as JSON
 }
 
-// dimsText returns the cached texts of d. Equal dimensions share one
-// *dimsText within a batch, so cube cells can be keyed by the pointer.
-func (b *batch) dimsText(d domain.Dimensions) *dimsText { return lookupDims(b.dims, d) }
+// dimsText returns the cached texts of d on a line of creditType. Equal
+// keys share one *dimsText within a batch, so cube cells can be keyed by
+// the pointer.
+func (b *batch) dimsText(creditType string, d domain.Dimensions) *dimsText {
+	return lookupDims(b.dims, creditType, d)
+}
 
-func lookupDims(cache map[dimsKey]*dimsText, d domain.Dimensions) *dimsText {
-	key := dimsKey{module: d.Module, service: d.Service, userID: d.UserID, workflowID: d.WorkflowID,
-		runID: d.WorkflowRunID, endpoint: d.Endpoint, custom: customJSON(d.Custom)}
+func lookupDims(cache map[dimsKey]*dimsText, creditType string, d domain.Dimensions) *dimsText {
+	key := dimsKey{creditType: creditType, module: d.Module, service: d.Service, userID: d.UserID, workflowID: d.WorkflowID,
+		runID: d.WorkflowRunID, endpoint: d.Endpoint, custom: customJSON(d.Custom), success: d.Success}
 	if t, ok := cache[key]; ok {
 		return t
 	}
@@ -62,7 +70,7 @@ func prepareDims(commits []Decoded, cache map[dimsKey]*dimsText) {
 				if dims == nil {
 					dims = make([]*dimsText, len(events))
 				}
-				dims[j] = lookupDims(cache, e.Dimensions)
+				dims[j] = lookupDims(cache, env.CreditType, e.Dimensions)
 			}
 		}
 		commits[i].dims = dims
@@ -71,11 +79,9 @@ func prepareDims(commits []Decoded, cache map[dimsKey]*dimsText) {
 
 // cubeKey is one cell of the usage cube.
 type cubeKey struct {
-	tenantID   int64
-	day        int64
-	creditType string
-	success    bool
-	dims       *dimsText
+	tenantID int64
+	day      int64
+	dims     *dimsText // credit type and outcome included
 }
 
 type cubeDelta struct {
@@ -102,8 +108,8 @@ type endpointKey struct {
 type countDelta struct{ requests, successes, failures int64 }
 
 // cell is the batch's pending change to one cube cell.
-func (b *batch) cell(env domain.Envelope, dims *dimsText, success bool, day int64) *cubeDelta {
-	key := cubeKey{tenantID: env.TenantID, day: day, creditType: env.CreditType, success: success, dims: dims}
+func (b *batch) cell(env domain.Envelope, dims *dimsText, day int64) *cubeDelta {
+	key := cubeKey{tenantID: env.TenantID, day: day, dims: dims}
 	c, ok := b.cube[key]
 	if !ok {
 		c = &cubeDelta{}
@@ -116,7 +122,7 @@ func (b *batch) cell(env domain.Envelope, dims *dimsText, success bool, day int6
 // cube, on the UTC day it occurred, and to the tenant's counters.
 func (b *batch) countUsage(env domain.Envelope, dims *dimsText, d domain.Dimensions, credits, day, occurredAt int64) {
 	b.dayMax = max(b.dayMax, day)
-	c := b.cell(env, dims, d.Success, day)
+	c := b.cell(env, dims, day)
 	quantity := Micro(d.Quantity)
 	c.credits += credits
 	c.quantity += quantity
@@ -145,7 +151,7 @@ func (b *batch) countUsage(env domain.Envelope, dims *dimsText, d domain.Dimensi
 // uncountUsage takes a reversed debit's credits off the cube cell and day
 // it was counted on; the request itself happened and stays counted.
 func (b *batch) uncountUsage(env domain.Envelope, dims *dimsText, d domain.Dimensions, credits, day int64) {
-	c := b.cell(env, dims, d.Success, day)
+	c := b.cell(env, dims, day)
 	c.credits -= credits
 	b.total(env.TenantID).credits -= credits
 }
@@ -182,7 +188,7 @@ func (b *batch) flushRollups(keys []cubeKey) error {
 	rollup := map[rollupKey]*cubeDelta{}
 	for _, k := range keys {
 		c := b.cube[k]
-		for _, dim := range [...]struct{ name, value string }{{"", ""}, {"credit_type", k.creditType}, {"module", k.dims.module},
+		for _, dim := range [...]struct{ name, value string }{{"", ""}, {"credit_type", k.dims.creditType}, {"module", k.dims.module},
 			{"service", k.dims.service}, {"user_id", k.dims.userID}, {"endpoint", k.dims.endpoint}} {
 			key := rollupKey{k.tenantID, dim.name, k.day, dim.value}
 			r, ok := rollup[key]
@@ -237,8 +243,8 @@ func (b *batch) flushCube() error {
 		args = args[:0]
 		for _, k := range keys[:n] {
 			c, d := b.cube[k], k.dims
-			args = append(args, k.tenantID, k.day, k.creditType, d.module, d.service, d.userID, d.workflowID,
-				d.runID, d.endpoint, k.success, d.custom, c.credits, c.quantity, c.requests, c.successes, c.failures)
+			args = append(args, k.tenantID, k.day, d.creditType, d.module, d.service, d.userID, d.workflowID,
+				d.runID, d.endpoint, d.success, d.custom, c.credits, c.quantity, c.requests, c.successes, c.failures)
 		}
 		if err := stmt.exec(args...); err != nil {
 			return err
@@ -307,18 +313,18 @@ func compareCubeKeys(a, b cubeKey) int {
 	if c := cmp.Compare(a.day, b.day); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(a.creditType, b.creditType); c != 0 {
+	x, y := a.dims, b.dims
+	if c := cmp.Compare(x.creditType, y.creditType); c != 0 {
 		return c
 	}
-	x, y := a.dims, b.dims
 	for _, pair := range [...][2]string{{x.module, y.module}, {x.service, y.service}, {x.userID, y.userID},
 		{x.workflowID, y.workflowID}, {x.runID, y.runID}, {x.endpoint, y.endpoint}} {
 		if c := cmp.Compare(pair[0], pair[1]); c != 0 {
 			return c
 		}
 	}
-	if a.success != b.success {
-		if !a.success {
+	if x.success != y.success {
+		if !x.success {
 			return -1
 		}
 		return 1

@@ -185,7 +185,7 @@ func (b *batch) applyLineEvent(env domain.Envelope, line *lineRow, seq uint64, a
 			b.grant(env, r.GrantID).remaining += Micro(r.Amount)
 		}
 		dims := b.dimsText(env.CreditType, e.Dimensions)
-		b.uncountUsage(env, dims, e.Dimensions, Micro(e.Amount), Day(e.OccurredAt))
+		b.uncountUsage(env, dims, Micro(e.Amount), Day(e.OccurredAt))
 		b.ledger(env, line, ledgerAdjustment, Micro(e.Amount), e.UsageID, "usage reversed: "+e.Reason, "", dims.metadata, seq, at)
 		b.occurred(Micros(e.OccurredAt))
 		return nil

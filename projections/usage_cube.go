@@ -150,7 +150,7 @@ func (b *batch) countUsage(env domain.Envelope, dims *dimsText, d domain.Dimensi
 
 // uncountUsage takes a reversed debit's credits off the cube cell and day
 // it was counted on; the request itself happened and stays counted.
-func (b *batch) uncountUsage(env domain.Envelope, dims *dimsText, d domain.Dimensions, credits, day int64) {
+func (b *batch) uncountUsage(env domain.Envelope, dims *dimsText, credits, day int64) {
 	c := b.cell(env, dims, day)
 	c.credits -= credits
 	b.total(env.TenantID).credits -= credits

@@ -69,7 +69,7 @@ func Open(path string) (*DB, error) {
 	// cache holds the right edges of the ledger indexes and the recent days
 	// of the cube; a WAL checkpoint every ~160 MiB instead of every 4 MiB
 	// keeps bulk applies from stalling on fsyncs.
-	if _, err := writer.Exec(`PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA cache_size = -65536;
+	if _, err := writer.Exec(`PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA cache_size = -` + strconv.Itoa(writerCacheKiB) + `;
 		PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = ` + strconv.Itoa(walAutocheckpointPages)); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("configure %s: %w", path, err)
@@ -127,6 +127,21 @@ func checkFormat(writer *sql.DB, path string) error {
 	}
 }
 
+// writerCacheKiB is the writer's page cache (PRAGMA cache_size), in KiB.
+const writerCacheKiB = 64 << 10
+
+// bulkIndexCacheKiB is the writer's page cache while a bulk load's indexes
+// are built. SQLite's sorter fills runs as large as the page cache (but
+// at least 250 pages, 4 MiB at 16 KiB) before it sorts each on a helper
+// thread and merges them: runs of 4 MiB sort within the CPU's caches and
+// keep both threads busy, where runs of 64 MiB did not. The four ledger
+// indexes of 10M events over 1,000 tenants (`creditd rebuild`) built in
+// 12.6–21.5 s, median 16.3, with runs of 2–16 MiB (twelve builds),
+// against 21.2–23.6 s with 64 MiB and 28.4–29.1 s with 256 MiB. Building
+// an index writes it in order, and the table is read mapped or once
+// through, so a small cache costs nothing else.
+const bulkIndexCacheKiB = 4 << 10
+
 // bulkIndexMmapBytes is the mapping asked for while the indexes are built
 // (SQLite lowers it to its own limit, 2 GiB as built here).
 const bulkIndexMmapBytes = 1 << 40
@@ -177,6 +192,10 @@ func (db *DB) bulkLoad(ctx context.Context, lowMemory bool) (end func() error, e
 			}
 			defer db.writer.ExecContext(context.Background(), `PRAGMA mmap_size = 0`)
 		}
+		if _, err := db.writer.ExecContext(context.Background(), `PRAGMA cache_size = -`+strconv.Itoa(bulkIndexCacheKiB)); err != nil {
+			return err
+		}
+		defer db.writer.ExecContext(context.Background(), `PRAGMA cache_size = -`+strconv.Itoa(writerCacheKiB))
 		if _, err := db.writer.ExecContext(context.Background(), schemaSQL); err != nil {
 			return err
 		}

@@ -241,6 +241,11 @@ func rebuildEqualsIncremental(t *testing.T, seed uint64) {
 		bulkIndexes[0], bulkIndexes[1], bulkIndexes[2], bulkIndexes[3], bulkIndexes[4]).Scan(&indexes); err != nil || indexes != len(bulkIndexes) {
 		t.Fatalf("%d of the %d indexes after a bulk load (%v)", indexes, len(bulkIndexes), err)
 	}
+	// The index builds' small page cache does not outlive them.
+	var cacheSize int
+	if err := bulk.writer.QueryRow(`PRAGMA cache_size`).Scan(&cacheSize); err != nil || cacheSize != -writerCacheKiB {
+		t.Fatalf("page cache after a bulk load: %d, want %d (%v)", cacheSize, -writerCacheKiB, err)
+	}
 	checkLedgerChains(t, live.Reader())
 	report, err := audit.Verify(context.Background(), srv.Store, live.Reader(), 0)
 	if err != nil || !report.OK {

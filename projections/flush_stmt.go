@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"runtime/debug"
 )
 
 // A batch's flush writes its rows through statements prepared on the
@@ -48,11 +49,27 @@ type flushStmt struct {
 
 // inFlush runs f with b.scope set to a scope over the writer's driver
 // connection.
+//
+// A panic in f is caught inside Raw and raised again once Raw has
+// returned. Raw, seeing its function panic, closes the sql.Conn, and
+// closing waits for the transaction open on it to end, while the
+// rollback that ends it (a deferred call of the batch's caller) runs only
+// after Raw: the goroutine hung for good, the process alive and the read
+// models falling behind unnoticed (TestAPanicInAFlushUnwindsWithoutHanging).
+// Raised outside Raw, the panic unwinds through the rollback like any
+// other, with the stack where it began.
 func (b *batch) inFlush(f func() error) error {
 	if b.scope != nil {
 		return f()
 	}
-	return b.conn.Raw(func(dc any) (err error) {
+	var panicked *flushPanic
+	err := b.conn.Raw(func(dc any) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				panicked = &flushPanic{value: r, stack: debug.Stack()}
+				err = panicked
+			}
+		}()
 		conn, ok := dc.(driver.ConnPrepareContext)
 		if !ok {
 			return fmt.Errorf("sqlite driver connection %T cannot prepare with a context", dc)
@@ -73,6 +90,20 @@ func (b *batch) inFlush(f func() error) error {
 		}()
 		return f()
 	})
+	if panicked != nil {
+		panic(panicked)
+	}
+	return err
+}
+
+// flushPanic is a panic caught inside a flush, raised again outside it.
+type flushPanic struct {
+	value any
+	stack []byte
+}
+
+func (p *flushPanic) Error() string {
+	return fmt.Sprintf("panic in a read-model flush: %v\n\n%s", p.value, p.stack)
 }
 
 // stmt prepares query once per flush scope; only flush steps call it.

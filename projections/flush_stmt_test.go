@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -139,4 +140,51 @@ func inBatchTx(t *testing.T, db *DB, commit bool, f func(b *batch, tx *sql.Tx) e
 		return err
 	}
 	return tx.Commit()
+}
+
+// TestAPanicInAFlushUnwindsWithoutHanging: a panic inside a flush (a bug)
+// must leave the batch as any panic would, through the transaction's
+// rollback and the connection's release, and reach whoever recovers it or
+// end the process. database/sql's Conn.Raw, seeing its function panic,
+// closes the connection, which waits for the open transaction to end,
+// while the rollback that would end it waits behind Raw: the projection's
+// goroutine hung for good, the process alive and its read models stale.
+func TestAPanicInAFlushUnwindsWithoutHanging(t *testing.T) {
+	t.Parallel()
+	db := openDB(t)
+	recovered := make(chan any, 1)
+	go func() {
+		defer func() { recovered <- recover() }()
+		inBatchTx(t, db, true, func(b *batch, tx *sql.Tx) error {
+			return b.inFlush(func() error {
+				s, err := b.stmt(`INSERT INTO endpoint_totals (tenant_id, endpoint, requests, successes, failures) VALUES (1, '/a', 1, 1, 0)`)
+				if err != nil {
+					return err
+				}
+				if err := s.exec(); err != nil {
+					return err
+				}
+				panic("flush bug")
+			})
+		})
+	}()
+	select {
+	case r := <-recovered:
+		if r == nil || !strings.Contains(fmt.Sprint(r), "flush bug") {
+			t.Fatalf("recovered %v, want the flush's panic", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a panic inside a flush hung the batch instead of unwinding")
+	}
+	// The transaction was rolled back, and the writer is free for the
+	// next batch.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var n int
+	if err := db.writer.QueryRowContext(ctx, `SELECT count(*) FROM endpoint_totals`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("the panicking batch left %d rows", n)
+	}
 }

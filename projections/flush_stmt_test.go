@@ -152,20 +152,32 @@ func inBatchTx(t *testing.T, db *DB, commit bool, f func(b *batch, tx *sql.Tx) e
 func TestAPanicInAFlushUnwindsWithoutHanging(t *testing.T) {
 	t.Parallel()
 	db := openDB(t)
+	ctx := context.Background()
+	conn, err := writerConn(ctx, db.writer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	recovered := make(chan any, 1)
+	// As Projector.applyDecoded holds them: the connection closed and the
+	// transaction rolled back by deferred calls.
 	go func() {
 		defer func() { recovered <- recover() }()
-		inBatchTx(t, db, true, func(b *batch, tx *sql.Tx) error {
-			return b.inFlush(func() error {
-				s, err := b.stmt(`INSERT INTO endpoint_totals (tenant_id, endpoint, requests, successes, failures) VALUES (1, '/a', 1, 1, 0)`)
-				if err != nil {
-					return err
-				}
-				if err := s.exec(); err != nil {
-					return err
-				}
-				panic("flush bug")
-			})
+		defer conn.Close()
+		defer tx.Rollback()
+		b := newBatch(ctx, conn, tx, 0, nil, nil)
+		b.inFlush(func() error {
+			s, err := b.stmt(`INSERT INTO endpoint_totals (tenant_id, endpoint, requests, successes, failures) VALUES (1, '/a', 1, 1, 0)`)
+			if err != nil {
+				return err
+			}
+			if err := s.exec(); err != nil {
+				return err
+			}
+			panic("flush bug")
 		})
 	}()
 	select {
@@ -178,10 +190,10 @@ func TestAPanicInAFlushUnwindsWithoutHanging(t *testing.T) {
 	}
 	// The transaction was rolled back, and the writer is free for the
 	// next batch.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var n int
-	if err := db.writer.QueryRowContext(ctx, `SELECT count(*) FROM endpoint_totals`).Scan(&n); err != nil {
+	if err := db.writer.QueryRowContext(wait, `SELECT count(*) FROM endpoint_totals`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {

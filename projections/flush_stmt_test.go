@@ -81,14 +81,7 @@ func TestAFlushAfterTheTransactionEndedWritesNothing(t *testing.T) {
 	for _, cancelled := range []bool{false, true} {
 		db := openDB(t)
 		ctx, cancel := context.WithCancel(context.Background())
-		conn, err := writerConn(ctx, db.writer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn, tx := beginBatchTx(t, ctx, db)
 		if cancelled {
 			cancel()
 			// database/sql rolls back on a goroutine of its own.
@@ -99,7 +92,7 @@ func TestAFlushAfterTheTransactionEndedWritesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := newBatch(context.Background(), conn, tx, 0, nil, nil)
-		err = b.inFlush(func() error {
+		err := b.inFlush(func() error {
 			s, err := b.stmt(`INSERT INTO endpoint_totals (tenant_id, endpoint, requests, successes, failures) VALUES (1, '/a', 1, 1, 0)`)
 			if err != nil {
 				return err
@@ -121,20 +114,29 @@ func TestAFlushAfterTheTransactionEndedWritesNothing(t *testing.T) {
 	}
 }
 
+// beginBatchTx opens a transaction on the writer's connection, as
+// Projector.applyDecoded does for a batch; the caller ends both.
+func beginBatchTx(t *testing.T, ctx context.Context, db *DB) (*sql.Conn, *sql.Tx) {
+	t.Helper()
+	conn, err := writerConn(ctx, db.writer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return conn, tx
+}
+
 // inBatchTx runs f on a batch in a transaction on the writer's connection,
 // and commits it when f succeeds and commit is set (else rolls it back).
 func inBatchTx(t *testing.T, db *DB, commit bool, f func(b *batch, tx *sql.Tx) error) error {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := writerConn(ctx, db.writer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, tx := beginBatchTx(t, ctx, db)
 	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer tx.Rollback()
 	if err := f(newBatch(ctx, conn, tx, 0, nil, nil), tx); err != nil || !commit {
 		return err
@@ -153,14 +155,7 @@ func TestAPanicInAFlushUnwindsWithoutHanging(t *testing.T) {
 	t.Parallel()
 	db := openDB(t)
 	ctx := context.Background()
-	conn, err := writerConn(ctx, db.writer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, tx := beginBatchTx(t, ctx, db)
 	recovered := make(chan any, 1)
 	// As Projector.applyDecoded holds them: the connection closed and the
 	// transaction rolled back by deferred calls.

@@ -198,6 +198,97 @@ func BenchmarkLedgerInsertManyTenants(b *testing.B) {
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
 
+// BenchmarkLedgerInsertLargeHistory measures live ledger inserts into a
+// ledger that already holds a long history: the rows of many tenants in
+// random order, through the batch's own flush (flushLedger), in
+// transactions of 5,000, after a history of CREDITD_BENCH_HISTORY rows
+// (default 1,000,000) over CREDITD_BENCH_TENANTS tenants (default 1,000)
+// loaded in bulk. Once each tenant's entries fill pages of their own, a
+// transaction writes a page per tenant it touches in every index keyed by
+// tenant, whole, to the WAL: walB/row is what each row cost there. A fresh
+// database (BenchmarkLedgerInsertManyTenants) packs many tenants per page
+// and does not show it.
+//
+//	go test -run '^$' -bench LedgerInsertLargeHistory -benchtime 2x ./projections/
+//	CREDITD_BENCH_TENANTS=10000 CREDITD_BENCH_HISTORY=5000000 go test -run '^$' -bench LedgerInsertLargeHistory -benchtime 2x -timeout 30m ./projections/
+func BenchmarkLedgerInsertLargeHistory(b *testing.B) {
+	const live, txRows = 100_000, 5_000
+	tenants, history := int64(1000), 1_000_000
+	if n, err := strconv.ParseInt(os.Getenv("CREDITD_BENCH_TENANTS"), 10, 64); err == nil && n > 0 {
+		tenants = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("CREDITD_BENCH_HISTORY")); err == nil && n >= 0 {
+		history = n
+	}
+	ctx := context.Background()
+	dir := b.TempDir()
+	db, err := Open(filepath.Join(dir, "rm.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	row := func(i int, tenant int64) ledgerRow {
+		at := int64(1_780_000_000_000_000) + int64(i)*1000
+		return ledgerRow{tenantID: tenant, creditType: "api_calls", entryType: ledgerDebit, amount: -2000,
+			granted: 1_000_000_000, used: int64(i) * 2000, sourceID: "u" + strconv.Itoa(i),
+			description: "usage: search /v1/search", createdAt: at, position: uint64(i/2000 + 2),
+			occurredAt: at - 5, hasOccurredAt: true}
+	}
+	insert := func(rows []ledgerRow) {
+		conn, tx := beginBatchTx(b, ctx, db)
+		defer conn.Close()
+		bt := &batch{ctx: ctx, tx: tx, conn: conn, ledgerRows: rows}
+		if err := bt.inFlush(bt.flushLedger); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	end, err := db.bulkLoad(ctx, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := make([]ledgerRow, 0, 50_000)
+	for i := range history {
+		if rows = append(rows, row(i, int64(i)%tenants+1)); len(rows) == cap(rows) || i == history-1 {
+			insert(rows)
+			rows = rows[:0]
+		}
+	}
+	if err := end(); err != nil {
+		b.Fatal(err)
+	}
+	// The WAL is emptied after each transaction, untimed, so that its
+	// size is what the transaction wrote.
+	checkpoint := func() {
+		if _, err := db.writer.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			b.Fatal(err)
+		}
+	}
+	checkpoint()
+	rng := rand.New(rand.NewPCG(1, 2))
+	next, walBytes := history, int64(0)
+	for b.Loop() {
+		for range live / txRows {
+			rows = rows[:0]
+			for range txRows {
+				rows = append(rows, row(next, rng.Int64N(tenants)+1))
+				next++
+			}
+			insert(rows)
+			b.StopTimer()
+			if st, err := os.Stat(filepath.Join(dir, "rm.db-wal")); err == nil {
+				walBytes += st.Size()
+			}
+			checkpoint()
+			b.StartTimer()
+		}
+	}
+	b.ReportMetric(float64(live*b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(walBytes)/float64(live*b.N), "walB/row")
+}
+
 // BenchmarkLiveApply measures the live consumer's pipeline without the
 // transport: commits handed to the applier's queue as the consumer's
 // handler hands them (one at a time, in order), applied in its batches,

@@ -116,16 +116,16 @@ func TestAFlushAfterTheTransactionEndedWritesNothing(t *testing.T) {
 
 // beginBatchTx opens a transaction on the writer's connection, as
 // Projector.applyDecoded does for a batch; the caller ends both.
-func beginBatchTx(t *testing.T, ctx context.Context, db *DB) (*sql.Conn, *sql.Tx) {
-	t.Helper()
+func beginBatchTx(tb testing.TB, ctx context.Context, db *DB) (*sql.Conn, *sql.Tx) {
+	tb.Helper()
 	conn, err := writerConn(ctx, db.writer)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		conn.Close()
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return conn, tx
 }

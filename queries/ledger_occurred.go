@@ -158,20 +158,21 @@ type occurredSource struct {
 // occurredSources are the runs that hold the types asked. Debits run by
 // ledger_usage_time, which holds nothing but debits and reversals; the
 // reversals (rarer than debits by far) and the entries without an
-// occurred_at run by type, each type by ledger_tenant_type_time. The
-// indexes are named: without statistics, SQLite would pick the type index
-// for debits too and sort every debit.
+// occurred_at run by type, each type by ledger_tenant_type_time, which
+// holds no debits (notDebit). The indexes are named: without statistics,
+// SQLite would pick the type index for debits too, in a database made
+// before it left them out, and sort every debit.
 func occurredSources(withOccurred, withoutOccurred []string) []occurredSource {
 	var out []occurredSource
 	for _, t := range withOccurred {
 		if t == "debit" {
 			out = append(out, occurredSource{index: "INDEXED BY ledger_usage_time", where: "occurred_at IS NOT NULL AND type = ?", time: "occurred_at", args: []any{t}})
 		} else {
-			out = append(out, occurredSource{index: "INDEXED BY ledger_tenant_type_time", where: "type = ? AND occurred_at IS NOT NULL", time: "occurred_at", args: []any{t}})
+			out = append(out, occurredSource{index: "INDEXED BY ledger_tenant_type_time", where: notDebit + " AND type = ? AND occurred_at IS NOT NULL", time: "occurred_at", args: []any{t}})
 		}
 	}
 	for _, t := range withoutOccurred {
-		out = append(out, occurredSource{index: "INDEXED BY ledger_tenant_type_time", where: "type = ? AND occurred_at IS NULL", time: "created_at", args: []any{t}})
+		out = append(out, occurredSource{index: "INDEXED BY ledger_tenant_type_time", where: notDebit + " AND type = ? AND occurred_at IS NULL", time: "created_at", args: []any{t}})
 	}
 	return out
 }

@@ -53,7 +53,7 @@ func TestLedgerTotalEqualsACount(t *testing.T) {
 			if from != nil && to != nil && from.After(*to) {
 				continue
 			}
-			for _, types := range [][]string{nil, {"debit"}, {"credit", "debit"}} {
+			for _, types := range [][]string{nil, {"debit"}, {"credit", "debit"}, {"credit"}, {"credit", "expiry"}} {
 				f := LedgerFilter{From: from, To: to, Types: types}
 				got, err := r.ledgerTotal(context.Background(), 1, f)
 				if err != nil {

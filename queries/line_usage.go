@@ -12,6 +12,21 @@ import (
 // source_id is the usage's id.
 const reversalDescriptionPrefix = "usage reversed: "
 
+// usedEdgeQuery sums per line the debits that occurred in [?, ?), less
+// those reversed. A reversal is recorded after its debit, with the same
+// source id and the opposite amount: each debit looks for one among the
+// tenant's adjustments recorded after it, through the type index, which
+// holds no debits (notDebit). Left to itself, SQLite read the line's index
+// instead, every entry of the line after the debit, debits included, for
+// each debit of the partial day.
+const usedEdgeQuery = `SELECT d.credit_type, -sum(d.amount) FROM ledger d
+	WHERE d.tenant_id = ? AND d.type = 'debit' AND d.occurred_at >= ? AND d.occurred_at < ?
+	AND NOT EXISTS (SELECT 1 FROM ledger v INDEXED BY ledger_tenant_type_time
+		WHERE v.tenant_id = d.tenant_id AND v.` + notDebit + ` AND v.type = 'adjustment'
+		AND v.created_at >= d.created_at AND v.credit_type = d.credit_type AND v.source_id = d.source_id
+		AND v.amount = -d.amount AND substr(v.description, 1, ?) = ?)
+	GROUP BY d.credit_type`
+
 // UsedByLine sums, per credit line, the usage (debits and captures, less
 // what was reversed) that occurred in [from, to): whole UTC days from the
 // usage rollup, which reversals already took back, and the partial days at
@@ -54,14 +69,7 @@ func (r *Reader) UsedByLine(ctx context.Context, tenantID int64, from, to time.T
 		if e[0] >= e[1] {
 			continue
 		}
-		// A reversal is recorded after its debit, with the same source id
-		// and the opposite amount.
-		if err := add(`SELECT d.credit_type, -sum(d.amount) FROM ledger d
-			WHERE d.tenant_id = ? AND d.type = 'debit' AND d.occurred_at >= ? AND d.occurred_at < ?
-			AND NOT EXISTS (SELECT 1 FROM ledger v WHERE v.tenant_id = d.tenant_id AND v.type = 'adjustment'
-				AND v.created_at >= d.created_at AND v.credit_type = d.credit_type AND v.source_id = d.source_id
-				AND v.amount = -d.amount AND substr(v.description, 1, ?) = ?)
-			GROUP BY d.credit_type`, tenantID, e[0], e[1], len(reversalDescriptionPrefix), reversalDescriptionPrefix); err != nil {
+		if err := add(usedEdgeQuery, tenantID, e[0], e[1], len(reversalDescriptionPrefix), reversalDescriptionPrefix); err != nil {
 			return nil, err
 		}
 	}

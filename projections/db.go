@@ -97,11 +97,16 @@ func Open(path string) (*DB, error) {
 // rows an older one wrote wrong or incomplete (a column an older projection
 // left empty, a table it never filled), since schema.sql's CREATE ... IF NOT
 // EXISTS would add such a table empty and the answers built on it would be
-// silently wrong. The read models are a projection of the log, so an older
-// format is rebuilt, never migrated by hand.
+// silently wrong, and with every change to the schema that an older
+// creditd's queries could not run on. The read models are a projection of
+// the log, so an older format is rebuilt, never migrated by hand.
 //
 //	1: reversal rows carry their usage's time; ledger_occurred_counts.
-const formatVersion = 1
+//	2: the ledger's type index leaves debits out. An older creditd names
+//	   that index in queries that do not state its condition, which SQLite
+//	   refuses to plan: it now refuses the file instead (a newer format),
+//	   and serve builds a format 1 database afresh, giving it the index.
+const formatVersion = 2
 
 // ErrFormatOutdated is returned by Open for read models an older
 // projection wrote: rebuild them from the log (creditd serve does).

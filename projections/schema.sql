@@ -170,8 +170,8 @@ CREATE INDEX IF NOT EXISTS ledger_tenant_time ON ledger (tenant_id, created_at);
 -- ledger_tenant_time and ledger_usage_time instead. A query reaches this
 -- index only by stating its condition, type != 'debit', word for word
 -- (queries.notDebit): SQLite proves a partial index usable from the
--- query's terms, not from a bound type. Databases created before keep the
--- whole index, which answers alike.
+-- query's terms, not from a bound type. Databases made before hold the
+-- whole index; they are of format 1 and built afresh (formatVersion).
 CREATE INDEX IF NOT EXISTS ledger_tenant_type_time ON ledger (tenant_id, type, created_at) WHERE type != 'debit';
 CREATE INDEX IF NOT EXISTS ledger_line_time ON ledger (tenant_id, credit_type, created_at);
 CREATE INDEX IF NOT EXISTS ledger_usage_time ON ledger (tenant_id, occurred_at) WHERE occurred_at IS NOT NULL;

@@ -160,8 +160,8 @@ type occurredSource struct {
 // reversals (rarer than debits by far) and the entries without an
 // occurred_at run by type, each type by ledger_tenant_type_time, which
 // holds no debits (notDebit). The indexes are named: without statistics,
-// SQLite would pick the type index for debits too, in a database made
-// before it left them out, and sort every debit.
+// SQLite would pick another index for the types and read past every
+// debit.
 func occurredSources(withOccurred, withoutOccurred []string) []occurredSource {
 	var out []occurredSource
 	for _, t := range withOccurred {

@@ -278,9 +278,11 @@ func BenchmarkLedgerInsertLargeHistory(b *testing.B) {
 			}
 			insert(rows)
 			b.StopTimer()
-			if st, err := os.Stat(filepath.Join(dir, "rm.db-wal")); err == nil {
-				walBytes += st.Size()
+			st, err := os.Stat(filepath.Join(dir, "rm.db-wal"))
+			if err != nil {
+				b.Fatal(err)
 			}
+			walBytes += st.Size()
 			checkpoint()
 			b.StartTimer()
 		}

@@ -33,8 +33,11 @@ type batch struct {
 	grants  map[grantKey]*grantDelta
 	// conn is the connection tx runs on; scope, while a flush runs, its
 	// driver connection (flush_stmt.go).
-	conn       *sql.Conn
-	scope      *flushScope
+	conn  *sql.Conn
+	scope *flushScope
+	// stmtCache keeps the flush statements from one batch to the next on
+	// the writer's connection; nil, each flush prepares its own.
+	stmtCache  *flushStmtCache
 	ledgerRows []ledgerRow
 	// The last line and grant looked up: consecutive events mostly touch
 	// the same ones, and a hit spares hashing their keys.

@@ -33,6 +33,9 @@ type DB struct {
 	Path   string
 	writer *sql.DB
 	reader *sql.DB
+	// flushStmts are the projection's statements, prepared on the writer's
+	// connection and kept from one batch to the next (flush_stmt.go).
+	flushStmts *flushStmtCache
 }
 
 // dsnCommon is what every connection to the read models sets.
@@ -89,7 +92,7 @@ func Open(path string) (*DB, error) {
 	}
 	reader.SetMaxOpenConns(readerConnsMax)
 	reader.SetMaxIdleConns(readerConnsMax)
-	return &DB{Path: abs, writer: writer, reader: reader}, nil
+	return &DB{Path: abs, writer: writer, reader: reader, flushStmts: &flushStmtCache{}}, nil
 }
 
 // formatVersion numbers the read models' format, kept in SQLite's
@@ -241,7 +244,7 @@ func (db *DB) Reader() *sql.DB { return db.reader }
 
 // Close closes both pools.
 func (db *DB) Close() error {
-	return errors.Join(db.reader.Close(), db.writer.Close())
+	return errors.Join(db.flushStmts.close(db.writer), db.reader.Close(), db.writer.Close())
 }
 
 // Checkpoint is the last log position applied.

@@ -3,7 +3,10 @@ package projections
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +196,99 @@ func TestAPanicInAFlushUnwindsWithoutHanging(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatalf("the panicking batch left %d rows", n)
+	}
+}
+
+// TestFlushStatementsOutliveTheirBatch: the projection's statements stay
+// prepared on the writer's connection from one batch to the next, through
+// a rolled-back batch, least recently used first out past flushStmtsKept;
+// DB.Close closes the ones kept, so that SQLite's connection closes with
+// the database and takes its WAL with it.
+func TestFlushStatementsOutliveTheirBatch(t *testing.T) {
+	t.Parallel()
+	db, err := Open(filepath.Join(t.TempDir(), "rm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	insert := func(endpoint string) string {
+		return `INSERT INTO endpoint_totals (tenant_id, endpoint, requests, successes, failures) VALUES (?, '` + endpoint + `', 1, 1, 0)
+			ON CONFLICT (tenant_id, endpoint) DO UPDATE SET requests = requests + 1`
+	}
+	// run flushes one batch that executes each query once, with the
+	// projector's cache, and returns their statements.
+	run := func(commit bool, queries ...string) []*flushStmt {
+		t.Helper()
+		var used []*flushStmt
+		err := inBatchTx(t, db, commit, func(b *batch, tx *sql.Tx) error {
+			b.stmtCache = db.flushStmts
+			return b.inFlush(func() error {
+				for _, q := range queries {
+					s, err := b.stmt(q)
+					if err != nil {
+						return err
+					}
+					if err := s.exec(int64(1)); err != nil {
+						return err
+					}
+					used = append(used, s)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return used
+	}
+	requests := func(endpoint string) (n int) {
+		t.Helper()
+		err := db.writer.QueryRow(`SELECT coalesce(sum(requests), 0) FROM endpoint_totals WHERE endpoint = ?`, endpoint).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	hot := insert("/hot")
+	first := run(true, hot)[0]
+	run(false, hot)
+	if again := run(true, hot)[0]; again != first || db.flushStmts.prepared != 1 {
+		t.Fatalf("the next batches prepared the statement again: %d prepared", db.flushStmts.prepared)
+	}
+	if n := requests("/hot"); n != 2 {
+		t.Fatalf("/hot requests = %d after two batches committed and one rolled back, want 2", n)
+	}
+
+	// One statement used in every batch, and one new in each.
+	var cold []*flushStmt
+	for i := range flushStmtsKept + 8 {
+		cold = append(cold, run(true, hot, insert(fmt.Sprintf("/cold/%d", i)))[1])
+	}
+	if n := len(db.flushStmts.stmts); n != flushStmtsKept {
+		t.Fatalf("the cache holds %d statements, want its bound %d", n, flushStmtsKept)
+	}
+	if n := requests("/hot"); n != flushStmtsKept+10 {
+		t.Fatalf("/hot requests = %d, want %d", n, flushStmtsKept+10)
+	}
+	if !first.persistent {
+		t.Fatal("the cache's statement was prepared by the driver, for a short life")
+	}
+	wantClosed := func(s *flushStmt, closed bool, what string) {
+		t.Helper()
+		if finalized := s.oneCall.stmt == nil; finalized != closed {
+			t.Errorf("%s: finalized %v, want %v", what, finalized, closed)
+		}
+	}
+	wantClosed(first, false, "the statement used in every batch")
+	for i, s := range cold {
+		wantClosed(s, i < 9, fmt.Sprintf("statement %d of %d used once", i, len(cold)))
+	}
+
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantClosed(first, true, "after Close, the statement used in every batch")
+	if _, err := os.Stat(db.Path + "-wal"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the WAL outlived the database's close (%v): a statement kept SQLite's connection open", err)
 	}
 }

@@ -218,6 +218,7 @@ func (p *Projector) applyDecoded(ctx context.Context, commits []Decoded) error {
 	// than the statement itself. Cancelling ctx still rolls the transaction
 	// back, and the batch checks ctx between commits.
 	b := newBatch(context.WithoutCancel(ctx), conn, tx, start, p.known, p.dims)
+	b.stmtCache = p.db.flushStmts
 	b.ledgerRows = p.ledgerBuf[:0]
 	defer func() { p.ledgerBuf = b.ledgerRows[:0] }()
 	if p.carried != nil {
@@ -331,6 +332,7 @@ func (p *Projector) flushCarried(ctx context.Context) error {
 	}
 	defer tx.Rollback()
 	b := newBatch(context.WithoutCancel(ctx), conn, tx, p.Position(), p.known, p.dims)
+	b.stmtCache = p.db.flushStmts
 	b.cube = p.carried
 	if err := b.inFlush(b.flushCube); err != nil {
 		return fmt.Errorf("write the usage cube: %w", err)

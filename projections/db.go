@@ -27,6 +27,17 @@ var schemaSQL string
 // block the writer, and two cores gain nothing from more.
 const readerConnsMax = 8
 
+// readerStmtsKept is how many statements each reader connection keeps
+// prepared (the driver's _stmt_cache_size, least recently used out
+// first). The queries are a few dozen shapes, and compiling one cost a
+// balance read a quarter of its time: p50 0.034–0.037 ms against 0.046
+// in each of four alternated pairs, the other reads within the noise
+// (CREDITD_BENCH_EVENTS=1000000 go test -run '^$' -bench . -benchtime
+// 3000x ./queries/). The driver resets a statement as it takes it back,
+// so a kept one holds no snapshot that would keep the WAL from
+// restarting (TestKeptReadStatementsHoldNoSnapshot).
+const readerStmtsKept = 32
+
 // DB is a read-model database: one writer connection (SQLite allows one
 // writer; a single connection avoids SQLITE_BUSY) and a read-only pool.
 type DB struct {
@@ -85,7 +96,7 @@ func Open(path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
 	}
-	reader, err := sql.Open("sqlite3", "file:"+url.PathEscape(abs)+"?"+common+"&_journal_mode=WAL&mode=ro")
+	reader, err := sql.Open("sqlite3", "file:"+url.PathEscape(abs)+"?"+common+"&_journal_mode=WAL&mode=ro&_stmt_cache_size="+strconv.Itoa(readerStmtsKept))
 	if err != nil {
 		writer.Close()
 		return nil, err

@@ -62,13 +62,20 @@ type LedgerPage struct {
 }
 
 // ValidateLedgerFilter checks types, limit, offset and cursor; it fills the
-// default limit.
+// default limit, and names each type once: the occurrence ledger reads one
+// run of entries per type named, and a type named twice listed its
+// entries twice.
 func ValidateLedgerFilter(f *LedgerFilter) error {
 	var errs []error
 	for _, t := range f.Types {
 		if !ledgerTypes[t] {
 			errs = append(errs, &ParamError{Param: "type", Message: "must be credit, debit, adjustment or expiry", Value: t})
 		}
+	}
+	if len(f.Types) > 1 {
+		types := slices.Clone(f.Types)
+		slices.Sort(types)
+		f.Types = slices.Compact(types)
 	}
 	switch {
 	case f.Limit == 0:

@@ -153,7 +153,9 @@ func TestOccurrenceLedgerEqualsAScan(t *testing.T) {
 					f.From, f.To = f.To, f.From
 				}
 				if rng.IntN(2) == 0 {
-					f.Types = [][]string{{"debit"}, {"credit"}, {"adjustment", "expiry"}, {"credit", "debit"}}[rng.IntN(4)]
+					// A type named twice counts once.
+					f.Types = [][]string{{"debit"}, {"credit"}, {"adjustment", "expiry"}, {"credit", "debit"},
+						{"debit", "credit", "debit"}, {"adjustment", "adjustment"}}[rng.IntN(6)]
 				}
 				var want []occurredRow
 				for _, e := range all {

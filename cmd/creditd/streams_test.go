@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,27 +29,77 @@ import (
 // into one cluster when nodes > 1, each with NATS's defaults otherwise (a
 // 1 MiB max_payload): an external server as an operator may run it. It
 // returns the client URLs, comma-separated, and the servers.
+//
+// A port is free when picked, not necessarily when the server binds it: a
+// test of another package running alongside may take it first, and that
+// server then never becomes ready, or the cluster never elects a leader. A
+// start that fails is made again on fresh ports, at most three times.
 func externalNATS(t *testing.T, nodes int) (string, []*server.Server) {
 	t.Helper()
-	port := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	return externalNATSOn(t, nodes, freeLoopbackPort)
+}
+
+func externalNATSOn(t *testing.T, nodes int, port func() (int, error)) (string, []*server.Server) {
+	t.Helper()
+	var err error
+	for range 3 {
+		urls, servers, startErr := tryExternalNATS(t, nodes, port)
+		if startErr == nil {
+			return urls, servers
 		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
+		err = startErr
+		t.Logf("nats-server start, again on fresh ports: %v", err)
 	}
-	routePorts := make([]int, nodes)
+	t.Fatal(err)
+	return "", nil
+}
+
+// freeLoopbackPort is a TCP port on loopback that was free when picked.
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// natsReadyWait bounds a server's start, and natsLeaderWait the cluster's
+// election of a JetStream meta leader.
+const (
+	natsReadyWait  = 10 * time.Second
+	natsLeaderWait = 20 * time.Second
+)
+
+func tryExternalNATS(t *testing.T, nodes int, port func() (int, error)) (string, []*server.Server, error) {
+	t.Helper()
+	ports := make([]int, 2*nodes)
+	for i := range ports {
+		p, err := port()
+		if err != nil {
+			return "", nil, err
+		}
+		ports[i] = p
+	}
+	routePorts := ports[nodes:]
 	var routes []*url.URL
-	for i := range routePorts {
-		routePorts[i] = port()
-		routes = append(routes, &url.URL{Scheme: "nats-route", Host: "127.0.0.1:" + strconv.Itoa(routePorts[i])})
+	for _, p := range routePorts {
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: "127.0.0.1:" + strconv.Itoa(p)})
 	}
 	var urls []string
 	servers := make([]*server.Server, nodes)
+	errs := make([]error, nodes)
+	stop := func() {
+		for _, ns := range servers {
+			if ns != nil {
+				ns.Shutdown()
+				ns.WaitForShutdown()
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	for i := range servers {
-		opts := &server.Options{ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: port(), JetStream: true,
+		opts := &server.Options{ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: ports[i], JetStream: true,
 			StoreDir: filepath.Join(t.TempDir(), "js"), SyncAlways: true, NoSigs: true, NoLog: true}
 		if nodes > 1 {
 			opts.Cluster = server.ClusterOpts{Name: "creditd", Host: "127.0.0.1", Port: routePorts[i]}
@@ -56,27 +107,26 @@ func externalNATS(t *testing.T, nodes int) (string, []*server.Server) {
 		}
 		ns, err := server.NewServer(opts)
 		if err != nil {
-			t.Fatal(err)
+			stop()
+			return "", nil, err
 		}
 		servers[i] = ns
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", opts.Port))
 		wg.Go(func() {
 			ns.Start()
-			if !ns.ReadyForConnections(10 * time.Second) {
-				t.Errorf("nats-server %s not ready", opts.ServerName)
+			if !ns.ReadyForConnections(natsReadyWait) {
+				errs[i] = fmt.Errorf("nats-server %s not ready on port %d", opts.ServerName, opts.Port)
 			}
 		})
 	}
 	wg.Wait()
-	t.Cleanup(func() {
-		for _, ns := range servers {
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		}
-	})
+	if err := errors.Join(errs...); err != nil {
+		stop()
+		return "", nil, err
+	}
 	if nodes > 1 {
 		// JetStream's meta group elects a leader before it places streams.
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		for deadline := time.Now().Add(natsLeaderWait); ; time.Sleep(100 * time.Millisecond) {
 			leader := false
 			for _, ns := range servers {
 				leader = leader || ns.JetStreamIsLeader()
@@ -85,11 +135,51 @@ func externalNATS(t *testing.T, nodes int) (string, []*server.Server) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("no JetStream meta leader")
+				stop()
+				return "", nil, errors.New("no JetStream meta leader")
 			}
 		}
 	}
-	return strings.Join(urls, ","), servers
+	t.Cleanup(stop)
+	return strings.Join(urls, ","), servers, nil
+}
+
+// TestExternalNATSStartsAgainOnFreshPorts: a port taken between its pick
+// and the server's bind (by a test of another package, in a full run)
+// costs the harness one more start, not the test that asked for servers.
+func TestExternalNATSStartsAgainOnFreshPorts(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	picks := 0
+	port := func() (int, error) {
+		picks++
+		if picks == 2 {
+			return taken.Addr().(*net.TCPAddr).Port, nil // n2's client port
+		}
+		return freeLoopbackPort()
+	}
+	natsURL, servers := externalNATSOn(t, 3, port)
+	if len(servers) != 3 || picks != 12 {
+		t.Fatalf("%d servers after %d port picks, want 3 after 12 (two starts)", len(servers), picks)
+	}
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HARNESS", Subjects: []string{"harness"}, Replicas: 3}); err != nil {
+		t.Fatalf("a stream of three replicas: %v", err)
+	}
+	if got := replicasOf(t, natsURL, "HARNESS"); got != 3 {
+		t.Fatalf("the stream has %d replicas, want 3", got)
+	}
 }
 
 func replicasOf(t *testing.T, natsURL, name string) int {

@@ -57,8 +57,6 @@ type flushStmtCache struct {
 	// flushes counts the flushes that used the cache; a statement's
 	// lastFlush orders evictions, least recently used first.
 	flushes uint64
-	// prepared counts the statements prepared into the cache.
-	prepared int
 }
 
 // flushStmtsKept bounds the statements the cache keeps. The flushes can
@@ -235,7 +233,6 @@ func (b *batch) stmt(query string) (*flushStmt, error) {
 			}
 			s := &flushStmt{ctx: b.scope.ctx, oneCall: &sqliteExec{stmt: handle}, persistent: true, lastFlush: cache.flushes}
 			b.scope.stmts[query] = s
-			cache.prepared++
 			return s, nil
 		}
 	}
@@ -255,7 +252,6 @@ func (b *batch) stmt(query string) (*flushStmt, error) {
 	b.scope.stmts[query] = s
 	if b.scope.cache != nil {
 		s.lastFlush = b.scope.cache.flushes
-		b.scope.cache.prepared++
 	}
 	return s, nil
 }

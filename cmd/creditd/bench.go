@@ -272,16 +272,20 @@ func bench(args []string) error {
 		time.Sleep(benchSettle)
 		return nil
 	}
+	// One client per tenant, as a tenant's metering producer would have.
+	httpClient := func(t benchTenant) (*client.Client, error) {
+		return client.New(client.Config{HTTPURL: base, APIKey: t.key, BatchSize: cfg.batch, Inflight: 2})
+	}
 	// The measured phases run on a warm process, as a server runs after
 	// its first seconds: the warm-up sends the HTTP phase's load from
 	// tenants of its own, so the measured tenants start as fresh as
-	// before, and reports its rate apart. A process that has just started
-	// first touches every page of its heap, SQLite's page cache and the
-	// embedded server's block buffers; on this project's machine (a
-	// virtual machine) a first touch of a 4 KiB page costs about 15 µs,
-	// and the ~120,000 of the bench's first seconds took a quarter of the
-	// HTTP phase's CPU: 65,000–77,000 events/s cold against
-	// 91,000–94,000 warm in the same runs (README, "Benchmarks").
+	// before, and reports its rate apart. A process's first load touches
+	// its memory for the first time (the heap up to its limit, SQLite's
+	// page cache, the embedded server's block buffers); on this project's
+	// machine, a virtual machine, a first touch of a 4 KiB page costs
+	// about 15 µs. The HTTP phase measured cold took ~98,000 such faults
+	// and 4.7–4.9 s of CPU, warm 27,000 and 3.3 s: 75,000–86,000 events/s
+	// cold against 108,000–117,000 warm (README, "Benchmarks").
 	if cfg.warmup > 0 {
 		fmt.Fprintln(os.Stderr, "creditd bench: warm-up over HTTP (not measured)...")
 		warm, err := benchTenants(ctx, engine, "warmup-", cfg.tenants, cfg.lines)
@@ -291,9 +295,7 @@ func bench(args []string) error {
 		wcfg := cfg
 		wcfg.events = cfg.warmup
 		start := time.Now()
-		if err := benchProduce(wcfg, warm, "w", func(t benchTenant) (*client.Client, error) {
-			return client.New(client.Config{HTTPURL: base, APIKey: t.key, BatchSize: cfg.batch, Inflight: 2})
-		}); err != nil {
+		if err := benchProduce(wcfg, warm, "w", httpClient); err != nil {
 			return err
 		}
 		res.WarmupHTTPEventsPerS = float64(cfg.warmup) / time.Since(start).Seconds()
@@ -306,9 +308,7 @@ func bench(args []string) error {
 	fmt.Fprintln(os.Stderr, "creditd bench: ingest over HTTP, then end to end...")
 	commits.reset()
 	start := time.Now()
-	if err := benchProduce(cfg, tenants, "h", func(t benchTenant) (*client.Client, error) {
-		return client.New(client.Config{HTTPURL: base, APIKey: t.key, BatchSize: cfg.batch, Inflight: 2})
-	}); err != nil {
+	if err := benchProduce(cfg, tenants, "h", httpClient); err != nil {
 		return err
 	}
 	res.IngestHTTPEventsPerS = float64(cfg.events) / time.Since(start).Seconds()

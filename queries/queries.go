@@ -40,7 +40,8 @@ func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
 
 func dayStart(day int64) time.Time { return time.Unix(day*86400, 0).UTC() }
 
-func dayOf(t time.Time) int64 { return t.UTC().Unix() / 86400 }
+// dayOf is t's UTC day from the epoch, floored: before 1970 it is negative.
+func dayOf(t time.Time) int64 { return floorDiv(t.Unix(), 86400) }
 
 func joinParams(errs []error) error { return errors.Join(errs...) }
 

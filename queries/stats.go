@@ -152,6 +152,8 @@ func ChangePct(current, previous decimal.Decimal) *decimal.Decimal {
 	if previous.IsZero() {
 		return nil
 	}
-	pct := current.Sub(previous).Mul(decimal.NewFromInt(100)).DivRound(previous, 8).Round(1)
+	// DivRound rounds the exact quotient, once: rounding it to 8 places
+	// first turned 0.04999999997 into 0.05000000, then 0.1.
+	pct := current.Sub(previous).Mul(decimal.NewFromInt(100)).DivRound(previous, 1)
 	return &pct
 }

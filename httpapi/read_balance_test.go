@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -191,4 +192,26 @@ func TestReadBalance(t *testing.T) {
 		fetch(t, s, http.MethodGet, "/v1/balance", "", nil).problem(t, http.StatusUnauthorized)
 		fetch(t, s, http.MethodGet, "/v1/balance", "cdk_not_a_key", nil).problem(t, http.StatusUnauthorized)
 	})
+}
+
+// Each line's totals are bounded (domain.LineTotalMax, 10^12 credits, 10^18
+// micro-credits), a tenant's number of lines is not: the balance's total
+// over ten full lines passes 2^63 micro-credits, and must not wrap.
+func TestBalanceTotalOverLinesDoesNotWrap(t *testing.T) {
+	s := stack.Start(t)
+	s.Clock.Set(readEpoch)
+	_, key := s.Tenant("big")
+	for i := range 10 {
+		s.Must(http.StatusCreated, http.MethodPost, "/v1/grants", key, map[string]any{
+			"grant_id": fmt.Sprintf("g%d", i), "amount": "999999999999", "credit_type": fmt.Sprintf("l%d", i)})
+	}
+	s.Must(http.StatusOK, http.MethodPost, "/v1/usage", key, map[string]any{"events": []any{
+		map[string]any{"id": "u1", "amount": "999999999998.5", "credit_type": "l0"},
+		map[string]any{"id": "u2", "amount": "999999999998.5", "credit_type": "l1"},
+	}})
+	s.Sync()
+	total := obj(t, read(t, s, "/v1/balance", key)["total"], "total")
+	wantDec(t, total, "granted", dec("9999999999990"))
+	wantDec(t, total, "used", dec("1999999999997"))
+	wantDec(t, total, "balance", dec("7999999999993"))
 }

@@ -56,6 +56,13 @@ func (t lineTotals) balance(creditType string, lastUpdated int64, ar AutoReload)
 	}
 }
 
+// add adds a line's amounts to b's.
+func (b *LineBalance) add(line LineBalance) {
+	b.Granted, b.Adjusted, b.Used = b.Granted.Add(line.Granted), b.Adjusted.Add(line.Adjusted), b.Used.Add(line.Used)
+	b.Expired, b.Balance = b.Expired.Add(line.Expired), b.Balance.Add(line.Balance)
+	b.Reserved, b.Available = b.Reserved.Add(line.Reserved), b.Available.Add(line.Available)
+}
+
 // Balance returns the tenant's lines (one when creditType is set) and their
 // sum, now or, with asOf, as they stood at that instant (by the time events
 // were recorded). An as-of answer lists the lines that had a credit
@@ -72,7 +79,10 @@ func (r *Reader) Balance(ctx context.Context, tenantID int64, creditType string,
 		return report, err
 	}
 	defer rows.Close()
-	var total lineTotals
+	// The total is added in decimals: each line's totals fit int64
+	// micro-credits (domain.LineTotalMax), a tenant's sum over its lines,
+	// whose number is not bounded, need not.
+	total := LineBalance{CreditType: "*"}
 	var lastUpdated int64
 	for rows.Next() {
 		var ct string
@@ -92,8 +102,9 @@ func (r *Reader) Balance(ctx context.Context, tenantID int64, creditType string,
 				continue
 			}
 		}
-		report.Lines = append(report.Lines, t.balance(ct, updated, ar))
-		total = lineTotals{total.granted + t.granted, total.adjusted + t.adjusted, total.used + t.used, total.expired + t.expired, total.reserved + t.reserved}
+		line := t.balance(ct, updated, ar)
+		report.Lines = append(report.Lines, line)
+		total.add(line)
 		lastUpdated = max(lastUpdated, updated)
 	}
 	if err := rows.Err(); err != nil {
@@ -104,10 +115,11 @@ func (r *Reader) Balance(ctx context.Context, tenantID int64, creditType string,
 			return report, err
 		}
 	}
-	report.Total = total.balance("*", lastUpdated, AutoReload{})
+	total.LastUpdated = fromMicros(lastUpdated)
 	if lastUpdated == 0 {
-		report.Total.LastUpdated = time.Time{}
+		total.LastUpdated = time.Time{}
 	}
+	report.Total = total
 	return report, nil
 }
 

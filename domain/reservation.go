@@ -100,9 +100,10 @@ func (c Capture) Fingerprint() uint64 {
 // the hold pinned in pin order, and forfeits what the rest of the hold gives
 // back to grants expired or voided since. Errors: ErrReservationNotFound
 // when the line holds no such open reservation, ErrReservationClosed past
-// its TTL, ErrCaptureExceedsHold, or a FieldError for a malformed amount. The
-// hold was already counted against available, so a capture never fails for
-// lack of credits.
+// its TTL, ErrCaptureExceedsHold, or a FieldError for a malformed amount or
+// one that would take the used total past LineTotalMax. The hold was
+// already counted against available, so a capture never fails for lack of
+// credits.
 func DecideCapture(l *Line, c Capture, now time.Time) ([]Event, error) {
 	h, ok := l.Reservations[c.ReservationID]
 	if !ok {
@@ -134,7 +135,14 @@ func DecideCapture(l *Line, c Capture, now time.Time) ([]Event, error) {
 		ReservationID: c.ReservationID, Amount: amount, Released: h.Amount.Sub(amount),
 		Burned: burns, Fingerprint: c.Fingerprint(),
 	}}
-	return append(events, forfeits(l, rest, "capture:"+c.ReservationID, now)...), nil
+	events = append(events, forfeits(l, rest, "capture:"+c.ReservationID, now)...)
+	// A hold counts in the reserved total, a capture moves it to the used
+	// one, which must stay within LineTotalMax too: past it, the line
+	// would refuse every later write that adds to a total.
+	if err := checkTotals(l, events, "amount"); err != nil {
+		return nil, err
+	}
+	return events, nil
 }
 
 // spendPins spends amount from pins in order: burns are the grants' parts

@@ -24,7 +24,8 @@ func (c ReverseUsage) Fingerprint() uint64 {
 // expires at once (GrantExpired), what returns to a voided grant is voided
 // at once (GrantVoided), so a reversal never turns expiring credits into
 // permanent ones. The part no grant paid returns to the unallocated
-// balance. Errors: a *FieldError for a missing reason.
+// balance. Errors: a *FieldError for a missing reason, or for a balance it
+// would take past LineTotalMax.
 func DecideReverseUsage(l *Line, c ReverseUsage, original UsageDebited, now time.Time) ([]Event, error) {
 	var v validator
 	v.text("reason", c.Reason, TextLengthMax, true)
@@ -42,5 +43,11 @@ func DecideReverseUsage(l *Line, c ReverseUsage, original UsageDebited, now time
 	}
 	events := []Event{UsageReversed{UsageID: c.UsageID, Amount: original.Amount, Returned: returned,
 		OccurredAt: original.OccurredAt, Dimensions: original.Dimensions, Reason: c.Reason}}
-	return append(events, forfeits(l, returned, "reverse:"+c.UsageID, now)...), nil
+	events = append(events, forfeits(l, returned, "reverse:"+c.UsageID, now)...)
+	// The credits given back must leave the balance within LineTotalMax,
+	// as every other write's do (the usage id is the request's path).
+	if err := checkTotals(l, events, "path.usage_id"); err != nil {
+		return nil, err
+	}
+	return events, nil
 }

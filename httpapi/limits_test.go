@@ -80,3 +80,19 @@ func TestEveryLimitIsA4xx(t *testing.T) {
 		})
 	}
 }
+
+// A reversal and a capture are refused, as a 4xx naming what is wrong,
+// where they would take a line's balance or used total past
+// domain.LineTotalMax; below it they are taken.
+func TestReversalAndCapturePastTheLineTotalsAre4xx(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	_, key := s.Tenant("acme")
+	s.Must(http.StatusCreated, http.MethodPost, "/v1/grants", key, map[string]any{"grant_id": "g", "amount": "999999999999"})
+	s.Must(http.StatusOK, http.MethodPost, "/v1/usage", key, map[string]any{"events": []any{map[string]any{"id": "u", "amount": "999999999999"}}})
+	s.Must(http.StatusCreated, http.MethodPost, "/v1/adjustments", key, map[string]any{"adjustment_id": "a", "amount": "999999999999", "reason": "top-up"})
+	s.Must(http.StatusCreated, http.MethodPost, "/v1/reservations", key, map[string]any{"reservation_id": "r", "amount": "3", "ttl_seconds": 600})
+	fetch(t, s, http.MethodPost, "/v1/reservations/r/capture", key, map[string]any{}).problem(t, http.StatusBadRequest, "body.amount")
+	fetch(t, s, http.MethodPost, "/v1/usage/u/reverse", key, map[string]any{"reason": "refund"}).problem(t, http.StatusBadRequest, "path.usage_id")
+	fetch(t, s, http.MethodPost, "/v1/reservations/r/capture", key, map[string]any{"amount": "1"}).want(t, http.StatusOK)
+}

@@ -853,6 +853,11 @@ func (m *Model) capture(op Op, now time.Time) Answer {
 		}
 		w.add(fact{kind: factCapture, id: op.ID, amount: amount, parts: spent})
 		w.forfeit(rest)
+		// The captured amount moves into the used total, bounded as
+		// every total is.
+		if overLimit(w.view()) {
+			return refused(invalid("amount")), w
+		}
 		a := accepted()
 		a.Amount, a.Released, a.Parts = amount, h.amount.Sub(amount), grantParts(spent)
 		return a, w
@@ -1045,6 +1050,10 @@ func (m *Model) reverse(op Op, now time.Time) Answer {
 		// What returns to a grant that is expired at now, or voided, goes
 		// at once.
 		w.forfeit(debit.parts)
+		// The credits given back must leave the balance within the limit.
+		if overLimit(w.view()) {
+			return refused(invalid("path.usage_id")), w
+		}
 		a := accepted()
 		a.Parts = grantParts(debit.parts)
 		return a, w

@@ -190,6 +190,26 @@ func TestModelRefusesAWritePastTheTotalsLimit(t *testing.T) {
 	s.totals("1000000000000", "0", "0", "0", "0", "1000000000000")
 }
 
+func TestModelRefusesACapturePastTheUsedLimit(t *testing.T) {
+	s := newScenario(t)
+	s.want(grantOp("g1", "999999999999", nil), StatusAccepted, "")
+	s.want(usageOp("u1", "999999999999"), StatusAccepted, "")
+	s.want(Op{Kind: OpAdjust, Line: defaultLine, ID: "a1", Amount: d("999999999999"), Reason: "top-up"}, StatusAccepted, "")
+	s.want(Op{Kind: OpReserve, Line: defaultLine, ID: "r1", Amount: d("3"), TTL: time.Hour}, StatusAccepted, "")
+	s.want(Op{Kind: OpCapture, Line: defaultLine, ID: "r1"}, StatusRefused, invalid("amount"))
+	one := d("1")
+	s.want(Op{Kind: OpCapture, Line: defaultLine, ID: "r1", CaptureAmount: &one}, StatusAccepted, "")
+}
+
+func TestModelRefusesAReversalPastTheBalanceLimit(t *testing.T) {
+	s := newScenario(t)
+	s.want(grantOp("g1", "100", nil), StatusAccepted, "")
+	s.want(usageOp("u1", "100"), StatusAccepted, "")
+	s.want(Op{Kind: OpAdjust, Line: defaultLine, ID: "a1", Amount: d("999999999999"), Reason: "top-up"}, StatusAccepted, "")
+	s.want(Op{Kind: OpAdjust, Line: defaultLine, ID: "a2", Amount: d("1"), Reason: "top-up"}, StatusAccepted, "")
+	s.want(Op{Kind: OpReverse, ID: "u1", Reason: "refund"}, StatusRefused, invalid("path.usage_id"))
+}
+
 func TestModelReversalAfterExpiryExpires(t *testing.T) {
 	s := newScenario(t)
 	s.want(grantOp("g1", "100", ptr(s.now.Add(time.Hour))), StatusAccepted, "")

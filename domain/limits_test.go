@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // A capture moves a hold from the reserved total into the used total; the
@@ -46,4 +47,26 @@ func TestReversalKeepsBalanceWithinLineTotalMax(t *testing.T) {
 	apply(t, l, must(t)(DecideAdjust(l, Adjust{AdjustmentID: "a2", Amount: d("-100"), Reason: "x"}, t0))...)
 	apply(t, l, must(t)(DecideReverseUsage(l, ReverseUsage{UsageID: "u", Reason: "oops"}, u[0].(UsageDebited), t0))...)
 	wantDec(t, "balance", l.Balance(), "1000000000000")
+}
+
+// A subscription that started in the past allocates from the period
+// holding its creation; when the totals limit refuses that first
+// allocation, it ends there, and the periods before it, which ended
+// before the subscription existed, are never allocated afterwards.
+func TestSubscriptionRefusedAtItsStartAllocatesNoPastPeriod(t *testing.T) {
+	l := lineWith(t)
+	apply(t, l, must(t)(DecideAdjust(l, Adjust{AdjustmentID: "a", Amount: d("999999999999"), Reason: "x"}, t0))...)
+	start := t0.AddDate(0, -3, 0)
+	apply(t, l, must(t)(DecideStartSubscription(l, StartSubscription{SubscriptionID: "s", CreditsPerPeriod: d("10"), Period: PeriodMonthly, StartsAt: start}, t0))...)
+	wantDec(t, "granted after the start", l.Granted, "0")
+	// The balance falls below the limit; nothing becomes due.
+	apply(t, l, must(t)(DecideUsage(l, RecordUsage{UsageID: "u", Amount: d("1000")}, t0))...)
+	for _, at := range []time.Time{t0.Add(time.Second), t0.AddDate(0, 2, 0)} {
+		if due := DecideDue(l, at); len(due) != 0 {
+			t.Fatalf("due at %s: %+v, want nothing", at, due)
+		}
+	}
+	if next, ok := l.NextDue(); ok && l.Subscriptions["s"].Granted < 3 {
+		t.Errorf("next due %s with %d periods allocated", next, l.Subscriptions["s"].Granted)
+	}
 }

@@ -443,6 +443,17 @@ func (l *Line) Apply(e Event) {
 		s := l.Subscriptions[e.SubscriptionID]
 		ends := e.EndsAt
 		s.CancelAt = &ends
+		// A subscription canceled with nothing allocated allocates
+		// nothing. Due work runs before any write is decided, so a cancel
+		// finds every period started by then allocated; nothing is, only
+		// when the first allocation, the period holding the creation
+		// (those before it are never allocated), was refused by the
+		// totals limit, which ended the subscription at that period's
+		// start. SubscriptionStarted does not record that period: without
+		// this, the periods before it counted as due.
+		if s.Granted == 0 {
+			s.Granted = max(s.PeriodAt(ends), 0)
+		}
 		l.Subscriptions[e.SubscriptionID] = s
 	default:
 		panic(fmt.Sprintf("line cannot apply %T", e))

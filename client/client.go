@@ -12,6 +12,7 @@ package client
 import (
 	"bytes"
 	"context"
+	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -160,6 +161,7 @@ func (c *call) finish(index int, r Result, err error) {
 // Client batches and sends usage events. It is safe for concurrent use.
 type Client struct {
 	cfg    Config
+	msgKey [16]byte // the random part of its work-stream message ids (sendNATS)
 	send   func(ctx context.Context, batch []item) ([]Result, error)
 	queue  chan item
 	slots  chan struct{}
@@ -191,6 +193,9 @@ func New(cfg Config) (*Client, error) {
 		cfg.RetryBackoff = retryBackoffDefault
 	}
 	c := &Client{cfg: cfg, queue: make(chan item, cfg.QueueSize), slots: make(chan struct{}, cfg.Inflight)}
+	if _, err := cryptorand.Read(c.msgKey[:]); err != nil {
+		return nil, err
+	}
 	switch {
 	case cfg.HTTPURL != "" && cfg.NATS == nil:
 		if cfg.APIKey == "" {
@@ -395,11 +400,17 @@ func (c *Client) sendNATSRequest(ctx context.Context, batch []item) ([]Result, e
 }
 
 // sendNATS publishes the batch as one message to the tenant's usage
-// subject. The message id is a hash of the event ids, so a resend within
-// the stream's dedupe window is dropped there, and creditd dedupes by
-// event id anyway.
+// subject. The message id is a hash of the client's own random key and the
+// event ids, so a retry of the batch within the stream's dedupe window is
+// dropped there (creditd dedupes by event id anyway). The work stream
+// dedupes ids across every tenant's subject: an id made of the event ids
+// alone dropped another tenant's batch of the same ids, acknowledged as a
+// duplicate and never recorded, and a producer that guessed a batch's ids
+// could have sent that id first. The key makes the id unguessable and the
+// client's own.
 func (c *Client) sendNATS(ctx context.Context, js jetstream.JetStream, batch []item) ([]Result, error) {
 	hash := sha256.New()
+	hash.Write(c.msgKey[:])
 	for _, it := range batch {
 		hash.Write([]byte(it.id))
 		hash.Write([]byte{0})

@@ -195,3 +195,35 @@ func TestClientOverNATS(t *testing.T) {
 		t.Fatalf("used %s after the resend, want 60", got)
 	}
 }
+
+// The work stream dedupes Nats-Msg-Id across all its subjects, every
+// tenant's: two tenants' batches of the same event ids (ids are a tenant's
+// own) must not share a message id, or the second is acknowledged as a
+// duplicate and never recorded.
+func TestClientOverNATSTenantsWithTheSameIDs(t *testing.T) {
+	t.Parallel()
+	s := stack.Start(t)
+	var keys []string
+	for _, name := range []string{"acme", "globex"} {
+		tenant, key := s.Tenant(name)
+		s.Must(http.StatusCreated, http.MethodPost, "/v1/grants", key, map[string]any{"amount": "100"})
+		c, err := client.New(client.Config{NATS: s.NATS.Conn, TenantID: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Record(context.Background(), event("evt-1", "3")); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for _, key := range keys {
+		for used(t, s, key) != "3" {
+			if time.Now().After(deadline) {
+				t.Fatalf("used %s, want 3: an acknowledged batch was dropped as another tenant's duplicate", used(t, s, key))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}

@@ -90,12 +90,20 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 // the read models' ranges start at the Unix epoch.
 var timeFloor = time.Unix(0, 0).UTC()
 
+// timeCeiling is the latest: RFC 3339 has four-digit years, and a time
+// sent with an offset (9999-12-31T23:30:00-01:00) can fall in year 10000
+// in UTC, which the log's encoding cannot write: the commit it joined
+// failed, with every other write in it.
+var timeCeiling = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+
 func (t Timestamp) check(v *fieldCheck, location string) {
 	switch {
 	case t.invalid != "":
 		v.add(location, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z", t.invalid)
 	case t.Set && t.Value.Before(timeFloor):
 		v.add(location, "must be 1970-01-01T00:00:00Z or later (omit it or send null to leave it unset)", t.Value.Format(time.RFC3339Nano))
+	case t.Set && t.Value.After(timeCeiling):
+		v.add(location, "must be 9999-12-31T23:59:59Z (UTC) or earlier", t.Value.UTC().Format(time.RFC3339Nano))
 	}
 }
 

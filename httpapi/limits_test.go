@@ -58,6 +58,8 @@ func TestEveryLimitIsA4xx(t *testing.T) {
 		{"a_quantity_of_10_to_the_12", "POST", "/v1/usage", map[string]any{"events": []any{map[string]any{"id": "q", "amount": "1", "quantity": "1e12"}}}, 400, "body.events[0].quantity"},
 		{"a_ttl_over_7_days", "POST", "/v1/reservations", map[string]any{"amount": "1", "ttl_seconds": 604801}, 400, "body.ttl_seconds"},
 		{"a_page_over_100", "GET", "/v1/ledger?limit=101", nil, 400, "query.limit"},
+		{"a_timestamp_in_year_10000_utc", "POST", "/v1/usage", map[string]any{"events": []any{map[string]any{"id": "far", "amount": "1", "timestamp": "9999-12-31T23:30:00-01:00"}}}, 400, "body.events[0].timestamp"},
+		{"an_expiry_in_year_10000_utc", "POST", "/v1/grants", map[string]any{"amount": "1", "expires_at": "9999-12-31T23:30:00-01:00"}, 400, "body.expires_at"},
 		{"an_offset_over_100000", "GET", "/v1/ledger?offset=100001", nil, 400, "query.offset"},
 		{"a_range_over_1830_days", "GET", "/v1/usage?from=2020-01-01&to=2025-01-05", nil, 400, "query.to"},
 		{"group_by_over_4_dimensions", "GET", "/v1/usage?group_by=module,service,user_id,endpoint,success", nil, 400, "query.group_by"},

@@ -215,3 +215,23 @@ func TestNATSIngestion(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// A timestamp whose UTC year is past 9999 (9999-12-31T23:30:00-01:00) has
+// no RFC 3339 form to store: it is an invalid event, dead-lettered at once,
+// and the writes of the commit it would have joined go on. It made every
+// commit it joined fail to encode, other tenants' writes with it, for five
+// deliveries.
+func TestATimestampPastYear9999IsInvalid(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	tenant := e.tenant(t, "100")
+	subject := fmt.Sprintf("%s%d", ingest.SubjectPrefix, tenant)
+	payload := []byte(`{"id":"far","amount":"1","timestamp":"9999-12-31T23:30:00-01:00"}`)
+	e.publish(t, subject, payload)
+	e.publish(t, subject, map[string]any{"id": "near", "amount": "2"})
+	eventually(t, "the far event dead-lettered", func() bool { return e.deadLetters(t)[string(payload)] != "" })
+	if reason := e.deadLetters(t)[string(payload)]; !contains(reason, "invalid event") || !contains(reason, "timestamp") {
+		t.Errorf("dead letter reason %q, want an invalid event naming its timestamp", reason)
+	}
+	eventually(t, "2 credits used", func() bool { return e.used(t, tenant).Equal(decimal.RequireFromString("2")) })
+}
